@@ -1,0 +1,60 @@
+//! The event vocabulary: everything the calendar records in its log.
+//!
+//! Events are encoded with [`crate::log::codec`] (CBOR today) and stored as opaque payloads; the log
+//! itself never looks inside them. Adding a field is a compatible change only when it is optional
+//! (`#[serde(default)]`); anything else needs a new variant.
+use serde::{Deserialize, Serialize};
+
+/// Length in bytes of the per-digest nonce the calendar appends before hashing.
+pub const NONCE_LEN: usize = 16;
+
+/// One thing that happened to the calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A client's digest was accepted into the round that follows it in the same record.
+    DigestSubmitted {
+        #[serde(with = "serde_bytes")]
+        digest: Vec<u8>,
+        nonce: [u8; NONCE_LEN],
+    },
+    /// A round was sealed: the `digests` DigestSubmitted events just before it are its leaves.
+    RoundSealed {
+        round: u64,
+        /// Unix time in seconds, prepended to the Merkle root as 4 big-endian bytes.
+        time: u32,
+        root: [u8; 32],
+        mac: [u8; 8],
+        /// `time || root || mac`: the message the pending attestation is made on.
+        #[serde(with = "serde_bytes")]
+        commitment: Vec<u8>,
+        digests: u32,
+    },
+    /// A stamping transaction was handed to Bitcoin Core.
+    TxBroadcast {
+        txid: [u8; 32],
+        #[serde(with = "serde_bytes")]
+        raw_tx: Vec<u8>,
+        /// The Merkle tip committed in the OP_RETURN output.
+        tip: [u8; 32],
+        /// Rounds covered by the tip: `first_round..=last_round`.
+        first_round: u64,
+        last_round: u64,
+        fee_sat: u64,
+        feerate_sat_per_kvb: u64,
+        /// The txid this transaction replaces (replace-by-fee), if any.
+        replaces: Option<[u8; 32]>,
+    },
+    /// A stamping transaction was seen in a block.
+    TxConfirmed {
+        txid: [u8; 32],
+        block_hash: [u8; 32],
+        height: u32,
+        /// Position of the transaction in the block and the block's txids needed for the path.
+        #[serde(with = "serde_bytes")]
+        merkle_path: Vec<u8>,
+    },
+    /// A new best block was observed.
+    BlockSeen { height: u32, hash: [u8; 32] },
+    /// Blocks above `fork_height` were disconnected; confirmations in them are undone.
+    Reorg { fork_height: u32, old_tip: [u8; 32], new_tip: [u8; 32] },
+}

@@ -1,0 +1,20 @@
+//! otsd: an OpenTimestamps calendar server on an append-only event log.
+//!
+//! # Layout
+//!
+//! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
+//!   stores opaque event payloads and knows nothing of what they mean. Its format is specified in
+//!   `log-format/README.md`.
+//! - [`events`]: the event vocabulary (what the calendar writes to the log) and its encoding through
+//!   [`log::codec`].
+//! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps), the Merkle tree
+//!   and the commitment MAC of the Python calendar. Imports nothing else of ours.
+//! - [`calendar`]: the calendar directory (`uri`, `donation_addr`, `hmac-key`) and key derivation.
+//! - [`aggregator`]: turns submitted digests into rounds (group commits) and answers them after fsync.
+//! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block.
+//! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
+#![deny(unsafe_code)]
+
+pub mod events;
+pub mod log;
+pub mod ots;

@@ -1,0 +1,21 @@
+//! The one place that knows how event payloads are encoded (CBOR through `serde_cbor` today).
+//!
+//! `serde_cbor` is unmaintained; every caller goes through [`encode`] and [`decode`], so swapping the
+//! codec touches this file only. Structs are written "packed" (fields by index, not by name), which
+//! keeps a `DigestSubmitted` small; field order is therefore part of the format.
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A payload could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("codec: {0}")]
+pub struct CodecError(String);
+
+/// Encodes a value as packed CBOR.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    serde_cbor::ser::to_vec_packed(value).map_err(|e| CodecError(e.to_string()))
+}
+
+/// Decodes packed CBOR written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    serde_cbor::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
+}

@@ -26,8 +26,9 @@ if ((${#need_pkgs[@]})); then
   say "installing build dependencies: ${need_pkgs[*]}"
   sudo_cmd=""
   [[ $(id -u) -eq 0 ]] || sudo_cmd=sudo
-  $sudo_cmd apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >&2
+  $sudo_cmd apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y "${need_pkgs[@]}" >&2
 fi
 
 work=$(mktemp -d)

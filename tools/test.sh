@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (README.md, .ci/run). Works on a fresh Debian machine:
+#   1. builds (once, cached by version) bitcoind + bitcoin-cli from the Bitcoin Core source in the
+#      crates.io package libbitcoinkernel-sys, for the tests that run a real regtest node;
+#   2. installs the real OpenTimestamps clients (PyPI opentimestamps-client and opentimestamps,
+#      npm javascript-opentimestamps) into a cache;
+#   3. runs the whole Rust test suite, which drives those clients and that node.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin_dir=$(tools/build-bitcoind.sh)
+export BITCOIND="$bin_dir/bitcoind" BITCOIN_CLI="$bin_dir/bitcoin-cli"
+eval "$(tools/setup-clients.sh)"
+export OTS_BIN OTS_PYTHON OTS_JS_DIR
+
+cargo test --locked "$@"

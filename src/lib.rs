@@ -15,6 +15,7 @@
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
 #![deny(unsafe_code)]
 
+pub mod calendar;
 pub mod events;
 pub mod log;
 pub mod ots;

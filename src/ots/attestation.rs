@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn ordering_follows_python() {
-        let mut v = vec![
+        let mut v = [
             Attestation::pending("b").unwrap(),
             Attestation::Bitcoin { height: 300 },
             Attestation::pending("a").unwrap(),

@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn ordering_is_tag_then_argument() {
-        let mut ops = vec![
+        let mut ops = [
             Op::Prepend(vec![0]),
             Op::Append(vec![2]),
             Op::Sha256,

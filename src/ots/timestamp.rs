@@ -11,6 +11,10 @@
 //! attestations merge, operations may come in any order), so re-encoding is canonical rather than
 //! a copy of the input. Encoding does not check depth; callers building trees deeper than
 //! [`MAX_DEPTH`] produce proofs python cannot read.
+//!
+//! Memory: one input byte can add one node whose message is up to 4096 bytes (e.g. `reverse` of a
+//! long message), so a decoded tree may take up to ~4096 times its input size, as in python.
+//! Callers that read untrusted proofs must bound the input length.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,1 +1,41 @@
+//! The event log: segmented, append-only, CRC-checked, hash-chained and HMAC-chained.
+//!
+//! The format is specified in `log-format/README.md`; this module mirrors it. The log stores opaque
+//! events (byte strings) in batches; one batch is one record, one group commit writes many records
+//! with one write and one `fdatasync`.
+//!
+//! - [`record`]: record framing (named offsets), encoding and CRC-checked parsing.
+//! - [`segment`]: segment names, header, seal payload, and the per-segment [`segment::Verifier`].
+//! - [`chain`]: [`LogKey`] and the public hash / HMAC tag chain step.
+//! - [`scan`]: walking a segment and deciding torn tail versus damage.
+//! - [`writer`]: the single [`Writer`]; [`handle`]: [`WriterHandle`], the writer on its own thread.
+//! - [`recovery`]: what opening for writing repairs ([`Recovery`]).
+//! - [`reader`]: [`Reader`] (whole-log verification and iteration) and [`Tail`] (following).
+//! - [`storage`]: the writer's I/O traits, the real [`FsStorage`] and the test [`FaultStorage`].
+//! - [`mmap`]: read-only maps of sealed segments, the one module with `unsafe`.
+//! - [`codec`]: how callers encode events (the log itself never looks inside them).
+//!
+//! Guarantees: a batch acknowledged by [`Writer::append_batches`] or [`WriterHandle::submit`] is
+//! durable and survives a crash intact; a failed write or sync poisons the writer; damage is never
+//! skipped: it is an error naming segment and offset, except a torn tail of the active segment,
+//! which opening for writing truncates (logged).
+pub mod chain;
 pub mod codec;
+pub mod error;
+pub mod handle;
+pub mod mmap;
+pub mod reader;
+pub mod record;
+pub mod recovery;
+pub mod scan;
+pub mod segment;
+pub mod storage;
+pub mod writer;
+
+pub use chain::{ChainState, Head, LogKey};
+pub use error::{Corruption, LogError};
+pub use handle::{Ack, WriterHandle};
+pub use reader::{Reader, Tail};
+pub use recovery::Recovery;
+pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile};
+pub use writer::{SeqRange, Writer, WriterOptions};

@@ -1,0 +1,240 @@
+//! Reading and verifying the log: [`Reader`] for whole-log iteration (sealed segments through
+//! `mmap`, the active one through `pread`), [`Tail`] for following the active segment as it grows.
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::chain::{Head, LogKey};
+use super::error::{io_at, Corruption, LogError};
+use super::mmap::Mapped;
+use super::record::{self, Record};
+use super::scan::{FileSource, SegmentScan, Source, Stop};
+use super::segment::{segment_name, segments_in};
+
+/// Reads a log directory; every call sees the segments present at that moment.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    dir: PathBuf,
+    key: Option<LogKey>,
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_at("list", dir))? {
+        let entry = entry.map_err(io_at("list", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    segments_in(dir, &names)
+}
+
+/// Delivers the events of a batch record with sequence number `>= from`.
+fn deliver(rec: &Record<'_>, from: u64, f: &mut impl FnMut(u64, &[u8])) {
+    if rec.first_seq + u64::from(rec.count) <= from {
+        return;
+    }
+    record::for_each_event(rec.payload, rec.count, |k, ev| {
+        let seq = rec.first_seq + u64::from(k);
+        if seq >= from {
+            f(seq, ev);
+        }
+    });
+}
+
+impl Reader {
+    /// `key`: `Some` also verifies the HMAC chain; `None` verifies the public hash chain and CRCs.
+    pub fn open(dir: &Path, key: Option<LogKey>) -> Result<Reader, LogError> {
+        list_segments(dir)?;
+        Ok(Reader {
+            dir: dir.to_path_buf(),
+            key,
+        })
+    }
+
+    /// Calls `f(seq, event)` for every event with `seq >= from`, in order, verifying CRCs, chains
+    /// and seals of every segment from the one holding `from` on. Returns the next sequence number.
+    ///
+    /// The chain values carried in the header of the first segment read are trusted; start at 0 to
+    /// verify the whole log.
+    pub fn for_each_from(&self, from: u64, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LogError> {
+        Ok(self.walk(from, &mut f)?.next_seq)
+    }
+
+    /// Verifies the whole log from its first record; returns its head.
+    pub fn verify(&self) -> Result<Head, LogError> {
+        self.walk(0, &mut |_, _| {})
+    }
+
+    /// The head of the log, verifying only the last segment (trusting its header's carried values).
+    pub fn head(&self) -> Result<Head, LogError> {
+        self.walk(u64::MAX, &mut |_, _| {})
+    }
+
+    /// A follower of the log from sequence number `from`.
+    pub fn tail(&self, from: u64) -> Tail {
+        Tail {
+            dir: self.dir.clone(),
+            key: self.key.clone(),
+            from,
+            pos: None,
+        }
+    }
+
+    fn walk(&self, from: u64, f: &mut impl FnMut(u64, &[u8])) -> Result<Head, LogError> {
+        let segs = list_segments(&self.dir)?;
+        let Some(start) = segs
+            .iter()
+            .rposition(|&s| s <= from)
+            .or((!segs.is_empty()).then_some(0))
+        else {
+            return Ok(Head {
+                next_seq: 0,
+                chain: super::chain::ChainState::GENESIS,
+            });
+        };
+        let mut prev: Option<SegmentScan> = None;
+        for (i, &first_seq) in segs.iter().enumerate().skip(start) {
+            let is_last = i + 1 == segs.len();
+            let scan = self.read_segment(first_seq, is_last, prev.as_ref(), from, f)?;
+            prev = Some(scan);
+        }
+        let v = prev.map(|s| s.verifier).ok_or(LogError::Closed)?;
+        Ok(Head {
+            next_seq: v.next_seq,
+            chain: v.chain,
+        })
+    }
+
+    fn read_segment(
+        &self,
+        first_seq: u64,
+        is_last: bool,
+        prev: Option<&SegmentScan>,
+        from: u64,
+        f: &mut impl FnMut(u64, &[u8]),
+    ) -> Result<SegmentScan, LogError> {
+        let path = self.dir.join(segment_name(first_seq));
+        if is_last {
+            let file = File::open(&path).map_err(io_at("open", &path))?;
+            let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
+            return self.scan(&mut src, &path, first_seq, true, prev, from, f);
+        }
+        let map = Mapped::sealed(&path)?;
+        let mut src: &[u8] = &map;
+        self.scan(&mut src, &path, first_seq, false, prev, from, f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan<S: Source>(
+        &self,
+        src: &mut S,
+        path: &Path,
+        first_seq: u64,
+        active: bool,
+        prev: Option<&SegmentScan>,
+        from: u64,
+        f: &mut impl FnMut(u64, &[u8]),
+    ) -> Result<SegmentScan, LogError> {
+        let (mut scan, header) =
+            SegmentScan::start(src, path, first_seq, self.key.clone(), active)?;
+        if let Some(prev) = prev {
+            prev.verifier.check_continues(&header, path)?;
+        }
+        let stop = scan.run(src, |rec| deliver(rec, from, f))?;
+        if !active && !matches!(stop, Stop::Sealed { .. }) {
+            return Err(LogError::corrupt(
+                path,
+                stop.offset(),
+                Corruption::MissingSeal,
+            ));
+        }
+        Ok(scan)
+    }
+}
+
+/// Follows the log as the writer appends: each [`Tail::poll`] delivers the events written since.
+#[derive(Debug)]
+pub struct Tail {
+    dir: PathBuf,
+    key: Option<LogKey>,
+    from: u64,
+    pos: Option<(FileSource, SegmentScan)>,
+}
+
+impl Tail {
+    /// Delivers every new event with `seq >= from` (verified) to `f`; returns how many.
+    /// An incomplete record at the end of the active segment is left for a later poll.
+    pub fn poll(&mut self, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LogError> {
+        let mut delivered = 0u64;
+        let mut count = |seq: u64, ev: &[u8]| {
+            delivered += 1;
+            f(seq, ev)
+        };
+        if self.pos.is_none() && !self.open_first()? {
+            return Ok(0);
+        }
+        loop {
+            let Some((src, scan)) = self.pos.as_mut() else {
+                return Ok(delivered);
+            };
+            src.refresh().map_err(io_at("stat", &scan.verifier.path))?;
+            let from = self.from;
+            let stop = scan.run(src, |rec| deliver(rec, from, &mut count))?;
+            self.from = self.from.max(scan.verifier.next_seq);
+            if !matches!(stop, Stop::Sealed { .. }) || !self.open_next()? {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    /// The sequence number of the next event the tail will deliver.
+    pub fn next_seq(&self) -> u64 {
+        self.from
+    }
+
+    fn open_first(&mut self) -> Result<bool, LogError> {
+        let segs = list_segments(&self.dir)?;
+        let Some(&first_seq) = segs
+            .iter()
+            .rev()
+            .find(|&&s| s <= self.from)
+            .or(segs.first())
+        else {
+            return Ok(false);
+        };
+        self.pos = Some(self.open_segment(first_seq)?);
+        Ok(true)
+    }
+
+    /// After a seal: moves to the next segment if the writer has created it yet.
+    fn open_next(&mut self) -> Result<bool, LogError> {
+        let Some((_, scan)) = &self.pos else {
+            return Ok(false);
+        };
+        let next_seq = scan.verifier.next_seq;
+        if !self.dir.join(segment_name(next_seq)).exists() {
+            return Ok(false);
+        }
+        let (src, next) = self.open_segment(next_seq)?;
+        scan.verifier
+            .check_continues(&next_header(&next), &next.verifier.path)?;
+        self.pos = Some((src, next));
+        Ok(true)
+    }
+
+    fn open_segment(&self, first_seq: u64) -> Result<(FileSource, SegmentScan), LogError> {
+        let path = self.dir.join(segment_name(first_seq));
+        let file = File::open(&path).map_err(io_at("open", &path))?;
+        let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
+        let (scan, _) = SegmentScan::start(&mut src, &path, first_seq, self.key.clone(), true)?;
+        Ok((src, scan))
+    }
+}
+
+/// The header values a fresh scan started from (its verifier has not advanced yet).
+fn next_header(scan: &SegmentScan) -> super::segment::SegmentHeader {
+    super::segment::SegmentHeader {
+        first_seq: scan.verifier.next_seq,
+        prev: scan.verifier.chain,
+    }
+}

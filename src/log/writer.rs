@@ -1,0 +1,306 @@
+//! The single writer: group commit of batches with one write and one `fdatasync`, segment roll-over,
+//! preallocation, and poisoning on any write or sync failure.
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::chain::{ChainState, Head, LogKey};
+use super::error::{io_at, LogError};
+use super::record::{self, RecordType, MAX_EVENT_LEN, MAX_RECORD_LEN};
+use super::recovery::{self, Recovery};
+use super::segment::{segment_name, Seal, SegmentHeader, HEADER_LEN, SEAL_RECORD_LEN};
+use super::storage::{write_all_at, FsStorage, Storage, StorageFile};
+
+/// Default target size of a segment.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Smallest accepted segment size.
+pub const MIN_SEGMENT_SIZE: u64 = 4096;
+
+/// Options of [`Writer::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Target size of a segment: it is sealed before a group that would make it larger is appended.
+    /// Segments are preallocated to this size.
+    pub segment_size: u64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+/// The sequence numbers a batch received: `first .. first + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    pub first: u64,
+    pub count: u32,
+}
+
+/// The segment being appended to, and the chain state after its last record.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub file: Box<dyn StorageFile>,
+    pub path: PathBuf,
+    /// Write position: the end of the last record.
+    pub offset: u64,
+    /// Bytes preallocated.
+    pub allocated: u64,
+    pub chain: ChainState,
+    pub next_seq: u64,
+    pub record_count: u64,
+    pub event_count: u64,
+    /// SHA-256 of bytes `0 .. offset`, for the seal.
+    pub sha256: Sha256,
+}
+
+/// Creates a segment through a `.tmp` file: header, preallocation, fsync, rename, directory fsync.
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    first_seq: u64,
+    prev: ChainState,
+    size: u64,
+) -> Result<Active, LogError> {
+    let name = segment_name(first_seq);
+    let tmp = format!("{name}.tmp");
+    let path = storage.path(&name);
+    let tmp_path = storage.path(&tmp);
+    let io = |op| io_at(op, &tmp_path);
+    let header = SegmentHeader { first_seq, prev }.encode();
+    let mut file = storage.create(&tmp).map_err(io("create"))?;
+    write_all_at(file.as_mut(), &header, 0).map_err(io("write"))?;
+    file.allocate(size).map_err(io("preallocate"))?;
+    file.sync_all().map_err(io("fsync"))?;
+    storage.rename(&tmp, &name).map_err(io("rename"))?;
+    storage
+        .sync_dir()
+        .map_err(|e| LogError::io("fsync directory of", &path, e))?;
+    let mut sha256 = Sha256::new();
+    sha256.update(header);
+    Ok(Active {
+        file,
+        path,
+        offset: HEADER_LEN as u64,
+        allocated: size,
+        chain: prev,
+        next_seq: first_seq,
+        record_count: 0,
+        event_count: 0,
+        sha256,
+    })
+}
+
+/// The one writer of a log directory. Not thread-safe by design; see [`super::WriterHandle`].
+#[derive(Debug)]
+pub struct Writer {
+    storage: Box<dyn Storage>,
+    key: LogKey,
+    opts: WriterOptions,
+    active: Active,
+    poisoned: bool,
+    /// The encoded group being committed.
+    buf: Vec<u8>,
+    /// The state after `buf`, applied once it is durable.
+    pending: Pending,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    chain: ChainState,
+    next_seq: u64,
+    records: u64,
+}
+
+impl Writer {
+    /// Opens (creating the directory and first segment if empty) and repairs a torn tail.
+    /// Takes an exclusive lock on the directory for the writer's lifetime.
+    pub fn open(
+        dir: &Path,
+        key: LogKey,
+        opts: WriterOptions,
+    ) -> Result<(Writer, Recovery), LogError> {
+        let storage = FsStorage::new_locked(dir)?;
+        Writer::open_with(Box::new(storage), key, opts)
+    }
+
+    /// Like [`Writer::open`], on any storage (e.g. [`super::FaultStorage`] in tests).
+    pub fn open_with(
+        storage: Box<dyn Storage>,
+        key: LogKey,
+        opts: WriterOptions,
+    ) -> Result<(Writer, Recovery), LogError> {
+        if opts.segment_size < MIN_SEGMENT_SIZE {
+            return Err(LogError::InvalidOption(
+                "segment_size below MIN_SEGMENT_SIZE",
+            ));
+        }
+        let (active, recovery) = recovery::recover(storage.as_ref(), &key, &opts)?;
+        let writer = Writer {
+            storage,
+            key,
+            opts,
+            active,
+            poisoned: false,
+            buf: Vec::new(),
+            pending: Pending::default(),
+        };
+        Ok((writer, recovery))
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.active.next_seq
+    }
+
+    /// The chain values after the last durable record.
+    pub fn head(&self) -> Head {
+        Head {
+            next_seq: self.active.next_seq,
+            chain: self.active.chain,
+        }
+    }
+
+    /// True after a failed write or sync.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Appends each batch as one record; all with one write and one `fdatasync`.
+    /// Returns one [`SeqRange`] per batch, in order, once they are durable.
+    pub fn append_batches(&mut self, batches: &[Vec<Vec<u8>>]) -> Result<Vec<SeqRange>, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let size = batches
+            .iter()
+            .map(|b| validate_batch(b))
+            .sum::<Result<u64, _>>()?;
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.active.record_count > 0
+            && self.active.offset + size + SEAL_RECORD_LEN as u64 > self.opts.segment_size
+        {
+            self.poison_on_err(Writer::roll)?;
+        }
+        self.ensure_allocated(size)?;
+        let ranges = self.encode(batches);
+        self.poison_on_err(Writer::commit_buf)?;
+        Ok(ranges)
+    }
+
+    fn poison_on_err(
+        &mut self,
+        op: fn(&mut Writer) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let result = op(self);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "log writer poisoned");
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn ensure_allocated(&mut self, size: u64) -> Result<(), LogError> {
+        let need = self.active.offset + size + SEAL_RECORD_LEN as u64;
+        if need > self.active.allocated {
+            let len = need.max(self.opts.segment_size);
+            let a = &mut self.active;
+            a.file
+                .allocate(len)
+                .map_err(io_at("preallocate", &a.path))?;
+            self.active.allocated = len;
+        }
+        Ok(())
+    }
+
+    /// Encodes the batches into `self.buf`, advancing sequence numbers and chain in `self.active`
+    /// only in a copy; [`Writer::commit_buf`] makes them real.
+    fn encode(&mut self, batches: &[Vec<Vec<u8>>]) -> Vec<SeqRange> {
+        self.buf.clear();
+        let mut chain = self.active.chain;
+        let mut seq = self.active.next_seq;
+        let mut ranges = Vec::with_capacity(batches.len());
+        for batch in batches {
+            record::encode_batch(&mut self.buf, seq, batch, &mut chain, &self.key);
+            let count = batch.len() as u32;
+            ranges.push(SeqRange { first: seq, count });
+            seq += u64::from(count);
+        }
+        self.pending = Pending {
+            chain,
+            next_seq: seq,
+            records: batches.len() as u64,
+        };
+        ranges
+    }
+
+    /// Writes `self.buf` at the end of the active segment and syncs it; then advances the state.
+    fn commit_buf(&mut self) -> Result<(), LogError> {
+        let a = &mut self.active;
+        write_all_at(a.file.as_mut(), &self.buf, a.offset).map_err(io_at("write", &a.path))?;
+        a.file.sync_data().map_err(io_at("fdatasync", &a.path))?;
+        a.offset += self.buf.len() as u64;
+        a.sha256.update(&self.buf);
+        a.event_count += self.pending.next_seq - a.next_seq;
+        a.record_count += self.pending.records;
+        a.chain = self.pending.chain;
+        a.next_seq = self.pending.next_seq;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts the next one.
+    fn roll(&mut self) -> Result<(), LogError> {
+        let a = &mut self.active;
+        let seal = Seal {
+            record_count: a.record_count,
+            event_count: a.event_count,
+            last: a.chain,
+            segment_sha256: a.sha256.clone().finalize().into(),
+        };
+        let mut chain = a.chain;
+        self.buf.clear();
+        let payload = |out: &mut Vec<u8>| seal.encode_into(out);
+        record::encode(
+            &mut self.buf,
+            RecordType::Seal,
+            a.next_seq,
+            0,
+            payload,
+            &mut chain,
+            &self.key,
+        );
+        write_all_at(a.file.as_mut(), &self.buf, a.offset).map_err(io_at("write", &a.path))?;
+        let end = a.offset + self.buf.len() as u64;
+        a.file.set_len(end).map_err(io_at("truncate", &a.path))?;
+        a.file.sync_all().map_err(io_at("fsync", &a.path))?;
+        let next = a.next_seq;
+        self.active = create_segment(self.storage.as_ref(), next, chain, self.opts.segment_size)?;
+        Ok(())
+    }
+}
+
+/// Checks a batch against the format's limits; returns its encoded length.
+pub(crate) fn validate_batch(batch: &[Vec<u8>]) -> Result<u64, LogError> {
+    if batch.is_empty() {
+        return Err(LogError::EmptyBatch);
+    }
+    if let Some(e) = batch.iter().find(|e| e.len() > MAX_EVENT_LEN) {
+        return Err(too_large("event", e.len(), MAX_EVENT_LEN));
+    }
+    let len = record::batch_len(batch);
+    if len > MAX_RECORD_LEN || batch.len() > u32::MAX as usize {
+        return Err(too_large("batch", len, MAX_RECORD_LEN));
+    }
+    Ok(len as u64)
+}
+
+fn too_large(what: &'static str, len: usize, max: usize) -> LogError {
+    LogError::TooLarge {
+        what,
+        len: len as u64,
+        max: max as u64,
+    }
+}

@@ -19,7 +19,7 @@ pub struct Recovery {
     pub segment: Option<PathBuf>,
     /// The end of the last valid record in it.
     pub offset: u64,
-    /// Non-zero bytes found after `offset` and removed (the remains of an unfinished write).
+    /// Bytes removed after `offset`, up to the last non-zero one (the remains of an unfinished write).
     pub truncated_bytes: u64,
     /// The sequence number the next event will get.
     pub next_seq: u64,

@@ -119,6 +119,17 @@ impl FaultStorage {
         Ok(())
     }
 
+    /// Names of the segment files, sorted.
+    pub fn list_segments(&self) -> Vec<String> {
+        let s = lock(&self.state);
+        s.names.keys().filter(|n| n.ends_with(".seg")).cloned().collect()
+    }
+
+    /// Renames a file (to simulate a half-done operation).
+    pub fn rename_file(&self, from: &str, to: &str) -> io::Result<()> {
+        Storage::rename(self, from, to)
+    }
+
     /// Writes the written contents of every file into the real directory `dir`.
     pub fn materialize(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;

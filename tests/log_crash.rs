@@ -32,8 +32,14 @@ fn crash_child() {
     let Ok(dir) = std::env::var(DIR_ENV) else {
         return;
     };
-    let seed: u64 = std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let opts = WriterOptions { segment_size: SEGMENT_SIZE };
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let opts = WriterOptions {
+        segment_size: SEGMENT_SIZE,
+        ..WriterOptions::default()
+    };
     let (mut w, _) = Writer::open(Path::new(&dir), key(), opts).expect("child open");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = std::io::stdout().lock();
@@ -81,17 +87,27 @@ fn run_and_kill(dir: &Path, seed: u64, delay: Duration) -> u64 {
 
 /// Checks the log holds exactly events `0..n` with the right contents, `n >= acked`; returns `n`.
 fn check_log(dir: &Path, acked: u64, round: usize) -> u64 {
-    let opts = WriterOptions { segment_size: SEGMENT_SIZE };
+    let opts = WriterOptions {
+        segment_size: SEGMENT_SIZE,
+        ..WriterOptions::default()
+    };
     let (w, recovery) = Writer::open(dir, key(), opts).expect("reopen after kill");
     let next = w.next_seq();
     drop(w);
-    assert!(next >= acked, "round {round}: acknowledged {acked} but log ends at {next} ({recovery:?})");
+    assert!(
+        next >= acked,
+        "round {round}: acknowledged {acked} but log ends at {next} ({recovery:?})"
+    );
     let mut expected = 0u64;
     let reader = Reader::open(dir, Some(key())).expect("reader");
     let end = reader
         .for_each_from(0, |seq, ev| {
             assert_eq!(seq, expected, "round {round}: sequence gap");
-            assert_eq!(ev, payload(seq).as_slice(), "round {round}: event {seq} garbled");
+            assert_eq!(
+                ev,
+                payload(seq).as_slice(),
+                "round {round}: event {seq} garbled"
+            );
             expected += 1;
         })
         .expect("verify after kill");
@@ -117,7 +133,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_event() {
         let acked = run_and_kill(dir.path(), rng.gen(), delay);
         let next = check_log(dir.path(), acked, round);
         total_acked = total_acked.max(acked);
-        assert!(next >= total_acked, "round {round}: lost acknowledged events");
+        assert!(
+            next >= total_acked,
+            "round {round}: lost acknowledged events"
+        );
     }
     assert!(total_acked > 0, "the child never acknowledged anything");
     let segments = std::fs::read_dir(dir.path()).expect("ls").count();

@@ -13,7 +13,16 @@ fn key() -> LogKey {
 }
 
 fn open_writer(dir: &Path, segment_size: u64) -> Writer {
-    Writer::open(dir, key(), WriterOptions { segment_size }).expect("open writer").0
+    Writer::open(
+        dir,
+        key(),
+        WriterOptions {
+            segment_size,
+            ..WriterOptions::default()
+        },
+    )
+    .expect("open writer")
+    .0
 }
 
 fn events(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
@@ -37,9 +46,11 @@ fn record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
 fn small_sealed_log(dir: &Path) -> PathBuf {
     let mut w = open_writer(dir, 4096);
     for i in 0..3u8 {
-        w.append_batches(&[vec![vec![i; 20], vec![i + 100; 7]]]).expect("append");
+        w.append_batches(&[vec![vec![i; 20], vec![i + 100; 7]]])
+            .expect("append");
     }
-    w.append_batches(&[vec![vec![9; 4000]]]).expect("append large");
+    w.append_batches(&[vec![vec![9; 4000]]])
+        .expect("append large");
     dir.join(segment_name(0))
 }
 
@@ -50,10 +61,17 @@ fn every_bit_flip_in_a_sealed_segment_is_detected_at_its_record() {
     let original = fs::read(&seg).expect("read segment");
     let spans = record_spans(&original);
     assert_eq!(spans.len(), 4, "three batches and the seal");
-    assert_eq!(spans.last().map(|(o, l)| o + l), Some(original.len()), "sealed and trimmed");
+    assert_eq!(
+        spans.last().map(|(o, l)| o + l),
+        Some(original.len()),
+        "sealed and trimmed"
+    );
     assert!(events(dir.path()).is_ok());
     let expected_offset = |byte: usize| -> u64 {
-        spans.iter().find(|(o, l)| (*o..o + l).contains(&byte)).map_or(0, |(o, _)| *o as u64)
+        spans
+            .iter()
+            .find(|(o, l)| (*o..o + l).contains(&byte))
+            .map_or(0, |(o, _)| *o as u64)
     };
     let mut flipped = original.clone();
     for byte in 0..original.len() {
@@ -63,9 +81,17 @@ fn every_bit_flip_in_a_sealed_segment_is_detected_at_its_record() {
             let result = events(dir.path());
             flipped[byte] ^= 1 << bit;
             match result {
-                Err(LogError::Corrupt { segment, offset, kind }) => {
+                Err(LogError::Corrupt {
+                    segment,
+                    offset,
+                    kind,
+                }) => {
                     assert_eq!(segment, seg, "byte {byte} bit {bit}");
-                    assert_eq!(offset, expected_offset(byte), "byte {byte} bit {bit}: {kind:?}");
+                    assert_eq!(
+                        offset,
+                        expected_offset(byte),
+                        "byte {byte} bit {bit}: {kind:?}"
+                    );
                 }
                 Err(LogError::UnsupportedVersion { segment, .. })
                     if (VERSION_OFFSET..VERSION_OFFSET + 2).contains(&byte) =>
@@ -93,7 +119,15 @@ fn five_batches(dir: &Path) -> (PathBuf, Vec<(usize, usize)>) {
 }
 
 fn reopen_and_count(dir: &Path) -> (otsd::log::Recovery, usize) {
-    let (w, rec) = Writer::open(dir, key(), WriterOptions { segment_size: 1 << 20 }).expect("reopen");
+    let (w, rec) = Writer::open(
+        dir,
+        key(),
+        WriterOptions {
+            segment_size: 1 << 20,
+            ..WriterOptions::default()
+        },
+    )
+    .expect("reopen");
     assert_eq!(w.next_seq(), rec.next_seq);
     drop(w);
     (rec, events(dir).expect("read after recovery").len())
@@ -110,8 +144,13 @@ fn truncated_tail_is_repaired() {
     assert_eq!((rec.offset, n, rec.next_seq), (off as u64, 12, 12));
     assert!(rec.truncated_bytes > 0);
     // The repaired log takes new appends and reads them back.
-    open_writer(dir.path(), 1 << 20).append_batches(&[vec![b"new".to_vec()]]).expect("append");
-    assert_eq!(events(dir.path()).expect("read").last(), Some(&(12, b"new".to_vec())));
+    open_writer(dir.path(), 1 << 20)
+        .append_batches(&[vec![b"new".to_vec()]])
+        .expect("append");
+    assert_eq!(
+        events(dir.path()).expect("read").last(),
+        Some(&(12, b"new".to_vec()))
+    );
 }
 
 #[test]
@@ -138,8 +177,15 @@ fn damage_inside_the_active_segment_is_an_error_not_a_truncation() {
     bytes[spans[2].0 + 30] ^= 4;
     fs::write(&seg, &bytes).expect("write");
     match Writer::open(dir.path(), key(), WriterOptions::default()) {
-        Err(LogError::Corrupt { segment, offset, kind }) => {
-            assert_eq!((segment, offset, kind), (seg, spans[2].0 as u64, Corruption::BadCrc));
+        Err(LogError::Corrupt {
+            segment,
+            offset,
+            kind,
+        }) => {
+            assert_eq!(
+                (segment, offset, kind),
+                (seg, spans[2].0 as u64, Corruption::BadCrc)
+            );
         }
         other => panic!("expected corruption error, got {other:?}"),
     }
@@ -171,14 +217,27 @@ fn forged_log_is_caught_by_hmac_only(edit: impl FnOnce(&mut Vec<Vec<u8>>), bad_o
     let dir = tempfile::tempdir().expect("tempdir");
     let (seg, spans) = five_batches(dir.path());
     let mut bytes = fs::read(&seg).expect("read");
-    let mut records: Vec<Vec<u8>> = spans.iter().map(|&(o, l)| bytes[o..o + l].to_vec()).collect();
+    let mut records: Vec<Vec<u8>> = spans
+        .iter()
+        .map(|&(o, l)| bytes[o..o + l].to_vec())
+        .collect();
     edit(&mut records);
     forge(&mut bytes, records);
     fs::write(&seg, &bytes).expect("write forged");
     let public = Reader::open(dir.path(), None).expect("open").verify();
-    assert!(public.is_ok(), "the forger recomputed the public chain: {public:?}");
-    match Reader::open(dir.path(), Some(key())).expect("open").verify() {
-        Err(LogError::Corrupt { offset, kind: Corruption::BadTag, .. }) => {
+    assert!(
+        public.is_ok(),
+        "the forger recomputed the public chain: {public:?}"
+    );
+    match Reader::open(dir.path(), Some(key()))
+        .expect("open")
+        .verify()
+    {
+        Err(LogError::Corrupt {
+            offset,
+            kind: Corruption::BadTag,
+            ..
+        }) => {
             assert_eq!(offset, bad_offset as u64)
         }
         other => panic!("HMAC chain should catch the forgery: {other:?}"),
@@ -222,7 +281,10 @@ fn newer_version_and_unknown_record_type_are_refused() {
     let mut bytes = original.clone();
     bytes[VERSION_OFFSET..VERSION_OFFSET + 2].copy_from_slice(&2u16.to_le_bytes());
     fs::write(&seg, &bytes).expect("write");
-    assert!(matches!(events(dir.path()), Err(LogError::UnsupportedVersion { found: 2, .. })));
+    assert!(matches!(
+        events(dir.path()),
+        Err(LogError::UnsupportedVersion { found: 2, .. })
+    ));
     assert!(matches!(
         Writer::open(dir.path(), key(), WriterOptions::default()),
         Err(LogError::UnsupportedVersion { found: 2, .. })
@@ -234,7 +296,11 @@ fn newer_version_and_unknown_record_type_are_refused() {
     bytes[off + len - 4..off + len].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg, &bytes).expect("write");
     match events(dir.path()) {
-        Err(LogError::UnknownRecordType { offset, record_type: 9, .. }) => {
+        Err(LogError::UnknownRecordType {
+            offset,
+            record_type: 9,
+            ..
+        }) => {
             assert_eq!(offset, off as u64)
         }
         other => panic!("unknown type not refused: {other:?}"),

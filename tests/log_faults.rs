@@ -9,7 +9,10 @@ fn key() -> LogKey {
 }
 
 fn opts() -> WriterOptions {
-    WriterOptions { segment_size: 8192 }
+    WriterOptions {
+        segment_size: 8192,
+        ..WriterOptions::default()
+    }
 }
 
 fn open(storage: &FaultStorage) -> (Writer, otsd::log::Recovery) {
@@ -33,7 +36,14 @@ fn events(storage: &FaultStorage) -> Vec<(u64, Vec<u8>)> {
 }
 
 fn expected(batches: u64) -> Vec<(u64, Vec<u8>)> {
-    (0..batches).flat_map(|i| batch(i).into_iter().enumerate().map(move |(k, e)| (2 * i + k as u64, e))).collect()
+    (0..batches)
+        .flat_map(|i| {
+            batch(i)
+                .into_iter()
+                .enumerate()
+                .map(move |(k, e)| (2 * i + k as u64, e))
+        })
+        .collect()
 }
 
 #[test]
@@ -43,12 +53,28 @@ fn failed_fsync_poisons_and_acknowledges_nothing() {
     for i in 0..100 {
         w.append_batches(&[batch(i)]).expect("append");
     }
-    storage.set_faults(Faults { fail_sync_after: Some(0), ..Faults::default() });
-    assert!(matches!(w.append_batches(&[batch(100)]), Err(LogError::Io { op: "fdatasync", .. })));
+    storage.set_faults(Faults {
+        fail_sync_after: Some(0),
+        ..Faults::default()
+    });
+    assert!(matches!(
+        w.append_batches(&[batch(100)]),
+        Err(LogError::Io {
+            op: "fdatasync",
+            ..
+        })
+    ));
     assert!(w.is_poisoned());
     let syncs = storage.sync_count();
-    assert!(matches!(w.append_batches(&[batch(101)]), Err(LogError::Poisoned)));
-    assert_eq!(storage.sync_count(), syncs, "a poisoned writer never syncs again");
+    assert!(matches!(
+        w.append_batches(&[batch(101)]),
+        Err(LogError::Poisoned)
+    ));
+    assert_eq!(
+        storage.sync_count(),
+        syncs,
+        "a poisoned writer never syncs again"
+    );
     assert_eq!(w.next_seq(), 200, "the failed batch was not acknowledged");
 
     // Power loss: only the acknowledged batches survive.
@@ -70,10 +96,19 @@ fn failed_fsync_poisons_the_writer_thread() {
     let (w, _) = open(&storage);
     let handle = WriterHandle::spawn(w, 16);
     let ack = handle.submit(batch(0)).expect("submit");
-    assert_eq!(ack.blocking_recv().expect("reply").expect("ok"), SeqRange { first: 0, count: 2 });
-    storage.set_faults(Faults { fail_sync_after: Some(0), ..Faults::default() });
+    assert_eq!(
+        ack.blocking_recv().expect("reply").expect("ok"),
+        SeqRange { first: 0, count: 2 }
+    );
+    storage.set_faults(Faults {
+        fail_sync_after: Some(0),
+        ..Faults::default()
+    });
     let failed = handle.submit(batch(1)).expect("submit");
-    assert!(failed.blocking_recv().expect("reply").is_err(), "no acknowledgement");
+    assert!(
+        failed.blocking_recv().expect("reply").is_err(),
+        "no acknowledgement"
+    );
     assert!(matches!(handle.submit(batch(2)), Err(LogError::Poisoned)));
     assert!(matches!(handle.close(), Err(LogError::Poisoned)));
     assert_eq!(events(&storage.crash()), expected(1));
@@ -84,8 +119,12 @@ fn short_writes_are_completed() {
     let storage = FaultStorage::new();
     let (mut w, _) = open(&storage);
     for i in 0..30 {
-        storage.set_faults(Faults { short_write: Some(7 + i as usize), ..Faults::default() });
-        w.append_batches(&[batch(i)]).expect("append despite short write");
+        storage.set_faults(Faults {
+            short_write: Some(7 + i as usize),
+            ..Faults::default()
+        });
+        w.append_batches(&[batch(i)])
+            .expect("append despite short write");
     }
     assert!(!w.is_poisoned());
     assert_eq!(events(&storage.crash()), expected(30));
@@ -98,15 +137,22 @@ fn write_failing_midway_poisons_and_recovery_truncates_it() {
     for i in 0..10 {
         w.append_batches(&[batch(i)]).expect("append");
     }
-    storage.set_faults(Faults { fail_write_after: Some(30), ..Faults::default() });
+    storage.set_faults(Faults {
+        fail_write_after: Some(30),
+        ..Faults::default()
+    });
     assert!(w.append_batches(&[batch(10)]).is_err());
-    assert!(matches!(w.append_batches(&[batch(10)]), Err(LogError::Poisoned)));
+    assert!(matches!(
+        w.append_batches(&[batch(10)]),
+        Err(LogError::Poisoned)
+    ));
     drop(w);
     let image = storage.crash_process();
     let (mut w2, rec) = open(&image);
     assert_eq!(rec.next_seq, 20);
     assert!((1..=30).contains(&rec.truncated_bytes), "{rec:?}");
-    w2.append_batches(&[batch(10)]).expect("append after recovery");
+    w2.append_batches(&[batch(10)])
+        .expect("append after recovery");
     assert_eq!(events(&image), expected(11));
 }
 
@@ -115,9 +161,14 @@ fn full_disk_is_a_clean_error() {
     let storage = FaultStorage::new();
     let (mut w, _) = open(&storage);
     w.append_batches(&[batch(0)]).expect("append");
-    storage.set_faults(Faults { no_space: true, ..Faults::default() });
+    storage.set_faults(Faults {
+        no_space: true,
+        ..Faults::default()
+    });
     // Larger than the preallocated segment and the first record fits: needs more space.
-    let err = w.append_batches(&[batch(1), vec![vec![0; 20_000]]]).expect_err("no space");
+    let err = w
+        .append_batches(&[batch(1), vec![vec![0; 20_000]]])
+        .expect_err("no space");
     assert!(matches!(err, LogError::Io { .. }), "{err:?}");
     assert_eq!(w.next_seq(), 2, "nothing acknowledged");
     storage.set_faults(Faults::default());
@@ -142,7 +193,9 @@ fn unfinished_segment_creation_is_removed_and_rollover_completed() {
     // A crash after sealing the active segment but before its successor was renamed into place.
     // The last batch went into the third segment, which is what gets lost.
     let last = storage.list_segments().pop().expect("segment");
-    storage.rename_file(&last, &format!("{last}.tmp")).expect("rename");
+    storage
+        .rename_file(&last, &format!("{last}.tmp"))
+        .expect("rename");
     let (w2, rec) = open(&storage);
     assert_eq!((rec.removed_tmp_files, rec.completed_rollover), (1, true));
     assert_eq!(w2.next_seq(), 2 * (n - 1));

@@ -19,7 +19,10 @@ fn read_all(dir: &Path, from: u64) -> (Vec<(u64, Vec<u8>)>, u64) {
 }
 
 fn opts(segment_size: u64) -> WriterOptions {
-    WriterOptions { segment_size }
+    WriterOptions {
+        segment_size,
+        ..WriterOptions::default()
+    }
 }
 
 /// Appends `groups` (each a list of batches), reopening the writer before each chunk of groups.
@@ -30,9 +33,17 @@ fn write_groups(dir: &Path, segment_size: u64, chunks: &[Vec<Vec<Vec<u8>>>]) -> 
         assert_eq!(rec.truncated_bytes, 0);
         assert_eq!(w.next_seq(), all.len() as u64);
         for batch in chunk {
-            let ranges = w.append_batches(std::slice::from_ref(batch)).expect("append");
+            let ranges = w
+                .append_batches(std::slice::from_ref(batch))
+                .expect("append");
             let first = all.len() as u64;
-            assert_eq!(ranges, vec![SeqRange { first, count: batch.len() as u32 }]);
+            assert_eq!(
+                ranges,
+                vec![SeqRange {
+                    first,
+                    count: batch.len() as u32
+                }]
+            );
             all.extend(batch.iter().cloned());
         }
     }
@@ -80,7 +91,11 @@ proptest! {
 fn group_of_batches_is_one_call_and_gets_consecutive_ranges() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut w, _) = Writer::open(dir.path(), key(), WriterOptions::default()).expect("open");
-    let batches = vec![vec![b"a".to_vec()], vec![b"b".to_vec(), b"c".to_vec()], vec![vec![]]];
+    let batches = vec![
+        vec![b"a".to_vec()],
+        vec![b"b".to_vec(), b"c".to_vec()],
+        vec![vec![]],
+    ];
     let ranges = w.append_batches(&batches).expect("append");
     assert_eq!(
         ranges,
@@ -94,7 +109,10 @@ fn group_of_batches_is_one_call_and_gets_consecutive_ranges() {
     assert!(w.append_batches(&[vec![]]).is_err(), "empty batch refused");
     let (read, _) = read_all(dir.path(), 0);
     let events: Vec<Vec<u8>> = read.into_iter().map(|(_, e)| e).collect();
-    assert_eq!(events, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), vec![]]);
+    assert_eq!(
+        events,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), vec![]]
+    );
 }
 
 #[test]
@@ -114,7 +132,10 @@ fn reader_with_wrong_key_fails_but_public_chain_passes() {
     let wrong = Reader::open(dir.path(), Some(LogKey::derive(b"other"))).expect("open");
     assert!(matches!(
         wrong.verify(),
-        Err(otsd::log::LogError::Corrupt { kind: otsd::log::Corruption::BadTag, .. })
+        Err(otsd::log::LogError::Corrupt {
+            kind: otsd::log::Corruption::BadTag,
+            ..
+        })
     ));
     let public = Reader::open(dir.path(), None).expect("open");
     assert_eq!(public.verify().expect("public chain").next_seq, 50);
@@ -127,11 +148,18 @@ fn tail_follows_growth_across_segments() {
     let reader = Reader::open(dir.path(), Some(key())).expect("reader");
     let mut tail = reader.tail(0);
     let mut seen = Vec::new();
-    assert_eq!(tail.poll(|s, e| seen.push((s, e.to_vec()))).expect("poll"), 0);
+    assert_eq!(
+        tail.poll(|s, e| seen.push((s, e.to_vec()))).expect("poll"),
+        0
+    );
     let mut expected = Vec::new();
     for round in 0..40u64 {
-        let batch: Vec<Vec<u8>> = (0..(round % 5 + 1)).map(|k| vec![(round + k) as u8; 150]).collect();
-        let r = w.append_batches(std::slice::from_ref(&batch)).expect("append");
+        let batch: Vec<Vec<u8>> = (0..(round % 5 + 1))
+            .map(|k| vec![(round + k) as u8; 150])
+            .collect();
+        let r = w
+            .append_batches(std::slice::from_ref(&batch))
+            .expect("append");
         for (k, e) in batch.into_iter().enumerate() {
             expected.push((r[0].first + k as u64, e));
         }
@@ -143,7 +171,10 @@ fn tail_follows_growth_across_segments() {
     tail.poll(|s, e| seen.push((s, e.to_vec()))).expect("poll");
     assert_eq!(seen, expected);
     assert_eq!(tail.next_seq(), w.next_seq());
-    assert!(std::fs::read_dir(dir.path()).expect("ls").count() > 3, "several segments");
+    assert!(
+        std::fs::read_dir(dir.path()).expect("ls").count() > 3,
+        "several segments"
+    );
 }
 
 #[test]
@@ -152,16 +183,29 @@ fn writer_handle_groups_and_acknowledges() {
     let (w, _) = Writer::open(dir.path(), key(), opts(64 << 10)).expect("open");
     let handle = WriterHandle::spawn(w, 1024);
     let acks: Vec<_> = (0..500u32)
-        .map(|i| handle.submit(vec![i.to_le_bytes().to_vec(); 3]).expect("submit"))
+        .map(|i| {
+            handle
+                .submit(vec![i.to_le_bytes().to_vec(); 3])
+                .expect("submit")
+        })
         .collect();
     let mut ranges = Vec::new();
     for ack in acks {
         ranges.push(ack.blocking_recv().expect("reply").expect("durable"));
     }
     for (i, r) in ranges.iter().enumerate() {
-        assert_eq!(*r, SeqRange { first: 3 * i as u64, count: 3 });
+        assert_eq!(
+            *r,
+            SeqRange {
+                first: 3 * i as u64,
+                count: 3
+            }
+        );
     }
-    assert!(matches!(handle.submit(vec![]), Err(otsd::log::LogError::EmptyBatch)));
+    assert!(matches!(
+        handle.submit(vec![]),
+        Err(otsd::log::LogError::EmptyBatch)
+    ));
     handle.close().expect("close");
     let (read, next) = read_all(dir.path(), 0);
     assert_eq!(next, 1500);

@@ -16,7 +16,9 @@ fn vectors() -> PathBuf {
 fn vector_events() -> Vec<Vec<Vec<u8>>> {
     let mut batches = vec![vec![vec![]], vec![b"hello".to_vec(), b"world".to_vec()]];
     for i in 0..12u32 {
-        let batch = (0..(i % 4 + 1)).map(|k| vec![(i * 7 + k) as u8; (i * 37 + k * 11) as usize % 300]).collect();
+        let batch = (0..(i % 4 + 1))
+            .map(|k| vec![(i * 7 + k) as u8; (i * 37 + k * 11) as usize % 300])
+            .collect();
         batches.push(batch);
     }
     batches
@@ -27,21 +29,33 @@ fn vector_events() -> Vec<Vec<Vec<u8>>> {
 fn generate_log_v1_vectors() {
     let root = vectors();
     let log = root.join("log");
-    assert!(!log.exists(), "refusing to overwrite committed vectors in {}", log.display());
+    assert!(
+        !log.exists(),
+        "refusing to overwrite committed vectors in {}",
+        log.display()
+    );
     let key = LogKey::derive(CALENDAR_HMAC_KEY);
-    let (mut w, _) = Writer::open(&log, key.clone(), WriterOptions { segment_size: 4096 }).expect("open");
+    let (mut w, _) = Writer::open(
+        &log,
+        key.clone(),
+        WriterOptions {
+            segment_size: 4096,
+            ..WriterOptions::default()
+        },
+    )
+    .expect("open");
     for batch in vector_events() {
         w.append_batches(&[batch]).expect("append");
     }
     let head = w.head();
     drop(w);
     std::fs::remove_file(log.join("LOCK")).expect("remove lock file");
-    let mut events = Vec::new();
-    let mut seq = 0u64;
-    for ev in vector_events().into_iter().flatten() {
-        events.push(json!({"seq": seq, "hex": hex::encode(ev)}));
-        seq += 1;
-    }
+    let events: Vec<Value> = vector_events()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(seq, ev)| json!({"seq": seq, "hex": hex::encode(ev)}))
+        .collect();
     let expected = json!({
         "calendar_hmac_key_hex": hex::encode(CALENDAR_HMAC_KEY),
         "log_key_hex": hex::encode(key.as_bytes()),
@@ -57,7 +71,8 @@ fn generate_log_v1_vectors() {
 }
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(vectors().join("expected.json")).expect("read expected.json");
+    let text =
+        std::fs::read_to_string(vectors().join("expected.json")).expect("read expected.json");
     serde_json::from_str(&text).expect("parse expected.json")
 }
 
@@ -65,13 +80,19 @@ fn expected() -> Value {
 fn log_v1_vectors_still_read() {
     let exp = expected();
     let key = LogKey::derive(CALENDAR_HMAC_KEY);
-    assert_eq!(hex::encode(key.as_bytes()), exp["log_key_hex"], "key derivation changed");
+    assert_eq!(
+        hex::encode(key.as_bytes()),
+        exp["log_key_hex"],
+        "key derivation changed"
+    );
     let log = vectors().join("log");
     for key in [Some(key), None] {
         let mut got = Vec::new();
         let reader = Reader::open(&log, key).expect("open vectors");
         let next = reader
-            .for_each_from(0, |seq, ev| got.push(json!({"seq": seq, "hex": hex::encode(ev)})))
+            .for_each_from(0, |seq, ev| {
+                got.push(json!({"seq": seq, "hex": hex::encode(ev)}))
+            })
             .expect("read vectors");
         assert_eq!(Value::Array(got), exp["events"]);
         assert_eq!(json!(next), exp["head"]["next_seq"]);
@@ -87,7 +108,10 @@ fn log_v1_vectors_still_read() {
 fn log_v1_segment_header_layout_is_pinned() {
     let first = std::fs::read(vectors().join("log/00000000000000000000.seg")).expect("read");
     // magic "OTSDLOG\0", version 1, header length 96, reserved 0, first_seq 0.
-    assert_eq!(hex::encode(&first[..24]), "4f5453444c4f470001006000000000000000000000000000");
+    assert_eq!(
+        hex::encode(&first[..24]),
+        "4f5453444c4f470001006000000000000000000000000000"
+    );
 }
 
 #[test]
@@ -98,11 +122,25 @@ fn log_v1_vectors_accept_new_appends() {
         std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
     }
     let key = LogKey::derive(CALENDAR_HMAC_KEY);
-    let (mut w, rec) = Writer::open(dir.path(), key.clone(), WriterOptions { segment_size: 4096 }).expect("open");
+    let (mut w, rec) = Writer::open(
+        dir.path(),
+        key.clone(),
+        WriterOptions {
+            segment_size: 4096,
+            ..WriterOptions::default()
+        },
+    )
+    .expect("open");
     assert_eq!(rec.truncated_bytes, 0);
     let next = expected()["head"]["next_seq"].as_u64().expect("next_seq");
-    assert_eq!(w.append_batches(&[vec![b"more".to_vec()]]).expect("append")[0].first, next);
+    assert_eq!(
+        w.append_batches(&[vec![b"more".to_vec()]]).expect("append")[0].first,
+        next
+    );
     drop(w);
-    let n = Reader::open(dir.path(), Some(key)).expect("reader").for_each_from(0, |_, _| {}).expect("read");
+    let n = Reader::open(dir.path(), Some(key))
+        .expect("reader")
+        .for_each_from(0, |_, _| {})
+        .expect("read");
     assert_eq!(n, next + 1);
 }

@@ -25,7 +25,9 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+        let value = it
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
         match flag.as_str() {
             "--dir" => args.dir = PathBuf::from(value),
             "--replay-events" => args.replay_events = value.parse()?,
@@ -54,7 +56,12 @@ fn report(name: &str, mut lat: Vec<Duration>, events: u64, elapsed: Duration) {
 
 fn fdatasync_loop(dir: &Path, seconds: f64) -> anyhow::Result<()> {
     let path = dir.join("fdatasync-reference");
-    let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
     rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, 64 << 20)?;
     file.sync_all()?;
     let (mut lat, start, mut off) = (Vec::new(), Instant::now(), 0u64);
@@ -82,7 +89,12 @@ fn appends(dir: &Path, key: &LogKey, batch_size: usize, seconds: f64) -> anyhow:
         lat.push(t.elapsed());
     }
     let events = lat.len() as u64 * batch_size as u64;
-    report(&format!("durable batch of {batch_size}"), lat, events, start.elapsed());
+    report(
+        &format!("durable batch of {batch_size}"),
+        lat,
+        events,
+        start.elapsed(),
+    );
     drop(w);
     std::fs::remove_dir_all(dir)?;
     Ok(())
@@ -106,9 +118,19 @@ fn replay(dir: &Path, key: &LogKey, events: u64) -> anyhow::Result<()> {
         seq += n;
     }
     drop(w);
-    let bytes: u64 = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
-    println!("wrote {events} events ({:.0} MB on disk incl. preallocation) in {:.2} s", bytes as f64 / 1e6, t.elapsed().as_secs_f64());
-    for (name, k) in [("replay, CRC+hash+HMAC", Some(key.clone())), ("replay, CRC+hash", None)] {
+    let bytes: u64 = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "wrote {events} events ({:.0} MB on disk incl. preallocation) in {:.2} s",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    for (name, k) in [
+        ("replay, CRC+hash+HMAC", Some(key.clone())),
+        ("replay, CRC+hash", None),
+    ] {
         let reader = Reader::open(&dir, k)?;
         let (mut n, mut payload, t) = (0u64, 0u64, Instant::now());
         let next = reader.for_each_from(0, |_, ev| {
@@ -132,7 +154,11 @@ fn replay(dir: &Path, key: &LogKey, events: u64) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.dir)?;
-    println!("log-bench in {} ({} byte events)", args.dir.display(), EVENT_LEN);
+    println!(
+        "log-bench in {} ({} byte events)",
+        args.dir.display(),
+        EVENT_LEN
+    );
     let key = LogKey::derive(b"log-bench key");
     fdatasync_loop(&args.dir, args.seconds)?;
     for batch_size in [1, 64, 4096] {

@@ -10,8 +10,6 @@ use tokio::sync::oneshot;
 use super::error::LogError;
 use super::writer::{validate_batch, SeqRange, Writer};
 
-/// Most bytes of events gathered into one group commit (a single larger batch still goes alone).
-pub const MAX_GROUP_BYTES: u64 = 32 << 20;
 /// Most batches gathered into one group commit.
 pub const MAX_GROUP_BATCHES: usize = 65_536;
 
@@ -95,7 +93,7 @@ impl Drop for WriterHandle {
 
 fn run(mut writer: Writer, rx: Receiver<Job>, poisoned: &AtomicBool) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
-        let jobs = gather(first, &rx);
+        let jobs = gather(first, &rx, writer.options().max_group_bytes);
         let batches: Vec<Vec<Vec<u8>>> = jobs.iter().map(|j| j.batch.clone()).collect();
         let result = writer.append_batches(&batches);
         if writer.is_poisoned() {
@@ -110,10 +108,10 @@ fn run(mut writer: Writer, rx: Receiver<Job>, poisoned: &AtomicBool) -> Result<(
 }
 
 /// Takes `first` and whatever else is queued, within the group limits.
-fn gather(first: Job, rx: &Receiver<Job>) -> Vec<Job> {
+fn gather(first: Job, rx: &Receiver<Job>, max_bytes: u64) -> Vec<Job> {
     let mut bytes = first.size;
     let mut jobs = vec![first];
-    while bytes < MAX_GROUP_BYTES && jobs.len() < MAX_GROUP_BATCHES {
+    while bytes < max_bytes && jobs.len() < MAX_GROUP_BATCHES {
         match rx.try_recv() {
             Ok(job) => {
                 bytes += job.size;

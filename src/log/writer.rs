@@ -13,6 +13,8 @@ use super::storage::{write_all_at, FsStorage, Storage, StorageFile};
 
 /// Default target size of a segment.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Default of [`WriterOptions::max_group_bytes`].
+pub const DEFAULT_MAX_GROUP_BYTES: u64 = 32 << 20;
 /// Smallest accepted segment size.
 pub const MIN_SEGMENT_SIZE: u64 = 4096;
 
@@ -22,12 +24,16 @@ pub struct WriterOptions {
     /// Target size of a segment: it is sealed before a group that would make it larger is appended.
     /// Segments are preallocated to this size.
     pub segment_size: u64,
+    /// Most bytes of events a [`super::WriterHandle`] gathers into one group commit (a single larger
+    /// batch still goes alone).
+    pub max_group_bytes: u64,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
+            max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
         }
     }
 }
@@ -160,6 +166,11 @@ impl Writer {
             next_seq: self.active.next_seq,
             chain: self.active.chain,
         }
+    }
+
+    /// The options the writer was opened with.
+    pub fn options(&self) -> &WriterOptions {
+        &self.opts
     }
 
     /// True after a failed write or sync.

@@ -122,7 +122,11 @@ impl FaultStorage {
     /// Names of the segment files, sorted.
     pub fn list_segments(&self) -> Vec<String> {
         let s = lock(&self.state);
-        s.names.keys().filter(|n| n.ends_with(".seg")).cloned().collect()
+        s.names
+            .keys()
+            .filter(|n| n.ends_with(".seg"))
+            .cloned()
+            .collect()
     }
 
     /// Renames a file (to simulate a half-done operation).

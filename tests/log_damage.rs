@@ -307,3 +307,45 @@ fn newer_version_and_unknown_record_type_are_refused() {
     }
     assert_ne!(RecordType::Batch as u8, 9);
 }
+
+#[test]
+fn lost_last_segment_or_replaced_header_is_refused_by_writer_and_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut w = open_writer(dir.path(), 4096);
+    let mut n = 0u8;
+    while fs::read_dir(dir.path()).expect("ls").count() < 4 {
+        w.append_batches(&[vec![vec![n; 900]]]).expect("append");
+        n += 1;
+    }
+    drop(w);
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let active = segs.pop().expect("active");
+    // Replace the active segment's carried chain values (a forger recomputes the header CRC).
+    let original = fs::read(&active).expect("read");
+    let mut bytes = original.clone();
+    bytes[otsd::log::segment::HEADER_PREV_HASH_OFFSET] ^= 1;
+    let crc = crc32fast::hash(&bytes[..otsd::log::segment::HEADER_CRC_OFFSET]);
+    bytes[otsd::log::segment::HEADER_CRC_OFFSET..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&active, &bytes).expect("write");
+    let discontinuity = |r: Result<(), LogError>| match r {
+        Err(LogError::Corrupt {
+            segment,
+            offset: 0,
+            kind: Corruption::Discontinuity,
+        }) => {
+            assert_eq!(segment, active)
+        }
+        other => panic!("expected discontinuity of {}: {other:?}", active.display()),
+    };
+    discontinuity(Writer::open(dir.path(), key(), WriterOptions::default()).map(|_| ()));
+    discontinuity(events(dir.path()).map(|_| ()));
+    // Without the damaged header's segment: the log is a consistent prefix (truncation of the tail
+    // is only detectable against a known head) and the writer continues from it.
+    fs::remove_file(&active).expect("remove");
+    assert!(Writer::open(dir.path(), key(), WriterOptions::default()).is_ok());
+}

@@ -3,12 +3,15 @@
 //!
 //! The policy is the one of `log-format/README.md`, "Corruption policy"; the scan in
 //! [`super::scan`] decides torn tail versus damage, this module acts on the decision.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::chain::{ChainState, LogKey};
-use super::error::{io_at, LogError};
+use super::error::{io_at, Corruption, LogError};
+use super::record::{self, RecordType};
 use super::scan::{SegmentScan, Stop};
-use super::segment::{segment_name, segments_in, TMP_SUFFIX};
+use super::segment::{
+    segment_name, segments_in, Seal, SegmentHeader, HEADER_LEN, SEAL_RECORD_LEN, TMP_SUFFIX,
+};
 use super::storage::{read_exact_at, Storage};
 use super::writer::{create_segment, Active, WriterOptions};
 
@@ -42,11 +45,13 @@ pub(crate) fn recover(
         removed_tmp_files,
         ..Recovery::default()
     };
-    let Some(&first_seq) = segments_in(&dir, &names)?.last() else {
+    let segments = segments_in(&dir, &names)?;
+    let previous = segments.len().checked_sub(2).map(|i| segments[i]);
+    let Some(&first_seq) = segments.last() else {
         let active = create_segment(storage, 0, ChainState::GENESIS, opts.segment_size)?;
         return Ok((active, recovery));
     };
-    let active = scan_active(storage, first_seq, key, opts, &mut recovery)?;
+    let active = scan_active(storage, first_seq, previous, key, opts, &mut recovery)?;
     recovery.next_seq = active.next_seq;
     Ok((active, recovery))
 }
@@ -70,6 +75,7 @@ fn remove_tmp_files(storage: &dyn Storage, names: &[String]) -> Result<usize, Lo
 fn scan_active(
     storage: &dyn Storage,
     first_seq: u64,
+    previous: Option<u64>,
     key: &LogKey,
     opts: &WriterOptions,
     recovery: &mut Recovery,
@@ -87,7 +93,11 @@ fn scan_active(
         ));
     }
     let mut src = buf.as_slice();
-    let (mut scan, _) = SegmentScan::start(&mut src, &path, first_seq, Some(key.clone()), true)?;
+    let (mut scan, header) =
+        SegmentScan::start(&mut src, &path, first_seq, Some(key.clone()), true)?;
+    if let Some(previous) = previous {
+        check_previous_seal(storage, previous, &header, &path, key)?;
+    }
     let stop = scan.run(&mut src, |_| {})?;
     recovery.segment = Some(path.clone());
     recovery.offset = stop.offset();
@@ -129,4 +139,43 @@ fn scan_active(
         event_count: v.event_count,
         sha256: scan.sha256,
     })
+}
+
+/// Checks that the segment before the active one ends with a seal whose own chain step is valid and
+/// whose outcome is what the active segment's header carries. The writer does not re-verify sealed
+/// segments (that is the reader's job); this keeps it from appending to a log that lost its tail
+/// segment or whose active header was replaced.
+fn check_previous_seal(
+    storage: &dyn Storage,
+    previous: u64,
+    header: &SegmentHeader,
+    active_path: &Path,
+    key: &LogKey,
+) -> Result<(), LogError> {
+    let name = segment_name(previous);
+    let path = storage.path(&name);
+    let file = storage.open(&name).map_err(io_at("open", &path))?;
+    let size = file.size().map_err(io_at("stat", &path))?;
+    let at = size.saturating_sub(SEAL_RECORD_LEN as u64);
+    let missing = || LogError::corrupt(&path, at, Corruption::MissingSeal);
+    let mut buf = vec![0u8; SEAL_RECORD_LEN];
+    if size < (HEADER_LEN + SEAL_RECORD_LEN) as u64
+        || !read_exact_at(file.as_ref(), &mut buf, at).map_err(io_at("read", &path))?
+    {
+        return Err(missing());
+    }
+    let rec = record::parse(&buf).map_err(|_| missing())?;
+    let seal = Seal::decode(rec.payload).ok_or_else(missing)?;
+    if rec.record_type != RecordType::Seal || rec.len() != SEAL_RECORD_LEN {
+        return Err(missing());
+    }
+    let hash = seal.last.next_hash(rec.body);
+    if hash != rec.hash || seal.last.next_tag(key, &hash) != rec.tag {
+        return Err(LogError::corrupt(&path, at, Corruption::BadTag));
+    }
+    let after = ChainState { hash, tag: rec.tag };
+    if rec.first_seq != header.first_seq || after != header.prev {
+        return Err(LogError::corrupt(active_path, 0, Corruption::Discontinuity));
+    }
+    Ok(())
 }

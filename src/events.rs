@@ -56,5 +56,9 @@ pub enum Event {
     /// A new best block was observed.
     BlockSeen { height: u32, hash: [u8; 32] },
     /// Blocks above `fork_height` were disconnected; confirmations in them are undone.
-    Reorg { fork_height: u32, old_tip: [u8; 32], new_tip: [u8; 32] },
+    Reorg {
+        fork_height: u32,
+        old_tip: [u8; 32],
+        new_tip: [u8; 32],
+    },
 }

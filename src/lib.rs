@@ -15,7 +15,13 @@
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
 #![deny(unsafe_code)]
 
+pub mod aggregator;
 pub mod calendar;
+pub mod cli;
 pub mod events;
+pub mod http;
 pub mod log;
 pub mod ots;
+pub mod projection;
+pub mod server;
+pub mod telemetry;

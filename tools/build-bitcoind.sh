@@ -63,7 +63,7 @@ cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
 
 say "building bitcoind and bitcoin-cli with $jobs jobs (about 7 minutes on 2 cores)"
 cmake --build "$work/build" -j "$jobs" --target bitcoind bitcoin-cli 2>&1 \
-  | grep --line-buffered -E '^\[ *[0-9]+%\]' | awk 'NR % 25 == 1' >&2
+  | grep --line-buffered -E '^\[ *[0-9]+%\]' | awk 'NR % 25 == 1 { print; fflush() }' >&2
 [[ -x "$work/build/bin/bitcoind" ]] || { say "build failed"; exit 1; }
 
 mkdir -p "$bin_dir.tmp"

@@ -1,1 +1,16 @@
-fn main() {}
+use anyhow::Context;
+use clap::Parser;
+use otsd::cli::OtsdArgs;
+
+fn main() -> anyhow::Result<()> {
+    let args = OtsdArgs::parse();
+    otsd::telemetry::init(args.verbosity(), args.debug_file.as_deref())
+        .context("opening --debug-file")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let running =
+            otsd::server::start(args.serve_config(), otsd::server::shutdown_signal()).await?;
+        running.done.await.context("otsd main task")??;
+        Ok(())
+    })
+}

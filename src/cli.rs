@@ -1,0 +1,119 @@
+//! Command-line interfaces of `otsd` and `otsctl`. The binaries only parse these and call [`crate`].
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::http::server::ServerOptions;
+use crate::server::ServeConfig;
+
+/// The default calendar directory, as the Python otsd: `~/.otsd/calendar`.
+pub fn default_calendar_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".otsd").join("calendar")
+}
+
+/// OpenTimestamps calendar server (a drop-in replacement for the Python otsd).
+///
+/// Reads `uri`, `donation_addr` and `hmac-key` from the calendar directory (create one with
+/// `otsctl init`) and keeps its event log in DIR/log. Stops cleanly on SIGTERM or SIGINT.
+#[derive(Debug, Parser)]
+#[command(name = "otsd", version)]
+pub struct OtsdArgs {
+    /// Calendar directory [default: ~/.otsd/calendar]
+    #[arg(short = 'c', long = "calendar", value_name = "DIR")]
+    pub calendar: Option<PathBuf>,
+    /// Address to serve the HTTP API on
+    #[arg(long, default_value = "localhost", value_name = "ADDR")]
+    pub rpc_address: String,
+    /// Port to serve the HTTP API on (0 picks a free one)
+    #[arg(long, default_value_t = 14788, value_name = "PORT")]
+    pub rpc_port: u16,
+    /// Use Bitcoin testnet rather than mainnet
+    #[arg(long, conflicts_with = "btc_regtest")]
+    pub btc_testnet: bool,
+    /// Use Bitcoin regtest rather than mainnet
+    #[arg(long)]
+    pub btc_regtest: bool,
+    /// Most digests waiting for the next round; beyond it POST /digest answers 503 with Retry-After
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_pending: usize,
+    /// Minimum milliseconds between rounds (0: seal a round as soon as the previous one is on disk)
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub min_round_interval_ms: u64,
+    /// Most HTTP connections served at once (further ones wait in the listen backlog)
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a client may take to send request headers, or stay idle between requests
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub header_timeout: u64,
+    /// Size at which a log segment is sealed and a new one started, in MiB
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub segment_size_mib: u64,
+    /// Also append logs to this file
+    #[arg(long, value_name = "FILE")]
+    pub debug_file: Option<PathBuf>,
+    /// Be more verbose (repeatable)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Be more quiet (repeatable)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+impl OtsdArgs {
+    pub fn verbosity(&self) -> i32 {
+        i32::from(self.verbose) - i32::from(self.quiet)
+    }
+
+    pub fn network(&self) -> &'static str {
+        match (self.btc_testnet, self.btc_regtest) {
+            (true, _) => "testnet",
+            (_, true) => "regtest",
+            _ => "mainnet",
+        }
+    }
+
+    pub fn serve_config(&self) -> ServeConfig {
+        ServeConfig {
+            calendar_dir: self.calendar.clone().unwrap_or_else(default_calendar_dir),
+            rpc_address: self.rpc_address.clone(),
+            rpc_port: self.rpc_port,
+            network: self.network().to_owned(),
+            max_pending: self.max_pending,
+            min_round_interval: Duration::from_millis(self.min_round_interval_ms),
+            segment_size: self.segment_size_mib.max(1) << 20,
+            http: ServerOptions {
+                max_connections: self.max_connections.max(1),
+                header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                ..ServerOptions::default()
+            },
+        }
+    }
+}
+
+/// Operator tools for an otsd calendar.
+#[derive(Debug, Parser)]
+#[command(name = "otsctl", version)]
+pub struct OtsctlArgs {
+    #[command(subcommand)]
+    pub command: OtsctlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OtsctlCommand {
+    /// Create a calendar directory: uri, donation_addr and a random hmac-key (mode 0600)
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create
+    pub dir: PathBuf,
+    /// The calendar's public URL, written into every pending attestation
+    #[arg(long)]
+    pub uri: String,
+    /// Bitcoin address for donations, shown on the info page
+    #[arg(long)]
+    pub donation_addr: String,
+}

@@ -1,0 +1,48 @@
+//! Routes. Handlers live in [`super::handlers`]; this file only matches requests to them.
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::{Filter, Reply};
+
+use super::{handlers, AppState};
+
+/// All routes, with rejections (unknown path, wrong method, ...) turned into replies.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    digest(state.clone())
+        .or(timestamp(state.clone()))
+        .or(tip(state.clone()))
+        .or(index(state))
+        .recover(handlers::rejection)
+}
+
+fn with_state(state: Arc<AppState>) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+fn digest(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("digest")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("content-length"))
+        .and(warp::body::stream())
+        .and(with_state(state))
+        .then(handlers::post_digest)
+}
+
+fn timestamp(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("timestamp" / String)
+        .and(warp::get())
+        .and(with_state(state))
+        .map(handlers::get_timestamp)
+}
+
+fn tip(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("tip").and(warp::get()).and(with_state(state)).map(handlers::get_tip)
+}
+
+fn index(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
+        .and(with_state(state))
+        .map(handlers::get_index)
+}

@@ -1,0 +1,116 @@
+//! Interop with the real OpenTimestamps clients: the `ots` command (PyPI opentimestamps-client),
+//! javascript-opentimestamps (npm) and python-opentimestamps parsing our answers. The test command
+//! (tools/test.sh) installs them and sets OTS_BIN, OTS_PYTHON and OTS_JS_DIR; without them these
+//! tests fail rather than skip.
+mod common;
+
+use std::process::Command;
+
+use common::{post_digest, repo_path, required_env, run, served_calendar};
+
+#[test]
+fn ots_client_stamps_and_sees_pending() {
+    let ots = required_env("OTS_BIN");
+    let (dir, otsd) = served_calendar();
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, b"Hello, calendar!\n").unwrap();
+    let home = dir.path().join("home");
+    let ots_cmd = |args: &[&str]| {
+        let mut c = Command::new(&ots);
+        c.env("HOME", &home).args(args);
+        c
+    };
+    let url = otsd.url();
+
+    let (ok, out) = run(ots_cmd(&[
+        "stamp",
+        "-c",
+        &url,
+        "-m",
+        "1",
+        file.to_str().unwrap(),
+    ]));
+    assert!(ok, "ots stamp failed:\n{out}");
+    let proof = dir.path().join("hello.txt.ots");
+    assert!(proof.exists(), "ots stamp wrote no proof:\n{out}");
+
+    let (ok, info) = run(ots_cmd(&["info", proof.to_str().unwrap()]));
+    assert!(ok, "ots info failed:\n{info}");
+    assert!(
+        info.contains(&format!("PendingAttestation('{url}')")),
+        "info shows our pending attestation:\n{info}"
+    );
+    assert!(
+        info.contains("append") && info.contains("sha256") && info.contains("prepend"),
+        "{info}"
+    );
+
+    let (_, up) = run(ots_cmd(&["-l", &url, "upgrade", proof.to_str().unwrap()]));
+    assert!(
+        up.contains("Pending confirmation in Bitcoin blockchain"),
+        "ots upgrade reports pending:\n{up}"
+    );
+    otsd.stop();
+}
+
+#[test]
+fn javascript_client_stamps() {
+    let js_dir = required_env("OTS_JS_DIR");
+    let (dir, otsd) = served_calendar();
+    let file = dir.path().join("js.txt");
+    std::fs::write(&file, b"stamped from javascript-opentimestamps\n").unwrap();
+    let (ok, out) = run(Command::new("node")
+        .arg(repo_path("tests/js/stamp.js"))
+        .arg(otsd.url())
+        .arg(&file)
+        .env("OTS_JS_DIR", &js_dir));
+    assert!(ok, "javascript-opentimestamps could not stamp:\n{out}");
+    assert!(
+        out.contains(&otsd.url()),
+        "the JS proof names our calendar:\n{out}"
+    );
+    assert!(dir.path().join("js.txt.ots").exists());
+    otsd.stop();
+}
+
+#[test]
+fn python_opentimestamps_verifies_a_thousand_answers() {
+    let python = required_env("OTS_PYTHON");
+    let (dir, otsd) = served_calendar();
+    let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let addr = otsd.addr;
+                s.spawn(move || {
+                    (0..125)
+                        .map(|i| {
+                            let len = 1 + (w * 125 + i) % 64;
+                            let digest: Vec<u8> = (0..len).map(|_| rand::random()).collect();
+                            let r = post_digest(addr, &digest);
+                            assert_eq!(r.status, 200, "{}", r.text());
+                            serde_json::json!({"digest": hex::encode(&digest), "response": hex::encode(&r.body), "status": 200})
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(answers.len(), 1000);
+    let key = std::fs::read(dir.path().join("calendar/hmac-key")).unwrap();
+    let doc =
+        serde_json::json!({"hmac_key": hex::encode(key), "uri": otsd.url(), "answers": answers});
+    let path = dir.path().join("answers.json");
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let (ok, out) = run(Command::new(&python)
+        .arg(repo_path("tests/python/check_responses.py"))
+        .arg(&path));
+    assert!(
+        ok && out.contains("1000 passed, 0 failed"),
+        "python-opentimestamps check:\n{out}"
+    );
+    otsd.stop();
+}

@@ -1,0 +1,282 @@
+//! Shared test harness: a real `otsd` process on a fresh calendar directory, and a tiny raw HTTP/1.1
+//! client (raw, so tests can also send malformed, slow and chunked requests).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const URI: &str = "http://127.0.0.1:14788";
+pub const DONATION: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+/// A fresh calendar directory made with `otsctl init`.
+pub fn new_calendar() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cal = dir.path().join("calendar");
+    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
+        .args([
+            "init",
+            cal.to_str().unwrap(),
+            "--uri",
+            URI,
+            "--donation-addr",
+            DONATION,
+        ])
+        .output()
+        .expect("run otsctl init");
+    assert!(
+        out.status.success(),
+        "otsctl init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// A running `otsd` child process.
+pub struct Otsd {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Otsd {
+    /// Starts otsd on `calendar` (the directory holding uri/hmac-key), on a free loopback port.
+    pub fn start(calendar: &Path, extra: &[&str]) -> Otsd {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otsd"))
+            .arg("-c")
+            .arg(calendar)
+            .args(["--rpc-address", "127.0.0.1", "--btc-regtest"])
+            .args(if extra.contains(&"--rpc-port") {
+                &[][..]
+            } else {
+                &["--rpc-port", "0"][..]
+            })
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn otsd");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                {
+                    let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                }
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+            }
+            let _ = tx.send(None);
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
+        let addr = addr.unwrap_or_else(|| panic!("otsd did not start:\n{}", log.lock().unwrap()));
+        Otsd {
+            child,
+            addr,
+            stderr: log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let status = self.child.wait().expect("wait otsd");
+        let log = self.stderr.lock().unwrap().clone();
+        assert!(
+            status.success(),
+            "otsd exited with {status} after SIGTERM:\n{log}"
+        );
+        log
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Otsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends raw request bytes on a new connection and reads the response to EOF.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).expect("write request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read response");
+    parse(&buf)
+        .unwrap_or_else(|| panic!("unparseable response: {:?}", String::from_utf8_lossy(&buf)))
+}
+
+/// Parses one HTTP/1.1 response with a Content-Length (or read to EOF).
+pub fn parse(buf: &[u8]) -> Option<Response> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    if let Some(len) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        body.truncate(len.1.parse().ok()?);
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+pub fn get(addr: SocketAddr, path: &str, extra_headers: &str) -> Response {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra_headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+pub fn post_digest(addr: SocketAddr, digest: &[u8]) -> Response {
+    let mut req = format!(
+        "POST /digest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        digest.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(digest);
+    raw(addr, &req)
+}
+
+/// Path of a file in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// An environment variable the test command sets; missing means the harness was not run: fail loudly.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through tools/test.sh (the README's test command), which installs the real clients and bitcoind")
+    })
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A calendar whose uri is the address it will be served on, so clients can upgrade against it.
+pub fn served_calendar() -> (tempfile::TempDir, Otsd) {
+    let port = free_port();
+    let uri = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cal = dir.path().join("calendar");
+    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
+        .args([
+            "init",
+            cal.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--donation-addr",
+            DONATION,
+        ])
+        .output()
+        .expect("run otsctl init");
+    assert!(
+        out.status.success(),
+        "otsctl init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let otsd = Otsd::start(&cal, &["--rpc-port", &port.to_string()]);
+    (dir, otsd)
+}
+
+/// Runs a command, returning (success, stdout + stderr).
+pub fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Like [`post_digest`], but `None` instead of a panic when the server is gone.
+pub fn try_post_digest(addr: SocketAddr, digest: &[u8]) -> Option<Response> {
+    let mut req = format!(
+        "POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        digest.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(digest);
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(&req).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    parse(&buf)
+}
+
+/// The 44-byte commitment an answer's pending attestation is on.
+pub fn commitment_of(digest: &[u8], answer: &[u8]) -> Vec<u8> {
+    let ts = otsd::ots::Timestamp::from_bytes(answer, digest.to_vec())
+        .expect("answer parses as a timestamp");
+    let atts = ts.all_attestations();
+    assert_eq!(atts.len(), 1, "exactly one attestation");
+    atts[0].0.to_vec()
+}

@@ -93,8 +93,11 @@ impl Drop for WriterHandle {
 
 fn run(mut writer: Writer, rx: Receiver<Job>, poisoned: &AtomicBool) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
-        let jobs = gather(first, &rx, writer.options().max_group_bytes);
-        let batches: Vec<Vec<Vec<u8>>> = jobs.iter().map(|j| j.batch.clone()).collect();
+        let mut jobs = gather(first, &rx, writer.options().max_group_bytes);
+        let batches: Vec<Vec<Vec<u8>>> = jobs
+            .iter_mut()
+            .map(|j| std::mem::take(&mut j.batch))
+            .collect();
         let result = writer.append_batches(&batches);
         if writer.is_poisoned() {
             poisoned.store(true, Ordering::Release);

@@ -22,7 +22,7 @@ fn ots_client_stamps_and_sees_pending() {
     };
     let url = otsd.url();
 
-    let (ok, out) = run(ots_cmd(&[
+    let (ok, out) = run(&mut ots_cmd(&[
         "stamp",
         "-c",
         &url,
@@ -34,7 +34,7 @@ fn ots_client_stamps_and_sees_pending() {
     let proof = dir.path().join("hello.txt.ots");
     assert!(proof.exists(), "ots stamp wrote no proof:\n{out}");
 
-    let (ok, info) = run(ots_cmd(&["info", proof.to_str().unwrap()]));
+    let (ok, info) = run(&mut ots_cmd(&["info", proof.to_str().unwrap()]));
     assert!(ok, "ots info failed:\n{info}");
     assert!(
         info.contains(&format!("PendingAttestation('{url}')")),
@@ -45,7 +45,7 @@ fn ots_client_stamps_and_sees_pending() {
         "{info}"
     );
 
-    let (_, up) = run(ots_cmd(&["-l", &url, "upgrade", proof.to_str().unwrap()]));
+    let (_, up) = run(&mut ots_cmd(&["-l", &url, "upgrade", proof.to_str().unwrap()]));
     assert!(
         up.contains("Pending confirmation in Bitcoin blockchain"),
         "ots upgrade reports pending:\n{up}"

@@ -9,7 +9,9 @@ use crate::server::ServeConfig;
 
 /// The default calendar directory, as the Python otsd: `~/.otsd/calendar`.
 pub fn default_calendar_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".otsd").join("calendar")
 }
 

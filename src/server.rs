@@ -46,7 +46,10 @@ pub enum ServeError {
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Folds the whole log into a fresh projection, verifying CRCs and both chains on the way.
@@ -86,32 +89,68 @@ pub struct Running {
 }
 
 /// Starts the calendar; it runs until `shutdown` resolves.
-pub async fn start(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ServeError> {
+pub async fn start(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, ServeError> {
     let dir = CalendarDir::load(&cfg.calendar_dir)?;
     let key = LogKey::derive(&dir.hmac_key);
-    let opts = WriterOptions { segment_size: cfg.segment_size, ..WriterOptions::default() };
+    let opts = WriterOptions {
+        segment_size: cfg.segment_size,
+        ..WriterOptions::default()
+    };
     let (writer, recovery) = Writer::open(&dir.log_dir(), key.clone(), opts)?;
-    tracing::info!("opened the log in {}: {recovery:?}", dir.log_dir().display());
+    tracing::info!(
+        "opened the log in {}: {recovery:?}",
+        dir.log_dir().display()
+    );
     let view = Arc::new(RwLock::new(replay(&dir.log_dir(), key)?));
     let writer = WriterHandle::spawn(writer, 64);
 
     let bind = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
-    let listener = TcpListener::bind(&bind).await.map_err(|source| ServeError::Bind { addr: bind.clone(), source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: bind, source })?;
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr: bind, source })?;
 
     let (intake, queue, intake_state) = Intake::new(cfg.max_pending);
-    let sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).ok_or_else(|| ServeError::Uri(dir.uri.clone()))?;
+    let sealer = RoundSealer::new(&dir.uri, &dir.hmac_key)
+        .ok_or_else(|| ServeError::Uri(dir.uri.clone()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let agg_opts = AggregatorOptions { min_round_interval: cfg.min_round_interval };
-    let agg = tokio::spawn(aggregator::run(queue, stop_rx, writer, sealer, view.clone(), intake_state, agg_opts));
-    let state = AppState::new(intake.clone(), view, dir.uri.clone(), dir.donation_addr.clone(), cfg.network.clone());
+    let agg_opts = AggregatorOptions {
+        min_round_interval: cfg.min_round_interval,
+    };
+    let agg = tokio::spawn(aggregator::run(
+        queue,
+        stop_rx,
+        writer,
+        sealer,
+        view.clone(),
+        intake_state,
+        agg_opts,
+    ));
+    let state = AppState::new(
+        intake.clone(),
+        view,
+        dir.uri.clone(),
+        dir.donation_addr.clone(),
+        cfg.network.clone(),
+    );
     tracing::info!(%addr, uri = %dir.uri, "calendar listening");
 
     let done = tokio::spawn(async move {
         http::server::serve(listener, state, cfg.http.clone(), shutdown).await;
         intake.begin_shutdown();
         let _ = stop_tx.send(());
-        let writer = agg.await.map_err(|e| ServeError::Replay { seq: 0, problem: format!("aggregator task: {e}") })?;
+        let writer = agg.await.map_err(|e| ServeError::Replay {
+            seq: 0,
+            problem: format!("aggregator task: {e}"),
+        })?;
         writer.close()?;
         tracing::info!("log closed cleanly; goodbye");
         Ok(())
@@ -122,7 +161,10 @@ pub async fn start(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send +
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; otsd will only stop when killed");
         return std::future::pending().await;
     };

@@ -66,10 +66,8 @@ fn slow_headers_and_slow_bodies_are_cut_off() {
         && (head_closed.is_none() || body_closed.is_none())
     {
         // Trickle one byte a second into each, as a slowloris client does.
-        if head_closed.is_none() {
-            if slow_head.write_all(b"X").is_err() || closed(&mut slow_head) {
-                head_closed = Some(started.elapsed());
-            }
+        if head_closed.is_none() && (slow_head.write_all(b"X").is_err() || closed(&mut slow_head)) {
+            head_closed = Some(started.elapsed());
         }
         if body_closed.is_none() {
             let _ = slow_body.write_all(b"Y");

@@ -45,7 +45,12 @@ fn ots_client_stamps_and_sees_pending() {
         "{info}"
     );
 
-    let (_, up) = run(&mut ots_cmd(&["-l", &url, "upgrade", proof.to_str().unwrap()]));
+    let (_, up) = run(&mut ots_cmd(&[
+        "-l",
+        &url,
+        "upgrade",
+        proof.to_str().unwrap(),
+    ]));
     assert!(
         up.contains("Pending confirmation in Bitcoin blockchain"),
         "ots upgrade reports pending:\n{up}"

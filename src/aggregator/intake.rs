@@ -38,12 +38,18 @@ impl IntakeState {
         if let Some(e) = self.poisoned() {
             return Some(e);
         }
-        self.shutting_down.load(Ordering::Acquire).then_some(SubmitError::ShuttingDown)
+        self.shutting_down
+            .load(Ordering::Acquire)
+            .then_some(SubmitError::ShuttingDown)
     }
 
     /// The log failure that stopped intake, if any.
     pub fn poisoned(&self) -> Option<SubmitError> {
-        let why = self.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let why = self
+            .poisoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         why.map(SubmitError::LogUnavailable)
     }
 
@@ -64,11 +70,21 @@ impl Intake {
     pub fn new(capacity: usize) -> (Intake, mpsc::Receiver<Submission>, Arc<IntakeState>) {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let state = Arc::new(IntakeState::default());
-        (Intake { queue, state: state.clone() }, rx, state)
+        (
+            Intake {
+                queue,
+                state: state.clone(),
+            },
+            rx,
+            state,
+        )
     }
 
     /// Queues a digest; the receiver resolves with the serialized timestamp once its round is durable.
-    pub fn submit(&self, digest: Vec<u8>) -> Result<oneshot::Receiver<Result<Bytes, SubmitError>>, SubmitError> {
+    pub fn submit(
+        &self,
+        digest: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<Bytes, SubmitError>>, SubmitError> {
         if let Some(why) = self.state.refusal() {
             return Err(why);
         }

@@ -12,7 +12,7 @@
 mod intake;
 mod round;
 
-pub use intake::{Intake, SubmitError, Submission};
+pub use intake::{Intake, Submission, SubmitError};
 pub use round::{RoundSealer, SealedRound};
 
 use std::sync::{Arc, RwLock};
@@ -102,15 +102,32 @@ async fn commit_round(
     };
     let durable = match writer.submit(batch) {
         Ok(rx) => rx.await,
-        Err(e) => return fail(intake, subs, format!("log writer refused round {round_no}: {e}")),
+        Err(e) => {
+            return fail(
+                intake,
+                subs,
+                format!("log writer refused round {round_no}: {e}"),
+            )
+        }
     };
     let range = match durable {
         Ok(Ok(range)) => range,
-        Ok(Err(e)) => return fail(intake, subs, format!("log write of round {round_no} failed: {e}")),
+        Ok(Err(e)) => {
+            return fail(
+                intake,
+                subs,
+                format!("log write of round {round_no} failed: {e}"),
+            )
+        }
         Err(_) => return fail(intake, subs, "log writer stopped".to_owned()),
     };
     apply(view, range.first, &sealed.events);
-    tracing::debug!(round = round_no, digests = subs.len(), first_seq = range.first, "round durable");
+    tracing::debug!(
+        round = round_no,
+        digests = subs.len(),
+        first_seq = range.first,
+        "round durable"
+    );
     for (sub, answer) in subs.into_iter().zip(sealed.answers) {
         let _ = sub.reply.send(Ok(answer));
     }

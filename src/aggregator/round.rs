@@ -31,13 +31,21 @@ impl RoundSealer {
     /// `uri` must be a valid pending-attestation URI (checked when the calendar directory loads).
     pub fn new(uri: &str, hmac_key: &[u8]) -> Option<RoundSealer> {
         let attestation = Attestation::pending(uri)?;
-        Some(RoundSealer { attestation, mac: CommitmentMac::new(hmac_key), rng: StdRng::from_entropy() })
+        Some(RoundSealer {
+            attestation,
+            mac: CommitmentMac::new(hmac_key),
+            rng: StdRng::from_entropy(),
+        })
     }
 
     /// Seals `digests` (at least one) as round `round` at unix time `time`.
     pub fn seal(&mut self, round: u64, time: u32, digests: &[&[u8]]) -> SealedRound {
         let nonces: Vec<[u8; NONCE_LEN]> = digests.iter().map(|_| self.nonce()).collect();
-        let leaves = digests.iter().zip(&nonces).map(|(d, n)| nonce_leaf(d, n)).collect();
+        let leaves = digests
+            .iter()
+            .zip(&nonces)
+            .map(|(d, n)| nonce_leaf(d, n))
+            .collect();
         let tree = MerkleTree::new(leaves).expect("a round has at least one digest");
         let root = *tree.root();
         let mac = self.mac.mac(time, &root);
@@ -56,7 +64,10 @@ impl RoundSealer {
         let mut events: Vec<Event> = digests
             .iter()
             .zip(nonces)
-            .map(|(d, nonce)| Event::DigestSubmitted { digest: d.to_vec(), nonce })
+            .map(|(d, nonce)| Event::DigestSubmitted {
+                digest: d.to_vec(),
+                nonce,
+            })
             .collect();
         events.push(Event::RoundSealed {
             round,

@@ -7,7 +7,9 @@ use warp::{Filter, Reply};
 use super::{handlers, AppState};
 
 /// All routes, with rejections (unknown path, wrong method, ...) turned into replies.
-pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     digest(state.clone())
         .or(timestamp(state.clone()))
         .or(tip(state.clone()))
@@ -15,11 +17,15 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Erro
         .recover(handlers::rejection)
 }
 
-fn with_state(state: Arc<AppState>) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+fn with_state(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
-fn digest(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+fn digest(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     warp::path!("digest")
         .and(warp::post())
         .and(warp::header::optional::<String>("content-length"))
@@ -28,18 +34,27 @@ fn digest(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = 
         .then(handlers::post_digest)
 }
 
-fn timestamp(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+fn timestamp(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     warp::path!("timestamp" / String)
         .and(warp::get())
         .and(with_state(state))
         .map(handlers::get_timestamp)
 }
 
-fn tip(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    warp::path!("tip").and(warp::get()).and(with_state(state)).map(handlers::get_tip)
+fn tip(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("tip")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(handlers::get_tip)
 }
 
-fn index(state: Arc<AppState>) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+fn index(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
         .and(warp::header::optional::<String>("accept"))

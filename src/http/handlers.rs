@@ -40,7 +40,13 @@ pub async fn post_digest(
     }
     let digest = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, length)).await {
         Ok(Some(d)) => d,
-        Ok(None) => return text(StatusCode::BAD_REQUEST, "body does not match Content-Length", None),
+        Ok(None) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "body does not match Content-Length",
+                None,
+            )
+        }
         Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body too slow", None),
     };
     let answer = match state.intake.submit(digest) {
@@ -54,7 +60,10 @@ pub async fn post_digest(
 }
 
 /// Reads exactly `length` bytes of body, or `None` if the body is shorter, longer or broken.
-async fn read_body(mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin, length: u64) -> Option<Vec<u8>> {
+async fn read_body(
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    length: u64,
+) -> Option<Vec<u8>> {
     let mut digest = Vec::with_capacity(length as usize);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.ok()?;
@@ -74,7 +83,8 @@ pub fn error_reply(e: &SubmitError) -> WarpResponse {
         SubmitError::LogUnavailable(_) => "60",
     };
     let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None);
-    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(retry));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static(retry));
     resp
 }
 
@@ -83,7 +93,13 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
     const FOREVER: &str = "public, max-age=31536000";
     let commitment = match hex::decode(&hex_commitment) {
         Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX => c,
-        _ => return text(StatusCode::BAD_REQUEST, "commitment must be hex-encoded bytes", Some(FOREVER)),
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "commitment must be hex-encoded bytes",
+                Some(FOREVER),
+            )
+        }
     };
     let status = state.read_view().status(&commitment);
     match status {
@@ -92,7 +108,11 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
             "Pending confirmation in Bitcoin blockchain",
             Some("public, max-age=60"),
         ),
-        Status::Unknown => text(StatusCode::NOT_FOUND, "Not found", Some("public, max-age=60")),
+        Status::Unknown => text(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some("public, max-age=60"),
+        ),
     }
 }
 
@@ -107,7 +127,11 @@ pub struct TipCache {
 pub fn get_tip(state: Arc<AppState>) -> WarpResponse {
     match current_tip(&state) {
         Some(tip) => octets(Bytes::from(tip), Some("public, max-age=10")),
-        None => text(StatusCode::NOT_FOUND, "no pending commitments", Some("public, max-age=10")),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "no pending commitments",
+            Some("public, max-age=10"),
+        ),
     }
 }
 
@@ -138,8 +162,14 @@ pub fn get_index(accept: Option<String>, state: Arc<AppState>) -> WarpResponse {
     };
     let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=5"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=5"),
+    );
     h.insert(header::VARY, header::HeaderValue::from_static("Accept"));
     resp
 }
@@ -147,10 +177,18 @@ pub fn get_index(accept: Option<String>, state: Arc<AppState>) -> WarpResponse {
 /// Turns warp's rejections (no route, wrong method) into plain-text replies.
 pub async fn rejection(r: warp::Rejection) -> Result<WarpResponse, Infallible> {
     if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", None));
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+            None,
+        ));
     }
     if r.is_not_found() {
-        return Ok(text(StatusCode::NOT_FOUND, "Not found", Some("public, max-age=3600")));
+        return Ok(text(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some("public, max-age=3600"),
+        ));
     }
     tracing::debug!("unhandled rejection: {r:?}");
     Ok(text(StatusCode::BAD_REQUEST, "bad request", None))
@@ -164,12 +202,23 @@ fn octets(body: Bytes, cache: Option<&'static str>) -> WarpResponse {
     with_headers(Response::new(body.into()), StatusCode::OK, OCTETS, cache)
 }
 
-fn with_headers(mut resp: WarpResponse, status: StatusCode, ctype: &'static str, cache: Option<&'static str>) -> WarpResponse {
+fn with_headers(
+    mut resp: WarpResponse,
+    status: StatusCode,
+    ctype: &'static str,
+    cache: Option<&'static str>,
+) -> WarpResponse {
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
     if let Some(cache) = cache {
-        h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static(cache));
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(cache),
+        );
     }
     resp.into_response()
 }

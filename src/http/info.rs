@@ -87,7 +87,10 @@ impl Info {
 
     pub fn to_html(&self) -> String {
         let latest = match &self.latest_round {
-            Some(r) => format!("#{} at {} with {} digests, commitment <code>{}</code>", r.round, r.time, r.digests, r.commitment),
+            Some(r) => format!(
+                "#{} at {} with {} digests, commitment <code>{}</code>",
+                r.round, r.time, r.digests, r.commitment
+            ),
             None => "none yet".to_owned(),
         };
         let status = match &self.refusal {
@@ -124,11 +127,17 @@ impl Info {
 
 fn qr_svg(data: &str) -> String {
     match qrcode::QrCode::new(data.as_bytes()) {
-        Ok(code) => code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(160, 160).build(),
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(160, 160)
+            .build(),
         Err(_) => String::new(),
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

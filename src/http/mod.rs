@@ -36,8 +36,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(intake: Intake, view: Arc<RwLock<Projection>>, uri: String, donation_addr: String, network: String) -> Arc<AppState> {
-        Arc::new(AppState { intake, view, uri, donation_addr, network, tip: Mutex::default() })
+    pub fn new(
+        intake: Intake,
+        view: Arc<RwLock<Projection>>,
+        uri: String,
+        donation_addr: String,
+        network: String,
+    ) -> Arc<AppState> {
+        Arc::new(AppState {
+            intake,
+            view,
+            uri,
+            donation_addr,
+            network,
+            tip: Mutex::default(),
+        })
     }
 
     pub(crate) fn read_view(&self) -> std::sync::RwLockReadGuard<'_, Projection> {

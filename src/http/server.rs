@@ -44,7 +44,12 @@ impl Default for ServerOptions {
 const MAX_BUF: usize = 16 * 1024;
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets open requests finish.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, opts: ServerOptions, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let routes = filters::routes(state);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(opts.max_connections));
@@ -78,14 +83,23 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, opts: ServerOpti
     }
     drop(listener);
     tracing::info!("stopped accepting connections; letting open requests finish");
-    if tokio::time::timeout(opts.grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after {:?}; closing them", opts.grace);
+    if tokio::time::timeout(opts.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {:?}; closing them",
+            opts.grace
+        );
     }
 }
 
 async fn accept_error(e: std::io::Error) {
     use std::io::ErrorKind::*;
-    if matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
         return;
     }
     // Out of file descriptors and the like: back off instead of spinning.

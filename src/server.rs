@@ -100,9 +100,18 @@ pub async fn start(
         ..WriterOptions::default()
     };
     let (writer, recovery) = Writer::open(&dir.log_dir(), key.clone(), opts)?;
+    if recovery.truncated_bytes > 0 {
+        tracing::warn!(
+            "repaired a torn tail: dropped {} bytes after offset {} of {:?} (an unacknowledged write)",
+            recovery.truncated_bytes,
+            recovery.offset,
+            recovery.segment
+        );
+    }
     tracing::info!(
-        "opened the log in {}: {recovery:?}",
-        dir.log_dir().display()
+        "opened the log in {}; next sequence number {}",
+        dir.log_dir().display(),
+        recovery.next_seq
     );
     let view = Arc::new(RwLock::new(replay(&dir.log_dir(), key)?));
     let writer = WriterHandle::spawn(writer, 64);

@@ -7,6 +7,9 @@
 # Progress goes to stderr. The cache lives under ${OTSD_CACHE:-~/.cache/otsd}; a second run is instant.
 set -euo pipefail
 
+# Everything runs inside main, so bash has parsed the whole file before it starts building.
+main() {
+
 KERNEL_SYS_VERSION=0.4.1
 cache_root=${OTSD_CACHE:-"$HOME/.cache/otsd"}
 bin_dir="$cache_root/bitcoin-core-kernel-sys-$KERNEL_SYS_VERSION/bin"
@@ -71,3 +74,6 @@ cp "$work/build/bin/bitcoind" "$work/build/bin/bitcoin-cli" "$bin_dir.tmp/"
 rm -rf "$bin_dir" && mv "$bin_dir.tmp" "$bin_dir"
 say "installed $("$bin_dir/bitcoind" -version | head -1) in $bin_dir"
 echo "$bin_dir"
+}
+
+main "$@"

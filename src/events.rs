@@ -29,7 +29,7 @@ pub enum Event {
         commitment: Vec<u8>,
         digests: u32,
     },
-    /// A stamping transaction was handed to Bitcoin Core.
+    /// A stamping transaction was accepted by Bitcoin Core (written after `sendrawtransaction` succeeds).
     TxBroadcast {
         txid: [u8; 32],
         #[serde(with = "serde_bytes")]
@@ -41,17 +41,22 @@ pub enum Event {
         last_round: u64,
         fee_sat: u64,
         feerate_sat_per_kvb: u64,
+        /// Value of the single input; `input_sat - fee_sat` is the change output.
+        input_sat: u64,
+        /// Best block height when sent (also the transaction's nLockTime).
+        height: u32,
         /// The txid this transaction replaces (replace-by-fee), if any.
         replaces: Option<[u8; 32]>,
     },
-    /// A stamping transaction was seen in a block.
+    /// A stamping transaction was seen in a block of the best chain.
     TxConfirmed {
         txid: [u8; 32],
         block_hash: [u8; 32],
         height: u32,
-        /// Position of the transaction in the block and the block's txids needed for the path.
+        /// The block's txids in order (internal byte order): the path from the txid to the block's
+        /// Merkle root is rebuilt from them.
         #[serde(with = "serde_bytes")]
-        merkle_path: Vec<u8>,
+        block_txids: Vec<u8>,
     },
     /// A new best block was observed.
     BlockSeen { height: u32, hash: [u8; 32] },

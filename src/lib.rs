@@ -13,6 +13,8 @@
 //! - [`aggregator`]: turns submitted digests into rounds (group commits) and answers them after fsync.
 //! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
+//! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
+//!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
 #![deny(unsafe_code)]
 
 pub mod aggregator;
@@ -24,4 +26,5 @@ pub mod log;
 pub mod ots;
 pub mod projection;
 pub mod server;
+pub mod stamper;
 pub mod telemetry;

@@ -1,0 +1,293 @@
+//! The stamper's decisions, without a node or a clock.
+use super::policy::{fee_at, fits_coin, next_tx_time, DUST_SAT, STAMP_TX_VSIZE};
+use super::*;
+use crate::events::Event;
+
+fn cfg() -> StamperConfig {
+    StamperConfig {
+        min_confirmations: 6,
+        ..StamperConfig::default()
+    }
+}
+
+fn obs(height: u32, last_sealed: Option<u64>) -> Observation {
+    Observation {
+        now: 1_000_000,
+        height,
+        last_sealed_round: last_sealed,
+        estimate_sat_per_kvb: Some(2000),
+        relay_sat_per_kvb: 1000,
+        next_tx_at: 0,
+    }
+}
+
+fn h(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn broadcast(txid: u8, plan: &TxPlan, input_sat: u64) -> Event {
+    Event::TxBroadcast {
+        txid: h(txid),
+        raw_tx: vec![],
+        tip: [0; 32],
+        first_round: plan.first_round,
+        last_round: plan.last_round,
+        fee_sat: plan.fee_sat,
+        feerate_sat_per_kvb: plan.feerate_sat_per_kvb,
+        input_sat,
+        height: plan.locktime,
+        replaces: plan.replaces.map(|(t, _)| t),
+    }
+}
+
+fn block(height: u32) -> Event {
+    Event::BlockSeen {
+        height,
+        hash: [height as u8; 32],
+    }
+}
+
+fn confirmed(txid: u8, height: u32) -> Event {
+    Event::TxConfirmed {
+        txid: h(txid),
+        block_hash: [height as u8; 32],
+        height,
+        block_txids: vec![],
+    }
+}
+
+fn send(d: Decision) -> TxPlan {
+    match d {
+        Decision::Send(p) => p,
+        other => panic!("expected Send, got {other:?}"),
+    }
+}
+
+/// A state with blocks up to `height` seen.
+fn state_at(height: u32) -> StamperState {
+    let mut s = StamperState::new(6);
+    for i in 0..=height {
+        s.apply(&block(i));
+    }
+    s
+}
+
+#[test]
+fn nothing_pending_means_no_tx() {
+    let s = state_at(100);
+    assert_eq!(
+        decide(&s, &cfg(), &obs(100, None)),
+        Decision::Wait(Wait::NothingPending)
+    );
+}
+
+#[test]
+fn first_tx_uses_estimate_floored_by_min_relay() {
+    let s = state_at(100);
+    let p = send(decide(&s, &cfg(), &obs(100, Some(4))));
+    assert_eq!((p.first_round, p.last_round), (0, 4));
+    assert_eq!(p.feerate_sat_per_kvb, 2000);
+    assert_eq!(p.fee_sat, fee_at(2000));
+    assert_eq!(p.locktime, 100);
+    assert_eq!(p.replaces, None);
+
+    let mut o = obs(100, Some(4));
+    o.estimate_sat_per_kvb = None;
+    o.relay_sat_per_kvb = 3000;
+    assert_eq!(send(decide(&s, &cfg(), &o)).feerate_sat_per_kvb, 3000);
+    o.relay_sat_per_kvb = 100; // below --btc-min-relay-feerate
+    assert_eq!(send(decide(&s, &cfg(), &o)).feerate_sat_per_kvb, 1000);
+}
+
+#[test]
+fn bumps_once_per_block_with_new_rounds_and_more_fee() {
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg(), &obs(100, Some(4))));
+    s.apply(&broadcast(1, &p1, 50_000));
+    // Same block: wait, even with new rounds.
+    assert_eq!(
+        decide(&s, &cfg(), &obs(100, Some(7))),
+        Decision::Wait(Wait::NextBlock)
+    );
+    s.apply(&block(101));
+    let p2 = send(decide(&s, &cfg(), &obs(101, Some(7))));
+    assert_eq!((p2.first_round, p2.last_round), (0, 7));
+    assert_eq!(p2.fee_sat, p1.fee_sat + fee_at(1000));
+    assert_eq!(p2.replaces, Some((h(1), 50_000)));
+    assert_eq!(p2.locktime, 101);
+    s.apply(&broadcast(2, &p2, 50_000));
+    assert_eq!(s.cycles.len(), 1);
+    assert_eq!(s.cycles[0].txs.len(), 2);
+    assert_eq!(s.watched_txids().count(), 2);
+    // A bump happens even without new rounds (the fee still rises).
+    s.apply(&block(102));
+    let p3 = send(decide(&s, &cfg(), &obs(102, Some(7))));
+    assert_eq!(p3.last_round, 7);
+    assert!(p3.fee_sat > p2.fee_sat);
+}
+
+#[test]
+fn max_fee_and_running_out_of_money_block_sending() {
+    let mut s = state_at(100);
+    let mut c = cfg();
+    c.max_fee_sat = fee_at(2000) + fee_at(1000);
+    let p1 = send(decide(&s, &c, &obs(100, Some(0))));
+    assert_eq!(
+        fits_coin(&p1, p1.fee_sat + DUST_SAT - 1),
+        Err(Blocked::OutOfMoney {
+            input_sat: p1.fee_sat + DUST_SAT - 1,
+            fee_sat: p1.fee_sat
+        })
+    );
+    assert_eq!(fits_coin(&p1, p1.fee_sat + DUST_SAT), Ok(()));
+    s.apply(&broadcast(1, &p1, 1_000_000));
+    s.apply(&block(101));
+    let p2 = send(decide(&s, &c, &obs(101, Some(0))));
+    s.apply(&broadcast(2, &p2, 1_000_000));
+    s.apply(&block(102));
+    assert!(matches!(
+        decide(&s, &c, &obs(102, Some(0))),
+        Decision::Blocked(Blocked::MaxFeeReached { .. })
+    ));
+
+    // Out of money on a bump: the input cannot pay the next fee and keep change.
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg(), &obs(100, Some(0))));
+    s.apply(&broadcast(1, &p1, p1.fee_sat + DUST_SAT));
+    s.apply(&block(101));
+    assert!(matches!(
+        decide(&s, &cfg(), &obs(101, Some(0))),
+        Decision::Blocked(Blocked::OutOfMoney { .. })
+    ));
+
+    // A first tx above --btc-max-fee is refused too.
+    let mut c = cfg();
+    c.max_fee_sat = fee_at(2000) - 1;
+    assert!(matches!(
+        decide(&state_at(1), &c, &obs(1, Some(0))),
+        Decision::Blocked(Blocked::MaxFeeReached { .. })
+    ));
+}
+
+#[test]
+fn confirmation_closes_the_cycle_and_final_after_min_confirmations() {
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg(), &obs(100, Some(4))));
+    s.apply(&broadcast(1, &p1, 50_000));
+    s.apply(&block(101));
+    let p2 = send(decide(&s, &cfg(), &obs(101, Some(6))));
+    s.apply(&broadcast(2, &p2, 50_000));
+    s.apply(&block(102));
+    // The *first* tx got mined (the bump lost the race): rounds 5 and 6 are pending again.
+    s.apply(&confirmed(1, 102));
+    assert_eq!(s.open_cycle(), None);
+    assert_eq!(s.next_unstamped_round(), 5);
+    assert_eq!(s.watched_txids().count(), 0);
+    // The next cycle waits for the randomized interval.
+    let mut o = obs(102, Some(6));
+    o.next_tx_at = next_tx_time(o.now, &cfg(), 0.5);
+    assert_eq!(o.next_tx_at, o.now + 9 * 60 * 60);
+    assert_eq!(
+        decide(&s, &cfg(), &o),
+        Decision::Wait(Wait::Interval {
+            until: o.next_tx_at
+        })
+    );
+    o.now = o.next_tx_at;
+    let p3 = send(decide(&s, &cfg(), &o));
+    assert_eq!((p3.first_round, p3.last_round, p3.replaces), (5, 6, None));
+    // Final at 6 confirmations: 102..=107.
+    assert!(!s.is_final(102, 106));
+    assert!(s.is_final(102, 107));
+    for i in 103..=106 {
+        s.apply(&block(i));
+    }
+    assert_eq!(s.cycles.len(), 1);
+    s.apply(&block(107));
+    assert_eq!(s.cycles.len(), 0);
+    assert_eq!(s.final_through, Some(4));
+    assert_eq!(s.next_unstamped_round(), 5);
+}
+
+#[test]
+fn reorg_puts_commitments_back_and_a_later_confirmation_counts() {
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg(), &obs(100, Some(4))));
+    s.apply(&broadcast(1, &p1, 50_000));
+    s.apply(&block(101));
+    s.apply(&confirmed(1, 101));
+    s.apply(&block(102));
+    assert_eq!(s.open_cycle(), None);
+    s.apply(&Event::Reorg {
+        fork_height: 100,
+        old_tip: [102; 32],
+        new_tip: [100; 32],
+    });
+    assert_eq!(s.tip().map(|t| t.0), Some(100));
+    // The cycle is open again: its tx is watched, and the next block brings a bump of it.
+    let open = s.open_cycle().expect("reopened");
+    assert_eq!(open.latest().txid, h(1));
+    assert_eq!(s.watched_txids().copied().collect::<Vec<_>>(), vec![h(1)]);
+    s.apply(&block(101));
+    let p2 = send(decide(&s, &cfg(), &obs(101, Some(5))));
+    assert_eq!(p2.replaces, Some((h(1), 50_000)));
+    assert_eq!((p2.first_round, p2.last_round), (0, 5));
+    s.apply(&broadcast(2, &p2, 50_000));
+    // The original tx is mined again on the new chain before the bump reached a miner.
+    s.apply(&block(102));
+    s.apply(&confirmed(1, 102));
+    assert_eq!(s.cycles[0].confirmed.map(|c| c.height), Some(102));
+    assert_eq!(s.next_unstamped_round(), 5);
+    for i in 103..=107 {
+        s.apply(&block(i));
+    }
+    assert_eq!(s.final_through, Some(4));
+}
+
+#[test]
+fn reorg_below_a_newer_cycle_leaves_it_alone() {
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg(), &obs(100, Some(1))));
+    s.apply(&broadcast(1, &p1, 50_000));
+    s.apply(&block(101));
+    s.apply(&confirmed(1, 101));
+    let p2 = send(decide(&s, &cfg(), &obs(101, Some(3))));
+    assert_eq!((p2.first_round, p2.replaces), (2, None));
+    s.apply(&broadcast(2, &p2, 40_000));
+    s.apply(&Event::Reorg {
+        fork_height: 100,
+        old_tip: [101; 32],
+        new_tip: [100; 32],
+    });
+    // Both cycles wait to be mined; only the newest may be bumped (the older one's change is
+    // spent by it).
+    assert_eq!(s.watched_txids().count(), 2);
+    assert_eq!(s.open_cycle().map(|c| c.latest().txid), Some(h(2)));
+    assert_eq!(s.next_unstamped_round(), 4);
+}
+
+#[test]
+fn replay_rebuilds_the_same_state_and_memory_is_bounded() {
+    let mut s = StamperState::new(6);
+    let mut events = Vec::new();
+    for i in 0..1000 {
+        events.push(block(i as u32));
+    }
+    for e in &events {
+        s.apply(e);
+    }
+    assert_eq!(s.blocks.len() as u32, state::MAX_TRACKED_BLOCKS);
+    let mut again = StamperState::new(6);
+    for e in &events {
+        again.apply(e);
+    }
+    assert_eq!(s, again);
+}
+
+#[test]
+fn tx_size_bound_matches_the_fee() {
+    assert_eq!(fee_at(1000), STAMP_TX_VSIZE);
+    assert_eq!(fee_at(1001), STAMP_TX_VSIZE + 1);
+    assert_eq!(StamperState::confirmations(100, 105), 6);
+    assert_eq!(StamperState::confirmations(100, 99), 0);
+}

@@ -106,6 +106,30 @@ pub struct OtsctlArgs {
 pub enum OtsctlCommand {
     /// Create a calendar directory: uri, donation_addr and a random hmac-key (mode 0600)
     Init(InitArgs),
+    /// Print the P2WPKH address of the calendar's stamper key: send coins there to fund stamping
+    Address(AddressArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddressArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// Show the testnet address
+    #[arg(long, conflicts_with = "btc_regtest")]
+    pub btc_testnet: bool,
+    /// Show the regtest address
+    #[arg(long)]
+    pub btc_regtest: bool,
+}
+
+impl AddressArgs {
+    pub fn network(&self) -> &'static str {
+        match (self.btc_testnet, self.btc_regtest) {
+            (true, _) => "testnet",
+            (_, true) => "regtest",
+            _ => "mainnet",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

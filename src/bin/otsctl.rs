@@ -15,6 +15,13 @@ fn main() -> anyhow::Result<()> {
                 dir.path.display()
             );
         }
+        OtsctlCommand::Address(a) => {
+            let dir = otsd::calendar::dir::CalendarDir::load(&a.dir)?;
+            println!(
+                "{}",
+                otsd::stamper::key::funding_address(&dir, a.network())?
+            );
+        }
     }
     Ok(())
 }

@@ -14,6 +14,11 @@ pub const HMAC_KEY_LEN: usize = 32;
 pub const MAX_URI_LEN: usize = 1000;
 /// Name of the sub-directory that holds the event log.
 pub const LOG_DIR: &str = "log";
+/// File holding the stamper's secp256k1 secret key (32 raw bytes, mode 0600). It signs the stamping
+/// transactions; its coins are found on chain, so the node needs no wallet.
+pub const STAMPER_KEY_FILE: &str = "stamper-key";
+/// Exact length of the `stamper-key` file.
+pub const STAMPER_KEY_LEN: usize = 32;
 
 /// What is wrong with a calendar directory.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,7 @@ impl CalendarDir {
         let mut key = vec![0u8; HMAC_KEY_LEN];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
         write_new(&path.join("hmac-key"), &key, 0o600)?;
+        write_new(&path.join(STAMPER_KEY_FILE), &random_stamper_key(), 0o600)?;
         write_new(&path.join("uri"), format!("{uri}\n").as_bytes(), 0o644)?;
         write_new(
             &path.join("donation_addr"),
@@ -92,9 +98,41 @@ impl CalendarDir {
         CalendarDir::load(path)
     }
 
+    /// The stamper's secret key, created (mode 0600) if this directory predates it. Whether the bytes
+    /// are a valid secp256k1 key is checked by the stamper.
+    pub fn stamper_key(&self) -> Result<[u8; STAMPER_KEY_LEN], DirError> {
+        let path = self.path.join(STAMPER_KEY_FILE);
+        let key = match fs::read(&path) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = random_stamper_key();
+                write_new(&path, &key, 0o600)?;
+                tracing::info!(path = %path.display(), "created the stamper key");
+                return Ok(key);
+            }
+            Err(e) => return Err(io(&path, e)),
+        };
+        key.as_slice().try_into().map_err(|_| DirError::Malformed {
+            path,
+            problem: format!("{} bytes, expected {STAMPER_KEY_LEN} raw bytes", key.len()),
+            hint: "restore the file from a backup; a new key would not own the calendar's coins",
+        })
+    }
+
     /// The directory holding the event log.
     pub fn log_dir(&self) -> PathBuf {
         self.path.join(LOG_DIR)
+    }
+}
+
+/// A fresh secret key: 32 random bytes, drawn until they are a valid secp256k1 scalar.
+fn random_stamper_key() -> [u8; STAMPER_KEY_LEN] {
+    loop {
+        let mut key = [0u8; STAMPER_KEY_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        if bitcoin::secp256k1::SecretKey::from_slice(&key).is_ok() {
+            return key;
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks a fresh calendar on this machine and prints a table of figures.
 #
-#   tools/bench-calendar.sh [--duration SECONDS] [--port PORT] [--ten-million] [--keep]
+#   tools/bench-calendar.sh [--duration SECONDS] [--port PORT] [--ten-million] [--keep] [--no-build]
 #
-# Builds release binaries, creates a calendar in a temporary directory, starts otsd on loopback and
-# runs, each for --duration seconds (default 10):
+# Builds release binaries (with --no-build, takes those in target/release as they are), copies them
+# aside (so a concurrent build cannot swap them mid-run), creates a calendar in a temporary
+# directory, starts otsd on loopback and runs, each for --duration seconds (default 10):
 #   1. otsd-loadgen, concurrency 1, keep-alive        (latency p50/p99; then 1000 GET /timestamp)
 #   2. otsd-loadgen, concurrency 256, keep-alive      (then 1000 GET /timestamp)
 #   3. otsd-loadgen, concurrency 256, a new connection per request
@@ -19,13 +20,15 @@ duration=10
 port=14799
 ten_million=0
 keep=0
+build=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
         --port) port="$2"; shift 2 ;;
         --ten-million) ten_million=1; shift ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --no-build) build=0; shift ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -43,10 +46,14 @@ install_wrk() {
 }
 
 install_wrk
-cargo build --release --bin otsd --bin otsctl --bin otsd-loadgen >&2
-bin=target/release
+if [ "$build" -eq 1 ]; then
+    cargo build --release --bin otsd --bin otsctl --bin otsd-loadgen >&2
+fi
 
 work=$(mktemp -d /tmp/otsd-bench.XXXXXX)
+bin="$work/bin"
+mkdir "$bin"
+cp target/release/otsd target/release/otsctl target/release/otsd-loadgen "$bin/"
 otsd_pid=""
 cleanup() {
     if [ -n "$otsd_pid" ] && kill -0 "$otsd_pid" 2>/dev/null; then

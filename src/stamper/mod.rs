@@ -10,6 +10,7 @@
 //! out these decisions.
 pub mod key;
 pub mod policy;
+pub mod proof;
 pub mod state;
 
 #[cfg(test)]

@@ -1,0 +1,254 @@
+//! Complete proofs: commitment -> Merkle tip of the transaction's commitments -> txid -> block
+//! Merkle root -> `BitcoinBlockHeaderAttestation(height)`, as the Python stamper builds them.
+//!
+//! - The tip is python-opentimestamps `make_merkle_tree` over `sha256(commitment)` of the covered
+//!   rounds in order (the Python stamper hashes the 44-byte commitments first), so every leaf is a
+//!   32-byte hash and [`MerkleTree`] applies.
+//! - The transaction step is `prepend(bytes before the tip) append(bytes after) sha256 sha256` over
+//!   the transaction's serialization without witness (the txid preimage).
+//! - The block step is Bitcoin's Merkle tree (an odd last node is paired with itself), each level
+//!   `append|prepend(sibling) sha256 sha256`.
+//!
+//! Only what a proof needs is kept per confirmed transaction ([`TxProof`]: the tx split and the
+//! branch, about 400 bytes), not the block's txid list.
+use sha2::{Digest, Sha256};
+
+use crate::ots::attestation::Attestation;
+use crate::ots::merkle::{Hash, MerkleTree, Side};
+use crate::ots::path::PathWriter;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProofError {
+    #[error("the transaction does not contain the tip")]
+    TipNotInTx,
+    #[error("the txid is not in the block's transaction list")]
+    TxNotInBlock,
+    #[error("the block's transaction list is not a whole number of 32-byte txids")]
+    BadTxidList,
+    #[error("no commitments")]
+    Empty,
+}
+
+/// The leaves of the tip tree.
+pub fn tip_leaves<'a>(commitments: impl IntoIterator<Item = &'a [u8]>) -> Vec<Hash> {
+    commitments
+        .into_iter()
+        .map(|c| Sha256::digest(c).into())
+        .collect()
+}
+
+/// The tip committed in the transaction's OP_RETURN for these commitments.
+pub fn stamp_tip<'a>(commitments: impl IntoIterator<Item = &'a [u8]>) -> Option<Hash> {
+    MerkleTree::new(tip_leaves(commitments)).map(|t| *t.root())
+}
+
+fn sha256d(parts: &[&[u8]]) -> Hash {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    Sha256::digest(h.finalize()).into()
+}
+
+/// What is kept per confirmed stamping transaction to prove any of its commitments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxProof {
+    /// Non-witness serialization before and after the tip.
+    pub prefix: Vec<u8>,
+    pub suffix: Vec<u8>,
+    /// From the txid (internal byte order) up to the block's Merkle root.
+    pub branch: Vec<(Side, Hash)>,
+    pub height: u32,
+}
+
+impl TxProof {
+    /// Builds the proof data from the transaction (serialized without witness), its tip, and the
+    /// block's txids (internal byte order, concatenated).
+    pub fn new(
+        tx_no_witness: &[u8],
+        tip: &Hash,
+        block_txids: &[u8],
+        height: u32,
+    ) -> Result<TxProof, ProofError> {
+        let at = tx_no_witness
+            .windows(32)
+            .position(|w| w == tip)
+            .ok_or(ProofError::TipNotInTx)?;
+        let (prefix, rest) = tx_no_witness.split_at(at);
+        let txid = sha256d(&[tx_no_witness]);
+        if !block_txids.len().is_multiple_of(32) {
+            return Err(ProofError::BadTxidList);
+        }
+        let txids: Vec<Hash> = block_txids
+            .chunks_exact(32)
+            .map(|c| c.try_into().unwrap_or([0; 32]))
+            .collect();
+        let index = txids
+            .iter()
+            .position(|t| *t == txid)
+            .ok_or(ProofError::TxNotInBlock)?;
+        Ok(TxProof {
+            prefix: prefix.to_vec(),
+            suffix: rest[32..].to_vec(),
+            branch: block_branch(txids, index),
+            height,
+        })
+    }
+
+    /// The block Merkle root the branch leads to (for checks).
+    pub fn root(&self, tip: &Hash) -> Hash {
+        let mut msg = sha256d(&[&self.prefix, tip, &self.suffix]);
+        for (side, sibling) in &self.branch {
+            msg = match side {
+                Side::Append => sha256d(&[&msg, sibling]),
+                Side::Prepend => sha256d(&[sibling, &msg]),
+            };
+        }
+        msg
+    }
+}
+
+/// The transaction's serialization without witness: the txid preimage.
+pub fn no_witness_bytes(tx: &bitcoin::Transaction) -> Vec<u8> {
+    let mut stripped = tx.clone();
+    for input in &mut stripped.input {
+        input.witness.clear();
+    }
+    bitcoin::consensus::encode::serialize(&stripped)
+}
+
+/// Bitcoin's Merkle branch of `txids[index]`.
+fn block_branch(mut level: Vec<Hash>, mut index: usize) -> Vec<(Side, Hash)> {
+    let mut branch = Vec::new();
+    while level.len() > 1 {
+        if !level.len().is_multiple_of(2) {
+            level.push(level[level.len() - 1]);
+        }
+        branch.push(if index.is_multiple_of(2) {
+            (Side::Append, level[index + 1])
+        } else {
+            (Side::Prepend, level[index - 1])
+        });
+        level = level
+            .chunks_exact(2)
+            .map(|p| sha256d(&[&p[0], &p[1]]))
+            .collect();
+        index /= 2;
+    }
+    branch
+}
+
+/// Writes the complete proof of `commitments[index]` (the timestamp on the commitment itself).
+pub fn write_proof(
+    out: &mut Vec<u8>,
+    commitments: &[&[u8]],
+    index: usize,
+    tx: &TxProof,
+) -> Result<(), ProofError> {
+    let tree = MerkleTree::new(tip_leaves(commitments.iter().copied())).ok_or(ProofError::Empty)?;
+    let path = tree.path(index).ok_or(ProofError::Empty)?;
+    let mut w = PathWriter::new(out);
+    w.sha256();
+    for step in path {
+        w.step(&step);
+    }
+    w.prepend(&tx.prefix).append(&tx.suffix).sha256().sha256();
+    for (side, sibling) in &tx.branch {
+        match side {
+            Side::Append => w.append(sibling),
+            Side::Prepend => w.prepend(sibling),
+        }
+        .sha256()
+        .sha256();
+    }
+    w.attest(&Attestation::Bitcoin {
+        height: u64::from(tx.height),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ots::timestamp::Timestamp;
+
+    /// Evaluates a serialized linear proof and returns the attested message and attestation.
+    fn evaluate(commitment: &[u8], proof: &[u8]) -> (Vec<u8>, Attestation) {
+        let ts = Timestamp::from_bytes(proof, commitment.to_vec()).expect("valid timestamp");
+        let all = ts.all_attestations();
+        assert_eq!(all.len(), 1);
+        (all[0].0.to_vec(), all[0].1.clone())
+    }
+
+    #[test]
+    fn proofs_lead_every_commitment_to_the_block_merkle_root() {
+        let commitments: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 44]).collect();
+        let refs: Vec<&[u8]> = commitments.iter().map(Vec::as_slice).collect();
+        let tip = stamp_tip(refs.iter().copied()).unwrap();
+        let mut tx = vec![2, 0, 0, 0, 1];
+        tx.extend_from_slice(&tip);
+        tx.extend_from_slice(&[0, 0, 0, 0]);
+        let txid = sha256d(&[&tx]);
+        for (n, pos) in [(1usize, 0usize), (2, 1), (3, 2), (7, 4), (8, 7)] {
+            let mut txids: Vec<Hash> = (0..n).map(|i| [i as u8 + 100; 32]).collect();
+            txids[pos] = txid;
+            let flat: Vec<u8> = txids.concat();
+            let proof = TxProof::new(&tx, &tip, &flat, 321).unwrap();
+            let root = bitcoin_root(txids.clone());
+            assert_eq!(proof.root(&tip), root, "n={n}");
+            for (i, c) in refs.iter().enumerate() {
+                let mut out = Vec::new();
+                write_proof(&mut out, &refs, i, &proof).unwrap();
+                let (msg, att) = evaluate(c, &out);
+                assert_eq!(msg, root.to_vec());
+                assert_eq!(att, Attestation::Bitcoin { height: 321 });
+            }
+        }
+        assert_eq!(
+            TxProof::new(&tx, &[9; 32], &txid, 1),
+            Err(ProofError::TipNotInTx)
+        );
+        assert_eq!(
+            TxProof::new(&tx, &tip, &[0; 32], 1),
+            Err(ProofError::TxNotInBlock)
+        );
+    }
+
+    #[test]
+    fn works_on_a_real_signed_stamping_transaction() {
+        use crate::stamper::key::{Coin, StamperKey};
+        use bitcoin::hashes::Hash as _;
+        let key = StamperKey::from_bytes(&[5; 32]).unwrap();
+        let c = [7u8; 44];
+        let tip = stamp_tip([&c[..]]).unwrap();
+        assert_eq!(tip, <[u8; 32]>::from(Sha256::digest(c)));
+        let coin = Coin {
+            outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+            value_sat: 10_000,
+        };
+        let tx = key.stamp_tx(&coin, 500, &tip, 10).unwrap();
+        let bytes = no_witness_bytes(&tx);
+        let txid = tx.compute_txid().to_byte_array();
+        assert_eq!(sha256d(&[&bytes]), txid);
+        let proof = TxProof::new(&bytes, &tip, &[[3; 32], txid].concat(), 11).unwrap();
+        let mut out = Vec::new();
+        write_proof(&mut out, &[&c[..]], 0, &proof).unwrap();
+        assert_eq!(
+            evaluate(&c, &out).0,
+            bitcoin_root(vec![[3; 32], txid]).to_vec()
+        );
+    }
+
+    /// Bitcoin's Merkle root, written independently of `block_branch`.
+    fn bitcoin_root(mut level: Vec<Hash>) -> Hash {
+        while level.len() > 1 {
+            let mut next = Vec::new();
+            for i in (0..level.len()).step_by(2) {
+                let right = level.get(i + 1).unwrap_or(&level[i]);
+                next.push(sha256d(&[&level[i], right]));
+            }
+            level = next;
+        }
+        level[0]
+    }
+}

@@ -54,9 +54,17 @@ pub enum ServeError {
 
 /// Folds the whole log into a fresh projection, verifying CRCs and both chains on the way.
 pub fn replay(log_dir: &Path, key: LogKey) -> Result<Projection, ServeError> {
+    replay_into(log_dir, key, Projection::default())
+}
+
+/// Folds the whole log into `view` (an empty projection with its settings).
+pub fn replay_into(
+    log_dir: &Path,
+    key: LogKey,
+    mut view: Projection,
+) -> Result<Projection, ServeError> {
     let started = Instant::now();
     let reader = Reader::open(log_dir, Some(key))?;
-    let mut view = Projection::default();
     let mut problem: Option<(u64, String)> = None;
     reader.for_each_from(0, |seq, payload| {
         if problem.is_some() {

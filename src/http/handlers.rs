@@ -108,6 +108,22 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
             "Pending confirmation in Bitcoin blockchain",
             Some("public, max-age=60"),
         ),
+        Status::Mined { txid, .. } => {
+            let mut display = txid;
+            display.reverse();
+            let reason = format!(
+                "Timestamped by transaction {}; waiting for {} confirmations",
+                hex::encode(display),
+                state
+                    .read_view()
+                    .stamps()
+                    .state
+                    .min_confirmations
+                    .saturating_sub(1)
+            );
+            text(StatusCode::NOT_FOUND, &reason, Some("public, max-age=60"))
+        }
+        Status::Complete { proof, .. } => octets(Bytes::from(proof), Some(FOREVER)),
         Status::Unknown => text(
             StatusCode::NOT_FOUND,
             "Not found",

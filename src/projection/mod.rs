@@ -7,13 +7,16 @@
 //! Memory: one [`RoundEntry`] (about 70 bytes) per round plus a hash-map slot per commitment; nothing
 //! per digest. Under load a round holds hundreds of digests, so ten million digests need a few
 //! tens of thousands of entries.
+pub mod stamps;
 mod tip;
 
+pub use stamps::{RoundStamp, Stamps};
 pub use tip::merkle_tip;
 
 use std::collections::HashMap;
 
 use crate::events::Event;
+use crate::stamper;
 
 /// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
 pub const COMMITMENT_LEN: usize = 44;
@@ -36,8 +39,12 @@ pub struct RoundEntry {
 pub enum Status {
     /// Never issued by this calendar.
     Unknown,
-    /// Issued in `round`, not yet in a confirmed Bitcoin transaction.
+    /// Issued in `round`, not yet in a mined Bitcoin transaction.
     Pending { round: u64 },
+    /// Mined in `txid` (internal byte order), waiting for more confirmations.
+    Mined { round: u64, txid: [u8; 32] },
+    /// Final: the complete proof, serialized as the timestamp on the commitment.
+    Complete { round: u64, proof: Vec<u8> },
 }
 
 /// An event that does not fit the history so far.
@@ -65,9 +72,23 @@ pub struct Projection {
     /// DigestSubmitted events seen since the last RoundSealed.
     open_digests: u32,
     next_seq: u64,
+    stamps: Stamps,
 }
 
 impl Projection {
+    /// An empty projection whose proofs are final after `min_confirmations` (`--btc-min-confirmations`).
+    pub fn new(min_confirmations: u32) -> Projection {
+        Projection {
+            stamps: Stamps::new(min_confirmations),
+            ..Projection::default()
+        }
+    }
+
+    /// The Bitcoin side: stamping transactions, confirmations, and the stamper's folded state.
+    pub fn stamps(&self) -> &Stamps {
+        &self.stamps
+    }
+
     /// Folds one event in.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
         self.next_seq = seq + 1;
@@ -83,7 +104,14 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
-            _ => Ok(()),
+            other => {
+                if let Err(e) = self.stamps.apply(other) {
+                    // Written by our stamper after checking; the rounds stay pending rather than
+                    // stopping the calendar from starting.
+                    tracing::error!(seq, "stamping event cannot be proven: {e}");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -136,9 +164,29 @@ impl Projection {
         let Ok(key) = Commitment::try_from(commitment) else {
             return Status::Unknown;
         };
-        match self.by_commitment.get(&key) {
-            Some(&round) => Status::Pending { round },
-            None => Status::Unknown,
+        let Some(&round) = self.by_commitment.get(&key) else {
+            return Status::Unknown;
+        };
+        match self.stamps.round(round) {
+            RoundStamp::Pending => Status::Pending { round },
+            RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
+            RoundStamp::Final { first_round, mined } => {
+                let commitments: Vec<&[u8]> = self.rounds
+                    [first_round as usize..=mined.last_round as usize]
+                    .iter()
+                    .map(|r| &r.commitment[..])
+                    .collect();
+                let mut proof = Vec::new();
+                match stamper::proof::write_proof(
+                    &mut proof,
+                    &commitments,
+                    (round - first_round) as usize,
+                    &mined.proof,
+                ) {
+                    Ok(()) => Status::Complete { round, proof },
+                    Err(_) => Status::Pending { round },
+                }
+            }
         }
     }
 

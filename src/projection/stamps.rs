@@ -1,0 +1,327 @@
+//! The Bitcoin side of the projection: which rounds which transaction stamped, where it was mined,
+//! and what is needed to write each round's complete proof.
+//!
+//! Folded from `TxBroadcast`, `BlockSeen`, `TxConfirmed` and `Reorg`. The stamper's own view
+//! ([`StamperState`]) is part of this fold, so the stamper reads its state from the projection like
+//! every other reader and a replay rebuilds both.
+//!
+//! Memory: the raw transactions of cycles not yet final (a few hundred bytes each) and one
+//! [`TxProof`] (about 400 bytes) per mined stamping transaction; nothing per round or per digest.
+use std::collections::{BTreeMap, HashMap};
+
+use crate::events::Event;
+use crate::stamper::proof::{ProofError, TxProof};
+use crate::stamper::state::{Hash32, StamperState};
+
+/// A sent transaction, kept until its cycle is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    no_witness: Vec<u8>,
+    tip: Hash32,
+    first_round: u64,
+    last_round: u64,
+}
+
+/// A mined stamping transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mined {
+    pub txid: Hash32,
+    pub last_round: u64,
+    pub proof: TxProof,
+}
+
+/// Where a round stands in Bitcoin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundStamp<'a> {
+    /// In no mined transaction (yet, or any more after a reorg).
+    Pending,
+    /// Mined, with fewer than the required confirmations.
+    Mined { txid: &'a Hash32 },
+    /// Mined and final: the proof can be served.
+    Final { first_round: u64, mined: &'a Mined },
+}
+
+/// Python otsd's `--btc-min-confirmations` default.
+pub const DEFAULT_MIN_CONFIRMATIONS: u32 = 6;
+
+#[derive(Debug, Clone)]
+pub struct Stamps {
+    pub state: StamperState,
+    sent: HashMap<Hash32, Sent>,
+    /// Mined transactions by first round.
+    mined: BTreeMap<u64, Mined>,
+}
+
+impl Default for Stamps {
+    fn default() -> Self {
+        Stamps::new(DEFAULT_MIN_CONFIRMATIONS)
+    }
+}
+
+impl Stamps {
+    pub fn new(min_confirmations: u32) -> Stamps {
+        Stamps {
+            state: StamperState::new(min_confirmations),
+            sent: HashMap::new(),
+            mined: BTreeMap::new(),
+        }
+    }
+
+    /// Folds one event; a confirmation that cannot be proven is an error (the stamper wrote it).
+    pub fn apply(&mut self, event: &Event) -> Result<(), ProofError> {
+        let mut result = Ok(());
+        match event {
+            Event::TxBroadcast {
+                txid,
+                raw_tx,
+                tip,
+                first_round,
+                last_round,
+                ..
+            } => {
+                let no_witness = strip_witness(raw_tx).unwrap_or_else(|| raw_tx.clone());
+                self.sent.insert(
+                    *txid,
+                    Sent {
+                        no_witness,
+                        tip: *tip,
+                        first_round: *first_round,
+                        last_round: *last_round,
+                    },
+                );
+            }
+            Event::TxConfirmed {
+                txid,
+                height,
+                block_txids,
+                ..
+            } => result = self.on_confirmed(txid, *height, block_txids),
+            Event::Reorg { fork_height, .. } => {
+                // Final transactions are out of the stamper's cycles and deeper than it follows
+                // reorgs; only the others are undone.
+                let open: std::collections::HashSet<Hash32> = self
+                    .state
+                    .cycles
+                    .iter()
+                    .flat_map(|c| c.txs.iter().map(|t| t.txid))
+                    .collect();
+                self.mined
+                    .retain(|_, m| m.proof.height <= *fork_height || !open.contains(&m.txid));
+            }
+            _ => {}
+        }
+        self.state.apply(event);
+        if matches!(event, Event::BlockSeen { .. } | Event::TxConfirmed { .. }) {
+            self.prune_sent();
+        }
+        result
+    }
+
+    fn on_confirmed(&mut self, txid: &Hash32, height: u32, txids: &[u8]) -> Result<(), ProofError> {
+        let Some(sent) = self.sent.get(txid) else {
+            return Err(ProofError::TxNotInBlock);
+        };
+        let proof = TxProof::new(&sent.no_witness, &sent.tip, txids, height)?;
+        self.mined.insert(
+            sent.first_round,
+            Mined {
+                txid: *txid,
+                last_round: sent.last_round,
+                proof,
+            },
+        );
+        Ok(())
+    }
+
+    /// Drops raw transactions of cycles that are final (only mined proofs are needed then).
+    fn prune_sent(&mut self) {
+        let live: std::collections::HashSet<&Hash32> = self
+            .state
+            .cycles
+            .iter()
+            .flat_map(|c| c.txs.iter().map(|t| &t.txid))
+            .collect();
+        self.sent.retain(|txid, _| live.contains(txid));
+    }
+
+    /// Where `round` stands.
+    pub fn round(&self, round: u64) -> RoundStamp<'_> {
+        let Some((first, mined)) = self.mined.range(..=round).next_back() else {
+            return RoundStamp::Pending;
+        };
+        if round > mined.last_round {
+            return RoundStamp::Pending;
+        }
+        let tip = self.state.tip().map_or(0, |t| t.0);
+        if self.state.is_final(mined.proof.height, tip) {
+            RoundStamp::Final {
+                first_round: *first,
+                mined,
+            }
+        } else {
+            RoundStamp::Mined { txid: &mined.txid }
+        }
+    }
+}
+
+/// The serialization without witness of a (possibly segwit) raw transaction.
+fn strip_witness(raw: &[u8]) -> Option<Vec<u8>> {
+    let tx: bitcoin::Transaction = bitcoin::consensus::encode::deserialize(raw).ok()?;
+    Some(crate::stamper::proof::no_witness_bytes(&tx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Projection, Status};
+    use crate::events::Event;
+    use crate::ots::attestation::Attestation;
+    use crate::ots::timestamp::Timestamp;
+    use crate::stamper::key::{Coin, StamperKey};
+    use crate::stamper::proof::stamp_tip;
+    use bitcoin::hashes::Hash;
+
+    fn seal(view: &mut Projection, seq: &mut u64, round: u64) -> Vec<u8> {
+        let commitment = vec![round as u8 + 1; 44];
+        let ev = Event::RoundSealed {
+            round,
+            time: 1,
+            root: [0; 32],
+            mac: [0; 8],
+            commitment: commitment.clone(),
+            digests: 0,
+        };
+        view.apply(*seq, &ev).unwrap();
+        *seq += 1;
+        commitment
+    }
+
+    #[test]
+    fn rounds_go_pending_mined_complete_and_back_on_reorg() {
+        let mut view = Projection::new(3);
+        let mut seq = 0;
+        let cs: Vec<Vec<u8>> = (0..3).map(|r| seal(&mut view, &mut seq, r)).collect();
+        let mut apply = |view: &mut Projection, ev: Event| {
+            view.apply(seq, &ev).unwrap();
+            seq += 1;
+        };
+        let tip = stamp_tip(cs.iter().map(Vec::as_slice)).unwrap();
+        let key = StamperKey::from_bytes(&[3; 32]).unwrap();
+        let coin = Coin {
+            outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+            value_sat: 10_000,
+        };
+        let tx = key.stamp_tx(&coin, 200, &tip, 100).unwrap();
+        let txid = tx.compute_txid().to_byte_array();
+        for h in 0..=100 {
+            apply(
+                &mut view,
+                Event::BlockSeen {
+                    height: h,
+                    hash: [h as u8; 32],
+                },
+            );
+        }
+        apply(
+            &mut view,
+            Event::TxBroadcast {
+                txid,
+                raw_tx: bitcoin::consensus::encode::serialize(&tx),
+                tip,
+                first_round: 0,
+                last_round: 2,
+                fee_sat: 200,
+                feerate_sat_per_kvb: 1300,
+                input_sat: 10_000,
+                height: 100,
+                replaces: None,
+            },
+        );
+        assert_eq!(view.status(&cs[1]), Status::Pending { round: 1 });
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 101,
+                hash: [101; 32],
+            },
+        );
+        let block_txids = [[9u8; 32], txid].concat();
+        apply(
+            &mut view,
+            Event::TxConfirmed {
+                txid,
+                block_hash: [101; 32],
+                height: 101,
+                block_txids,
+            },
+        );
+        assert_eq!(view.status(&cs[1]), Status::Mined { round: 1, txid });
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 102,
+                hash: [102; 32],
+            },
+        );
+        // A reorg before finality puts the rounds back to pending and watches the tx again.
+        apply(
+            &mut view,
+            Event::Reorg {
+                fork_height: 100,
+                old_tip: [102; 32],
+                new_tip: [100; 32],
+            },
+        );
+        assert_eq!(view.status(&cs[0]), Status::Pending { round: 0 });
+        assert_eq!(view.stamps().state.watched_txids().count(), 1);
+        // The same transaction is mined again on the new chain, and becomes final there.
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 101,
+                hash: [201; 32],
+            },
+        );
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 102,
+                hash: [202; 32],
+            },
+        );
+        let block_txids = [[9u8; 32], [8; 32], txid].concat();
+        apply(
+            &mut view,
+            Event::TxConfirmed {
+                txid,
+                block_hash: [202; 32],
+                height: 102,
+                block_txids,
+            },
+        );
+        assert_eq!(view.status(&cs[2]), Status::Mined { round: 2, txid });
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 103,
+                hash: [203; 32],
+            },
+        );
+        apply(
+            &mut view,
+            Event::BlockSeen {
+                height: 104,
+                hash: [204; 32],
+            },
+        );
+        for (round, c) in cs.iter().enumerate() {
+            let Status::Complete { proof, .. } = view.status(c) else {
+                panic!("round {round} not complete: {:?}", view.status(c));
+            };
+            let ts = Timestamp::from_bytes(&proof, c.clone()).unwrap();
+            let atts = ts.all_attestations();
+            assert_eq!(atts.len(), 1);
+            assert_eq!(atts[0].1, &Attestation::Bitcoin { height: 102 });
+        }
+        assert_eq!(view.stamps().state.cycles.len(), 0);
+    }
+}

@@ -1,4 +1,7 @@
 //! Command-line interfaces of `otsd` and `otsctl`. The binaries only parse these and call [`crate`].
+use crate::stamper::driver::DriverConfig;
+use crate::stamper::key::network_from_name;
+use crate::stamper::StamperConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +40,32 @@ pub struct OtsdArgs {
     /// Use Bitcoin regtest rather than mainnet
     #[arg(long)]
     pub btc_regtest: bool,
+    /// Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the calendar does not stamp
+    #[arg(long, value_name = "URL")]
+    pub btc_rpc: Option<String>,
+    /// Bitcoin Core cookie file, for a --btc-rpc URL without credentials
+    #[arg(long, value_name = "FILE")]
+    pub btc_rpc_cookie: Option<PathBuf>,
+    /// Milliseconds between the stamper's looks at the node
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    pub btc_poll_interval_ms: u64,
+    /// Minimum relay feerate, sat/vB
+    #[arg(long, default_value_t = 1.0, value_name = "FEERATE")]
+    pub btc_min_relay_feerate: f64,
+    /// Confirmation target for the first transaction of a cycle (1..=1008); later ones are RBF bumps
+    #[arg(long, default_value_t = 1008, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1008))]
+    pub btc_conf_target: u16,
+    /// Confirmations before a proof is final and served (must be greater than 1)
+    #[arg(long, default_value_t = 6, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub btc_min_confirmations: u32,
+    /// Minimum seconds between stamping cycles (randomized up to twice this)
+    #[arg(long, default_value_t = 6 * 60 * 60, value_name = "SECONDS")]
+    pub btc_min_tx_interval: u64,
+    /// Maximum transaction fee, BTC
+    #[arg(long, default_value_t = 0.001, value_name = "FEE")]
+    pub btc_max_fee: f64,
     /// Most digests waiting for the next round; beyond it POST /digest answers 503 with Retry-After
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_pending: usize,
@@ -85,6 +114,20 @@ impl OtsdArgs {
             max_pending: self.max_pending,
             min_round_interval: Duration::from_millis(self.min_round_interval_ms),
             segment_size: self.segment_size_mib.max(1) << 20,
+            min_confirmations: self.btc_min_confirmations,
+            stamper: self.btc_rpc.as_ref().map(|url| DriverConfig {
+                rpc_url: url.clone(),
+                rpc_cookie: self.btc_rpc_cookie.clone(),
+                network: network_from_name(self.network()),
+                policy: StamperConfig {
+                    conf_target: self.btc_conf_target,
+                    min_relay_sat_per_kvb: (self.btc_min_relay_feerate.max(0.0) * 1000.0) as u64,
+                    max_fee_sat: (self.btc_max_fee.max(0.0) * 1e8) as u64,
+                    min_tx_interval_secs: self.btc_min_tx_interval,
+                    min_confirmations: self.btc_min_confirmations,
+                },
+                poll_interval: Duration::from_millis(self.btc_poll_interval_ms.max(10)),
+            }),
             http: ServerOptions {
                 max_connections: self.max_connections.max(1),
                 header_timeout: Duration::from_secs(self.header_timeout.max(1)),

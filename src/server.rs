@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
@@ -18,6 +17,8 @@ use crate::events::Event;
 use crate::http::{self, server::ServerOptions, AppState};
 use crate::log::{codec, LogError, LogKey, Reader, Writer, WriterHandle, WriterOptions};
 use crate::projection::Projection;
+use crate::stamper::driver::{self, DriverConfig};
+use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 
 /// Everything `otsd` needs to run.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct ServeConfig {
     pub max_pending: usize,
     pub min_round_interval: Duration,
     pub segment_size: u64,
+    /// `--btc-min-confirmations`: when proofs are final.
+    pub min_confirmations: u32,
+    /// The stamper, when a Bitcoin node is configured.
+    pub stamper: Option<DriverConfig>,
     pub http: ServerOptions,
 }
 
@@ -45,6 +50,8 @@ pub enum ServeError {
     Replay { seq: u64, problem: String },
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
+    #[error("stamper key: {0}")]
+    StamperKey(#[from] StamperKeyLoadError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -121,11 +128,15 @@ pub async fn start(
         dir.log_dir().display(),
         recovery.next_seq
     );
-    let view = Arc::new(RwLock::new(replay(&dir.log_dir(), key)?));
+    let stamper_key =
+        StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
+    let projection = Projection::new(cfg.min_confirmations);
+    let view = Arc::new(RwLock::new(replay_into(&dir.log_dir(), key, projection)?));
     let writer = WriterHandle::spawn(writer, 64);
+    let stamper_submitter = writer.submitter();
 
     let bind = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
-    let listener = TcpListener::bind(&bind)
+    let listener = http::server::bind(&bind)
         .await
         .map_err(|source| ServeError::Bind {
             addr: bind.clone(),
@@ -158,11 +169,30 @@ pub async fn start(
         dir.donation_addr.clone(),
         cfg.network.clone(),
     );
+    let bitcoin_status = state.bitcoin_status.clone();
+    let (stamper_stop, stamper_stop_rx) = tokio::sync::watch::channel(false);
+    let stamper = cfg.stamper.clone().map(|scfg| {
+        tokio::spawn(driver::run(
+            scfg,
+            stamper_key,
+            stamper_submitter,
+            state.view.clone(),
+            bitcoin_status,
+            stamper_stop_rx,
+        ))
+    });
+    if stamper.is_none() {
+        tracing::warn!("no --btc-rpc: commitments are not stamped into Bitcoin");
+    }
     tracing::info!(%addr, uri = %dir.uri, "calendar listening");
 
     let done = tokio::spawn(async move {
         http::server::serve(listener, state, cfg.http.clone(), shutdown).await;
         intake.begin_shutdown();
+        let _ = stamper_stop.send(true);
+        if let Some(stamper) = stamper {
+            let _ = stamper.await;
+        }
         let _ = stop_tx.send(());
         let writer = agg.await.map_err(|e| ServeError::Replay {
             seq: 0,

@@ -77,7 +77,11 @@ impl Info {
                 commitment: hex::encode(r.commitment),
             }),
             log_next_seq: view.next_seq(),
-            bitcoin: None,
+            bitcoin: state
+                .bitcoin_status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 

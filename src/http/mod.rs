@@ -33,6 +33,8 @@ pub struct AppState {
     pub donation_addr: String,
     pub network: String,
     pub(crate) tip: Mutex<handlers::TipCache>,
+    /// The stamper's latest status (JSON), shown on the info page.
+    pub bitcoin_status: crate::stamper::driver::StatusBoard,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             donation_addr,
             network,
             tip: Mutex::default(),
+            bitcoin_status: Default::default(),
         })
     }
 

@@ -56,16 +56,15 @@ impl WriterHandle {
     /// Queues a batch without blocking. The receiver resolves once the batch is durable, or with the
     /// error; after a failure every later call errors with [`LogError::Poisoned`].
     pub fn submit(&self, batch: Vec<Vec<u8>>) -> Result<Ack, LogError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(LogError::Poisoned);
-        }
-        let size = validate_batch(&batch)?;
-        let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
-        let (reply, ack) = oneshot::channel();
-        match tx.try_send(Job { batch, size, reply }) {
-            Ok(()) => Ok(ack),
-            Err(TrySendError::Full(_)) => Err(LogError::QueueFull),
-            Err(TrySendError::Disconnected(_)) => Err(LogError::Closed),
+        submit(self.tx.as_ref(), &self.poisoned, batch)
+    }
+
+    /// A second, cloneable way in for another appender (the stamper). The writer thread ends only
+    /// when every submitter is dropped, so drop them before [`WriterHandle::close`].
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            tx: self.tx.clone(),
+            poisoned: self.poisoned.clone(),
         }
     }
 
@@ -80,6 +79,38 @@ impl WriterHandle {
             Some(t) => t.join().map_err(|_| LogError::Closed)?,
             None => Ok(()),
         }
+    }
+}
+
+/// Submits batches to a [`WriterHandle`]'s thread; see [`WriterHandle::submitter`].
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    tx: Option<SyncSender<Job>>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Submitter {
+    /// As [`WriterHandle::submit`].
+    pub fn submit(&self, batch: Vec<Vec<u8>>) -> Result<Ack, LogError> {
+        submit(self.tx.as_ref(), &self.poisoned, batch)
+    }
+}
+
+fn submit(
+    tx: Option<&SyncSender<Job>>,
+    poisoned: &AtomicBool,
+    batch: Vec<Vec<u8>>,
+) -> Result<Ack, LogError> {
+    if poisoned.load(Ordering::Acquire) {
+        return Err(LogError::Poisoned);
+    }
+    let size = validate_batch(&batch)?;
+    let tx = tx.ok_or(LogError::Closed)?;
+    let (reply, ack) = oneshot::channel();
+    match tx.try_send(Job { batch, size, reply }) {
+        Ok(()) => Ok(ack),
+        Err(TrySendError::Full(_)) => Err(LogError::QueueFull),
+        Err(TrySendError::Disconnected(_)) => Err(LogError::Closed),
     }
 }
 

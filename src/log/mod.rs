@@ -34,7 +34,7 @@ pub mod writer;
 
 pub use chain::{ChainState, Head, LogKey};
 pub use error::{Corruption, LogError};
-pub use handle::{Ack, WriterHandle};
+pub use handle::{Ack, Submitter, WriterHandle};
 pub use reader::{Reader, Tail};
 pub use recovery::Recovery;
 pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile};

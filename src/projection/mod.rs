@@ -212,6 +212,14 @@ impl Projection {
         self.rounds.iter().map(|r| &r.commitment)
     }
 
+    /// Commitments of rounds `first..=last` that exist, in order.
+    pub fn round_commitments(&self, first: u64, last: u64) -> Vec<Commitment> {
+        let end = (last.saturating_add(1)).min(self.next_round());
+        (first..end)
+            .map(|r| self.rounds[r as usize].commitment)
+            .collect()
+    }
+
     /// Total digests accepted.
     pub fn digests_total(&self) -> u64 {
         self.digests_total

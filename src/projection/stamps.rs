@@ -144,6 +144,11 @@ impl Stamps {
         self.sent.retain(|txid, _| live.contains(txid));
     }
 
+    /// A sent transaction of a cycle not yet final, serialized without witness.
+    pub fn raw_tx(&self, txid: &Hash32) -> Option<&[u8]> {
+        self.sent.get(txid).map(|s| s.no_witness.as_slice())
+    }
+
     /// Where `round` stands.
     pub fn round(&self, round: u64) -> RoundStamp<'_> {
         let Some((first, mined)) = self.mined.range(..=round).next_back() else {

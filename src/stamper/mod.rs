@@ -8,6 +8,7 @@
 //!
 //! The driver that talks to Bitcoin Core and appends the events lives at the edge and only carries
 //! out these decisions.
+pub mod driver;
 pub mod key;
 pub mod policy;
 pub mod proof;

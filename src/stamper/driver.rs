@@ -1,0 +1,450 @@
+//! The thin I/O edge of the stamper: observes Bitcoin Core over RPC, records what it saw and did
+//! in the log, and carries out [`policy::decide`]'s decisions with the calendar's own key.
+//!
+//! Every tick: follow the best chain from the last block in the projection (finding the fork
+//! point of a reorg by comparing hashes), writing `Reorg`, `BlockSeen` and `TxConfirmed` events;
+//! then decide, and if a transaction is due, build, sign, broadcast and write `TxBroadcast` after
+//! Core accepted it. All RPC is blocking and runs on `spawn_blocking`; intake never waits on it.
+//! Every failure (node unreachable, RPC error, rejected broadcast, no coins) is logged, shown in the
+//! status and retried next tick; no state is lost because the log is only written after facts.
+//!
+//! Coins are found with `scantxoutset` on the key's address when a cycle starts (no node wallet;
+//! works with a pruned node). Replacements spend the input of the transaction they replace, read
+//! from the logged raw transaction.
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Network, OutPoint, Txid};
+use bitcoincore_rpc::{Auth, Client, RpcApi};
+use serde_json::{json, Value};
+
+use super::key::{Coin, StamperKey};
+use super::policy::{self, Decision, Observation, StamperConfig, TxPlan};
+use super::proof::stamp_tip;
+use crate::events::Event;
+use crate::log::{codec, Submitter};
+use crate::projection::Projection;
+
+/// Blocks fetched per tick, so a node far ahead does not stall the loop.
+pub const MAX_BLOCKS_PER_TICK: u32 = 50;
+/// Coinbase outputs are spendable this many blocks after their own.
+const COINBASE_MATURITY: u64 = 100;
+
+/// A block of the best chain as last seen: (height, hash).
+type KnownBlock = (u32, [u8; 32]);
+
+/// How to reach Bitcoin Core and how to stamp.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// `http://[USER:PASS@]HOST:PORT/`
+    pub rpc_url: String,
+    /// Cookie file, used when the URL carries no credentials.
+    pub rpc_cookie: Option<std::path::PathBuf>,
+    pub network: Network,
+    pub policy: StamperConfig,
+    pub poll_interval: Duration,
+}
+
+/// Shared, JSON-shaped status for the info page.
+pub type StatusBoard = Arc<Mutex<Option<Value>>>;
+
+/// Splits credentials out of an RPC URL.
+pub fn rpc_client(url: &str, cookie: Option<&std::path::Path>) -> Result<Client, String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (auth, host) = match rest.split_once('@') {
+        Some((cred, host)) => {
+            let (u, p) = cred.split_once(':').unwrap_or((cred, ""));
+            (Auth::UserPass(u.to_owned(), p.to_owned()), host)
+        }
+        None => match cookie {
+            Some(c) => (Auth::CookieFile(c.to_owned()), rest),
+            None => (Auth::None, rest),
+        },
+    };
+    Client::new(&format!("{scheme}://{host}"), auth).map_err(|e| e.to_string())
+}
+
+struct Driver {
+    cfg: DriverConfig,
+    client: Arc<Client>,
+    key: Arc<StamperKey>,
+    writer: Submitter,
+    view: Arc<RwLock<Projection>>,
+    next_tx_at: u64,
+}
+
+/// Runs the stamper until `stop` flips to true.
+pub async fn run(
+    cfg: DriverConfig,
+    key: StamperKey,
+    writer: Submitter,
+    view: Arc<RwLock<Projection>>,
+    status: StatusBoard,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = match rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!("stamper disabled: bad Bitcoin RPC settings: {e}");
+            set_status(&status, json!({"error": format!("bad RPC settings: {e}")}));
+            return;
+        }
+    };
+    let address = key.address(cfg.network).to_string();
+    let mut d = Driver {
+        cfg,
+        client,
+        key: Arc::new(key),
+        writer,
+        view,
+        next_tx_at: 0,
+    };
+    tracing::info!(%address, "stamper running");
+    loop {
+        let outcome = d.tick().await;
+        let report = match &outcome {
+            Ok(what) => json!({"address": address, "state": what, "error": null}),
+            Err(e) => {
+                tracing::warn!("stamper: {e}; retrying");
+                json!({"address": address, "error": e})
+            }
+        };
+        set_status(&status, with_chain(report, &d.view));
+        tokio::select! {
+            _ = tokio::time::sleep(d.cfg.poll_interval) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+fn set_status(board: &StatusBoard, v: Value) {
+    *board.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+}
+
+fn with_chain(mut report: Value, view: &Arc<RwLock<Projection>>) -> Value {
+    let view = view.read().unwrap_or_else(|p| p.into_inner());
+    let s = &view.stamps().state;
+    report["best_height"] = json!(s.tip().map(|t| t.0));
+    report["open_cycles"] = json!(s.cycles.len());
+    report["next_unstamped_round"] = json!(s.next_unstamped_round());
+    report
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Driver {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Projection> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Client) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || f(&client))
+            .await
+            .map_err(|e| format!("RPC task: {e}"))?
+    }
+
+    async fn tick(&mut self) -> Result<String, String> {
+        let confirmed = self.follow_chain().await?;
+        if confirmed {
+            let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.0..1.0);
+            self.next_tx_at = policy::next_tx_time(unix_now(), &self.cfg.policy, jitter);
+        }
+        let obs = self.observe().await?;
+        let decision = {
+            let view = self.read();
+            policy::decide(&view.stamps().state, &self.cfg.policy, &obs)
+        };
+        match decision {
+            Decision::Send(plan) => self.send(plan).await,
+            Decision::Wait(w) => Ok(format!("{w:?}")),
+            Decision::Blocked(b) => Err(format!("cannot stamp: {b:?}")),
+        }
+    }
+
+    /// Appends events to the log and folds them into the projection once durable.
+    async fn record(&self, events: Vec<Event>) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = events
+            .iter()
+            .map(codec::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("encoding: {e}"))?;
+        let ack = self.writer.submit(batch).map_err(|e| format!("log: {e}"))?;
+        let range = ack
+            .await
+            .map_err(|_| "log writer stopped".to_owned())?
+            .map_err(|e| format!("log: {e}"))?;
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        for (i, ev) in events.iter().enumerate() {
+            if let Err(e) = view.apply(range.first + i as u64, ev) {
+                tracing::error!("projection refused a stamper event: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Records reorgs, new blocks and confirmations; returns whether a stamping tx got mined.
+    async fn follow_chain(&mut self) -> Result<bool, String> {
+        let (known, watched): (Vec<KnownBlock>, Vec<[u8; 32]>) = {
+            let view = self.read();
+            let s = &view.stamps().state;
+            (
+                s.blocks.iter().rev().map(|(h, b)| (*h, *b)).collect(),
+                s.watched_txids().copied().collect(),
+            )
+        };
+        let events = self
+            .blocking(move |c| chain_events(c, &known, &watched))
+            .await?;
+        let confirmed = events
+            .iter()
+            .any(|e| matches!(e, Event::TxConfirmed { .. }));
+        for e in &events {
+            match e {
+                Event::Reorg { fork_height, .. } => {
+                    tracing::warn!(fork_height, "reorg: confirmations above undone")
+                }
+                Event::TxConfirmed { txid, height, .. } => {
+                    tracing::info!(txid = %Txid::from_byte_array(*txid), height, "stamp mined")
+                }
+                _ => {}
+            }
+        }
+        self.record(events).await?;
+        Ok(confirmed)
+    }
+
+    async fn observe(&self) -> Result<Observation, String> {
+        let target = self.cfg.policy.conf_target;
+        let (height, estimate, relay) = self
+            .blocking(move |c| {
+                let height = c.get_block_count().map_err(rpc_err("getblockcount"))?;
+                let est: Value = c
+                    .call("estimatesmartfee", &[json!(target)])
+                    .map_err(rpc_err("estimatesmartfee"))?;
+                let net: Value = c
+                    .call("getnetworkinfo", &[])
+                    .map_err(rpc_err("getnetworkinfo"))?;
+                Ok((
+                    height,
+                    btc_per_kvb(&est["feerate"]),
+                    btc_per_kvb(&net["relayfee"]),
+                ))
+            })
+            .await?;
+        let last_sealed = self.read().next_round().checked_sub(1);
+        Ok(Observation {
+            now: unix_now(),
+            height: u32::try_from(height).unwrap_or(u32::MAX),
+            last_sealed_round: last_sealed,
+            estimate_sat_per_kvb: estimate,
+            relay_sat_per_kvb: relay.unwrap_or(1000),
+            next_tx_at: self.next_tx_at,
+        })
+    }
+
+    async fn send(&self, plan: TxPlan) -> Result<String, String> {
+        let (tip, raw_prev) = {
+            let view = self.read();
+            let commitments = view.round_commitments(plan.first_round, plan.last_round);
+            let tip = stamp_tip(commitments.iter().map(|c| &c[..]))
+                .ok_or_else(|| "no commitments for the planned rounds".to_owned())?;
+            let prev = plan
+                .replaces
+                .and_then(|(txid, _)| view.stamps().raw_tx(&txid).map(<[u8]>::to_vec));
+            (tip, prev)
+        };
+        let coin = match (plan.replaces, raw_prev) {
+            (Some((_, input_sat)), Some(raw)) => Coin {
+                outpoint: first_input(&raw)?,
+                value_sat: input_sat,
+            },
+            (Some(_), None) => return Err("replaced transaction missing from the log".into()),
+            (None, _) => self.find_coin(plan.locktime).await?,
+        };
+        policy::fits_coin(&plan, coin.value_sat).map_err(|b| format!("cannot stamp: {b:?}"))?;
+        let tx = self
+            .key
+            .stamp_tx(&coin, plan.fee_sat, &tip, plan.locktime)
+            .map_err(|e| e.to_string())?;
+        let raw = bitcoin::consensus::encode::serialize(&tx);
+        let hex_tx = hex::encode(&raw);
+        let txid = self
+            .blocking(move |c| {
+                c.call::<Txid>("sendrawtransaction", &[json!(hex_tx)])
+                    .map_err(rpc_err("sendrawtransaction"))
+            })
+            .await?;
+        tracing::info!(%txid, rounds = ?(plan.first_round..=plan.last_round), fee = plan.fee_sat, "stamp sent");
+        self.record(vec![Event::TxBroadcast {
+            txid: txid.to_byte_array(),
+            raw_tx: raw,
+            tip,
+            first_round: plan.first_round,
+            last_round: plan.last_round,
+            fee_sat: plan.fee_sat,
+            feerate_sat_per_kvb: plan.feerate_sat_per_kvb,
+            input_sat: coin.value_sat,
+            height: plan.locktime,
+            replaces: plan.replaces.map(|(t, _)| t),
+        }])
+        .await?;
+        Ok(format!("sent {txid}"))
+    }
+
+    /// The largest spendable coin of the key, from the UTXO set.
+    async fn find_coin(&self, height: u32) -> Result<Coin, String> {
+        let desc = format!("addr({})", self.key.address(self.cfg.network));
+        let scan: Value = self
+            .blocking(move |c| {
+                c.call("scantxoutset", &[json!("start"), json!([desc])])
+                    .map_err(rpc_err("scantxoutset"))
+            })
+            .await?;
+        let best = scan["unspents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|u| {
+                let coinbase = u["coinbase"].as_bool().unwrap_or(false);
+                let at = u["height"].as_u64().unwrap_or(u64::MAX);
+                !coinbase || u64::from(height) >= at.saturating_add(COINBASE_MATURITY)
+            })
+            .filter_map(|u| {
+                let txid: Txid = u["txid"].as_str()?.parse().ok()?;
+                let vout = u32::try_from(u["vout"].as_u64()?).ok()?;
+                Some(Coin {
+                    outpoint: OutPoint::new(txid, vout),
+                    value_sat: btc_to_sat(&u["amount"])?,
+                })
+            })
+            .max_by_key(|c| c.value_sat);
+        best.ok_or_else(|| {
+            format!(
+                "no spendable coins: fund {}",
+                self.key.address(self.cfg.network)
+            )
+        })
+    }
+}
+
+fn rpc_err(method: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> String {
+    move |e| format!("Bitcoin Core {method}: {e}")
+}
+
+fn btc_to_sat(v: &Value) -> Option<u64> {
+    let btc = v.as_f64()?;
+    bitcoin::Amount::from_btc(btc).ok().map(|a| a.to_sat())
+}
+
+fn btc_per_kvb(v: &Value) -> Option<u64> {
+    btc_to_sat(v)
+}
+
+fn first_input(raw: &[u8]) -> Result<OutPoint, String> {
+    let tx: bitcoin::Transaction =
+        bitcoin::consensus::encode::deserialize(raw).map_err(|e| e.to_string())?;
+    tx.input
+        .first()
+        .map(|i| i.previous_output)
+        .ok_or_else(|| "logged transaction has no input".to_owned())
+}
+
+/// Blocking: compares the known chain with the node's and returns the events describing the
+/// difference (a `Reorg` at the fork point, then `BlockSeen` and `TxConfirmed` per new block).
+fn chain_events(
+    c: &Client,
+    known_desc: &[KnownBlock],
+    watched: &[[u8; 32]],
+) -> Result<Vec<Event>, String> {
+    let best = c.get_block_count().map_err(rpc_err("getblockcount"))?;
+    let best = u32::try_from(best).unwrap_or(u32::MAX);
+    let mut events = Vec::new();
+    let start = match known_desc.first() {
+        None => best,
+        Some(&(top, top_hash)) => {
+            let fork = find_fork(c, known_desc, best)?;
+            if fork < top {
+                let new_tip = c
+                    .get_block_hash(u64::from(best))
+                    .map_err(rpc_err("getblockhash"))?
+                    .to_byte_array();
+                events.push(Event::Reorg {
+                    fork_height: fork,
+                    old_tip: top_hash,
+                    new_tip,
+                });
+            }
+            fork + 1
+        }
+    };
+    let end = best.min(start.saturating_add(MAX_BLOCKS_PER_TICK - 1));
+    for height in start..=end {
+        let hash = c
+            .get_block_hash(u64::from(height))
+            .map_err(rpc_err("getblockhash"))?;
+        events.push(Event::BlockSeen {
+            height,
+            hash: hash.to_byte_array(),
+        });
+        if !watched.is_empty() {
+            confirmations_in(c, &hash, height, watched, &mut events)?;
+        }
+    }
+    Ok(events)
+}
+
+/// Highest known height whose hash the node still has in its best chain.
+fn find_fork(c: &Client, known_desc: &[KnownBlock], best: u32) -> Result<u32, String> {
+    for &(height, hash) in known_desc {
+        if height > best {
+            continue;
+        }
+        let node = c
+            .get_block_hash(u64::from(height))
+            .map_err(rpc_err("getblockhash"))?;
+        if node.to_byte_array() == hash {
+            return Ok(height);
+        }
+    }
+    // Deeper than we track: follow from just below what we know.
+    Ok(known_desc
+        .last()
+        .map_or(0, |(h, _)| h.saturating_sub(1))
+        .min(best))
+}
+
+fn confirmations_in(
+    c: &Client,
+    hash: &BlockHash,
+    height: u32,
+    watched: &[[u8; 32]],
+    events: &mut Vec<Event>,
+) -> Result<(), String> {
+    let block = c.get_block(hash).map_err(rpc_err("getblock"))?;
+    let txids: Vec<[u8; 32]> = block
+        .txdata
+        .iter()
+        .map(|t| t.compute_txid().to_byte_array())
+        .collect();
+    for txid in txids.iter().filter(|t| watched.contains(t)) {
+        events.push(Event::TxConfirmed {
+            txid: *txid,
+            block_hash: hash.to_byte_array(),
+            height,
+            block_txids: txids.concat(),
+        });
+    }
+    Ok(())
+}

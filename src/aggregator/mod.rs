@@ -4,7 +4,8 @@
 //! into one round (nonces, Merkle tree, time, MAC), hands the round's events to the log writer as one
 //! batch, and waits for the fsync. While that fsync runs, new digests queue up for the next round, so
 //! a lightly loaded calendar answers in about one fsync and a heavily loaded one amortises each fsync
-//! over many digests. At most one round is in flight, so at most one fdatasync is.
+//! over many digests. The next round is sealed while the previous one syncs (at most
+//! [`MAX_ROUNDS_IN_FLIGHT`] rounds are with the writer), and the writer runs one fdatasync at a time.
 //!
 //! Invariant: no request is answered before the log reports its round durable, and the projection
 //! learns of a round before any of its requests is answered, so `GET /timestamp` knows a commitment
@@ -18,10 +19,11 @@ pub use round::{RoundSealer, SealedRound};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::events::Event;
-use crate::log::{codec, WriterHandle};
+use crate::log::{codec, Ack, WriterHandle};
 use crate::projection::Projection;
 
 /// Largest number of digests sealed into one round.
@@ -34,8 +36,23 @@ pub struct AggregatorOptions {
     pub min_round_interval: Duration,
 }
 
+/// Rounds handed to the log writer and not yet answered: one being written and fsync'd, one
+/// waiting behind it. The writer thread still runs one fdatasync at a time; the second slot only
+/// lets the next round be sealed while the previous one syncs, so its fsync starts at once.
+pub const MAX_ROUNDS_IN_FLIGHT: usize = 2;
+
+/// A round handed to the writer, waiting for its fsync.
+struct InFlight {
+    round: u64,
+    ack: Ack,
+    events: Vec<Event>,
+    answers: Vec<Bytes>,
+    subs: Vec<Submission>,
+    _slot: OwnedSemaphorePermit,
+}
+
 /// Runs the aggregation loop until `stop` fires (or every [`Intake`] is dropped), then seals what is
-/// still queued and returns the writer.
+/// still queued, waits for it to be answered and returns the writer.
 pub async fn run(
     mut queue: mpsc::Receiver<Submission>,
     stop: oneshot::Receiver<()>,
@@ -45,6 +62,10 @@ pub async fn run(
     intake: Arc<intake::IntakeState>,
     opts: AggregatorOptions,
 ) -> WriterHandle {
+    let slots = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let completer = tokio::spawn(complete_rounds(done_rx, view.clone(), intake.clone()));
+    let mut next_round = read_view(&view).next_round();
     let mut last_start: Option<Instant> = None;
     let mut stop = std::pin::pin!(stop);
     let mut stopping = false;
@@ -59,18 +80,34 @@ pub async fn run(
             }
         };
         pace(&mut queue, last_start, opts.min_round_interval).await;
+        // Waiting for a slot lets digests pile up for this round while earlier ones sync.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         last_start = Some(Instant::now());
-        let mut subs = vec![first];
-        while subs.len() < MAX_ROUND_DIGESTS {
-            match queue.try_recv() {
-                Ok(s) => subs.push(s),
-                Err(_) => break,
-            }
+        let subs = drain(first, &mut queue);
+        if let Some(round) = seal_and_submit(&writer, &mut sealer, next_round, subs, &intake, slot)
+        {
+            next_round += 1;
+            let _ = done_tx.send(round);
         }
-        let round_no = read_view(&view).next_round();
-        commit_round(&writer, &mut sealer, round_no, subs, &view, &intake).await;
+    }
+    drop(done_tx);
+    if completer.await.is_err() {
+        tracing::error!("the round completer task panicked");
     }
     writer
+}
+
+fn drain(first: Submission, queue: &mut mpsc::Receiver<Submission>) -> Vec<Submission> {
+    let mut subs = vec![first];
+    while subs.len() < MAX_ROUND_DIGESTS {
+        match queue.try_recv() {
+            Ok(s) => subs.push(s),
+            Err(_) => break,
+        }
+    }
+    subs
 }
 
 async fn pace(queue: &mut mpsc::Receiver<Submission>, last: Option<Instant>, min: Duration) {
@@ -82,54 +119,77 @@ async fn pace(queue: &mut mpsc::Receiver<Submission>, last: Option<Instant>, min
     }
 }
 
-async fn commit_round(
+/// Seals a round and hands it to the writer; `None` if it was refused (and its clients told so).
+fn seal_and_submit(
     writer: &WriterHandle,
     sealer: &mut RoundSealer,
-    round_no: u64,
+    round: u64,
     subs: Vec<Submission>,
-    view: &Arc<RwLock<Projection>>,
     intake: &intake::IntakeState,
-) {
+    slot: OwnedSemaphorePermit,
+) -> Option<InFlight> {
     // Digests queued before a shutdown are still sealed; only a poisoned log refuses them.
     if let Some(reason) = intake.poisoned() {
-        return refuse_all(subs, reason);
+        refuse_all(subs, reason);
+        return None;
     }
     let digests: Vec<&[u8]> = subs.iter().map(|s| s.digest.as_slice()).collect();
-    let sealed = sealer.seal(round_no, unix_now(), &digests);
-    let batch = match encode(&sealed.events) {
-        Ok(b) => b,
-        Err(e) => return fail(intake, subs, format!("encoding round {round_no}: {e}")),
-    };
-    let durable = match writer.submit(batch) {
-        Ok(rx) => rx.await,
-        Err(e) => {
-            return fail(
-                intake,
-                subs,
-                format!("log writer refused round {round_no}: {e}"),
-            )
+    let sealed = sealer.seal(round, unix_now(), &digests);
+    let submitted = encode(&sealed.events)
+        .map_err(|e| format!("encoding round {round}: {e}"))
+        .and_then(|batch| {
+            writer
+                .submit(batch)
+                .map_err(|e| format!("log writer refused round {round}: {e}"))
+        });
+    match submitted {
+        Ok(ack) => Some(InFlight {
+            round,
+            ack,
+            events: sealed.events,
+            answers: sealed.answers,
+            subs,
+            _slot: slot,
+        }),
+        Err(why) => {
+            fail(intake, subs, why);
+            None
         }
-    };
-    let range = match durable {
-        Ok(Ok(range)) => range,
-        Ok(Err(e)) => {
-            return fail(
-                intake,
-                subs,
-                format!("log write of round {round_no} failed: {e}"),
-            )
+    }
+}
+
+/// Answers rounds in the order they were sealed, each only once the log reports it durable.
+async fn complete_rounds(
+    mut rounds: mpsc::UnboundedReceiver<InFlight>,
+    view: Arc<RwLock<Projection>>,
+    intake: Arc<intake::IntakeState>,
+) {
+    while let Some(r) = rounds.recv().await {
+        let range = match r.ack.await {
+            Ok(Ok(range)) => range,
+            Ok(Err(e)) => {
+                fail(
+                    &intake,
+                    r.subs,
+                    format!("log write of round {} failed: {e}", r.round),
+                );
+                continue;
+            }
+            Err(_) => {
+                fail(&intake, r.subs, "log writer stopped".to_owned());
+                continue;
+            }
+        };
+        apply(&view, range.first, &r.events);
+        tracing::debug!(
+            round = r.round,
+            digests = r.subs.len(),
+            first_seq = range.first,
+            "round durable"
+        );
+        for (sub, answer) in r.subs.into_iter().zip(r.answers) {
+            let _ = sub.reply.send(Ok(answer));
         }
-        Err(_) => return fail(intake, subs, "log writer stopped".to_owned()),
-    };
-    apply(view, range.first, &sealed.events);
-    tracing::debug!(
-        round = round_no,
-        digests = subs.len(),
-        first_seq = range.first,
-        "round durable"
-    );
-    for (sub, answer) in subs.into_iter().zip(sealed.answers) {
-        let _ = sub.reply.send(Ok(answer));
     }
 }
 

@@ -40,6 +40,29 @@ impl Default for ServerOptions {
     }
 }
 
+/// Listen backlog. tokio's `TcpListener::bind` uses 128, which overflows under a burst of new
+/// connections (the `ots` client opens one per request) and costs the client a 1 s SYN retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (host:port, names resolved) with [`LISTEN_BACKLOG`].
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address to bind")))
+}
+
 /// Largest read buffer per connection, which bounds the request head.
 const MAX_BUF: usize = 16 * 1024;
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::events::Event;

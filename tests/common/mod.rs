@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod bitcoind;
+
 pub const URI: &str = "http://127.0.0.1:14788";
 pub const DONATION: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
@@ -78,8 +80,11 @@ impl Otsd {
             }
             let _ = tx.send(None);
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
-        let addr = addr.unwrap_or_else(|| panic!("otsd did not start:\n{}", log.lock().unwrap()));
+        let Some(addr) = rx.recv_timeout(Duration::from_secs(60)).ok().flatten() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("otsd did not start:\n{}", log.lock().unwrap());
+        };
         Otsd {
             child,
             addr,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::Hash;
 use bitcoincore_rpc::RpcApi;
-use common::bitcoind::{miner_address, Bitcoind};
+use common::bitcoind::{address_for, miner_address, Bitcoind};
 use common::{commitment_of, free_port, get, post_digest, run, Otsd};
 
 #[test]
@@ -40,6 +40,12 @@ fn node_starts_and_mines() {
 /// A calendar served on a free port whose stamper talks to `node`; the stamper key is funded with
 /// one mature coinbase.
 fn funded_calendar(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, Otsd) {
+    let (dir, otsd, _) = funded_calendar_args(node, extra);
+    (dir, otsd)
+}
+
+/// As [`funded_calendar`], also returning otsd's arguments to restart it with.
+fn funded_calendar_args(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, Otsd, Vec<String>) {
     let port = free_port();
     let uri = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -79,9 +85,41 @@ fn funded_calendar(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, Otsd)
         "0".to_owned(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    let otsd = start_otsd(&cal, &args);
+    (dir, otsd, args)
+}
+
+fn start_otsd(cal: &std::path::Path, args: &[String]) -> Otsd {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let otsd = Otsd::start(&cal, &args);
-    (dir, otsd)
+    Otsd::start(cal, &args)
+}
+
+/// Submits a digest and returns the path of its commitment's `/timestamp`.
+fn submit(otsd: &Otsd, digest: &[u8]) -> (Vec<u8>, String) {
+    let answer = post_digest(otsd.addr, digest);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let commitment = commitment_of(digest, &answer.body);
+    let path = format!("/timestamp/{}", hex::encode(&commitment));
+    (commitment, path)
+}
+
+/// Waits for the complete proof of `commitment` and checks that it ends, with a Bitcoin
+/// attestation, at the Merkle root of the best chain's block at that height; returns the height.
+fn assert_complete_proof(node: &Bitcoind, otsd: &Otsd, commitment: &[u8], path: &str) -> u64 {
+    let proof = wait_for("the complete proof", 60, || {
+        let r = get(otsd.addr, path, "");
+        (r.status == 200).then_some(r.body)
+    });
+    let ts = otsd::ots::Timestamp::from_bytes(&proof, commitment.to_vec()).expect("proof parses");
+    let atts = ts.all_attestations();
+    assert_eq!(atts.len(), 1);
+    let otsd::ots::attestation::Attestation::Bitcoin { height } = atts[0].1 else {
+        panic!("not a Bitcoin attestation: {:?}", atts[0].1);
+    };
+    let hash = node.client.get_block_hash(*height).unwrap();
+    let header = node.client.get_block_header_info(&hash).unwrap();
+    assert_eq!(atts[0].0, &header.merkle_root.to_byte_array()[..]);
+    *height
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
@@ -203,5 +241,79 @@ fn ots_client_upgrades_and_verifies_against_the_node() {
     ]));
     assert!(ok, "ots verify: {out}");
     assert!(out.contains("Success! Bitcoin block"), "{out}");
+    otsd.stop();
+}
+
+#[test]
+fn fee_bump_replaces_and_proofs_point_to_the_mined_tx() {
+    let node = Bitcoind::start();
+    let (_dir, otsd) = funded_calendar(&node, &[]);
+    let (ca, pa) = submit(&otsd, &[1; 32]);
+    let first = wait_for("the first tx", 30, || mempool(&node).first().copied());
+    let (cb, pb) = submit(&otsd, &[2; 32]);
+    // A block without our transaction: the stamper bumps it, covering the new round too.
+    let _: serde_json::Value = node.rpc(
+        "generateblock",
+        &[miner_address().to_string().into(), serde_json::json!([])],
+    );
+    let second = wait_for("the replacement", 30, || {
+        let m = mempool(&node);
+        (m.len() == 1 && m[0] != first).then(|| m[0])
+    });
+    let entry: serde_json::Value = node.rpc("getmempoolentry", &[second.to_string().into()]);
+    assert!(entry["fees"]["base"].as_f64().unwrap() > 0.0, "{entry}");
+    node.mine(1);
+    wait_for("the replacement mined", 30, || {
+        let r = get(otsd.addr, &pb, "");
+        r.text().contains(&second.to_string()).then_some(())
+    });
+    assert!(get(otsd.addr, &pa, "").text().contains(&second.to_string()));
+    node.mine(5);
+    let ha = assert_complete_proof(&node, &otsd, &ca, &pa);
+    let hb = assert_complete_proof(&node, &otsd, &cb, &pb);
+    assert_eq!(ha, hb);
+    otsd.stop();
+}
+
+#[test]
+fn reorg_before_final_still_ends_in_valid_proofs() {
+    let node = Bitcoind::start();
+    let (_dir, otsd) = funded_calendar(&node, &[]);
+    let (c, p) = submit(&otsd, &[3; 32]);
+    let txid = wait_for("the tx", 30, || mempool(&node).first().copied());
+    let mined = node.mine(2);
+    wait_for("the confirmation", 30, || {
+        get(otsd.addr, &p, "")
+            .text()
+            .contains(&txid.to_string())
+            .then_some(())
+    });
+    // Undo both blocks: the transaction goes back to the mempool, the round back to pending.
+    node.client.invalidate_block(&mined[0]).unwrap();
+    wait_for("the round back to pending", 30, || {
+        (get(otsd.addr, &p, "").text() == "Pending confirmation in Bitcoin blockchain")
+            .then_some(())
+    });
+    node.mine_to(6, &address_for(7));
+    let h = assert_complete_proof(&node, &otsd, &c, &p);
+    // The proof points into the new chain, not the invalidated blocks.
+    let at = node.client.get_block_hash(h).unwrap();
+    assert!(
+        !mined.contains(&at),
+        "proof points into an invalidated block"
+    );
+    otsd.stop();
+}
+
+#[test]
+fn restart_mid_cycle_still_ends_in_valid_proofs() {
+    let node = Bitcoind::start();
+    let (dir, otsd, args) = funded_calendar_args(&node, &[]);
+    let (c, p) = submit(&otsd, &[4; 32]);
+    wait_for("the tx", 30, || mempool(&node).first().copied());
+    otsd.kill();
+    node.mine(6);
+    let otsd = start_otsd(&dir.path().join("calendar"), &args);
+    assert_complete_proof(&node, &otsd, &c, &p);
     otsd.stop();
 }

@@ -54,7 +54,13 @@ fn free_port() -> u16 {
 
 /// A fixed key whose regtest P2WPKH address receives the coins the tests mine.
 pub fn miner_address() -> Address {
-    let sk = PrivateKey::from_slice(&[0x42; 32], Network::Regtest).expect("valid key");
+    address_for(0x42)
+}
+
+/// The regtest P2WPKH address of the key `[seed; 32]`: mining a competing chain to another
+/// address keeps its blocks from being identical to invalidated ones.
+pub fn address_for(seed: u8) -> Address {
+    let sk = PrivateKey::from_slice(&[seed; 32], Network::Regtest).expect("valid key");
     let pk = CompressedPublicKey::from_private_key(&Secp256k1::new(), &sk).expect("compressed");
     Address::p2wpkh(&pk, Network::Regtest)
 }

@@ -14,8 +14,13 @@ pub mod bitcoind;
 pub const URI: &str = "http://127.0.0.1:14788";
 pub const DONATION: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
-/// A fresh calendar directory made with `otsctl init`.
+/// A fresh calendar directory (`DIR/calendar`) made with `otsctl init`.
 pub fn new_calendar() -> tempfile::TempDir {
+    calendar_with_uri(URI)
+}
+
+/// A fresh calendar directory whose pending attestations carry `uri`.
+pub fn calendar_with_uri(uri: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let cal = dir.path().join("calendar");
     let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
@@ -23,17 +28,14 @@ pub fn new_calendar() -> tempfile::TempDir {
             "init",
             cal.to_str().unwrap(),
             "--uri",
-            URI,
+            uri,
             "--donation-addr",
             DONATION,
         ])
         .output()
         .expect("run otsctl init");
-    assert!(
-        out.status.success(),
-        "otsctl init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "otsctl init failed: {stderr}");
     dir
 }
 
@@ -225,26 +227,11 @@ pub fn free_port() -> u16 {
 /// A calendar whose uri is the address it will be served on, so clients can upgrade against it.
 pub fn served_calendar() -> (tempfile::TempDir, Otsd) {
     let port = free_port();
-    let uri = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cal = dir.path().join("calendar");
-    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
-        .args([
-            "init",
-            cal.to_str().unwrap(),
-            "--uri",
-            &uri,
-            "--donation-addr",
-            DONATION,
-        ])
-        .output()
-        .expect("run otsctl init");
-    assert!(
-        out.status.success(),
-        "otsctl init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let dir = calendar_with_uri(&format!("http://127.0.0.1:{port}"));
+    let otsd = Otsd::start(
+        &dir.path().join("calendar"),
+        &["--rpc-port", &port.to_string()],
     );
-    let otsd = Otsd::start(&cal, &["--rpc-port", &port.to_string()]);
     (dir, otsd)
 }
 

@@ -46,6 +46,17 @@ fn funded_calendar(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, Otsd)
 
 /// As [`funded_calendar`], also returning otsd's arguments to restart it with.
 fn funded_calendar_args(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, Otsd, Vec<String>) {
+    let (dir, otsd, args, _) = calendar_on(node, true, extra);
+    (dir, otsd, args)
+}
+
+/// A calendar on `node`, its stamper key funded with one mature coinbase if `fund`; also returns
+/// otsd's arguments and the key's address.
+fn calendar_on(
+    node: &Bitcoind,
+    fund: bool,
+    extra: &[&str],
+) -> (tempfile::TempDir, Otsd, Vec<String>, bitcoin::Address) {
     let port = free_port();
     let uri = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -72,8 +83,10 @@ fn funded_calendar_args(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, 
         .expect("an address")
         .require_network(bitcoin::Network::Regtest)
         .expect("a regtest address");
-    node.mine_to(1, &addr);
-    node.mine(100);
+    if fund {
+        node.mine_to(1, &addr);
+        node.mine(100);
+    }
     let mut args = vec![
         "--rpc-port".to_owned(),
         port.to_string(),
@@ -86,7 +99,7 @@ fn funded_calendar_args(node: &Bitcoind, extra: &[&str]) -> (tempfile::TempDir, 
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let otsd = start_otsd(&cal, &args);
-    (dir, otsd, args)
+    (dir, otsd, args, addr)
 }
 
 fn start_otsd(cal: &std::path::Path, args: &[String]) -> Otsd {
@@ -315,5 +328,88 @@ fn restart_mid_cycle_still_ends_in_valid_proofs() {
     node.mine(6);
     let otsd = start_otsd(&dir.path().join("calendar"), &args);
     assert_complete_proof(&node, &otsd, &c, &p);
+    otsd.stop();
+}
+
+#[test]
+fn without_coins_it_reports_keeps_serving_and_stamps_once_funded() {
+    let node = Bitcoind::start();
+    node.mine(101);
+    let (_dir, otsd, _, addr) = calendar_on(&node, false, &[]);
+    let (c, p) = submit(&otsd, &[5; 32]);
+    let status = wait_for("the stamper to report missing coins", 30, || {
+        let info = get(otsd.addr, "/", "Accept: application/json\r\n");
+        let info: serde_json::Value = serde_json::from_slice(&info.body).ok()?;
+        let err = info["bitcoin"]["error"].as_str()?.to_owned();
+        err.contains("no spendable coins").then_some(err)
+    });
+    assert!(status.contains(&addr.to_string()), "{status}");
+    // Intake is unaffected.
+    submit(&otsd, &[6; 32]);
+    node.mine_to(1, &addr);
+    node.mine(100);
+    wait_for("the stamping tx once funded", 30, || {
+        mempool(&node).first().copied()
+    });
+    node.mine(6);
+    assert_complete_proof(&node, &otsd, &c, &p);
+    otsd.stop();
+}
+
+#[test]
+fn a_thousand_digests_across_many_rounds_all_complete() {
+    let node = Bitcoind::start();
+    let (_dir, otsd) = funded_calendar(&node, &["--min-round-interval-ms", "5"]);
+    let addr = otsd.addr;
+    let mined_once = std::sync::atomic::AtomicBool::new(false);
+    let commitments: Vec<(Vec<u8>, String)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8u32)
+            .map(|t| {
+                let mined_once = &mined_once;
+                let node = &node;
+                s.spawn(move || {
+                    (0..125u32)
+                        .map(|i| {
+                            if t == 0
+                                && i == 60
+                                && !mined_once.swap(true, std::sync::atomic::Ordering::SeqCst)
+                            {
+                                node.mine(1);
+                            }
+                            let mut digest = [0u8; 32];
+                            digest[..4].copy_from_slice(&t.to_be_bytes());
+                            digest[4..8].copy_from_slice(&i.to_be_bytes());
+                            let answer = post_digest(addr, &digest);
+                            assert_eq!(answer.status, 200, "{}", answer.text());
+                            let c = commitment_of(&digest, &answer.body);
+                            let path = format!("/timestamp/{}", hex::encode(&c));
+                            (c, path)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(commitments.len(), 1000);
+    let mut unique = commitments.clone();
+    unique.sort();
+    unique.dedup();
+    assert!(unique.len() > 1, "digests spread over several rounds");
+    // Mine until every round is final (later rounds need a second cycle).
+    wait_for("every round final", 120, || {
+        node.mine(1);
+        std::thread::sleep(Duration::from_millis(200));
+        unique
+            .iter()
+            .all(|(_, p)| get(otsd.addr, p, "").status == 200)
+            .then_some(())
+    });
+    for (c, p) in &unique {
+        assert_complete_proof(&node, &otsd, c, p);
+    }
     otsd.stop();
 }

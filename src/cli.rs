@@ -40,6 +40,13 @@ pub struct OtsdArgs {
     /// Use Bitcoin regtest rather than mainnet
     #[arg(long)]
     pub btc_regtest: bool,
+    /// A throw-away local calendar for client developers: temporary directory, a regtest bitcoind
+    /// (built first if none is found), a funded stamper key and a block mined every few seconds
+    #[arg(long)]
+    pub dev: bool,
+    /// With --dev: milliseconds between mined blocks
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    pub dev_block_interval_ms: u64,
     /// Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the calendar does not stamp
     #[arg(long, value_name = "URL")]
     pub btc_rpc: Option<String>,
@@ -105,6 +112,36 @@ impl OtsdArgs {
         }
     }
 
+    /// The configuration for `--dev`: serve `calendar` on `port` of 127.0.0.1, stamping on the dev
+    /// node at `node_url` with no interval between cycles.
+    pub fn dev_serve_config(&self, calendar: PathBuf, port: u16, node_url: &str) -> ServeConfig {
+        let mut cfg = self.serve_config();
+        cfg.calendar_dir = calendar;
+        cfg.rpc_address = "127.0.0.1".into();
+        cfg.rpc_port = port;
+        cfg.network = "regtest".into();
+        let mut policy = self.stamper_policy();
+        policy.min_tx_interval_secs = 0;
+        cfg.stamper = Some(DriverConfig {
+            rpc_url: node_url.to_owned(),
+            rpc_cookie: None,
+            network: network_from_name("regtest"),
+            policy,
+            poll_interval: Duration::from_millis(500),
+        });
+        cfg
+    }
+
+    fn stamper_policy(&self) -> StamperConfig {
+        StamperConfig {
+            conf_target: self.btc_conf_target,
+            min_relay_sat_per_kvb: (self.btc_min_relay_feerate.max(0.0) * 1000.0) as u64,
+            max_fee_sat: (self.btc_max_fee.max(0.0) * 1e8) as u64,
+            min_tx_interval_secs: self.btc_min_tx_interval,
+            min_confirmations: self.btc_min_confirmations,
+        }
+    }
+
     pub fn serve_config(&self) -> ServeConfig {
         ServeConfig {
             calendar_dir: self.calendar.clone().unwrap_or_else(default_calendar_dir),
@@ -119,13 +156,7 @@ impl OtsdArgs {
                 rpc_url: url.clone(),
                 rpc_cookie: self.btc_rpc_cookie.clone(),
                 network: network_from_name(self.network()),
-                policy: StamperConfig {
-                    conf_target: self.btc_conf_target,
-                    min_relay_sat_per_kvb: (self.btc_min_relay_feerate.max(0.0) * 1000.0) as u64,
-                    max_fee_sat: (self.btc_max_fee.max(0.0) * 1e8) as u64,
-                    min_tx_interval_secs: self.btc_min_tx_interval,
-                    min_confirmations: self.btc_min_confirmations,
-                },
+                policy: self.stamper_policy(),
                 poll_interval: Duration::from_millis(self.btc_poll_interval_ms.max(10)),
             }),
             http: ServerOptions {

@@ -13,6 +13,7 @@
 //! - [`aggregator`]: turns submitted digests into rounds (group commits) and answers them after fsync.
 //! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
+//! - [`dev`]: `otsd --dev`, a throw-away calendar on a regtest node for client developers.
 //! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
 //!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
 #![deny(unsafe_code)]
@@ -20,6 +21,7 @@
 pub mod aggregator;
 pub mod calendar;
 pub mod cli;
+pub mod dev;
 pub mod events;
 pub mod http;
 pub mod log;

@@ -7,6 +7,11 @@ fn main() -> anyhow::Result<()> {
     otsd::telemetry::init(args.verbosity(), args.debug_file.as_deref())
         .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if args.dev {
+        return runtime
+            .block_on(otsd::dev::run(&args))
+            .context("otsd --dev");
+    }
     runtime.block_on(async {
         let running =
             otsd::server::start(args.serve_config(), otsd::server::shutdown_signal()).await?;

@@ -1,0 +1,91 @@
+//! `otsd --dev` end to end with the real `ots` client (needs `$BITCOIND` and `$OTS_BIN`).
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, required_env, run};
+
+#[test]
+fn dev_calendar_stamps_upgrades_and_verifies() {
+    required_env("BITCOIND");
+    let ots = required_env("OTS_BIN");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otsd"))
+        .args([
+            "--dev",
+            "--rpc-port",
+            &port.to_string(),
+            "--dev-block-interval-ms",
+            "300",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn otsd --dev");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut node_url = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("ots --btc-regtest --bitcoin-node ")
+        {
+            node_url = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let node_url = node_url.expect("otsd --dev printed the ots verify command");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.txt");
+    std::fs::write(&file, b"otsd --dev\n").unwrap();
+    let proof = dir.path().join("dev.txt.ots");
+    let (url, home) = (format!("http://127.0.0.1:{port}"), dir.path().join("home"));
+    let ots_cmd = |args: &[&str]| {
+        let mut c = Command::new(&ots);
+        c.env("HOME", &home).args(args);
+        c
+    };
+    let (ok, out) = run(&mut ots_cmd(&[
+        "stamp",
+        "-c",
+        &url,
+        "-m",
+        "1",
+        file.to_str().unwrap(),
+    ]));
+    assert!(ok, "ots stamp: {out}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (ok, out) = run(&mut ots_cmd(&[
+            "--btc-regtest",
+            "-l",
+            &url,
+            "upgrade",
+            proof.to_str().unwrap(),
+        ]));
+        if ok && out.contains("Success") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "upgrade never completed: {out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, out) = run(&mut ots_cmd(&[
+        "--btc-regtest",
+        "--bitcoin-node",
+        &node_url,
+        "verify",
+        proof.to_str().unwrap(),
+    ]));
+    assert!(
+        ok && out.contains("Success! Bitcoin block"),
+        "ots verify: {out}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "otsd --dev exited with {status}");
+}

@@ -413,3 +413,34 @@ fn a_thousand_digests_across_many_rounds_all_complete() {
     }
     otsd.stop();
 }
+
+#[test]
+fn unreachable_node_is_reported_and_intake_goes_on() {
+    let dead = format!("http://u:p@127.0.0.1:{}/", free_port());
+    let port = free_port();
+    let dir = common::calendar_with_uri(&format!("http://127.0.0.1:{port}"));
+    let otsd = Otsd::start(
+        &dir.path().join("calendar"),
+        &[
+            "--rpc-port",
+            &port.to_string(),
+            "--btc-rpc",
+            &dead,
+            "--btc-poll-interval-ms",
+            "100",
+        ],
+    );
+    submit(&otsd, &[8; 32]);
+    let err = wait_for("the RPC error on the info page", 30, || {
+        let info = get(otsd.addr, "/", "Accept: application/json\r\n");
+        let info: serde_json::Value = serde_json::from_slice(&info.body).ok()?;
+        info["bitcoin"]["error"].as_str().map(str::to_owned)
+    });
+    assert!(err.contains("Bitcoin Core"), "{err}");
+    let (_, p) = submit(&otsd, &[9; 32]);
+    assert_eq!(
+        get(otsd.addr, &p, "").text(),
+        "Pending confirmation in Bitcoin blockchain"
+    );
+    otsd.stop();
+}

@@ -444,3 +444,31 @@ fn unreachable_node_is_reported_and_intake_goes_on() {
     );
     otsd.stop();
 }
+
+#[test]
+fn the_next_cycle_spends_the_previous_change() {
+    let node = Bitcoind::start();
+    let (_dir, otsd) = funded_calendar(&node, &[]);
+    let (_, pa) = submit(&otsd, &[10; 32]);
+    let first = wait_for("the first tx", 30, || mempool(&node).first().copied());
+    node.mine(1);
+    wait_for("the first tx mined", 30, || {
+        get(otsd.addr, &pa, "")
+            .text()
+            .contains(&first.to_string())
+            .then_some(())
+    });
+    let (cb, pb) = submit(&otsd, &[11; 32]);
+    let second = wait_for("the second cycle's tx", 30, || {
+        mempool(&node).first().copied()
+    });
+    let tx: serde_json::Value = node.rpc(
+        "getrawtransaction",
+        &[second.to_string().into(), true.into()],
+    );
+    assert_eq!(tx["vin"][0]["txid"], first.to_string(), "{tx}");
+    assert_eq!(tx["vin"][0]["vout"], 0, "{tx}");
+    node.mine(6);
+    assert_complete_proof(&node, &otsd, &cb, &pb);
+    otsd.stop();
+}

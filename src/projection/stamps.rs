@@ -50,6 +50,9 @@ pub struct Stamps {
     sent: HashMap<Hash32, Sent>,
     /// Mined transactions by first round.
     mined: BTreeMap<u64, Mined>,
+    /// Change output of the newest mined stamping transaction: (txid, value, height). The next
+    /// cycle spends it, so coins are found from the log and no UTXO scan is needed after the first.
+    change: Option<(Hash32, u64, u32)>,
 }
 
 impl Default for Stamps {
@@ -64,6 +67,7 @@ impl Stamps {
             state: StamperState::new(min_confirmations),
             sent: HashMap::new(),
             mined: BTreeMap::new(),
+            change: None,
         }
     }
 
@@ -105,6 +109,9 @@ impl Stamps {
                     .iter()
                     .flat_map(|c| c.txs.iter().map(|t| t.txid))
                     .collect();
+                if self.change.is_some_and(|(_, _, h)| h > *fork_height) {
+                    self.change = None;
+                }
                 self.mined
                     .retain(|_, m| m.proof.height <= *fork_height || !open.contains(&m.txid));
             }
@@ -122,6 +129,17 @@ impl Stamps {
             return Err(ProofError::TxNotInBlock);
         };
         let proof = TxProof::new(&sent.no_witness, &sent.tip, txids, height)?;
+        let change = self
+            .state
+            .cycles
+            .iter()
+            .find_map(|c| c.tx(txid))
+            .map(|t| t.input_sat.saturating_sub(t.fee_sat));
+        if let Some(value) = change {
+            if self.change.is_none_or(|(_, _, h)| h <= height) {
+                self.change = Some((*txid, value, height));
+            }
+        }
         self.mined.insert(
             sent.first_round,
             Mined {
@@ -147,6 +165,11 @@ impl Stamps {
     /// A sent transaction of a cycle not yet final, serialized without witness.
     pub fn raw_tx(&self, txid: &Hash32) -> Option<&[u8]> {
         self.sent.get(txid).map(|s| s.no_witness.as_slice())
+    }
+
+    /// The change output (txid, vout 0, value in sat) of the newest mined stamping transaction.
+    pub fn change_coin(&self) -> Option<(Hash32, u64)> {
+        self.change.map(|(txid, value, _)| (txid, value))
     }
 
     /// Where `round` stands.
@@ -278,6 +301,7 @@ mod tests {
         );
         assert_eq!(view.status(&cs[0]), Status::Pending { round: 0 });
         assert_eq!(view.stamps().state.watched_txids().count(), 1);
+        assert_eq!(view.stamps().change_coin(), None);
         // The same transaction is mined again on the new chain, and becomes final there.
         apply(
             &mut view,
@@ -328,5 +352,6 @@ mod tests {
             assert_eq!(atts[0].1, &Attestation::Bitcoin { height: 102 });
         }
         assert_eq!(view.stamps().state.cycles.len(), 0);
+        assert_eq!(view.stamps().change_coin(), Some((txid, 10_000 - 200)));
     }
 }

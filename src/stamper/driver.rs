@@ -8,8 +8,9 @@
 //! Every failure (node unreachable, RPC error, rejected broadcast, no coins) is logged, shown in the
 //! status and retried next tick; no state is lost because the log is only written after facts.
 //!
-//! Coins are found with `scantxoutset` on the key's address when a cycle starts (no node wallet;
-//! works with a pruned node). Replacements spend the input of the transaction they replace, read
+//! A cycle spends the change of the previous mined stamping transaction, known from the log; only
+//! when there is none (first start, after a reorg) or it is too small does the driver look for the
+//! key's largest coin with `scantxoutset` (no node wallet; works with a pruned node). Replacements spend the input of the transaction they replace, read
 //! from the logged raw transaction.
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -271,7 +272,7 @@ impl Driver {
                 value_sat: input_sat,
             },
             (Some(_), None) => return Err("replaced transaction missing from the log".into()),
-            (None, _) => self.find_coin(plan.locktime).await?,
+            (None, _) => self.find_coin(&plan).await?,
         };
         policy::fits_coin(&plan, coin.value_sat).map_err(|b| format!("cannot stamp: {b:?}"))?;
         let tx = self
@@ -303,8 +304,24 @@ impl Driver {
         Ok(format!("sent {txid}"))
     }
 
+    /// The change of the newest mined stamping transaction (from the log) if it pays for `plan`,
+    /// else the largest spendable coin of the key from the UTXO set (first start, top-ups).
+    async fn find_coin(&self, plan: &TxPlan) -> Result<Coin, String> {
+        let change = self.read().stamps().change_coin();
+        if let Some((txid, value_sat)) = change {
+            let coin = Coin {
+                outpoint: OutPoint::new(Txid::from_byte_array(txid), super::key::CHANGE_VOUT),
+                value_sat,
+            };
+            if policy::fits_coin(plan, value_sat).is_ok() {
+                return Ok(coin);
+            }
+        }
+        self.scan_coin(plan.locktime).await
+    }
+
     /// The largest spendable coin of the key, from the UTXO set.
-    async fn find_coin(&self, height: u32) -> Result<Coin, String> {
+    async fn scan_coin(&self, height: u32) -> Result<Coin, String> {
         let desc = format!("addr({})", self.key.address(self.cfg.network));
         let scan: Value = self
             .blocking(move |c| {

@@ -108,34 +108,7 @@ impl StamperKey {
         tip: &[u8; 32],
         locktime: u32,
     ) -> Result<Transaction, KeyError> {
-        let change = coin
-            .value_sat
-            .checked_sub(fee_sat)
-            .filter(|c| *c > 0)
-            .ok_or(KeyError::FeeExceedsCoin {
-                fee_sat,
-                value_sat: coin.value_sat,
-            })?;
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::from_height(locktime).unwrap_or(LockTime::ZERO),
-            input: vec![TxIn {
-                previous_output: coin.outpoint,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: vec![
-                TxOut {
-                    value: Amount::from_sat(change),
-                    script_pubkey: self.script_pubkey(),
-                },
-                TxOut {
-                    value: Amount::ZERO,
-                    script_pubkey: ScriptBuf::new_op_return(tip),
-                },
-            ],
-        };
+        let mut tx = unsigned_stamp_tx(coin, self.script_pubkey(), fee_sat, tip, locktime)?;
         self.sign(&mut tx, coin.value_sat)?;
         Ok(tx)
     }
@@ -154,6 +127,44 @@ impl StamperKey {
         tx.input[0].witness = Witness::p2wpkh(&signature, &self.public.0);
         Ok(())
     }
+}
+
+/// The unsigned stamping transaction spending `coin`, with change to `change_script`.
+pub fn unsigned_stamp_tx(
+    coin: &Coin,
+    change_script: ScriptBuf,
+    fee_sat: u64,
+    tip: &[u8; 32],
+    locktime: u32,
+) -> Result<Transaction, KeyError> {
+    let change = coin
+        .value_sat
+        .checked_sub(fee_sat)
+        .filter(|c| *c > 0)
+        .ok_or(KeyError::FeeExceedsCoin {
+            fee_sat,
+            value_sat: coin.value_sat,
+        })?;
+    Ok(Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::from_height(locktime).unwrap_or(LockTime::ZERO),
+        input: vec![TxIn {
+            previous_output: coin.outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(change),
+                script_pubkey: change_script,
+            },
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: ScriptBuf::new_op_return(tip),
+            },
+        ],
+    })
 }
 
 /// The tip committed by a stamping transaction, if `tx` has that shape.

@@ -13,6 +13,7 @@ pub mod key;
 pub mod policy;
 pub mod proof;
 pub mod state;
+pub mod wallet;
 
 #[cfg(test)]
 mod tests;

@@ -6,35 +6,17 @@ mod common;
 
 use std::process::Command;
 
-use common::{post_digest, repo_path, required_env, run, served_calendar};
+use common::{post_digest, repo_path, required_env, run, served_calendar, OtsClient};
 
 #[test]
 fn ots_client_stamps_and_sees_pending() {
-    let ots = required_env("OTS_BIN");
     let (dir, otsd) = served_calendar();
-    let file = dir.path().join("hello.txt");
-    std::fs::write(&file, b"Hello, calendar!\n").unwrap();
-    let home = dir.path().join("home");
-    let ots_cmd = |args: &[&str]| {
-        let mut c = Command::new(&ots);
-        c.env("HOME", &home).args(args);
-        c
-    };
+    let ots = OtsClient::new(&dir.path().join("home"));
     let url = otsd.url();
+    let proof = ots.stamp(&url, dir.path(), "hello.txt", b"Hello, calendar!\n");
+    let proof = proof.to_str().unwrap();
 
-    let (ok, out) = run(&mut ots_cmd(&[
-        "stamp",
-        "-c",
-        &url,
-        "-m",
-        "1",
-        file.to_str().unwrap(),
-    ]));
-    assert!(ok, "ots stamp failed:\n{out}");
-    let proof = dir.path().join("hello.txt.ots");
-    assert!(proof.exists(), "ots stamp wrote no proof:\n{out}");
-
-    let (ok, info) = run(&mut ots_cmd(&["info", proof.to_str().unwrap()]));
+    let (ok, info) = ots.run(&["info", proof]);
     assert!(ok, "ots info failed:\n{info}");
     assert!(
         info.contains(&format!("PendingAttestation('{url}')")),
@@ -45,12 +27,7 @@ fn ots_client_stamps_and_sees_pending() {
         "{info}"
     );
 
-    let (_, up) = run(&mut ots_cmd(&[
-        "-l",
-        &url,
-        "upgrade",
-        proof.to_str().unwrap(),
-    ]));
+    let (_, up) = ots.run(&["-l", &url, "upgrade", proof]);
     assert!(
         up.contains("Pending confirmation in Bitcoin blockchain"),
         "ots upgrade reports pending:\n{up}"

@@ -272,3 +272,34 @@ pub fn commitment_of(digest: &[u8], answer: &[u8]) -> Vec<u8> {
     assert_eq!(atts.len(), 1, "exactly one attestation");
     atts[0].0.to_vec()
 }
+
+/// The real `ots` client ($OTS_BIN), run with its own HOME so its cache starts empty.
+pub struct OtsClient {
+    bin: String,
+    home: PathBuf,
+}
+
+impl OtsClient {
+    pub fn new(home: &Path) -> OtsClient {
+        OtsClient {
+            bin: required_env("OTS_BIN"),
+            home: home.to_owned(),
+        }
+    }
+
+    /// Runs `ots ARGS`, returning (success, stdout + stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        run(Command::new(&self.bin).env("HOME", &self.home).args(args))
+    }
+
+    /// Writes `contents` to `dir/name`, stamps it on the calendar at `url` alone, and returns the
+    /// path of the proof it wrote; panics with the client's output if stamping fails.
+    pub fn stamp(&self, url: &str, dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+        let file = dir.join(name);
+        std::fs::write(&file, contents).expect("write file to stamp");
+        let (ok, out) = self.run(&["stamp", "-c", url, "-m", "1", file.to_str().unwrap()]);
+        let proof = dir.join(format!("{name}.ots"));
+        assert!(ok && proof.exists(), "ots stamp failed:\n{out}");
+        proof
+    }
+}

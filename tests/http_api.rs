@@ -205,3 +205,38 @@ fn commitments_survive_restarts() {
         );
     }
 }
+
+#[test]
+fn a_full_queue_is_a_503_with_retry_after_not_a_hang() {
+    let dir = new_calendar();
+    let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-pending", "1"]);
+    let addr = otsd.addr;
+    let answers: Vec<common::Response> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..64u8)
+            .map(|w| {
+                s.spawn(move || {
+                    (0..10u8)
+                        .map(|i| post_digest(addr, &[w, i]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
+    let accepted = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(refused.len() + accepted, answers.len(), "only 200 or 503");
+    assert!(
+        !refused.is_empty(),
+        "640 concurrent digests never filled a one-digest queue"
+    );
+    assert!(accepted > 0, "some digests were accepted");
+    for r in refused {
+        assert_eq!(r.text(), "pending queue full");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    otsd.stop();
+}

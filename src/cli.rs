@@ -53,6 +53,11 @@ pub struct OtsdArgs {
     /// Bitcoin Core cookie file, for a --btc-rpc URL without credentials
     #[arg(long, value_name = "FILE")]
     pub btc_rpc_cookie: Option<PathBuf>,
+    /// Sign with the node's Bitcoin Core wallet (listunspent, getrawchangeaddress,
+    /// signrawtransactionwithwallet) instead of the calendar's own key; name the wallet in
+    /// --btc-rpc (`.../wallet/NAME`) if the node has several
+    #[arg(long)]
+    pub btc_wallet: bool,
     /// Milliseconds between the stamper's looks at the node
     #[arg(long, default_value_t = 5_000, value_name = "MS")]
     pub btc_poll_interval_ms: u64,
@@ -128,6 +133,7 @@ impl OtsdArgs {
             network: network_from_name("regtest"),
             policy,
             poll_interval: Duration::from_millis(500),
+            wallet: false,
         });
         cfg
     }
@@ -158,6 +164,7 @@ impl OtsdArgs {
                 network: network_from_name(self.network()),
                 policy: self.stamper_policy(),
                 poll_interval: Duration::from_millis(self.btc_poll_interval_ms.max(10)),
+                wallet: self.btc_wallet,
             }),
             http: ServerOptions {
                 max_connections: self.max_connections.max(1),

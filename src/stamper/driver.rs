@@ -1,5 +1,6 @@
 //! The thin I/O edge of the stamper: observes Bitcoin Core over RPC, records what it saw and did
-//! in the log, and carries out [`policy::decide`]'s decisions with the calendar's own key.
+//! in the log, and carries out [`policy::decide`]'s decisions, signing with the calendar's own key
+//! or, with `--btc-wallet`, with the node's wallet ([`super::wallet`]).
 //!
 //! Every tick: follow the best chain from the last block in the projection (finding the fork
 //! point of a reorg by comparing hashes), writing `Reorg`, `BlockSeen` and `TxConfirmed` events;
@@ -11,7 +12,8 @@
 //! A cycle spends the change of the previous mined stamping transaction, known from the log; only
 //! when there is none (first start, after a reorg) or it is too small does the driver look for the
 //! key's largest coin with `scantxoutset` (no node wallet; works with a pruned node). Replacements spend the input of the transaction they replace, read
-//! from the logged raw transaction.
+//! from the logged raw transaction. With the wallet signer, a cycle spends the wallet's largest
+//! confirmed coin from `listunspent` instead, as the Python stamper does.
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use serde_json::{json, Value};
 use super::key::{Coin, StamperKey};
 use super::policy::{self, Decision, Observation, StamperConfig, TxPlan};
 use super::proof::stamp_tip;
+use super::wallet;
 use crate::events::Event;
 use crate::log::{codec, Submitter};
 use crate::projection::Projection;
@@ -45,6 +48,16 @@ pub struct DriverConfig {
     pub network: Network,
     pub policy: StamperConfig,
     pub poll_interval: Duration,
+    /// Sign with the node's wallet instead of the calendar's key.
+    pub wallet: bool,
+}
+
+/// Who signs the stamping transactions.
+pub enum Signer {
+    /// The calendar's own key; coins found from the log and `scantxoutset`.
+    Key(StamperKey),
+    /// Bitcoin Core's wallet: `listunspent`, `getrawchangeaddress`, `signrawtransactionwithwallet`.
+    Wallet,
 }
 
 /// Shared, JSON-shaped status for the info page.
@@ -69,7 +82,7 @@ pub fn rpc_client(url: &str, cookie: Option<&std::path::Path>) -> Result<Client,
 struct Driver {
     cfg: DriverConfig,
     client: Arc<Client>,
-    key: Arc<StamperKey>,
+    signer: Arc<Signer>,
     writer: Submitter,
     view: Arc<RwLock<Projection>>,
     next_tx_at: u64,
@@ -92,11 +105,16 @@ pub async fn run(
             return;
         }
     };
-    let address = key.address(cfg.network).to_string();
+    let (signer, address) = if cfg.wallet {
+        (Signer::Wallet, "the node's wallet".to_owned())
+    } else {
+        let address = key.address(cfg.network).to_string();
+        (Signer::Key(key), address)
+    };
     let mut d = Driver {
         cfg,
         client,
-        key: Arc::new(key),
+        signer: Arc::new(signer),
         writer,
         view,
         next_tx_at: 0,
@@ -275,10 +293,7 @@ impl Driver {
             (None, _) => self.find_coin(&plan).await?,
         };
         policy::fits_coin(&plan, coin.value_sat).map_err(|b| format!("cannot stamp: {b:?}"))?;
-        let tx = self
-            .key
-            .stamp_tx(&coin, plan.fee_sat, &tip, plan.locktime)
-            .map_err(|e| e.to_string())?;
+        let tx = self.sign(coin, plan.fee_sat, tip, plan.locktime).await?;
         let raw = bitcoin::consensus::encode::serialize(&tx);
         let hex_tx = hex::encode(&raw);
         let txid = self
@@ -304,9 +319,36 @@ impl Driver {
         Ok(format!("sent {txid}"))
     }
 
-    /// The change of the newest mined stamping transaction (from the log) if it pays for `plan`,
-    /// else the largest spendable coin of the key from the UTXO set (first start, top-ups).
+    /// The stamping transaction spending `coin`, signed by the key or the wallet.
+    async fn sign(
+        &self,
+        coin: Coin,
+        fee_sat: u64,
+        tip: [u8; 32],
+        locktime: u32,
+    ) -> Result<bitcoin::Transaction, String> {
+        match &*self.signer {
+            Signer::Key(key) => key
+                .stamp_tx(&coin, fee_sat, &tip, locktime)
+                .map_err(|e| e.to_string()),
+            Signer::Wallet => {
+                let network = self.cfg.network;
+                self.blocking(move |c| {
+                    wallet::wallet_stamp_tx(c, network, &coin, fee_sat, &tip, locktime)
+                })
+                .await
+            }
+        }
+    }
+
+    /// With the wallet: its largest confirmed coin. With the key: the change of the newest mined
+    /// stamping transaction (from the log) if it pays for `plan`, else the largest spendable coin
+    /// of the key from the UTXO set (first start, top-ups).
     async fn find_coin(&self, plan: &TxPlan) -> Result<Coin, String> {
+        let key = match &*self.signer {
+            Signer::Key(key) => key,
+            Signer::Wallet => return self.blocking(|c| wallet::wallet_coin(c)).await,
+        };
         let change = self.read().stamps().change_coin();
         if let Some((txid, value_sat)) = change {
             let coin = Coin {
@@ -317,12 +359,13 @@ impl Driver {
                 return Ok(coin);
             }
         }
-        self.scan_coin(plan.locktime).await
+        self.scan_coin(key, plan.locktime).await
     }
 
     /// The largest spendable coin of the key, from the UTXO set.
-    async fn scan_coin(&self, height: u32) -> Result<Coin, String> {
-        let desc = format!("addr({})", self.key.address(self.cfg.network));
+    async fn scan_coin(&self, key: &StamperKey, height: u32) -> Result<Coin, String> {
+        let address = key.address(self.cfg.network);
+        let desc = format!("addr({address})");
         let scan: Value = self
             .blocking(move |c| {
                 c.call("scantxoutset", &[json!("start"), json!([desc])])
@@ -347,12 +390,7 @@ impl Driver {
                 })
             })
             .max_by_key(|c| c.value_sat);
-        best.ok_or_else(|| {
-            format!(
-                "no spendable coins: fund {}",
-                self.key.address(self.cfg.network)
-            )
-        })
+        best.ok_or_else(|| format!("no spendable coins: fund {address}"))
     }
 }
 

@@ -1,16 +1,67 @@
-//! The optional Bitcoin Core wallet signer, as the Python otsd signs: coins from `listunspent`,
-//! change to a `getrawchangeaddress` of the wallet (script from `getaddressinfo`), signatures from
-//! `signrawtransactionwithwallet`.
+//! The optional Bitcoin Core wallet signer (`otsd --btc-wallet`), as the Python otsd signs: coins
+//! from `listunspent`, change to a `getrawchangeaddress` of the wallet, signatures from
+//! `signrawtransactionwithwallet`. The transaction has the same shape as with the calendar's own
+//! key (one input, change, OP_RETURN of the tip), so the policy and the proofs do not care who
+//! signed.
 //!
-//! Only the pure halves live here: reading those RPC answers and building the unsigned
-//! transaction. No wallet-enabled Bitcoin Core can be built in this environment, so the tests replay
+//! The RPC calls go through the small [`WalletRpc`] trait so that the sequence can be tested without
+//! a node. No wallet-enabled Bitcoin Core can be built in this environment, so the tests replay
 //! answers recorded in the shapes Bitcoin Core documents for these RPCs (`help listunspent` etc.);
-//! they are not captured from a live node. Not yet selectable in otsd: the driver signs with the
-//! calendar's own key (see [`super::key`]).
-use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
-use serde_json::Value;
+//! they are not captured from a live node.
+use std::str::FromStr;
 
-use super::key::Coin;
+use bitcoin::{Address, Network, OutPoint, ScriptBuf, Transaction, Txid};
+use serde_json::{json, Value};
+
+use super::key::{unsigned_stamp_tx, Coin};
+
+/// `listunspent` minimum confirmations: only mined coins, as the Python stamper.
+pub const WALLET_MIN_CONF: u64 = 1;
+
+/// The JSON-RPC calls the wallet signer needs; Bitcoin Core's client in otsd, a fake in tests.
+pub trait WalletRpc {
+    fn call_json(&self, method: &str, params: &[Value]) -> Result<Value, String>;
+}
+
+impl WalletRpc for bitcoincore_rpc::Client {
+    fn call_json(&self, method: &str, params: &[Value]) -> Result<Value, String> {
+        bitcoincore_rpc::RpcApi::call(self, method, params)
+            .map_err(|e| format!("Bitcoin Core {method}: {e}"))
+    }
+}
+
+/// The wallet's coin to spend for a new cycle (`listunspent`).
+pub fn wallet_coin(rpc: &dyn WalletRpc) -> Result<Coin, String> {
+    let unspent = rpc.call_json("listunspent", &[json!(WALLET_MIN_CONF)])?;
+    pick_coin(&unspent).map_err(|e| e.to_string())
+}
+
+/// Builds the stamping transaction spending `coin` with change to a fresh wallet change address
+/// and has the wallet sign it. Refuses a signed transaction whose inputs or outputs differ from
+/// what was asked for.
+pub fn wallet_stamp_tx(
+    rpc: &dyn WalletRpc,
+    network: Network,
+    coin: &Coin,
+    fee_sat: u64,
+    tip: &[u8; 32],
+    locktime: u32,
+) -> Result<Transaction, String> {
+    let addr = rpc.call_json("getrawchangeaddress", &[])?;
+    let change = change_script_of(&addr, network).map_err(|e| e.to_string())?;
+    let unsigned =
+        unsigned_stamp_tx(coin, change, fee_sat, tip, locktime).map_err(|e| e.to_string())?;
+    let hex_tx = hex::encode(bitcoin::consensus::encode::serialize(&unsigned));
+    let answer = rpc.call_json("signrawtransactionwithwallet", &[json!(hex_tx)])?;
+    let signed = signed_tx(&answer).map_err(|e| e.to_string())?;
+    let same_inputs = signed.input.len() == 1
+        && signed.input[0].previous_output == coin.outpoint
+        && signed.input[0].sequence == unsigned.input[0].sequence;
+    if !same_inputs || signed.output != unsigned.output || signed.lock_time != unsigned.lock_time {
+        return Err(WalletError::Altered.to_string());
+    }
+    Ok(signed)
+}
 
 /// Outputs at or below this many satoshis are not worth spending (the Python stamper's `DUST`).
 pub const WALLET_DUST_SAT: u64 = 546;
@@ -19,12 +70,14 @@ pub const WALLET_DUST_SAT: u64 = 546;
 pub enum WalletError {
     #[error("the wallet has no confirmed spendable output above {WALLET_DUST_SAT} sat")]
     NoCoins,
-    #[error("getaddressinfo answer has no valid scriptPubKey")]
-    BadAddressInfo,
+    #[error("getrawchangeaddress did not answer an address of this network")]
+    BadChangeAddress,
     #[error("signrawtransactionwithwallet did not complete: {0}")]
     Incomplete(String),
     #[error("signrawtransactionwithwallet returned an undecodable transaction")]
     BadHex,
+    #[error("signrawtransactionwithwallet changed the transaction's inputs or outputs")]
+    Altered,
 }
 
 /// The largest confirmed, spendable, non-dust output in a `listunspent` answer.
@@ -51,13 +104,14 @@ pub fn pick_coin(listunspent: &Value) -> Result<Coin, WalletError> {
         .ok_or(WalletError::NoCoins)
 }
 
-/// The change output script from a `getaddressinfo` answer.
-pub fn change_script(getaddressinfo: &Value) -> Result<ScriptBuf, WalletError> {
-    let hex = getaddressinfo["scriptPubKey"]
-        .as_str()
-        .ok_or(WalletError::BadAddressInfo)?;
-    let bytes = hex::decode(hex).map_err(|_| WalletError::BadAddressInfo)?;
-    Ok(ScriptBuf::from_bytes(bytes))
+/// The change output script from a `getrawchangeaddress` answer (a JSON string).
+pub fn change_script_of(answer: &Value, network: Network) -> Result<ScriptBuf, WalletError> {
+    let addr = answer.as_str().ok_or(WalletError::BadChangeAddress)?;
+    let addr = Address::from_str(addr).map_err(|_| WalletError::BadChangeAddress)?;
+    let addr = addr
+        .require_network(network)
+        .map_err(|_| WalletError::BadChangeAddress)?;
+    Ok(addr.script_pubkey())
 }
 
 /// The signed transaction from a `signrawtransactionwithwallet` answer, if complete.
@@ -75,7 +129,7 @@ pub fn signed_tx(answer: &Value) -> Result<Transaction, WalletError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stamper::key::{committed_tip, unsigned_stamp_tx, StamperKey};
+    use crate::stamper::key::{committed_tip, StamperKey};
     use serde_json::json;
 
     /// `listunspent 0 999999` as documented: an array of objects with txid, vout, address,
@@ -106,11 +160,11 @@ mod tests {
 
     #[test]
     fn builds_and_reads_back_a_wallet_signed_tx() {
-        // getaddressinfo of a bech32 change address (abridged to the fields we read).
-        let spk = StamperKey::from_bytes(&[9; 32]).unwrap().script_pubkey();
-        let info = json!({"address": "bcrt1q...", "scriptPubKey": hex::encode(spk.as_bytes()),
-                          "ismine": true, "iswitness": true});
-        let change = change_script(&info).unwrap();
+        // getrawchangeaddress answers a bare address string.
+        let key = StamperKey::from_bytes(&[9; 32]).unwrap();
+        let spk = key.script_pubkey();
+        let answer = json!(key.address(Network::Regtest).to_string());
+        let change = change_script_of(&answer, Network::Regtest).unwrap();
         assert_eq!(change, spk);
         let coin = pick_coin(&listunspent()).unwrap();
         let tx = unsigned_stamp_tx(&coin, change, 300, &[4; 32], 200).unwrap();
@@ -125,6 +179,13 @@ mod tests {
         assert!(
             matches!(signed_tx(&incomplete), Err(WalletError::Incomplete(e)) if e.contains("Unable to sign"))
         );
-        assert_eq!(change_script(&json!({})), Err(WalletError::BadAddressInfo));
+        assert_eq!(
+            change_script_of(&json!({}), Network::Regtest),
+            Err(WalletError::BadChangeAddress)
+        );
+        assert_eq!(
+            change_script_of(&answer, Network::Bitcoin),
+            Err(WalletError::BadChangeAddress)
+        );
     }
 }

@@ -58,6 +58,11 @@ pub struct OtsdArgs {
     /// --btc-rpc (`.../wallet/NAME`) if the node has several
     #[arg(long)]
     pub btc_wallet: bool,
+    /// Seconds to wait for each Bitcoin Core RPC answer (scantxoutset, which reads the whole UTXO
+    /// set, waits at least 10 minutes)
+    #[arg(long, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub btc_rpc_timeout: u64,
     /// Milliseconds between the stamper's looks at the node
     #[arg(long, default_value_t = 5_000, value_name = "MS")]
     pub btc_poll_interval_ms: u64,
@@ -133,6 +138,7 @@ impl OtsdArgs {
             network: network_from_name("regtest"),
             policy,
             poll_interval: Duration::from_millis(500),
+            rpc_timeout: Duration::from_secs(self.btc_rpc_timeout),
             wallet: false,
         });
         cfg
@@ -164,6 +170,7 @@ impl OtsdArgs {
                 network: network_from_name(self.network()),
                 policy: self.stamper_policy(),
                 poll_interval: Duration::from_millis(self.btc_poll_interval_ms.max(10)),
+                rpc_timeout: Duration::from_secs(self.btc_rpc_timeout),
                 wallet: self.btc_wallet,
             }),
             http: ServerOptions {

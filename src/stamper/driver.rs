@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Network, OutPoint, Txid};
+use bitcoincore_rpc::jsonrpc::{self, simple_http};
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 use serde_json::{json, Value};
 
@@ -48,6 +49,8 @@ pub struct DriverConfig {
     pub network: Network,
     pub policy: StamperConfig,
     pub poll_interval: Duration,
+    /// Timeout of each RPC call but `scantxoutset` (which gets [`SCAN_RPC_TIMEOUT`] or this if longer).
+    pub rpc_timeout: Duration,
     /// Sign with the node's wallet instead of the calendar's key.
     pub wallet: bool,
 }
@@ -63,8 +66,18 @@ pub enum Signer {
 /// Shared, JSON-shaped status for the info page.
 pub type StatusBoard = Arc<Mutex<Option<Value>>>;
 
-/// Splits credentials out of an RPC URL.
-pub fn rpc_client(url: &str, cookie: Option<&std::path::Path>) -> Result<Client, String> {
+/// `scantxoutset` reads the whole UTXO set (minutes on mainnet), so it gets its own, much longer
+/// timeout: a shorter one would give up, and the next tick would find the node's scan still running
+/// ("Scan already in progress") and time out again.
+pub const SCAN_RPC_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// An RPC client for `url` with credentials from the URL or the cookie file, and a timeout for
+/// each call.
+pub fn rpc_client(
+    url: &str,
+    cookie: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Client, String> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let (auth, host) = match rest.split_once('@') {
         Some((cred, host)) => {
@@ -76,12 +89,23 @@ pub fn rpc_client(url: &str, cookie: Option<&std::path::Path>) -> Result<Client,
             None => (Auth::None, rest),
         },
     };
-    Client::new(&format!("{scheme}://{host}"), auth).map_err(|e| e.to_string())
+    let (user, pass) = auth.get_user_pass().map_err(|e| e.to_string())?;
+    let mut builder = simple_http::Builder::new()
+        .url(&format!("{scheme}://{host}"))
+        .map_err(|e| e.to_string())?
+        .timeout(timeout);
+    if let Some(user) = user {
+        builder = builder.auth(user, pass);
+    }
+    let transport = jsonrpc::Client::with_transport(builder.build());
+    Ok(Client::from_jsonrpc(transport))
 }
 
 struct Driver {
     cfg: DriverConfig,
     client: Arc<Client>,
+    /// Same node, with the long `scantxoutset` timeout.
+    scan_client: Arc<Client>,
     signer: Arc<Signer>,
     writer: Submitter,
     view: Arc<RwLock<Projection>>,
@@ -97,8 +121,16 @@ pub async fn run(
     status: StatusBoard,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref()) {
-        Ok(c) => Arc::new(c),
+    let scan_timeout = cfg.rpc_timeout.max(SCAN_RPC_TIMEOUT);
+    let clients =
+        rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), cfg.rpc_timeout).and_then(|c| {
+            Ok((
+                c,
+                rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), scan_timeout)?,
+            ))
+        });
+    let (client, scan_client) = match clients {
+        Ok((c, s)) => (Arc::new(c), Arc::new(s)),
         Err(e) => {
             tracing::error!("stamper disabled: bad Bitcoin RPC settings: {e}");
             set_status(&status, json!({"error": format!("bad RPC settings: {e}")}));
@@ -114,12 +146,18 @@ pub async fn run(
     let mut d = Driver {
         cfg,
         client,
+        scan_client,
         signer: Arc::new(signer),
         writer,
         view,
         next_tx_at: 0,
     };
-    tracing::info!(%address, "stamper running");
+    tracing::info!(
+        %address,
+        rpc_timeout_secs = d.cfg.rpc_timeout.as_secs_f64(),
+        scantxoutset_timeout_secs = scan_timeout.as_secs_f64(),
+        "stamper running"
+    );
     loop {
         let outcome = d.tick().await;
         let report = match &outcome {
@@ -165,10 +203,7 @@ impl Driver {
         &self,
         f: impl FnOnce(&Client) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
-        let client = self.client.clone();
-        tokio::task::spawn_blocking(move || f(&client))
-            .await
-            .map_err(|e| format!("RPC task: {e}"))?
+        on_blocking(self.client.clone(), f).await
     }
 
     async fn tick(&mut self) -> Result<String, String> {
@@ -366,12 +401,12 @@ impl Driver {
     async fn scan_coin(&self, key: &StamperKey, height: u32) -> Result<Coin, String> {
         let address = key.address(self.cfg.network);
         let desc = format!("addr({address})");
-        let scan: Value = self
-            .blocking(move |c| {
-                c.call("scantxoutset", &[json!("start"), json!([desc])])
-                    .map_err(rpc_err("scantxoutset"))
-            })
-            .await?;
+        tracing::info!(%address, "looking for coins with scantxoutset (may take minutes on mainnet)");
+        let scan: Value = on_blocking(self.scan_client.clone(), move |c| {
+            c.call("scantxoutset", &[json!("start"), json!([desc])])
+                .map_err(rpc_err("scantxoutset"))
+        })
+        .await?;
         let best = scan["unspents"]
             .as_array()
             .into_iter()
@@ -394,8 +429,37 @@ impl Driver {
     }
 }
 
+async fn on_blocking<T: Send + 'static>(
+    client: Arc<Client>,
+    f: impl FnOnce(&Client) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || f(&client))
+        .await
+        .map_err(|e| format!("RPC task: {e}"))?
+}
+
+/// Names the call and says plainly when it timed out.
 fn rpc_err(method: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> String {
-    move |e| format!("Bitcoin Core {method}: {e}")
+    move |e| {
+        if is_timeout(&e) {
+            format!("Bitcoin Core {method}: no answer within the RPC timeout ({e})")
+        } else {
+            format!("Bitcoin Core {method}: {e}")
+        }
+    }
+}
+
+fn is_timeout(e: &bitcoincore_rpc::Error) -> bool {
+    let bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(t)) = e else {
+        return false;
+    };
+    match t.downcast_ref::<simple_http::Error>() {
+        Some(simple_http::Error::SocketError(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        _ => false,
+    }
 }
 
 fn btc_to_sat(v: &Value) -> Option<u64> {
@@ -502,4 +566,25 @@ fn confirmations_in(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that accepts the connection but never answers: the call fails after the timeout,
+    /// and the error says so.
+    #[test]
+    fn rpc_calls_time_out_and_say_so() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://u:p@{}/", silent.local_addr().unwrap());
+        let client = rpc_client(&url, None, Duration::from_millis(300)).unwrap();
+        let started = std::time::Instant::now();
+        let err = client
+            .get_block_count()
+            .map_err(rpc_err("getblockcount"))
+            .unwrap_err();
+        assert!(err.contains("no answer within the RPC timeout"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }

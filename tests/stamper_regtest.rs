@@ -147,6 +147,14 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+fn pending_commitments(otsd: &Otsd) -> u64 {
+    let info = get(otsd.addr, "/", "Accept: application/json\r\n");
+    let info: serde_json::Value = serde_json::from_slice(&info.body).expect("info JSON");
+    info["pending_commitments"]
+        .as_u64()
+        .expect("pending_commitments")
+}
+
 fn mempool(node: &Bitcoind) -> Vec<bitcoin::Txid> {
     node.client.get_raw_mempool().expect("getrawmempool")
 }
@@ -167,6 +175,9 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
     let r = get(otsd.addr, &path, "");
     assert_eq!(r.status, 404);
     assert_eq!(r.text(), "Pending confirmation in Bitcoin blockchain");
+    // Broadcast, not mined: the commitment is still pending and is the tip.
+    assert_eq!(pending_commitments(&otsd), 1);
+    assert_eq!(get(otsd.addr, "/tip", "").body, commitment);
 
     let block = node.mine(1)[0];
     wait_for("the confirmation to be seen", 30, || {
@@ -174,6 +185,9 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
         (r.text() == format!("Timestamped by transaction {txid}; waiting for 5 confirmations"))
             .then_some(())
     });
+    // Mined: no longer pending, as in the Python stamper.
+    assert_eq!(pending_commitments(&otsd), 0);
+    assert_eq!(get(otsd.addr, "/tip", "").status, 404);
     node.mine(5);
     let proof = wait_for("the complete proof", 30, || {
         let r = get(otsd.addr, &path, "");

@@ -132,11 +132,14 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
     }
 }
 
+/// The rounds a cached tip covers: (first pending, next to seal).
+type TipRounds = (u64, u64);
+
 /// The Merkle tip of the pending commitments; with many of them, recomputed at most every
 /// [`TIP_MAX_AGE`].
 #[derive(Default)]
 pub struct TipCache {
-    computed: Option<(Instant, u64, Option<Vec<u8>>)>,
+    computed: Option<(Instant, TipRounds, Option<Vec<u8>>)>,
 }
 
 /// `GET /tip`.
@@ -154,7 +157,7 @@ pub fn get_tip(state: Arc<AppState>) -> WarpResponse {
 fn current_tip(state: &AppState) -> Option<Vec<u8>> {
     let mut cache = state.tip.lock().unwrap_or_else(|p| p.into_inner());
     let view = state.read_view();
-    let round = view.next_round();
+    let round = (view.first_pending_round(), view.next_round());
     if let Some((at, r, tip)) = &cache.computed {
         let cheap = view.pending_commitments().len() <= TIP_CHEAP_COMMITMENTS;
         if *r == round || (!cheap && at.elapsed() < TIP_MAX_AGE) {

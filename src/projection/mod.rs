@@ -207,9 +207,16 @@ impl Projection {
             .map(|r| (self.rounds.len() as u64 - 1, r))
     }
 
-    /// Commitments not yet confirmed in Bitcoin, oldest first.
+    /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
+    /// (see [`crate::stamper::StamperState::first_unmined_round`]).
     pub fn pending_commitments(&self) -> impl ExactSizeIterator<Item = &Commitment> {
-        self.rounds.iter().map(|r| &r.commitment)
+        let first = self.first_pending_round().min(self.next_round()) as usize;
+        self.rounds[first..].iter().map(|r| &r.commitment)
+    }
+
+    /// The first round of [`Self::pending_commitments`].
+    pub fn first_pending_round(&self) -> u64 {
+        self.stamps.state.first_unmined_round()
     }
 
     /// Commitments of rounds `first..=last` that exist, in order.

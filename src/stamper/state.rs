@@ -107,6 +107,22 @@ impl StamperState {
         through.map_or(0, |r| r + 1)
     }
 
+    /// The first round no *mined* stamping transaction covers: the rounds from here on are the
+    /// pending commitments of `/tip` and the info page. As in the Python stamper, a round leaves
+    /// the pending set when a transaction covering it is mined (a reorg puts it back), not when
+    /// it is only broadcast: an unconfirmed transaction is replaced by one whose tip covers these
+    /// rounds and newer ones.
+    pub fn first_unmined_round(&self) -> u64 {
+        let through = self
+            .cycles
+            .iter()
+            .filter(|c| c.confirmed.is_some())
+            .map(Cycle::covered_through)
+            .chain(self.final_through)
+            .max();
+        through.map_or(0, |r| r + 1)
+    }
+
     /// The newest cycle if it still waits to be mined (the only one that may be bumped).
     pub fn open_cycle(&self) -> Option<&Cycle> {
         self.cycles.last().filter(|c| c.confirmed.is_none())

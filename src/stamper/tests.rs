@@ -177,9 +177,12 @@ fn confirmation_closes_the_cycle_and_final_after_min_confirmations() {
     s.apply(&block(101));
     let p2 = send(decide(&s, &cfg(), &obs(101, Some(6))));
     s.apply(&broadcast(2, &p2, 50_000));
+    // Broadcast but not mined: every round is still pending for /tip.
+    assert_eq!(s.first_unmined_round(), 0);
     s.apply(&block(102));
     // The *first* tx got mined (the bump lost the race): rounds 5 and 6 are pending again.
     s.apply(&confirmed(1, 102));
+    assert_eq!(s.first_unmined_round(), 5);
     assert_eq!(s.open_cycle(), None);
     assert_eq!(s.next_unstamped_round(), 5);
     assert_eq!(s.watched_txids().count(), 0);
@@ -207,6 +210,7 @@ fn confirmation_closes_the_cycle_and_final_after_min_confirmations() {
     assert_eq!(s.cycles.len(), 0);
     assert_eq!(s.final_through, Some(4));
     assert_eq!(s.next_unstamped_round(), 5);
+    assert_eq!(s.first_unmined_round(), 5);
 }
 
 #[test]
@@ -218,12 +222,18 @@ fn reorg_puts_commitments_back_and_a_later_confirmation_counts() {
     s.apply(&confirmed(1, 101));
     s.apply(&block(102));
     assert_eq!(s.open_cycle(), None);
+    assert_eq!(s.first_unmined_round(), 5);
     s.apply(&Event::Reorg {
         fork_height: 100,
         old_tip: [102; 32],
         new_tip: [100; 32],
     });
     assert_eq!(s.tip().map(|t| t.0), Some(100));
+    assert_eq!(
+        s.first_unmined_round(),
+        0,
+        "a reorg puts the rounds back to pending"
+    );
     // The cycle is open again: its tx is watched, and the next block brings a bump of it.
     let open = s.open_cycle().expect("reopened");
     assert_eq!(open.latest().txid, h(1));

@@ -196,6 +196,64 @@ pub enum OtsctlCommand {
     Init(InitArgs),
     /// Print the P2WPKH address of the calendar's stamper key: send coins there to fund stamping
     Address(AddressArgs),
+    /// Verify the calendar's whole history: log checksums, chains and seals, event order, every
+    /// round's Merkle root and commitment MAC. Exits non-zero if anything is wrong
+    Verify(VerifyArgs),
+    /// Dump the log's events, or find where a digest or commitment is
+    Inspect(InspectArgs),
+    /// Fold the whole log into the projection otsd serves from and report how long it took
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// First sequence number to check and report (the log is still read from its start)
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    /// Last sequence number to check and report
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
+    /// Do not read hmac-key: skip the HMAC chain and commitment MACs
+    #[arg(long)]
+    pub no_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// First sequence number to show
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    /// Last sequence number to show
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
+    /// Only events of this type (DigestSubmitted, RoundSealed, TxBroadcast, TxConfirmed, BlockSeen, Reorg)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Print JSON (one object per line for a dump)
+    #[arg(long)]
+    pub json: bool,
+    /// Where is this commitment (hex)?
+    #[arg(long, value_name = "HEX", conflicts_with = "digest")]
+    pub commitment: Option<String>,
+    /// Where is this submitted digest (hex)?
+    #[arg(long, value_name = "HEX")]
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

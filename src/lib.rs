@@ -14,6 +14,7 @@
 //! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
 //! - [`dev`]: `otsd --dev`, a throw-away calendar on a regtest node for client developers.
+//! - [`ctl`]: the operator tools behind `otsctl`: forensic `verify`, `inspect` and `replay` of the log.
 //! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
 //!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
 #![deny(unsafe_code)]
@@ -21,6 +22,7 @@
 pub mod aggregator;
 pub mod calendar;
 pub mod cli;
+pub mod ctl;
 pub mod dev;
 pub mod events;
 pub mod http;

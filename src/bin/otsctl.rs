@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
-use otsd::cli::{OtsctlArgs, OtsctlCommand};
+use otsd::cli::{InspectArgs, OtsctlArgs, OtsctlCommand, ReplayArgs, VerifyArgs};
+use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
 fn main() -> anyhow::Result<()> {
     let args = OtsctlArgs::parse();
@@ -22,6 +23,77 @@ fn main() -> anyhow::Result<()> {
                 otsd::stamper::key::funding_address(&dir, a.network())?
             );
         }
+        OtsctlCommand::Verify(a) => verify(a)?,
+        OtsctlCommand::Inspect(a) => inspect(a)?,
+        OtsctlCommand::Replay(a) => replay(a)?,
+    }
+    Ok(())
+}
+
+fn print_progress(p: &Progress) {
+    eprintln!(
+        "... {} events (seq {}) in {:.1}s, {:.0} events/s",
+        p.events,
+        p.seq,
+        p.elapsed.as_secs_f64(),
+        p.rate()
+    );
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let source = LogSource::open(&a.dir, !a.no_key).context("open the calendar")?;
+    let report = ctl::verify::verify(&source, SeqRange::new(a.from, a.to), &mut print_progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", ctl::verify::render(&report));
+    }
+    if !report.is_clean() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let source = LogSource::open(&a.dir, true).context("open the calendar")?;
+    let target = match (&a.commitment, &a.digest) {
+        (Some(c), _) => Some(ctl::inspect::Target::Commitment(ctl::parse_hex(c)?)),
+        (_, Some(d)) => Some(ctl::inspect::Target::Digest(ctl::parse_hex(d)?)),
+        _ => None,
+    };
+    if let Some(target) = target {
+        let loc = ctl::inspect::locate(&source, &target)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&loc)?);
+        } else {
+            print!("{}", ctl::inspect::render_location(&loc));
+        }
+        if !loc.found {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let filter = ctl::inspect::Filter {
+        range: SeqRange::new(a.from, a.to),
+        event_type: a.event_type,
+    };
+    ctl::inspect::dump(&source, &filter, |seq, event| {
+        if a.json {
+            println!("{}", ctl::inspect::event_json(seq, event));
+        } else {
+            println!("{}", ctl::inspect::event_line(seq, event));
+        }
+    })?;
+    Ok(())
+}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    let source = LogSource::open(&a.dir, true).context("open the calendar")?;
+    let (_, summary) = ctl::replay::replay(&source, &mut print_progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", ctl::replay::render(&summary));
     }
     Ok(())
 }

@@ -1,0 +1,50 @@
+//! Operator tools behind `otsctl`: forensic verification, inspection and replay of the event log.
+//!
+//! Each tool reads the log through [`crate::log::Reader`] (which verifies CRCs, both chains and
+//! segment seals as it goes) and folds events with [`crate::projection::Projection`], so the tools
+//! see exactly what otsd sees. Nothing here writes to the calendar directory. The binaries only
+//! parse arguments, call these functions and print.
+//!
+//! - [`verify`]: every problem in the log and its events, by segment, offset and sequence number.
+//! - [`inspect`]: dump events, and find where a digest or commitment is.
+//! - [`replay`]: fold the whole log into a projection and report the throughput.
+pub mod inspect;
+mod progress;
+pub mod replay;
+mod source;
+pub mod verify;
+
+pub use progress::Progress;
+pub use source::{parse_hex, CtlError, LogSource};
+
+/// Sequence-number range selected by `--from` / `--to` (both inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl SeqRange {
+    /// From `--from` and `--to`, each optional.
+    pub fn new(from: Option<u64>, to: Option<u64>) -> SeqRange {
+        SeqRange {
+            from: from.unwrap_or(0),
+            to: to.unwrap_or(u64::MAX),
+        }
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        (self.from..=self.to).contains(&seq)
+    }
+}
+
+impl Default for SeqRange {
+    fn default() -> Self {
+        SeqRange::new(None, None)
+    }
+}
+
+/// Lower-case hex, for reports.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}

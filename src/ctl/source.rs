@@ -1,0 +1,73 @@
+//! Opening a calendar's log for the tools, with or without its key.
+use std::path::{Path, PathBuf};
+
+use crate::calendar::dir::{CalendarDir, DirError, LOG_DIR};
+use crate::log::segment::segments_in;
+use crate::log::{LogError, LogKey, Reader};
+
+/// Why a tool could not run at all (problems found in the log are reports, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{}: no log directory", .0.display())]
+    NoLog(PathBuf),
+    #[error("invalid hex: {0}")]
+    BadHex(String),
+    #[error("unknown event type {0}")]
+    BadType(String),
+    #[error("replay stopped: {0}")]
+    Replay(#[from] super::replay::ReplayStopped),
+}
+
+/// A calendar's log, and its key when the tool was given one.
+#[derive(Debug)]
+pub struct LogSource {
+    pub log_dir: PathBuf,
+    pub reader: Reader,
+    /// The calendar's `hmac-key`: verifies the HMAC chain and commitment MACs.
+    pub hmac_key: Option<Vec<u8>>,
+}
+
+impl LogSource {
+    /// Opens `DIR/log`; with `use_key`, loads the calendar (and its key) first.
+    pub fn open(calendar: &Path, use_key: bool) -> Result<LogSource, CtlError> {
+        let hmac_key = if use_key {
+            Some(CalendarDir::load(calendar)?.hmac_key)
+        } else {
+            None
+        };
+        let log_dir = calendar.join(LOG_DIR);
+        if !log_dir.is_dir() {
+            return Err(CtlError::NoLog(log_dir));
+        }
+        let reader = Reader::open(&log_dir, hmac_key.as_deref().map(LogKey::derive))?;
+        Ok(LogSource {
+            log_dir,
+            reader,
+            hmac_key,
+        })
+    }
+
+    /// First sequence numbers of the segments present, ascending.
+    pub fn segments(&self) -> Result<Vec<u64>, CtlError> {
+        let mut names = Vec::new();
+        let entries = std::fs::read_dir(&self.log_dir).map_err(|e| DirError::Io {
+            path: self.log_dir.clone(),
+            source: e,
+        })?;
+        for entry in entries.flatten() {
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(segments_in(&self.log_dir, &names)?)
+    }
+}
+
+/// Parses `--commitment` / `--digest` hex.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, CtlError> {
+    hex::decode(s.trim()).map_err(|e| CtlError::BadHex(format!("{s}: {e}")))
+}

@@ -1,0 +1,353 @@
+//! `otsctl verify`: forensic verification of a calendar's whole history.
+//!
+//! One pass over the log checks, in this order of layers:
+//! - the log itself (CRC of every record, public hash chain, HMAC chain when the key is given,
+//!   segment headers and seals), through [`crate::log::Reader`]; the first damage stops the read, since
+//!   nothing after it can be trusted, and is reported by segment, offset and sequence number;
+//! - event order, by folding with [`Projection::apply`] (a round's digests precede its seal, round
+//!   numbers are contiguous, the digest count matches) and, on top, that a transaction covers only
+//!   sealed rounds and that a confirmation follows its broadcast;
+//! - every `RoundSealed`: its Merkle root recomputed from the round's digests and nonces, its
+//!   commitment equal to `time || root || mac`, and (with the key) its MAC recomputed.
+//!
+//! `--from`/`--to` select which events are checked and reported. The log is always read from its
+//! first record, because the chain values and the fold at `from` are only as trustworthy as
+//! everything before them. At most [`MAX_PROBLEMS`] problems are listed; the rest are counted.
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::progress::{Progress, Ticker};
+use super::{hex, CtlError, LogSource, SeqRange};
+use crate::calendar::mac::CommitmentMac;
+use crate::events::Event;
+use crate::log::segment::segment_name;
+use crate::log::{codec, LogError};
+use crate::ots::answer::nonce_leaf;
+use crate::ots::merkle::Hash;
+use crate::ots::MerkleTree;
+use crate::projection::{Projection, COMMITMENT_LEN};
+
+/// Most problems listed in a report; a log damaged everywhere would otherwise drown the first one.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// One thing wrong, located as precisely as the layer that found it can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What kind of check failed (`log`, `decode`, `order`, `root`, `commitment`, `mac`, `tx`).
+    pub check: &'static str,
+    /// Segment file name.
+    pub segment: Option<String>,
+    /// Byte offset of the damaged record in the segment (log damage only).
+    pub offset: Option<u64>,
+    /// The event's sequence number; for log damage, the first sequence number not delivered.
+    pub seq: Option<u64>,
+    pub detail: String,
+}
+
+/// What a verification read and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Events read from the log.
+    pub events: u64,
+    /// Events in the selected range (checked).
+    pub checked: u64,
+    pub digests: u64,
+    pub rounds: u64,
+    pub roots_checked: u64,
+    pub macs_checked: u64,
+    pub broadcasts: u64,
+    pub confirmations: u64,
+    /// Whether the HMAC chain and commitment MACs were checked (the key was given).
+    pub keyed: bool,
+    /// Sequence number after the last event read.
+    pub next_seq: u64,
+    /// Public hash chain head (hex) when the whole log verified.
+    pub head_hash: Option<String>,
+    pub problems: Vec<Problem>,
+    /// Problems beyond [`MAX_PROBLEMS`], counted only.
+    pub problems_omitted: u64,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.problems_omitted == 0
+    }
+
+    fn push(&mut self, problem: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.problems_omitted += 1;
+        }
+    }
+}
+
+/// Verifies the log of `source`, calling `progress` now and then.
+pub fn verify(
+    source: &LogSource,
+    range: SeqRange,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Report, CtlError> {
+    let segments = source.segments()?;
+    let mut checker = Checker::new(source.hmac_key.as_deref(), range, segments);
+    let mut ticker = Ticker::new(progress);
+    let result = source.reader.for_each_from(0, |seq, payload| {
+        ticker.tick(seq);
+        checker.event(seq, payload);
+    });
+    checker.report.seconds = ticker.progress(checker.next_seq).elapsed.as_secs_f64();
+    match result {
+        Ok(next_seq) => {
+            checker.report.next_seq = next_seq;
+            let head = source.reader.head()?;
+            checker.report.head_hash = Some(hex(&head.chain.hash));
+        }
+        Err(e) => checker.log_damage(e),
+    }
+    Ok(checker.report)
+}
+
+/// The fold behind [`verify`].
+struct Checker {
+    view: Projection,
+    mac: Option<CommitmentMac>,
+    range: SeqRange,
+    segments: Vec<u64>,
+    /// Leaves of the round being read: `sha256(digest || nonce)` of its DigestSubmitted events.
+    leaves: Vec<Hash>,
+    broadcast: HashSet<[u8; 32]>,
+    next_seq: u64,
+    report: Report,
+}
+
+impl Checker {
+    fn new(hmac_key: Option<&[u8]>, range: SeqRange, segments: Vec<u64>) -> Checker {
+        Checker {
+            view: Projection::default(),
+            mac: hmac_key.map(CommitmentMac::new),
+            range,
+            segments,
+            leaves: Vec::new(),
+            broadcast: HashSet::new(),
+            next_seq: 0,
+            report: Report {
+                keyed: hmac_key.is_some(),
+                ..Report::default()
+            },
+        }
+    }
+
+    /// The segment holding `seq`.
+    fn segment_of(&self, seq: u64) -> Option<String> {
+        let i = self.segments.partition_point(|&s| s <= seq);
+        i.checked_sub(1).map(|i| segment_name(self.segments[i]))
+    }
+
+    fn problem(&mut self, seq: u64, check: &'static str, detail: String) {
+        if self.range.contains(seq) {
+            let segment = self.segment_of(seq);
+            self.report.push(Problem {
+                check,
+                segment,
+                offset: None,
+                seq: Some(seq),
+                detail,
+            });
+        }
+    }
+
+    fn event(&mut self, seq: u64, payload: &[u8]) {
+        self.next_seq = seq + 1;
+        self.report.events += 1;
+        self.report.checked += u64::from(self.range.contains(seq));
+        let event = match codec::decode::<Event>(payload) {
+            Ok(e) => e,
+            Err(e) => return self.problem(seq, "decode", format!("undecodable event: {e}")),
+        };
+        self.check_event(seq, &event);
+        if let Err(e) = self.view.apply(seq, &event) {
+            self.problem(seq, "order", e.to_string());
+        }
+    }
+
+    fn check_event(&mut self, seq: u64, event: &Event) {
+        match event {
+            Event::DigestSubmitted { digest, nonce } => {
+                self.report.digests += 1;
+                self.leaves.push(nonce_leaf(digest, nonce));
+            }
+            Event::RoundSealed {
+                round,
+                time,
+                root,
+                mac,
+                commitment,
+                ..
+            } => {
+                self.report.rounds += 1;
+                let leaves = std::mem::take(&mut self.leaves);
+                if self.range.contains(seq) {
+                    self.check_seal(seq, *round, leaves, (*time, root, mac), commitment);
+                }
+            }
+            Event::TxBroadcast {
+                txid, last_round, ..
+            } => self.check_broadcast(seq, txid, *last_round),
+            Event::TxConfirmed { txid, .. } => {
+                self.report.confirmations += 1;
+                if !self.broadcast.contains(txid) {
+                    let detail = format!(
+                        "TxConfirmed of {} with no TxBroadcast before it",
+                        txid_hex(txid)
+                    );
+                    self.problem(seq, "tx", detail);
+                }
+            }
+            Event::BlockSeen { .. } | Event::Reorg { .. } => {}
+        }
+    }
+
+    fn check_broadcast(&mut self, seq: u64, txid: &[u8; 32], last_round: u64) {
+        self.report.broadcasts += 1;
+        self.broadcast.insert(*txid);
+        if last_round >= self.view.next_round() {
+            let detail = format!(
+                "TxBroadcast of {} covers round {last_round}, but only {} rounds are sealed",
+                txid_hex(txid),
+                self.view.next_round()
+            );
+            self.problem(seq, "tx", detail);
+        }
+    }
+
+    fn check_seal(
+        &mut self,
+        seq: u64,
+        round: u64,
+        leaves: Vec<Hash>,
+        (time, root, mac): (u32, &[u8; 32], &[u8; 8]),
+        commitment: &[u8],
+    ) {
+        match MerkleTree::new(leaves) {
+            Some(tree) if tree.root() == root => self.report.roots_checked += 1,
+            Some(tree) => {
+                let detail = format!(
+                    "round {round}: root {} recorded, {} recomputed from its digests",
+                    hex(root),
+                    hex(tree.root())
+                );
+                self.problem(seq, "root", detail);
+            }
+            None => self.problem(seq, "root", format!("round {round} seals no digests")),
+        }
+        let mut expected = Vec::with_capacity(COMMITMENT_LEN);
+        expected.extend_from_slice(&time.to_be_bytes());
+        expected.extend_from_slice(root);
+        expected.extend_from_slice(mac);
+        if expected != commitment {
+            let detail = format!("round {round}: commitment is not time || root || mac");
+            self.problem(seq, "commitment", detail);
+        }
+        self.check_mac(seq, round, commitment);
+    }
+
+    fn check_mac(&mut self, seq: u64, round: u64, commitment: &[u8]) {
+        let (Some(mac), Ok(c)) = (
+            self.mac.as_mut(),
+            <&[u8; COMMITMENT_LEN]>::try_from(commitment),
+        ) else {
+            return;
+        };
+        if mac.verify(c) {
+            self.report.macs_checked += 1;
+        } else {
+            let detail = format!("round {round}: commitment {} has a wrong MAC", hex(c));
+            self.problem(seq, "mac", detail);
+        }
+    }
+
+    /// The read stopped at damage: name it as precisely as the log did.
+    fn log_damage(&mut self, e: LogError) {
+        let (segment, offset) = match &e {
+            LogError::Corrupt {
+                segment, offset, ..
+            }
+            | LogError::UnknownRecordType {
+                segment, offset, ..
+            } => (file_name(segment), Some(*offset)),
+            LogError::UnsupportedVersion { segment, .. } => (file_name(segment), None),
+            _ => (None, None),
+        };
+        self.report.next_seq = self.next_seq;
+        self.report.push(Problem {
+            check: "log",
+            segment,
+            offset,
+            seq: Some(self.next_seq),
+            detail: e.to_string(),
+        });
+    }
+}
+
+fn file_name(path: &std::path::Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// A txid as Bitcoin shows it (reversed byte order).
+pub(crate) fn txid_hex(txid: &[u8; 32]) -> String {
+    let mut t = *txid;
+    t.reverse();
+    hex(&t)
+}
+
+/// The human report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for p in &report.problems {
+        out.push_str(&render_problem(p));
+        out.push('\n');
+    }
+    if report.problems_omitted > 0 {
+        out.push_str(&format!(
+            "... and {} more problems\n",
+            report.problems_omitted
+        ));
+    }
+    out.push_str(&format!(
+        "{} events read ({} checked, next seq {}), {} digests, {} rounds: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, in {:.2}s\n",
+        report.events,
+        report.checked,
+        report.next_seq,
+        report.digests,
+        report.rounds,
+        report.roots_checked,
+        report.macs_checked,
+        if report.keyed { "" } else { " (no key: HMAC chain and MACs not checked)" },
+        report.broadcasts,
+        report.confirmations,
+        report.seconds,
+    ));
+    let problems = report.problems.len() as u64 + report.problems_omitted;
+    if problems == 0 {
+        out.push_str("OK: no problems found\n");
+    } else {
+        out.push_str(&format!("FAILED: {problems} problems\n"));
+    }
+    out
+}
+
+fn render_problem(p: &Problem) -> String {
+    let mut at = Vec::new();
+    if let Some(s) = &p.segment {
+        at.push(format!("segment {s}"));
+    }
+    if let Some(o) = p.offset {
+        at.push(format!("offset {o}"));
+    }
+    if let Some(s) = p.seq {
+        at.push(format!("seq {s}"));
+    }
+    format!("[{}] {}: {}", p.check, at.join(", "), p.detail)
+}

@@ -1,0 +1,245 @@
+//! `otsctl verify` against a clean calendar after real submissions, and against logs with planted
+//! damage: a flipped bit in a sealed segment, a forged MAC, a wrong root, a wrong digest count, a
+//! confirmation without a broadcast.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use otsd::calendar::dir::CalendarDir;
+use otsd::calendar::mac::CommitmentMac;
+use otsd::events::Event;
+use otsd::log::record;
+use otsd::log::segment::{segment_name, segments_in, HEADER_LEN};
+use otsd::log::{codec, LogKey, Writer, WriterOptions};
+use otsd::ots::answer::nonce_leaf;
+use otsd::ots::MerkleTree;
+use serde_json::Value;
+
+/// Runs `otsctl ARGS`: (exit success, stdout, stderr).
+fn otsctl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
+        .args(args)
+        .output()
+        .expect("run otsctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn verify_json(cal: &Path, extra: &[&str]) -> (bool, Value) {
+    let mut args = vec!["verify", cal.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = otsctl(&args);
+    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (ok, report)
+}
+
+/// How to damage one round of [`write_calendar_log`].
+#[derive(Clone, Copy, PartialEq)]
+enum Plant {
+    Nothing,
+    ForgedMac,
+    WrongRoot,
+    ClaimsOneMore,
+}
+
+/// Writes `rounds` rounds of three digests each, one batch per round, straight through the log
+/// writer with the calendar's key; round `bad` is damaged as `plant` says. Segments are small so
+/// the log has several. Returns the seal sequence numbers.
+fn write_calendar_log(cal: &Path, rounds: u64, bad: u64, plant: Plant) -> Vec<u64> {
+    let dir = CalendarDir::load(cal).expect("calendar");
+    let mut mac = CommitmentMac::new(&dir.hmac_key);
+    let opts = WriterOptions {
+        segment_size: 4096,
+        ..WriterOptions::default()
+    };
+    let (mut w, _) =
+        Writer::open(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts).expect("writer");
+    let mut seals = Vec::new();
+    for round in 0..rounds {
+        let digests: Vec<Event> = (0..3u8)
+            .map(|i| Event::DigestSubmitted {
+                digest: vec![round as u8, i, 7, 7],
+                nonce: [i; 16],
+            })
+            .collect();
+        let leaves = digests
+            .iter()
+            .map(|e| match e {
+                Event::DigestSubmitted { digest, nonce } => nonce_leaf(digest, nonce),
+                _ => unreachable!(),
+            })
+            .collect();
+        let mut root = *MerkleTree::new(leaves).expect("leaves").root();
+        let time = 1_700_000_000 + round as u32;
+        let mut m = mac.mac(time, &root);
+        let mut count = 3;
+        if round == bad {
+            match plant {
+                Plant::ForgedMac => m[0] ^= 1,
+                Plant::WrongRoot => root[5] ^= 0x10,
+                Plant::ClaimsOneMore => count += 1,
+                Plant::Nothing => {}
+            }
+        }
+        let mut commitment = time.to_be_bytes().to_vec();
+        commitment.extend_from_slice(&root);
+        commitment.extend_from_slice(&m);
+        let seal = Event::RoundSealed {
+            round,
+            time,
+            root,
+            mac: m,
+            commitment,
+            digests: count,
+        };
+        let mut batch: Vec<Vec<u8>> = digests.iter().map(|e| codec::encode(e).unwrap()).collect();
+        batch.push(codec::encode(&seal).unwrap());
+        let range = w.append_batches(&[batch]).expect("append");
+        seals.push(range[0].first + 3);
+    }
+    seals
+}
+
+fn problems(report: &Value) -> &Vec<Value> {
+    report["problems"].as_array().expect("problems")
+}
+
+#[test]
+fn a_clean_calendar_after_real_submissions_verifies() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let otsd = common::Otsd::start(&cal, &[]);
+    for i in 0..20u8 {
+        let resp = common::post_digest(otsd.addr, &[i; 32]);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    otsd.stop();
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(ok, "{report}");
+    assert!(problems(&report).is_empty(), "{report}");
+    assert_eq!(report["digests"], 20);
+    let rounds = report["rounds"].as_u64().unwrap();
+    assert!(rounds >= 1);
+    assert_eq!(report["macs_checked"].as_u64(), Some(rounds));
+    assert_eq!(report["roots_checked"].as_u64(), Some(rounds));
+    assert_eq!(report["events"].as_u64(), Some(20 + rounds));
+    assert_eq!(report["keyed"], true);
+
+    let (ok, out, _) = otsctl(&["verify", cal.to_str().unwrap()]);
+    assert!(ok);
+    assert!(out.contains("OK: no problems found"), "{out}");
+    assert!(out.contains("20 digests"), "{out}");
+}
+
+/// Start offsets of the records of a valid segment.
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut off = HEADER_LEN;
+    while let Ok(rec) = record::parse(&bytes[off..]) {
+        offsets.push(off);
+        off += rec.len();
+    }
+    offsets
+}
+
+fn log_dir(cal: &Path) -> PathBuf {
+    cal.join("log")
+}
+
+#[test]
+fn a_flipped_bit_in_a_sealed_segment_is_named_by_segment_and_offset() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    write_calendar_log(&cal, 40, u64::MAX, Plant::Nothing);
+    let (ok, clean) = verify_json(&cal, &[]);
+    assert!(ok, "{clean}");
+    let seg = log_dir(&cal).join(segment_name(0));
+    assert_eq!(clean["rounds"], 40);
+    let names: Vec<String> = std::fs::read_dir(log_dir(&cal))
+        .expect("list log")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let segments = segments_in(&log_dir(&cal), &names).expect("segments");
+    assert!(segments.len() > 1, "segment 0 is sealed: {segments:?}");
+    let mut bytes = std::fs::read(&seg).expect("segment 0");
+    let offsets = record_offsets(&bytes);
+    assert!(offsets.len() >= 3, "segment 0 holds several records");
+    let target = offsets[1];
+    bytes[target + 30] ^= 0x04;
+    std::fs::write(&seg, &bytes).expect("write flipped");
+
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok, "damage must fail verification");
+    let p = &problems(&report)[0];
+    assert_eq!(p["check"], "log");
+    assert_eq!(p["segment"].as_str(), Some(segment_name(0).as_str()), "{p}");
+    assert_eq!(p["offset"].as_u64(), Some(target as u64), "{p}");
+    assert_eq!(
+        p["seq"].as_u64(),
+        Some(4),
+        "the first round's 4 events read before"
+    );
+
+    let (ok, out, _) = otsctl(&["verify", cal.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains(&format!("segment {}, offset {target}", segment_name(0))),
+        "{out}"
+    );
+    assert!(out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn a_forged_mac_is_found_at_its_seal_and_only_with_the_key() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let seals = write_calendar_log(&cal, 10, 6, Plant::ForgedMac);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok);
+    let ps = problems(&report);
+    assert_eq!(ps.len(), 1, "{report}");
+    assert_eq!(ps[0]["check"], "mac");
+    assert_eq!(ps[0]["seq"].as_u64(), Some(seals[6]));
+    assert!(ps[0]["segment"].is_string(), "{report}");
+    assert_eq!(report["macs_checked"], 9);
+
+    let (ok, report) = verify_json(&cal, &["--no-key"]);
+    assert!(ok, "without the key the MAC cannot be checked: {report}");
+    assert_eq!(report["keyed"], false);
+
+    let (ok, report) = verify_json(&cal, &["--to", &(seals[6] - 1).to_string()]);
+    assert!(ok, "the forged seal is outside the range: {report}");
+}
+
+#[test]
+fn a_wrong_root_is_found_by_recomputing_the_tree() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let seals = write_calendar_log(&cal, 5, 2, Plant::WrongRoot);
+    let (ok, report) = verify_json(&cal, &["--no-key"]);
+    assert!(!ok);
+    let ps = problems(&report);
+    assert_eq!(ps.len(), 1, "{report}");
+    assert_eq!(ps[0]["check"], "root");
+    assert_eq!(ps[0]["seq"].as_u64(), Some(seals[2]));
+}
+
+#[test]
+fn a_seal_claiming_more_digests_than_precede_it_breaks_the_order_rules() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let seals = write_calendar_log(&cal, 3, 0, Plant::ClaimsOneMore);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok);
+    let first = &problems(&report)[0];
+    assert_eq!(first["check"], "order", "{report}");
+    assert_eq!(first["seq"].as_u64(), Some(seals[0]));
+    assert!(
+        first["detail"].as_str().unwrap().contains("4 digests"),
+        "{first}"
+    );
+}

@@ -27,8 +27,11 @@ fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A submitted digest and the calendar's answer.
+type Submission = (Vec<u8>, Vec<u8>);
+
 /// A calendar with `n` digests submitted to a real otsd; returns the digests and their answers.
-fn served(n: u8) -> (tempfile::TempDir, Vec<(Vec<u8>, Vec<u8>)>) {
+fn served(n: u8) -> (tempfile::TempDir, Vec<Submission>) {
     let dir = common::new_calendar();
     let otsd = common::Otsd::start(&dir.path().join("calendar"), &[]);
     let answers = (0..n)

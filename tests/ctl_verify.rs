@@ -243,3 +243,28 @@ fn a_seal_claiming_more_digests_than_precede_it_breaks_the_order_rules() {
         "{first}"
     );
 }
+
+#[test]
+fn a_confirmation_without_its_broadcast_is_out_of_order() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let seals = write_calendar_log(&cal, 2, u64::MAX, Plant::Nothing);
+    let dir = CalendarDir::load(&cal).expect("calendar");
+    let key = LogKey::derive(&dir.hmac_key);
+    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
+    let confirmed = Event::TxConfirmed {
+        txid: [0x33; 32],
+        block_hash: [0x44; 32],
+        height: 7,
+        block_txids: vec![0x33; 32],
+    };
+    w.append_batches(&[vec![codec::encode(&confirmed).unwrap()]])
+        .expect("append");
+    drop(w);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok);
+    let ps = problems(&report);
+    assert_eq!(ps.len(), 1, "{report}");
+    assert_eq!(ps[0]["check"], "tx");
+    assert_eq!(ps[0]["seq"].as_u64(), Some(seals[1] + 1));
+}

@@ -44,6 +44,8 @@ pub struct Otsd {
     pub child: Child,
     pub addr: SocketAddr,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread copying otsd's stderr; joined on stop so the log is complete.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Otsd {
@@ -68,7 +70,7 @@ impl Otsd {
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let log2 = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line
                     .split("addr=")
@@ -91,6 +93,7 @@ impl Otsd {
             child,
             addr,
             stderr: log,
+            reader: Some(reader),
         }
     }
 
@@ -106,6 +109,9 @@ impl Otsd {
             .status()
             .expect("kill -TERM");
         let status = self.child.wait().expect("wait otsd");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         let log = self.stderr.lock().unwrap().clone();
         assert!(
             status.success(),

@@ -268,3 +268,58 @@ fn a_confirmation_without_its_broadcast_is_out_of_order() {
     assert_eq!(ps[0]["check"], "tx");
     assert_eq!(ps[0]["seq"].as_u64(), Some(seals[1] + 1));
 }
+
+#[test]
+fn damage_in_two_segments_names_both_and_later_checks_go_on() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let seals = write_calendar_log(&cal, 60, 55, Plant::ForgedMac);
+    let names: Vec<String> = std::fs::read_dir(log_dir(&cal))
+        .expect("list log")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let segments = segments_in(&log_dir(&cal), &names).expect("segments");
+    assert!(segments.len() >= 4, "{segments:?}");
+    assert!(
+        seals[55] > segments[2],
+        "the forged seal is after the damage"
+    );
+    let mut flipped = Vec::new();
+    for &first in &segments[..2] {
+        let seg = log_dir(&cal).join(segment_name(first));
+        let mut bytes = std::fs::read(&seg).expect("segment");
+        let target = record_offsets(&bytes)[1];
+        bytes[target + 30] ^= 0x01;
+        std::fs::write(&seg, &bytes).expect("write flipped");
+        flipped.push((segment_name(first), target as u64));
+    }
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok);
+    let ps = problems(&report);
+    let logs: Vec<(String, u64)> = ps
+        .iter()
+        .filter(|p| p["check"] == "log")
+        .map(|p| {
+            (
+                p["segment"].as_str().unwrap().to_owned(),
+                p["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(logs, flipped, "{report}");
+    let macs: Vec<u64> = ps
+        .iter()
+        .filter(|p| p["check"] == "mac")
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(macs, vec![seals[55]], "{report}");
+    assert_eq!(
+        ps.len(),
+        3,
+        "no false root or order problems after a resume: {report}"
+    );
+    assert_eq!(
+        report["resumed_at"],
+        serde_json::json!([segments[1], segments[2]])
+    );
+}

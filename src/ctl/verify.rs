@@ -2,13 +2,17 @@
 //!
 //! One pass over the log checks, in this order of layers:
 //! - the log itself (CRC of every record, public hash chain, HMAC chain when the key is given,
-//!   segment headers and seals), through [`crate::log::Reader`]; the first damage stops the read, since
-//!   nothing after it can be trusted, and is reported by segment, offset and sequence number;
+//!   segment headers and seals), through [`crate::log::Reader`]; damage ends the read of its
+//!   segment (nothing after it there can be trusted) and is reported by segment, offset and sequence number;
 //! - event order, by folding with [`Projection::apply`] (a round's digests precede its seal, round
 //!   numbers are contiguous, the digest count matches) and, on top, that a transaction covers only
 //!   sealed rounds and that a confirmation follows its broadcast;
 //! - every `RoundSealed`: its Merkle root recomputed from the round's digests and nonces, its
 //!   commitment equal to `time || root || mac`, and (with the key) its MAC recomputed.
+//!
+//! Damage in a segment that is not the last does not end the report: reading resumes at the next
+//! segment (trusting its header's chain values), so every damaged segment is named. Order checks stop
+//! at the first damage, since the fold has lost events.
 //!
 //! `--from`/`--to` select which events are checked and reported. The log is always read from its
 //! first record, because the chain values and the fold at `from` are only as trustworthy as
@@ -67,6 +71,9 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Problems beyond [`MAX_PROBLEMS`], counted only.
     pub problems_omitted: u64,
+    /// Segments where reading resumed after damage (first sequence numbers); order checks stop at
+    /// the first.
+    pub resumed_at: Vec<u64>,
     pub seconds: f64,
 }
 
@@ -93,19 +100,28 @@ pub fn verify(
     let segments = source.segments()?;
     let mut checker = Checker::new(source.hmac_key.as_deref(), range, segments);
     let mut ticker = Ticker::new(progress);
-    let result = source.reader.for_each_from(0, |seq, payload| {
-        ticker.tick(seq);
-        checker.event(seq, payload);
-    });
-    checker.report.seconds = ticker.progress(checker.next_seq).elapsed.as_secs_f64();
-    match result {
-        Ok(next_seq) => {
-            checker.report.next_seq = next_seq;
-            let head = source.reader.head()?;
-            checker.report.head_hash = Some(hex(&head.chain.hash));
+    let mut from = 0;
+    loop {
+        let result = source.reader.for_each_from(from, |seq, payload| {
+            ticker.tick(seq);
+            checker.event(seq, payload);
+        });
+        match result {
+            Ok(next_seq) => {
+                checker.report.next_seq = next_seq;
+                if checker.report.resumed_at.is_empty() {
+                    let head = source.reader.head()?;
+                    checker.report.head_hash = Some(hex(&head.chain.hash));
+                }
+                break;
+            }
+            Err(e) => match checker.log_damage(e) {
+                Some(next_segment) => from = next_segment,
+                None => break,
+            },
         }
-        Err(e) => checker.log_damage(e),
     }
+    checker.report.seconds = ticker.progress(checker.next_seq).elapsed.as_secs_f64();
     Ok(checker.report)
 }
 
@@ -119,6 +135,10 @@ struct Checker {
     leaves: Vec<Hash>,
     broadcast: HashSet<[u8; 32]>,
     next_seq: u64,
+    /// Events were lost to damage: the fold no longer matches the history.
+    gap: bool,
+    /// The next seal's leaves are incomplete (reading resumed inside its round).
+    skip_next_root: bool,
     report: Report,
 }
 
@@ -132,6 +152,8 @@ impl Checker {
             leaves: Vec::new(),
             broadcast: HashSet::new(),
             next_seq: 0,
+            gap: false,
+            skip_next_root: false,
             report: Report {
                 keyed: hmac_key.is_some(),
                 ..Report::default()
@@ -167,6 +189,9 @@ impl Checker {
             Err(e) => return self.problem(seq, "decode", format!("undecodable event: {e}")),
         };
         self.check_event(seq, &event);
+        if self.gap {
+            return;
+        }
         if let Err(e) = self.view.apply(seq, &event) {
             self.problem(seq, "order", e.to_string());
         }
@@ -192,6 +217,7 @@ impl Checker {
                     self.check_seal(seq, *round, leaves, (*time, root, mac), commitment);
                 }
             }
+            _ if self.gap => {}
             Event::TxBroadcast {
                 txid, last_round, ..
             } => self.check_broadcast(seq, txid, *last_round),
@@ -231,6 +257,7 @@ impl Checker {
         commitment: &[u8],
     ) {
         match MerkleTree::new(leaves) {
+            _ if std::mem::take(&mut self.skip_next_root) => {}
             Some(tree) if tree.root() == root => self.report.roots_checked += 1,
             Some(tree) => {
                 let detail = format!(
@@ -268,8 +295,9 @@ impl Checker {
         }
     }
 
-    /// The read stopped at damage: name it as precisely as the log did.
-    fn log_damage(&mut self, e: LogError) {
+    /// The read stopped at damage: name it as precisely as the log did, and say where reading can
+    /// resume (the segment after the damaged one, if any).
+    fn log_damage(&mut self, e: LogError) -> Option<u64> {
         let (segment, offset) = match &e {
             LogError::Corrupt {
                 segment, offset, ..
@@ -281,6 +309,7 @@ impl Checker {
             _ => (None, None),
         };
         self.report.next_seq = self.next_seq;
+        let resume = segment.as_deref().and_then(|s| self.segment_after(s));
         self.report.push(Problem {
             check: "log",
             segment,
@@ -288,6 +317,30 @@ impl Checker {
             seq: Some(self.next_seq),
             detail: e.to_string(),
         });
+        if let Some(first_seq) = resume {
+            self.resume(first_seq);
+        }
+        resume
+    }
+
+    /// The first sequence number of the segment after the one named `name`.
+    fn segment_after(&self, name: &str) -> Option<u64> {
+        let i = self
+            .segments
+            .iter()
+            .position(|&s| segment_name(s) == name)?;
+        self.segments.get(i + 1).copied()
+    }
+
+    /// Reading goes on at segment `first_seq`, trusting its header's chain values. The events in
+    /// between are lost to the fold, so order and transaction checks stop, and the first round
+    /// read has an incomplete set of leaves: its root is not checked.
+    fn resume(&mut self, first_seq: u64) {
+        self.report.resumed_at.push(first_seq);
+        self.next_seq = first_seq;
+        self.gap = true;
+        self.leaves.clear();
+        self.skip_next_root = true;
     }
 }
 
@@ -308,6 +361,13 @@ pub fn render(report: &Report) -> String {
     for p in &report.problems {
         out.push_str(&render_problem(p));
         out.push('\n');
+    }
+    if !report.resumed_at.is_empty() {
+        let segs: Vec<String> = report.resumed_at.iter().map(|&s| segment_name(s)).collect();
+        out.push_str(&format!(
+            "reading resumed after damage at {}; order checks stopped at the first damage\n",
+            segs.join(", ")
+        ));
     }
     if report.problems_omitted > 0 {
         out.push_str(&format!(

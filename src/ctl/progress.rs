@@ -73,3 +73,38 @@ impl<'a> Ticker<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_at_least_every_progress_every_events() {
+        let mut reports = Vec::new();
+        let mut sink = |p: &Progress| reports.push((p.events, p.seq));
+        {
+            let mut ticker = Ticker::new(&mut sink);
+            for seq in 0..2 * PROGRESS_EVERY_EVENTS {
+                ticker.tick(seq);
+            }
+        }
+        assert!(reports.len() >= 2, "{reports:?}");
+        assert_eq!(reports.last().map(|r| r.0), Some(2 * PROGRESS_EVERY_EVENTS));
+        assert!(reports
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 <= PROGRESS_EVERY_EVENTS));
+    }
+
+    #[test]
+    fn a_short_read_reports_nothing() {
+        let mut reports = 0;
+        let mut sink = |_: &Progress| reports += 1;
+        {
+            let mut ticker = Ticker::new(&mut sink);
+            for seq in 0..1000 {
+                ticker.tick(seq);
+            }
+        }
+        assert_eq!(reports, 0);
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`replay`]: fold the whole log into a projection and report the throughput.
 pub mod inspect;
 mod progress;
+pub mod proofs;
 pub mod replay;
 mod source;
 pub mod verify;

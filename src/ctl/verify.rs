@@ -8,7 +8,8 @@
 //!   numbers are contiguous, the digest count matches) and, on top, that a transaction covers only
 //!   sealed rounds and that a confirmation follows its broadcast;
 //! - every `RoundSealed`: its Merkle root recomputed from the round's digests and nonces, its
-//!   commitment equal to `time || root || mac`, and (with the key) its MAC recomputed.
+//!   commitment equal to `time || root || mac`, and (with the key) its MAC recomputed;
+//! - every proof the projection would serve as complete, recomputed ([`super::proofs`]).
 //!
 //! Damage in a segment that is not the last does not end the report: reading resumes at the next
 //! segment (trusting its header's chain values), so every damaged segment is named. Order checks stop
@@ -22,6 +23,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::progress::{Progress, Ticker};
+use super::proofs::{check_complete_proofs, BlockRoots};
 use super::{hex, CtlError, LogSource, SeqRange};
 use crate::calendar::mac::CommitmentMac;
 use crate::events::Event;
@@ -60,6 +62,8 @@ pub struct Report {
     pub rounds: u64,
     pub roots_checked: u64,
     pub macs_checked: u64,
+    /// Complete proofs recomputed from the events and found to reach their block's Merkle root.
+    pub proofs_checked: u64,
     pub broadcasts: u64,
     pub confirmations: u64,
     /// Whether the HMAC chain and commitment MACs were checked (the key was given).
@@ -121,6 +125,7 @@ pub fn verify(
             },
         }
     }
+    checker.check_proofs();
     checker.report.seconds = ticker.progress(checker.next_seq).elapsed.as_secs_f64();
     Ok(checker.report)
 }
@@ -135,6 +140,9 @@ struct Checker {
     leaves: Vec<Hash>,
     broadcast: HashSet<[u8; 32]>,
     next_seq: u64,
+    /// Sequence number of every round's seal, by round.
+    seal_seqs: Vec<u64>,
+    block_roots: BlockRoots,
     /// Events were lost to damage: the fold no longer matches the history.
     gap: bool,
     /// The next seal's leaves are incomplete (reading resumed inside its round).
@@ -152,6 +160,8 @@ impl Checker {
             leaves: Vec::new(),
             broadcast: HashSet::new(),
             next_seq: 0,
+            seal_seqs: Vec::new(),
+            block_roots: BlockRoots::default(),
             gap: false,
             skip_next_root: false,
             report: Report {
@@ -212,6 +222,7 @@ impl Checker {
                 ..
             } => {
                 self.report.rounds += 1;
+                self.seal_seqs.push(seq);
                 let leaves = std::mem::take(&mut self.leaves);
                 if self.range.contains(seq) {
                     self.check_seal(seq, *round, leaves, (*time, root, mac), commitment);
@@ -221,8 +232,14 @@ impl Checker {
             Event::TxBroadcast {
                 txid, last_round, ..
             } => self.check_broadcast(seq, txid, *last_round),
-            Event::TxConfirmed { txid, .. } => {
+            Event::TxConfirmed {
+                txid,
+                height,
+                block_txids,
+                ..
+            } => {
                 self.report.confirmations += 1;
+                self.block_roots.confirmed(*height, block_txids);
                 if !self.broadcast.contains(txid) {
                     let detail = format!(
                         "TxConfirmed of {} with no TxBroadcast before it",
@@ -292,6 +309,19 @@ impl Checker {
         } else {
             let detail = format!("round {round}: commitment {} has a wrong MAC", hex(c));
             self.problem(seq, "mac", detail);
+        }
+    }
+
+    /// Every proof the projection would serve as complete, recomputed (skipped after a gap).
+    fn check_proofs(&mut self) {
+        if self.gap {
+            return;
+        }
+        let (good, bad) = check_complete_proofs(&self.view, &self.block_roots);
+        self.report.proofs_checked = good;
+        for (round, why) in bad {
+            let seq = self.seal_seqs.get(round as usize).copied().unwrap_or(0);
+            self.problem(seq, "proof", format!("round {round}: {why}"));
         }
     }
 
@@ -376,7 +406,7 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} events read ({} checked, next seq {}), {} digests, {} rounds: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, in {:.2}s\n",
+        "{} events read ({} checked, next seq {}), {} digests, {} rounds: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, {} complete proofs recomputed, in {:.2}s\n",
         report.events,
         report.checked,
         report.next_seq,
@@ -387,6 +417,7 @@ pub fn render(report: &Report) -> String {
         if report.keyed { "" } else { " (no key: HMAC chain and MACs not checked)" },
         report.broadcasts,
         report.confirmations,
+        report.proofs_checked,
         report.seconds,
     ));
     let problems = report.problems.len() as u64 + report.problems_omitted;

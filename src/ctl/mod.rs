@@ -6,6 +6,7 @@
 //! parse arguments, call these functions and print.
 //!
 //! - [`verify`]: every problem in the log and its events, by segment, offset and sequence number.
+//! - [`proofs`]: complete proofs recomputed from the events, for `verify`.
 //! - [`inspect`]: dump events, and find where a digest or commitment is.
 //! - [`replay`]: fold the whole log into a projection and report the throughput.
 pub mod inspect;

@@ -59,27 +59,13 @@ fn javascript_client_stamps() {
 fn python_opentimestamps_verifies_a_thousand_answers() {
     let python = required_env("OTS_PYTHON");
     let (dir, otsd) = served_calendar();
-    let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..8)
-            .map(|w| {
-                let addr = otsd.addr;
-                s.spawn(move || {
-                    (0..125)
-                        .map(|i| {
-                            let len = 1 + (w * 125 + i) % 64;
-                            let digest: Vec<u8> = (0..len).map(|_| rand::random()).collect();
-                            let r = post_digest(addr, &digest);
-                            assert_eq!(r.status, 200, "{}", r.text());
-                            serde_json::json!({"digest": hex::encode(&digest), "response": hex::encode(&r.body), "status": 200})
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+    let addr = otsd.addr;
+    let answers = common::in_parallel(8, 125, |w, i| {
+        let len = 1 + (w * 125 + i) % 64;
+        let digest: Vec<u8> = (0..len).map(|_| rand::random()).collect();
+        let r = post_digest(addr, &digest);
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::json!({"digest": hex::encode(&digest), "response": hex::encode(&r.body), "status": 200})
     });
     assert_eq!(answers.len(), 1000);
     let key = std::fs::read(dir.path().join("calendar/hmac-key")).unwrap();

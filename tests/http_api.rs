@@ -211,21 +211,7 @@ fn a_full_queue_is_a_503_with_retry_after_not_a_hang() {
     let dir = new_calendar();
     let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-pending", "1"]);
     let addr = otsd.addr;
-    let answers: Vec<common::Response> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..64u8)
-            .map(|w| {
-                s.spawn(move || {
-                    (0..10u8)
-                        .map(|i| post_digest(addr, &[w, i]))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    });
+    let answers = common::in_parallel(64, 10, |w, i| post_digest(addr, &[w as u8, i as u8]));
     let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
     let accepted = answers.iter().filter(|r| r.status == 200).count();
     assert_eq!(refused.len() + accepted, answers.len(), "only 200 or 503");

@@ -376,37 +376,18 @@ fn a_thousand_digests_across_many_rounds_all_complete() {
     let (_dir, otsd) = funded_calendar(&node, &["--min-round-interval-ms", "5"]);
     let addr = otsd.addr;
     let mined_once = std::sync::atomic::AtomicBool::new(false);
-    let commitments: Vec<(Vec<u8>, String)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..8u32)
-            .map(|t| {
-                let mined_once = &mined_once;
-                let node = &node;
-                s.spawn(move || {
-                    (0..125u32)
-                        .map(|i| {
-                            if t == 0
-                                && i == 60
-                                && !mined_once.swap(true, std::sync::atomic::Ordering::SeqCst)
-                            {
-                                node.mine(1);
-                            }
-                            let mut digest = [0u8; 32];
-                            digest[..4].copy_from_slice(&t.to_be_bytes());
-                            digest[4..8].copy_from_slice(&i.to_be_bytes());
-                            let answer = post_digest(addr, &digest);
-                            assert_eq!(answer.status, 200, "{}", answer.text());
-                            let c = commitment_of(&digest, &answer.body);
-                            let path = format!("/timestamp/{}", hex::encode(&c));
-                            (c, path)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+    let commitments = common::in_parallel(8, 125, |t, i| {
+        if t == 0 && i == 60 && !mined_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            node.mine(1);
+        }
+        let mut digest = [0u8; 32];
+        digest[..4].copy_from_slice(&t.to_be_bytes());
+        digest[4..8].copy_from_slice(&i.to_be_bytes());
+        let answer = post_digest(addr, &digest);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let c = commitment_of(&digest, &answer.body);
+        let path = format!("/timestamp/{}", hex::encode(&c));
+        (c, path)
     });
     assert_eq!(commitments.len(), 1000);
     let mut unique = commitments.clone();

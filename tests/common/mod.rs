@@ -309,3 +309,22 @@ impl OtsClient {
         proof
     }
 }
+
+/// Runs `f(worker, i)` for `i in 0..per_worker` on each of `workers` threads at once, and returns
+/// every result, worker by worker.
+pub fn in_parallel<T: Send>(
+    workers: u32,
+    per_worker: u32,
+    f: impl Fn(u32, u32) -> T + Sync,
+) -> Vec<T> {
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| s.spawn(move || (0..per_worker).map(|i| f(w, i)).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread"))
+            .collect()
+    })
+}

@@ -5,12 +5,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, required_env, run};
+use common::{free_port, required_env, OtsClient};
 
 #[test]
 fn dev_calendar_stamps_upgrades_and_verifies() {
     required_env("BITCOIND");
-    let ots = required_env("OTS_BIN");
+    required_env("OTS_BIN");
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_otsd"))
         .args([
@@ -38,46 +38,26 @@ fn dev_calendar_stamps_upgrades_and_verifies() {
     }
     let node_url = node_url.expect("otsd --dev printed the ots verify command");
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("dev.txt");
-    std::fs::write(&file, b"otsd --dev\n").unwrap();
-    let proof = dir.path().join("dev.txt.ots");
-    let (url, home) = (format!("http://127.0.0.1:{port}"), dir.path().join("home"));
-    let ots_cmd = |args: &[&str]| {
-        let mut c = Command::new(&ots);
-        c.env("HOME", &home).args(args);
-        c
-    };
-    let (ok, out) = run(&mut ots_cmd(&[
-        "stamp",
-        "-c",
-        &url,
-        "-m",
-        "1",
-        file.to_str().unwrap(),
-    ]));
-    assert!(ok, "ots stamp: {out}");
+    let ots = OtsClient::new(&dir.path().join("home"));
+    let url = format!("http://127.0.0.1:{port}");
+    let proof = ots.stamp(&url, dir.path(), "dev.txt", b"otsd --dev\n");
+    let proof = proof.to_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let (ok, out) = run(&mut ots_cmd(&[
-            "--btc-regtest",
-            "-l",
-            &url,
-            "upgrade",
-            proof.to_str().unwrap(),
-        ]));
+        let (ok, out) = ots.run(&["--btc-regtest", "-l", &url, "upgrade", proof]);
         if ok && out.contains("Success") {
             break;
         }
         assert!(Instant::now() < deadline, "upgrade never completed: {out}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let (ok, out) = run(&mut ots_cmd(&[
+    let (ok, out) = ots.run(&[
         "--btc-regtest",
         "--bitcoin-node",
         &node_url,
         "verify",
-        proof.to_str().unwrap(),
-    ]));
+        proof,
+    ]);
     assert!(
         ok && out.contains("Success! Bitcoin block"),
         "ots verify: {out}"

@@ -224,48 +224,26 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
 
 #[test]
 fn ots_client_upgrades_and_verifies_against_the_node() {
-    let ots = common::required_env("OTS_BIN");
     let node = Bitcoind::start();
     let (dir, otsd) = funded_calendar(&node, &[]);
-    let file = dir.path().join("hello.txt");
-    std::fs::write(&file, b"Hello, Bitcoin!\n").unwrap();
-    let home = dir.path().join("home");
-    let ots_cmd = |args: &[&str]| {
-        let mut c = Command::new(&ots);
-        c.env("HOME", &home).args(args);
-        c
-    };
+    let ots = common::OtsClient::new(&dir.path().join("home"));
     let url = otsd.url();
-    let (ok, out) = run(&mut ots_cmd(&[
-        "stamp",
-        "-c",
-        &url,
-        "-m",
-        "1",
-        file.to_str().unwrap(),
-    ]));
-    assert!(ok, "ots stamp: {out}");
-    let proof = dir.path().join("hello.txt.ots");
+    let proof = ots.stamp(&url, dir.path(), "hello.txt", b"Hello, Bitcoin!\n");
     wait_for("the stamping tx", 30, || mempool(&node).first().copied());
     node.mine(6);
     let proof_s = proof.to_str().unwrap();
     wait_for("ots upgrade to complete the proof", 60, || {
-        let (ok, out) = run(&mut ots_cmd(&[
-            "--btc-regtest",
-            "-l",
-            &url,
-            "upgrade",
-            proof_s,
-        ]));
+        let (ok, out) = ots.run(&["--btc-regtest", "-l", &url, "upgrade", proof_s]);
         (ok && out.contains("Success")).then_some(())
     });
-    let (ok, out) = run(&mut ots_cmd(&[
+    let node_url = node.url_with_auth();
+    let (ok, out) = ots.run(&[
         "--btc-regtest",
         "--bitcoin-node",
-        &node.url_with_auth(),
+        &node_url,
         "verify",
         proof_s,
-    ]));
+    ]);
     assert!(ok, "ots verify: {out}");
     assert!(out.contains("Success! Bitcoin block"), "{out}");
     otsd.stop();

@@ -1,4 +1,5 @@
-//! Nothing acknowledged is lost: a `200` to `POST /digest` survives SIGKILL at any moment.
+//! Nothing acknowledged is lost: a `200` to `POST /digest` survives SIGKILL at any moment, and a
+//! SIGTERM under load shuts down cleanly, answering what it accepted.
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::time::Duration;
 use common::{commitment_of, get, new_calendar, try_post_digest, Otsd};
 
 #[test]
-fn sigkill_under_load_loses_no_answered_digest() {
+fn sigkill_and_sigterm_under_load_lose_no_answered_digest() {
     let dir = new_calendar();
     let cal = dir.path().join("calendar");
     let mut answered: Vec<Vec<u8>> = Vec::new();
@@ -37,7 +38,15 @@ fn sigkill_under_load_loses_no_answered_digest() {
                 })
                 .collect();
             std::thread::sleep(Duration::from_millis(1500 + 300 * u64::from(kill)));
-            otsd.kill();
+            if kill == 1 {
+                let log = otsd.stop();
+                assert!(
+                    log.contains("log closed cleanly"),
+                    "SIGTERM under load:\n{log}"
+                );
+            } else {
+                otsd.kill();
+            }
             std::thread::sleep(Duration::from_millis(200));
             stop.store(true, Ordering::Relaxed);
             workers
@@ -63,7 +72,7 @@ fn sigkill_under_load_loses_no_answered_digest() {
         assert_eq!(
             unknown,
             0,
-            "after SIGKILL {kill}, {unknown} of {} answered commitments were lost",
+            "after stop {kill} (SIGTERM for 1, else SIGKILL), {unknown} of {} answered commitments were lost",
             answered.len()
         );
         otsd.stop();

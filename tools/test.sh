@@ -13,4 +13,12 @@ export BITCOIND="$bin_dir/bitcoind" BITCOIN_CLI="$bin_dir/bitcoin-cli"
 eval "$(tools/setup-clients.sh)"
 export OTS_BIN OTS_PYTHON OTS_JS_DIR
 
-cargo test --locked "$@"
+# cargo's last "test result" line is the (empty) doc-test run; close with the whole count instead.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

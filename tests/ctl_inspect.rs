@@ -6,8 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use otsd::calendar::dir::CalendarDir;
-use otsd::events::Event;
-use otsd::log::{codec, LogKey, Writer, WriterOptions};
 use serde_json::Value;
 
 fn otsctl(args: &[&str]) -> (bool, String) {
@@ -127,46 +125,9 @@ fn finds_a_digest_and_its_commitment() {
 /// A log with one round, a broadcast covering it and its confirmation.
 fn stamped_log(cal: &Path) -> ([u8; 32], [u8; 32]) {
     let dir = CalendarDir::load(cal).expect("calendar");
-    let key = LogKey::derive(&dir.hmac_key);
-    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
-    let mut mac = otsd::calendar::mac::CommitmentMac::new(&dir.hmac_key);
-    let digest = vec![3u8; 32];
-    let nonce = [9u8; 16];
-    let root = otsd::ots::answer::nonce_leaf(&digest, &nonce);
-    let commitment = mac.commitment(1_700_000_000, &root).to_vec();
-    let (txid, block) = ([0x11; 32], [0x22; 32]);
-    let events = [
-        Event::DigestSubmitted { digest, nonce },
-        Event::RoundSealed {
-            round: 0,
-            time: 1_700_000_000,
-            root,
-            mac: commitment[36..].try_into().unwrap(),
-            commitment,
-            digests: 1,
-        },
-        Event::TxBroadcast {
-            txid,
-            raw_tx: vec![0; 60],
-            tip: root,
-            first_round: 0,
-            last_round: 0,
-            fee_sat: 200,
-            feerate_sat_per_kvb: 1000,
-            input_sat: 10_000,
-            height: 100,
-            replaces: None,
-        },
-        Event::TxConfirmed {
-            txid,
-            block_hash: block,
-            height: 101,
-            block_txids: txid.to_vec(),
-        },
-    ];
-    let batch: Vec<Vec<u8>> = events.iter().map(|e| codec::encode(e).unwrap()).collect();
-    w.append_batches(&[batch]).expect("append");
-    (txid, block)
+    let (events, txid) = common::stamped_round_events(&dir.hmac_key);
+    common::append_events(cal, &events);
+    (txid, common::STAMPED_BLOCK.0)
 }
 
 fn reversed_hex(mut b: [u8; 32]) -> String {

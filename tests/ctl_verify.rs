@@ -328,47 +328,8 @@ fn damage_in_two_segments_names_both_and_later_checks_go_on() {
 /// confirmed at height 101 in a block of two transactions, then `blocks` more blocks seen.
 /// `rival`: a second, different confirmation recorded at the same height afterwards.
 fn stamped_round(cal: &Path, blocks: u32, rival: bool) -> Vec<Event> {
-    use sha2::{Digest, Sha256};
     let dir = CalendarDir::load(cal).expect("calendar");
-    let mut mac = CommitmentMac::new(&dir.hmac_key);
-    let (digest, nonce) = (vec![3u8; 32], [9u8; 16]);
-    let root = nonce_leaf(&digest, &nonce);
-    let time = 1_700_000_000;
-    let commitment = mac.commitment(time, &root).to_vec();
-    let tip = otsd::stamper::proof::stamp_tip([&commitment[..]]).expect("tip");
-    let mut raw_tx = vec![2, 0, 0, 0, 1];
-    raw_tx.extend_from_slice(&tip);
-    raw_tx.extend_from_slice(&[0, 0, 0, 0]);
-    let txid: [u8; 32] = Sha256::digest(Sha256::digest(&raw_tx)).into();
-    let mut events = vec![
-        Event::DigestSubmitted { digest, nonce },
-        Event::RoundSealed {
-            round: 0,
-            time,
-            root,
-            mac: commitment[36..].try_into().unwrap(),
-            commitment,
-            digests: 1,
-        },
-        Event::TxBroadcast {
-            txid,
-            raw_tx,
-            tip,
-            first_round: 0,
-            last_round: 0,
-            fee_sat: 200,
-            feerate_sat_per_kvb: 1000,
-            input_sat: 10_000,
-            height: 100,
-            replaces: None,
-        },
-        Event::TxConfirmed {
-            txid,
-            block_hash: [0x22; 32],
-            height: 101,
-            block_txids: [[0x77; 32], txid].concat(),
-        },
-    ];
+    let (mut events, txid) = common::stamped_round_events(&dir.hmac_key);
     for h in 101..101 + blocks {
         events.push(Event::BlockSeen {
             height: h,
@@ -383,10 +344,7 @@ fn stamped_round(cal: &Path, blocks: u32, rival: bool) -> Vec<Event> {
             block_txids: [txid, [0x78; 32]].concat(),
         });
     }
-    let key = LogKey::derive(&dir.hmac_key);
-    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
-    let batch: Vec<Vec<u8>> = events.iter().map(|e| codec::encode(e).unwrap()).collect();
-    w.append_batches(&[batch]).expect("append");
+    common::append_events(cal, &events);
     events
 }
 

@@ -223,6 +223,10 @@ mod tests {
         commitment
     }
 
+    fn block_seen(height: u32, hash: [u8; 32]) -> Event {
+        Event::BlockSeen { height, hash }
+    }
+
     #[test]
     fn rounds_go_pending_mined_complete_and_back_on_reorg() {
         let mut view = Projection::new(3);
@@ -241,13 +245,7 @@ mod tests {
         let tx = key.stamp_tx(&coin, 200, &tip, 100).unwrap();
         let txid = tx.compute_txid().to_byte_array();
         for h in 0..=100 {
-            apply(
-                &mut view,
-                Event::BlockSeen {
-                    height: h,
-                    hash: [h as u8; 32],
-                },
-            );
+            apply(&mut view, block_seen(h, [h as u8; 32]));
         }
         apply(
             &mut view,
@@ -265,13 +263,7 @@ mod tests {
             },
         );
         assert_eq!(view.status(&cs[1]), Status::Pending { round: 1 });
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 101,
-                hash: [101; 32],
-            },
-        );
+        apply(&mut view, block_seen(101, [101; 32]));
         let block_txids = [[9u8; 32], txid].concat();
         apply(
             &mut view,
@@ -283,13 +275,7 @@ mod tests {
             },
         );
         assert_eq!(view.status(&cs[1]), Status::Mined { round: 1, txid });
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 102,
-                hash: [102; 32],
-            },
-        );
+        apply(&mut view, block_seen(102, [102; 32]));
         // A reorg before finality puts the rounds back to pending and watches the tx again.
         apply(
             &mut view,
@@ -303,20 +289,8 @@ mod tests {
         assert_eq!(view.stamps().state.watched_txids().count(), 1);
         assert_eq!(view.stamps().change_coin(), None);
         // The same transaction is mined again on the new chain, and becomes final there.
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 101,
-                hash: [201; 32],
-            },
-        );
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 102,
-                hash: [202; 32],
-            },
-        );
+        apply(&mut view, block_seen(101, [201; 32]));
+        apply(&mut view, block_seen(102, [202; 32]));
         let block_txids = [[9u8; 32], [8; 32], txid].concat();
         apply(
             &mut view,
@@ -328,20 +302,8 @@ mod tests {
             },
         );
         assert_eq!(view.status(&cs[2]), Status::Mined { round: 2, txid });
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 103,
-                hash: [203; 32],
-            },
-        );
-        apply(
-            &mut view,
-            Event::BlockSeen {
-                height: 104,
-                hash: [204; 32],
-            },
-        );
+        apply(&mut view, block_seen(103, [203; 32]));
+        apply(&mut view, block_seen(104, [204; 32]));
         for (round, c) in cs.iter().enumerate() {
             let Status::Complete { proof, .. } = view.status(c) else {
                 panic!("round {round} not complete: {:?}", view.status(c));

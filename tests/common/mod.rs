@@ -328,3 +328,67 @@ pub fn in_parallel<T: Send>(
             .collect()
     })
 }
+
+/// Block hash and height at which [`stamped_round_events`] confirms its transaction.
+pub const STAMPED_BLOCK: ([u8; 32], u32) = ([0x22; 32], 101);
+
+/// The events of one stamped single-digest round (digest `[3; 32]`, nonce `[9; 16]`): its
+/// `DigestSubmitted` and `RoundSealed` (MAC made with `hmac_key`), a `TxBroadcast` whose raw
+/// transaction commits to the round's tip, and its `TxConfirmed` in [`STAMPED_BLOCK`]. Returns the
+/// events and the txid.
+pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 32]) {
+    use otsd::events::Event;
+    use sha2::{Digest, Sha256};
+    let (digest, nonce, time) = (vec![3u8; 32], [9u8; 16], 1_700_000_000);
+    let root = otsd::ots::answer::nonce_leaf(&digest, &nonce);
+    let commitment = otsd::calendar::mac::CommitmentMac::new(hmac_key)
+        .commitment(time, &root)
+        .to_vec();
+    let tip = otsd::stamper::proof::stamp_tip([&commitment[..]]).expect("tip");
+    let raw_tx = [&[2, 0, 0, 0, 1][..], &tip[..], &[0, 0, 0, 0][..]].concat();
+    let txid: [u8; 32] = Sha256::digest(Sha256::digest(&raw_tx)).into();
+    let mac = commitment[36..].try_into().expect("8-byte mac");
+    let events = vec![
+        Event::DigestSubmitted { digest, nonce },
+        Event::RoundSealed {
+            round: 0,
+            time,
+            root,
+            mac,
+            commitment,
+            digests: 1,
+        },
+        Event::TxBroadcast {
+            txid,
+            raw_tx,
+            tip,
+            first_round: 0,
+            last_round: 0,
+            fee_sat: 200,
+            feerate_sat_per_kvb: 1000,
+            input_sat: 10_000,
+            height: 100,
+            replaces: None,
+        },
+        Event::TxConfirmed {
+            txid,
+            block_hash: STAMPED_BLOCK.0,
+            height: STAMPED_BLOCK.1,
+            block_txids: [[0x77; 32], txid].concat(),
+        },
+    ];
+    (events, txid)
+}
+
+/// Appends `events` as one batch to the log of the calendar at `cal`.
+pub fn append_events(cal: &Path, events: &[otsd::events::Event]) {
+    use otsd::log::{codec, LogKey, Writer, WriterOptions};
+    let dir = otsd::calendar::dir::CalendarDir::load(cal).expect("calendar");
+    let key = LogKey::derive(&dir.hmac_key);
+    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
+    let batch: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| codec::encode(e).expect("encode"))
+        .collect();
+    w.append_batches(&[batch]).expect("append");
+}

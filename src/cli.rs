@@ -201,7 +201,8 @@ pub enum OtsctlCommand {
     Verify(VerifyArgs),
     /// Dump the log's events, or find where a digest or commitment is
     Inspect(InspectArgs),
-    /// Fold the whole log into the projection otsd serves from and report how long it took
+    /// Rebuild the projection otsd serves from (its checkpoint in DIR/projection) from the log alone,
+    /// in place or into another directory, and report how long it took
     Replay(ReplayArgs),
 }
 
@@ -254,6 +255,19 @@ pub struct ReplayArgs {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+    /// Write the rebuilt projection into this (new or empty) directory instead of DIR/projection
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// Only fold the log and report; write no checkpoint
+    #[arg(long)]
+    pub dry_run: bool,
+    /// otsd's --btc-min-confirmations: otsd only uses a checkpoint folded with its own value
+    #[arg(long, default_value_t = 6, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub btc_min_confirmations: u32,
+    /// Plain progress lines even on a terminal (no progress bar)
+    #[arg(long)]
+    pub no_bar: bool,
 }
 
 #[derive(Debug, Args)]

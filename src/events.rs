@@ -67,3 +67,12 @@ pub enum Event {
         new_tip: [u8; 32],
     },
 }
+
+/// The kind of an [`Event`], decoded without its fields: lets a fold that only counts some kinds
+/// (replay counts `DigestSubmitted`) skip decoding them. Variants in the order of [`Event`] (the
+/// packed encoding names variants by index); a kind it does not know fails to decode, and the
+/// caller decodes the whole event instead.
+#[derive(Debug, Deserialize)]
+pub enum EventKind {
+    DigestSubmitted(serde::de::IgnoredAny),
+}

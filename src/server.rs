@@ -6,16 +6,16 @@
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
-use crate::events::Event;
 use crate::http::{self, server::ServerOptions, AppState};
-use crate::log::{codec, LogError, LogKey, Reader, Writer, WriterHandle, WriterOptions};
-use crate::projection::Projection;
+use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
+use crate::projection::checkpoint::PROJECTION_DIR;
+use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
 use crate::stamper::driver::{self, DriverConfig};
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 
@@ -58,42 +58,48 @@ pub enum ServeError {
     },
 }
 
-/// Folds the whole log into a fresh projection, verifying CRCs and both chains on the way.
-pub fn replay(log_dir: &Path, key: LogKey) -> Result<Projection, ServeError> {
-    replay_into(log_dir, key, Projection::default())
-}
-
-/// Folds the whole log into `view` (an empty projection with its settings).
-pub fn replay_into(
-    log_dir: &Path,
-    key: LogKey,
-    mut view: Projection,
-) -> Result<Projection, ServeError> {
-    let started = Instant::now();
-    let reader = Reader::open(log_dir, Some(key))?;
-    let mut problem: Option<(u64, String)> = None;
-    reader.for_each_from(0, |seq, payload| {
-        if problem.is_some() {
-            return;
-        }
-        let applied = codec::decode::<Event>(payload)
-            .map_err(|e| e.to_string())
-            .and_then(|ev| view.apply(seq, &ev).map_err(|e| e.to_string()));
-        if let Err(e) = applied {
-            problem = Some((seq, e));
-        }
+/// Rebuilds the projection from the checkpoint in `DIR/projection` and the log after it,
+/// verifying CRCs and both chains of every segment read.
+pub fn replay(
+    dir: &CalendarDir,
+    key: &LogKey,
+    min_confirmations: u32,
+) -> Result<Rebuilt, ServeError> {
+    let opts = RebuildOptions {
+        use_checkpoint: true,
+        write_checkpoint: true,
+    };
+    let rebuilt = rebuild(
+        &dir.log_dir(),
+        &dir.path.join(PROJECTION_DIR),
+        key,
+        min_confirmations,
+        opts,
+        &mut |_| {},
+    )
+    .map_err(|e| match e {
+        RebuildError::Fold { seq, problem } => ServeError::Replay { seq, problem },
+        RebuildError::Log(e) => ServeError::Log(e),
+        RebuildError::Checkpoint(e) => ServeError::Replay {
+            seq: 0,
+            problem: e.to_string(),
+        },
     })?;
-    if let Some((seq, problem)) = problem {
-        return Err(ServeError::Replay { seq, problem });
-    }
+    let s = &rebuilt.stats;
+    let view = &rebuilt.live;
     tracing::info!(
         rounds = view.next_round(),
         digests = view.digests_total(),
         events = view.next_seq(),
-        "replayed the log in {:.3} s",
-        started.elapsed().as_secs_f64()
+        checkpoint = ?s.checkpoint_seq,
+        folded = s.events_folded,
+        "rebuilt the projection in {:.3} s ({} events from the checkpoint, {} replayed from {} segments)",
+        s.elapsed.as_secs_f64(),
+        s.checkpoint_seq.unwrap_or(0),
+        s.events_folded,
+        s.segments_read,
     );
-    Ok(view)
+    Ok(rebuilt)
 }
 
 /// A started calendar: where it listens, and how to wait for it.
@@ -129,8 +135,9 @@ pub async fn start(
     );
     let stamper_key =
         StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
-    let projection = Projection::new(cfg.min_confirmations);
-    let view = Arc::new(RwLock::new(replay_into(&dir.log_dir(), key, projection)?));
+    let mut rebuilt = replay(&dir, &key, cfg.min_confirmations)?;
+    let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
+    let checkpointer = Checkpointer::spawn(&dir.log_dir(), &key, rebuilt);
     let writer = WriterHandle::spawn(writer, 64);
     let stamper_submitter = writer.submitter();
 
@@ -198,6 +205,7 @@ pub async fn start(
             problem: format!("aggregator task: {e}"),
         })?;
         writer.close()?;
+        checkpointer.stop();
         tracing::info!("log closed cleanly; goodbye");
         Ok(())
     });

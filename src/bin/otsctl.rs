@@ -88,8 +88,34 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn replay(a: ReplayArgs) -> anyhow::Result<()> {
-    let source = LogSource::open(&a.dir, true).context("open the calendar")?;
-    let (_, summary) = ctl::replay::replay(&source, &mut print_progress)?;
+    use std::io::IsTerminal;
+    let output = match (&a.out, a.dry_run) {
+        (_, true) => ctl::replay::Output::Nowhere,
+        (Some(dir), false) => ctl::replay::Output::Into(dir.clone()),
+        (None, false) => ctl::replay::Output::InPlace,
+    };
+    let bar = (!a.no_bar && std::io::stderr().is_terminal())
+        .then(|| ctl::replay::log_events(&a.dir))
+        .transpose()?
+        .map(|total| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} events, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+    let mut sink = |p: &Progress| match &bar {
+        Some(bar) => bar.set_position(p.seq + 1),
+        None => print_progress(p),
+    };
+    let result = ctl::replay::replay(&a.dir, &output, a.btc_min_confirmations, &mut sink);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let (_, summary) = result?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -20,6 +20,10 @@ pub enum CtlError {
     BadType(String),
     #[error("replay stopped: {0}")]
     Replay(#[from] super::replay::ReplayStopped),
+    #[error("{}: already holds a checkpoint; choose an empty directory", .0.display())]
+    Exists(PathBuf),
+    #[error("projection checkpoint: {0}")]
+    Checkpoint(#[from] crate::projection::checkpoint::CheckpointError),
 }
 
 /// A calendar's log, and its key when the tool was given one.

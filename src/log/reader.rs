@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::chain::{Head, LogKey};
+use super::chain::{ChainState, Head, LogKey};
 use super::error::{io_at, Corruption, LogError};
 use super::mmap::Mapped;
 use super::record::{self, Record};
 use super::scan::{FileSource, SegmentScan, Source, Stop};
-use super::segment::{segment_name, segments_in};
+use super::segment::{segment_name, segments_in, SegmentHeader, HEADER_LEN};
 
 /// Reads a log directory; every call sees the segments present at that moment.
 #[derive(Debug, Clone)]
@@ -68,6 +68,80 @@ impl Reader {
     /// The head of the log, verifying only the last segment (trusting its header's carried values).
     pub fn head(&self) -> Result<Head, LogError> {
         self.walk(u64::MAX, &mut |_, _| {})
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// First sequence numbers of the segments present, ascending. Every segment but the last is
+    /// sealed and durable: the writer fsyncs a seal before it creates the next segment.
+    pub fn segments(&self) -> Result<Vec<u64>, LogError> {
+        list_segments(&self.dir)
+    }
+
+    /// Verifies the one segment named for `first_seq`, whose header must carry `prev` (the chain
+    /// values after the previous segment's seal, or genesis), and calls `f(seq, event)` for each of
+    /// its events. A `sealed` segment must end with its seal; otherwise it is read as the active
+    /// segment (a torn tail ends it). Returns the head after the segment's last record.
+    pub fn read_segment_from(
+        &self,
+        first_seq: u64,
+        prev: ChainState,
+        sealed: bool,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Result<Head, LogError> {
+        let path = self.dir.join(segment_name(first_seq));
+        let mut deliver_all = |rec: &Record<'_>| deliver(rec, 0, &mut f);
+        let scan = if sealed {
+            let map = Mapped::sealed(&path)?;
+            let mut src: &[u8] = &map;
+            self.scan_one(&mut src, &path, first_seq, prev, sealed, &mut deliver_all)?
+        } else {
+            let file = File::open(&path).map_err(io_at("open", &path))?;
+            let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
+            self.scan_one(&mut src, &path, first_seq, prev, sealed, &mut deliver_all)?
+        };
+        Ok(Head {
+            next_seq: scan.verifier.next_seq,
+            chain: scan.verifier.chain,
+        })
+    }
+
+    /// The decoded header of the segment named for `first_seq`.
+    pub fn segment_header(&self, first_seq: u64) -> Result<SegmentHeader, LogError> {
+        let path = self.dir.join(segment_name(first_seq));
+        let mut file = File::open(&path).map_err(io_at("open", &path))?;
+        let mut buf = [0u8; HEADER_LEN];
+        std::io::Read::read_exact(&mut file, &mut buf)
+            .map_err(|_| LogError::corrupt(&path, 0, Corruption::Truncated))?;
+        SegmentHeader::decode(&buf, &path)
+    }
+
+    fn scan_one<S: Source>(
+        &self,
+        src: &mut S,
+        path: &Path,
+        first_seq: u64,
+        prev: ChainState,
+        sealed: bool,
+        on_record: &mut impl FnMut(&Record<'_>),
+    ) -> Result<SegmentScan, LogError> {
+        let (mut scan, header) =
+            SegmentScan::start(src, path, first_seq, self.key.clone(), !sealed)?;
+        if header.prev != prev {
+            return Err(LogError::corrupt(path, 0, Corruption::Discontinuity));
+        }
+        let stop = scan.run(src, |rec| on_record(rec))?;
+        if sealed && !matches!(stop, Stop::Sealed { .. }) {
+            return Err(LogError::corrupt(
+                path,
+                stop.offset(),
+                Corruption::MissingSeal,
+            ));
+        }
+        Ok(scan)
     }
 
     /// A follower of the log from sequence number `from`.

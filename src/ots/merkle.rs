@@ -17,7 +17,7 @@ pub type Hash = [u8; 32];
 
 /// Which side the sibling goes on: the step is `append(sibling)` or `prepend(sibling)`, always
 /// followed by `sha256`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Append,
     Prepend,

@@ -7,6 +7,8 @@
 //! Memory: one [`RoundEntry`] (about 70 bytes) per round plus a hash-map slot per commitment; nothing
 //! per digest. Under load a round holds hundreds of digests, so ten million digests need a few
 //! tens of thousands of entries.
+pub mod checkpoint;
+pub mod rebuild;
 pub mod stamps;
 mod tip;
 
@@ -64,7 +66,7 @@ pub enum ProjectionError {
 }
 
 /// The calendar's state as folded from its log.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Projection {
     rounds: Vec<RoundEntry>,
     by_commitment: HashMap<Commitment, u64>,
@@ -89,12 +91,18 @@ impl Projection {
         &self.stamps
     }
 
+    /// Folds in a `DigestSubmitted` at `seq` without its fields (they are not part of the state).
+    pub fn count_digest(&mut self, seq: u64) {
+        self.next_seq = seq + 1;
+        self.open_digests += 1;
+    }
+
     /// Folds one event in.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { .. } => {
-                self.open_digests += 1;
+                self.count_digest(seq);
                 Ok(())
             }
             Event::RoundSealed {
@@ -230,5 +238,43 @@ impl Projection {
     /// Total digests accepted.
     pub fn digests_total(&self) -> u64 {
         self.digests_total
+    }
+
+    /// Every round, oldest first (what a checkpoint stores).
+    pub fn rounds(&self) -> &[RoundEntry] {
+        &self.rounds
+    }
+
+    /// The `--btc-min-confirmations` this projection folds with.
+    pub fn min_confirmations(&self) -> u32 {
+        self.stamps.state.min_confirmations
+    }
+
+    /// The parts of the state a checkpoint stores besides the rounds.
+    pub(crate) fn checkpoint_parts(&self) -> (u64, u32, &Stamps) {
+        (self.digests_total, self.open_digests, &self.stamps)
+    }
+
+    /// A projection restored from a checkpoint: exactly the fold of the log up to `next_seq`.
+    pub(crate) fn restore(
+        rounds: Vec<RoundEntry>,
+        digests_total: u64,
+        open_digests: u32,
+        next_seq: u64,
+        stamps: Stamps,
+    ) -> Projection {
+        let by_commitment = rounds
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.commitment, i as u64))
+            .collect();
+        Projection {
+            rounds,
+            by_commitment,
+            digests_total,
+            open_digests,
+            next_seq,
+            stamps,
+        }
     }
 }

@@ -9,12 +9,14 @@
 //! [`TxProof`] (about 400 bytes) per mined stamping transaction; nothing per round or per digest.
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::events::Event;
 use crate::stamper::proof::{ProofError, TxProof};
 use crate::stamper::state::{Hash32, StamperState};
 
 /// A sent transaction, kept until its cycle is final.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Sent {
     no_witness: Vec<u8>,
     tip: Hash32,
@@ -23,7 +25,7 @@ struct Sent {
 }
 
 /// A mined stamping transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mined {
     pub txid: Hash32,
     pub last_round: u64,
@@ -44,7 +46,7 @@ pub enum RoundStamp<'a> {
 /// Python otsd's `--btc-min-confirmations` default.
 pub const DEFAULT_MIN_CONFIRMATIONS: u32 = 6;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stamps {
     pub state: StamperState,
     sent: HashMap<Hash32, Sent>,

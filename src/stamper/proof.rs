@@ -51,7 +51,7 @@ fn sha256d(parts: &[&[u8]]) -> Hash {
 }
 
 /// What is kept per confirmed stamping transaction to prove any of its commitments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxProof {
     /// Non-witness serialization before and after the tip.
     pub prefix: Vec<u8>,

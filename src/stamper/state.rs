@@ -15,6 +15,8 @@
 //! hashes are kept for reorg detection.
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::events::Event;
 
 /// Block hashes kept for finding the fork point of a reorg; deeper reorgs are not followed.
@@ -23,7 +25,7 @@ pub const MAX_TRACKED_BLOCKS: u32 = 288;
 pub type Hash32 = [u8; 32];
 
 /// One transaction handed to Bitcoin Core.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentTx {
     pub txid: Hash32,
     pub first_round: u64,
@@ -35,7 +37,7 @@ pub struct SentTx {
 }
 
 /// Where a cycle's transaction was mined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     pub txid: Hash32,
     pub height: u32,
@@ -43,7 +45,7 @@ pub struct Confirmation {
 }
 
 /// A transaction and its replace-by-fee bumps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cycle {
     pub txs: Vec<SentTx>,
     pub confirmed: Option<Confirmation>,
@@ -71,7 +73,7 @@ impl Cycle {
 }
 
 /// The stamper's folded state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StamperState {
     /// Best chain as seen, height -> hash, the newest [`MAX_TRACKED_BLOCKS`] only.
     pub blocks: BTreeMap<u32, Hash32>,

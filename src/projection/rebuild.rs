@@ -1,0 +1,343 @@
+//! Rebuilding the projection from the log at start-up, and keeping its checkpoint current.
+//!
+//! Start-up folds the log onto the newest valid checkpoint (or onto nothing): first the sealed
+//! segments after the checkpoint into the *base* projection, which stands at a segment boundary and
+//! is written back as the new checkpoint, then the active segment into a copy of it, the *live*
+//! projection otsd serves from. After start-up a [`Checkpointer`] thread keeps folding each
+//! segment the writer seals into the base and checkpoints it, so a restart (even after a crash)
+//! replays at most the active segment and what was sealed in the last second.
+//!
+//! Everything is read through the verifying [`Reader`]: CRCs, both chains and seals are checked on
+//! every segment folded. The checkpoint itself is trusted only after its HMAC, its round-table hash
+//! and its chain values (which the next segment's header must carry) all match.
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{CheckpointError, CheckpointFiles};
+use super::Projection;
+use crate::events::{Event, EventKind};
+use crate::log::{codec, ChainState, Head, LogError, LogKey, Reader};
+
+/// How often the checkpointer looks for newly sealed segments.
+pub const CHECKPOINT_POLL: Duration = Duration::from_secs(1);
+
+/// Why the projection could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("event log seq {seq}: {problem}")]
+    Fold { seq: u64, problem: String },
+    #[error("writing the checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// How a rebuild went.
+#[derive(Debug, Clone, Default)]
+pub struct RebuildStats {
+    /// Where the checkpoint it started from stood, if one was used.
+    pub checkpoint_seq: Option<u64>,
+    /// Why an existing checkpoint was not used.
+    pub checkpoint_ignored: Option<String>,
+    /// Events folded from the log (not counting those the checkpoint covered).
+    pub events_folded: u64,
+    pub segments_read: u64,
+    /// Whether a new checkpoint was written.
+    pub checkpoint_written: bool,
+    pub elapsed: Duration,
+}
+
+/// The result of a rebuild.
+#[derive(Debug)]
+pub struct Rebuilt {
+    /// The fold of the whole log: what otsd serves.
+    pub live: Projection,
+    /// The fold up to `at`, the start of the active segment.
+    pub base: Projection,
+    pub at: Head,
+    pub files: CheckpointFiles,
+    pub stats: RebuildStats,
+}
+
+/// What to do with checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Start from the checkpoint if it is valid.
+    pub use_checkpoint: bool,
+    /// Write a checkpoint when sealed segments were folded.
+    pub write_checkpoint: bool,
+}
+
+/// Folds `log_dir` into a projection, starting from the checkpoint in `projection_dir`.
+/// `progress(seq)` is called for each event folded.
+pub fn rebuild(
+    log_dir: &Path,
+    projection_dir: &Path,
+    key: &LogKey,
+    min_confirmations: u32,
+    opts: RebuildOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Rebuilt, RebuildError> {
+    let started = Instant::now();
+    let reader = Reader::open(log_dir, Some(key.clone()))?;
+    let segs = reader.segments()?;
+    let mut files = CheckpointFiles::new(projection_dir, key);
+    let mut stats = RebuildStats::default();
+    let genesis = || {
+        (
+            Projection::new(min_confirmations),
+            Head {
+                next_seq: 0,
+                chain: ChainState::GENESIS,
+            },
+        )
+    };
+    let (mut base, mut at) = genesis();
+    if opts.use_checkpoint {
+        match files.load(min_confirmations) {
+            Ok(Some(loaded)) => match matches_log(&reader, &segs, &loaded.at) {
+                Ok(()) => {
+                    stats.checkpoint_seq = Some(loaded.at.next_seq);
+                    (base, at) = (loaded.view, loaded.at);
+                }
+                Err(why) => stats.checkpoint_ignored = Some(why),
+            },
+            Ok(None) => {}
+            Err(e) => stats.checkpoint_ignored = Some(e.to_string()),
+        }
+        if let Some(why) = &stats.checkpoint_ignored {
+            tracing::warn!("ignoring the projection checkpoint ({why}); replaying the whole log");
+        }
+    }
+    let mut fold = Folder::new(progress);
+    let start = segs.iter().position(|&s| s == at.next_seq).unwrap_or(0);
+    let sealed_end = segs.len().saturating_sub(1);
+    let mut folded_sealed = false;
+    for i in start..sealed_end {
+        at = fold.segment(&reader, &mut base, segs[i], at, true)?;
+        check_next(&reader, segs[i + 1], &at)?;
+        folded_sealed = true;
+    }
+    if opts.write_checkpoint && (folded_sealed || stats.checkpoint_seq.is_none()) {
+        match files.write(&base, at) {
+            Ok(()) => stats.checkpoint_written = true,
+            Err(e) => tracing::warn!("cannot write the projection checkpoint: {e}"),
+        }
+    }
+    let mut live = base.clone();
+    if let Some(&last) = segs.last().filter(|&&s| s >= at.next_seq) {
+        fold.segment(&reader, &mut live, last, at, false)?;
+    }
+    stats.events_folded = fold.events;
+    stats.segments_read = fold.segments;
+    stats.elapsed = started.elapsed();
+    Ok(Rebuilt {
+        live,
+        base,
+        at,
+        files,
+        stats,
+    })
+}
+
+/// Checks that a checkpoint standing at `at` belongs to this log: a segment starts at its
+/// `next_seq` and carries its chain values (or it stands at the genesis of an empty log).
+fn matches_log(reader: &Reader, segs: &[u64], at: &Head) -> Result<(), String> {
+    if !segs.contains(&at.next_seq) {
+        return Err(format!(
+            "no log segment starts at its seq {}: the log is shorter or another one",
+            at.next_seq
+        ));
+    }
+    let header = reader
+        .segment_header(at.next_seq)
+        .map_err(|e| e.to_string())?;
+    if header.prev != at.chain {
+        return Err(format!(
+            "the log's chain at seq {} differs: it was made for another log",
+            at.next_seq
+        ));
+    }
+    Ok(())
+}
+
+/// After a sealed segment: the next one must start where it ended, with its chain values.
+fn check_next(reader: &Reader, next: u64, at: &Head) -> Result<(), LogError> {
+    let header = reader.segment_header(next)?;
+    if next != at.next_seq || header.prev != at.chain {
+        return Err(LogError::Corrupt {
+            segment: log_segment_path(reader, next),
+            offset: 0,
+            kind: crate::log::Corruption::Discontinuity,
+        });
+    }
+    Ok(())
+}
+
+fn log_segment_path(reader: &Reader, first_seq: u64) -> std::path::PathBuf {
+    reader
+        .dir()
+        .join(crate::log::segment::segment_name(first_seq))
+}
+
+/// Decodes and folds events, keeping the first problem.
+struct Folder<'a> {
+    progress: &'a mut dyn FnMut(u64),
+    events: u64,
+    segments: u64,
+}
+
+impl<'a> Folder<'a> {
+    fn new(progress: &'a mut dyn FnMut(u64)) -> Folder<'a> {
+        Folder {
+            progress,
+            events: 0,
+            segments: 0,
+        }
+    }
+
+    /// Folds the segment starting at `at` into `view`; returns the head after it.
+    fn segment(
+        &mut self,
+        reader: &Reader,
+        view: &mut Projection,
+        first_seq: u64,
+        at: Head,
+        sealed: bool,
+    ) -> Result<Head, RebuildError> {
+        let mut problem: Option<(u64, String)> = None;
+        let progress = &mut self.progress;
+        let events = &mut self.events;
+        let head = reader.read_segment_from(first_seq, at.chain, sealed, |seq, payload| {
+            *events += 1;
+            progress(seq);
+            if problem.is_none() {
+                if let Err(e) = fold_one(view, seq, payload) {
+                    problem = Some((seq, e));
+                }
+            }
+        })?;
+        self.segments += 1;
+        match problem {
+            Some((seq, problem)) => Err(RebuildError::Fold { seq, problem }),
+            None => Ok(head),
+        }
+    }
+}
+
+/// Decodes one event and folds it in.
+pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), String> {
+    // Most events are digests, and the fold only counts them: skip decoding their fields.
+    if let Ok(EventKind::DigestSubmitted(_)) = codec::decode::<EventKind>(payload) {
+        view.count_digest(seq);
+        return Ok(());
+    }
+    let event = codec::decode::<Event>(payload).map_err(|e| e.to_string())?;
+    view.apply(seq, &event).map_err(|e| e.to_string())
+}
+
+/// Keeps the checkpoint current while otsd runs: folds every newly sealed segment into the base
+/// projection and writes it. Errors are logged and checkpointing stops; otsd keeps serving (the
+/// next start replays more of the log).
+pub struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread from a rebuild's base projection.
+    pub fn spawn(log_dir: &Path, key: &LogKey, rebuilt: Rebuilt) -> Checkpointer {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = stop.clone();
+        let reader = Reader::open(log_dir, Some(key.clone()));
+        let (base, at, files) = (rebuilt.base, rebuilt.at, rebuilt.files);
+        let thread = std::thread::Builder::new()
+            .name("otsd-checkpoint".into())
+            .spawn(move || match reader {
+                Ok(reader) => run(reader, base, at, files, &flag),
+                Err(e) => tracing::error!("checkpointer cannot read the log: {e}"),
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("cannot start the checkpoint thread: {e}");
+                None
+            }
+        };
+        Checkpointer { stop, thread }
+    }
+
+    /// Folds what was sealed since the last look, checkpoints it, and stops the thread.
+    pub fn stop(mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    reader: Reader,
+    mut base: Projection,
+    mut at: Head,
+    mut files: CheckpointFiles,
+    stop: &(Mutex<bool>, Condvar),
+) {
+    let mut noop = |_| {};
+    loop {
+        let stopping = {
+            let (lock, cvar) = stop;
+            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = cvar
+                .wait_timeout_while(guard, CHECKPOINT_POLL, |stopped| !*stopped)
+                .unwrap_or_else(|p| p.into_inner());
+            *guard
+        };
+        match catch_up(&reader, &mut base, &mut at, &mut noop) {
+            Ok(0) => {}
+            Ok(n) => match files.write(&base, at) {
+                Ok(()) => tracing::debug!(
+                    segments = n,
+                    next_seq = at.next_seq,
+                    "projection checkpoint written"
+                ),
+                Err(e) => {
+                    tracing::error!("cannot write the projection checkpoint: {e}; not retrying");
+                    return;
+                }
+            },
+            Err(e) => {
+                tracing::error!("checkpointer stopped: {e}");
+                return;
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Folds every sealed segment after `at` into `base`; returns how many.
+fn catch_up(
+    reader: &Reader,
+    base: &mut Projection,
+    at: &mut Head,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, RebuildError> {
+    let segs = reader.segments()?;
+    let Some(start) = segs.iter().position(|&s| s == at.next_seq) else {
+        return Ok(0);
+    };
+    let mut fold = Folder::new(progress);
+    let mut n = 0;
+    for i in start..segs.len().saturating_sub(1) {
+        *at = fold.segment(reader, base, segs[i], *at, true)?;
+        check_next(reader, segs[i + 1], at)?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -314,9 +314,11 @@ pub struct ShipArgs {
 /// `otsctl recover`. Exit status: 0 recovered and nothing rejected; 2 recovered (or, with
 /// --dry-run, planned) but something was rejected, see the report; 1 could not run.
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status: 0 nothing rejected; 2 something was rejected (the report \
+#[command(
+    after_help = "Exit status: 0 nothing rejected; 2 something was rejected (the report \
     names every rejected segment, offset, sequence number and reason; the authentic prefix was \
-    still kept); 1 could not run (e.g. otsd is running on the calendar).")]
+    still kept); 1 could not run (e.g. otsd is running on the calendar)."
+)]
 pub struct RecoverArgs {
     /// The calendar directory: its hmac-key is trusted, its log may be missing or damaged
     pub dir: PathBuf,

@@ -77,7 +77,9 @@ fn connect(url: &str, addr: &str) -> Result<TcpStream, HttpError> {
             Err(e) => last = Some(e),
         }
     }
-    Err(io(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into())))
+    Err(io(
+        last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into())
+    ))
 }
 
 /// Downloads `url`, refusing bodies larger than `limit` bytes.
@@ -139,7 +141,10 @@ fn read_head(stream: &mut TcpStream, url: &str) -> Result<(String, Vec<u8>), Htt
             source,
         })?;
         if n == 0 {
-            return Err(protocol(url, "connection closed before the response head ended"));
+            return Err(protocol(
+                url,
+                "connection closed before the response head ended",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     }

@@ -187,7 +187,11 @@ pub fn merge(
     sink: &mut dyn FnMut(SegmentOut) -> Result<(), String>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Outcome, MergeError> {
-    let local = Side::new(Origin::Local, Store::Local(local_dir), replica::list_dir(local_dir)?);
+    let local = Side::new(
+        Origin::Local,
+        Store::Local(local_dir),
+        replica::list_dir(local_dir)?,
+    );
     let remote = Side::new(Origin::Replica, Store::Remote(replica), replica.segments()?);
     let mut m = Merge {
         key,
@@ -228,7 +232,13 @@ impl<'a> Side<'a> {
         }
     }
 
-    fn rejection(&self, first_seq: u64, at: &Position, reason: Reason, claimed: Option<u64>) -> Rejection {
+    fn rejection(
+        &self,
+        first_seq: u64,
+        at: &Position,
+        reason: Reason,
+        claimed: Option<u64>,
+    ) -> Rejection {
         Rejection {
             source: self.origin,
             segment: self.store.location(first_seq),
@@ -386,7 +396,9 @@ impl Merge<'_> {
             None | Some(Err(Fault::End)) => None,
             Some(Ok((len, _))) => match taken {
                 Some(&(c, taken_len, _))
-                    if c != i && side.record(pos.offset, len) != self.sides[c].record(pos.offset, taken_len) =>
+                    if c != i
+                        && side.record(pos.offset, len)
+                            != self.sides[c].record(pos.offset, taken_len) =>
                 {
                     Some(side.rejection(first_seq, pos, Reason::Conflict, None))
                 }

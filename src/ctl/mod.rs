@@ -13,17 +13,17 @@
 //! - [`ship`]: copy the log's segments into a mirror directory, incrementally (reads only).
 //! - [`recover`]: rebuild a lost or damaged log from an untrusted replica ([`merge`] keeps the
 //!   longest authentic prefix; [`replica`] reads mirrors from a directory or over plain HTTP).
+pub mod http_get;
 pub mod inspect;
+pub mod merge;
 mod progress;
 pub mod proofs;
-pub mod replay;
-mod source;
-pub mod verify;
-pub mod http_get;
-pub mod merge;
 pub mod recover;
+pub mod replay;
 pub mod replica;
 pub mod ship;
+mod source;
+pub mod verify;
 
 pub use progress::Progress;
 pub use source::{parse_hex, CtlError, LogSource};

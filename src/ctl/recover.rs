@@ -87,7 +87,10 @@ pub enum RecoverError {
     },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RecoverError + 'a {
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RecoverError + 'a {
     move |source| RecoverError::Io {
         op,
         path: path.to_owned(),
@@ -231,7 +234,11 @@ pub fn render(r: &Report) -> String {
         "recover {} from {}{}\n",
         r.calendar.display(),
         r.replica,
-        if r.dry_run { " (dry run: nothing written)" } else { "" }
+        if r.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
     );
     for p in &r.kept {
         let source = match p.source {

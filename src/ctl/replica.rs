@@ -242,7 +242,9 @@ mod tests {
         let text = render_index(&entries);
         assert!(text.starts_with(INDEX_HEADER));
         assert_eq!(parse_index(&text, "m").ok(), Some(entries));
-        let err = parse_index("x.seg 1 00 open\n", "m").map(|_| ()).unwrap_err();
+        let err = parse_index("x.seg 1 00 open\n", "m")
+            .map(|_| ())
+            .unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 }

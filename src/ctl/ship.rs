@@ -110,8 +110,13 @@ pub fn ship(calendar: &Path, mirror: &Path) -> Result<ShipReport, ShipError> {
             prev = None;
             continue;
         }
-        let (scan, bytes, sealed) =
-            verified_prefix(&path, first_seq, i + 1 == segs.len(), key.clone(), prev.as_ref())?;
+        let (scan, bytes, sealed) = verified_prefix(
+            &path,
+            first_seq,
+            i + 1 == segs.len(),
+            key.clone(),
+            prev.as_ref(),
+        )?;
         prev = Some(scan);
         let entry = IndexEntry {
             first_seq,

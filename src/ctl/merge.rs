@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::progress::PROGRESS_INTERVAL;
 use super::replica::{self, Replica, ReplicaError};
 use super::Progress;
 use crate::log::record::FrameError;
@@ -199,6 +200,7 @@ pub fn merge(
         out: Outcome::default(),
     };
     let started = Instant::now();
+    let mut last_report = started;
     let (mut first_seq, mut prev) = (0, ChainState::GENESIS);
     let mut visited = Vec::new();
     loop {
@@ -206,11 +208,14 @@ pub fn merge(
         let Some(pos) = m.segment(first_seq, prev, sink)? else {
             break;
         };
-        progress(&Progress {
-            events: pos.verifier.next_seq,
-            seq: pos.verifier.next_seq.saturating_sub(1),
-            elapsed: started.elapsed(),
-        });
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = Instant::now();
+            progress(&Progress {
+                events: pos.verifier.next_seq,
+                seq: pos.verifier.next_seq.saturating_sub(1),
+                elapsed: started.elapsed(),
+            });
+        }
         if !pos.sealed() {
             break;
         }

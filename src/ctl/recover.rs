@@ -245,13 +245,16 @@ pub fn render(r: &Report) -> String {
             Origin::Local => "local",
             Origin::Replica => "replica",
         };
-        out.push_str(&format!(
-            "  kept seq {}..{} ({} events, {} records) from {source}\n",
-            p.first_seq,
-            p.next_seq,
-            p.next_seq - p.first_seq,
-            p.records
-        ));
+        let what = match p.next_seq - p.first_seq {
+            0 => format!("a seal record at seq {}", p.first_seq),
+            n => format!(
+                "seq {}..={} ({n} events in {} records)",
+                p.first_seq,
+                p.next_seq - 1,
+                p.records
+            ),
+        };
+        out.push_str(&format!("  kept {what} from {source}\n"));
     }
     out.push_str(&format!(
         "  recovered log: {} events (next seq {}) in {} segments: {} events from local, {} from the replica\n",
@@ -259,6 +262,9 @@ pub fn render(r: &Report) -> String {
     ));
     out.push_str(&render_rejected(&r.rejected));
     out.push_str(&match (&r.moved_aside, r.changed, r.dry_run) {
+        (_, false, _) if r.kept.is_empty() => {
+            "  nothing authentic to recover: the log was left as it was\n".into()
+        }
         (_, false, _) => "  the local log is authentic and complete, and the replica adds nothing: left as it was\n".into(),
         (_, true, true) => "  the log would be replaced\n".into(),
         (Some(p), true, false) => format!("  log replaced; the previous log is kept in {}\n", p.display()),

@@ -78,6 +78,9 @@ pub enum RecoverError {
     Locked(LogError),
     #[error(transparent)]
     Merge(#[from] MergeError),
+    #[error("{} exists, left by an interrupted recover (a partial new log, or the previous log if \
+        it stopped during the swap): check it, move it away, and run recover again", .0.display())]
+    Leftover(PathBuf),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -115,12 +118,20 @@ pub fn recover(
     let _lock = FsStorage::new_locked(&log_dir).map_err(RecoverError::Locked)?;
     let build = calendar.join(BUILD_DIR);
     if build.exists() {
-        // Only ever made by an earlier recover that did not finish; never swapped in.
-        fs::remove_dir_all(&build).map_err(io_err("remove", &build))?;
+        // Left by an interrupted recover: a partial build, or (interrupted right after the
+        // exchange) the previous log itself. Never delete it; let the operator look.
+        return Err(RecoverError::Leftover(build));
     }
     fs::create_dir(&build).map_err(io_err("create", &build))?;
     let mut sink = |seg: SegmentOut| write_segment(&build, seg).map_err(|e| e.to_string());
-    let outcome = merge::merge(key, &log_dir, replica, &mut sink, progress)?;
+    let outcome = match merge::merge(key, &log_dir, replica, &mut sink, progress) {
+        Ok(o) => o,
+        Err(e) => {
+            // Our own partial build of this run; nothing was swapped.
+            let _ = fs::remove_dir_all(&build);
+            return Err(e.into());
+        }
+    };
     if !changes(&outcome) {
         fs::remove_dir_all(&build).map_err(io_err("remove", &build))?;
         return Ok(report(calendar, replica, opts, outcome, None));

@@ -498,11 +498,16 @@ fn lost_log_of_a_real_calendar_is_restored_from_a_url_and_served() {
 }
 
 #[test]
-fn unreachable_or_https_replica_is_a_clear_error_and_leaves_nothing_behind() {
+fn unreachable_https_or_missing_replica_is_a_clear_error_and_leaves_nothing_behind() {
     let f = fixture(3);
     let before = events(&f.cal);
     let dead = format!("http://127.0.0.1:{}/", common::free_port());
-    for from in [dead.as_str(), "https://mirror.example.org/"] {
+    let missing = f.mirror.join("no-such-dir");
+    for from in [
+        dead.as_str(),
+        "https://mirror.example.org/",
+        missing.to_str().unwrap(),
+    ] {
         let (code, out, err) = otsctl(&["recover", f.cal.to_str().unwrap(), "--from", from]);
         assert_eq!(code, 1, "{out}\n{err}");
         assert!(

@@ -52,6 +52,8 @@ pub enum ReplicaError {
     TooLarge { path: PathBuf, len: u64 },
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("{}: no such replica directory", .0.display())]
+    Missing(PathBuf),
 }
 
 /// Renders the index, segments in order.
@@ -155,6 +157,7 @@ impl Replica {
     /// First sequence numbers of the segments the replica holds, ascending.
     pub fn segments(&self) -> Result<Vec<u64>, ReplicaError> {
         match self {
+            Replica::Dir(d) if !d.is_dir() => Err(ReplicaError::Missing(d.clone())),
             Replica::Dir(d) => Ok(list_dir(d)?),
             Replica::Url(u) => {
                 let url = format!("{u}/{INDEX_FILE}");

@@ -204,6 +204,14 @@ pub enum OtsctlCommand {
     /// Rebuild the projection otsd serves from (its checkpoint in DIR/projection) from the log alone,
     /// in place or into another directory, and report how long it took
     Replay(ReplayArgs),
+    /// Copy the calendar's log segments into a mirror directory, incrementally (for `recover`).
+    /// Safe to run from cron while otsd runs; serve the mirror with any static HTTP server to make
+    /// it a URL replica
+    Ship(ShipArgs),
+    /// Rebuild a lost or damaged log from an untrusted replica (a mirror directory or URL): keeps
+    /// the longest log whose every record verifies under the calendar's key, never replaces
+    /// authentic local records, and moves the previous log aside. Exits 2 if anything was rejected
+    Recover(RecoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -302,4 +310,41 @@ pub struct InitArgs {
     /// Bitcoin address for donations, shown on the info page
     #[arg(long)]
     pub donation_addr: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// The mirror directory (created if needed); it receives the segments and `segments.txt`
+    /// (name, length, sha256, sealed|open per segment), never the hmac-key
+    #[arg(long, value_name = "MIRROR_DIR")]
+    pub to: PathBuf,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `otsctl recover`. Exit status: 0 recovered and nothing rejected; 2 recovered (or, with
+/// --dry-run, planned) but something was rejected, see the report; 1 could not run.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 nothing rejected; 2 something was rejected (the report \
+    names every rejected segment, offset, sequence number and reason; the authentic prefix was \
+    still kept); 1 could not run (e.g. otsd is running on the calendar)."
+)]
+pub struct RecoverArgs {
+    /// The calendar directory: its hmac-key is trusted, its log may be missing or damaged
+    pub dir: PathBuf,
+    /// The replica: a mirror directory (from `otsctl ship`), a copy of a log or calendar
+    /// directory, or the plain-HTTP URL of a mirror (`http://HOST[:PORT]/PATH`; no https: the
+    /// data is verified anyway)
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub from: String,
+    /// Only report what would be kept and rejected; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }

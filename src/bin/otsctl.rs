@@ -1,6 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
-use otsd::cli::{InspectArgs, OtsctlArgs, OtsctlCommand, ReplayArgs, VerifyArgs};
+use otsd::cli::{
+    InspectArgs, OtsctlArgs, OtsctlCommand, RecoverArgs, ReplayArgs, ShipArgs, VerifyArgs,
+};
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +28,8 @@ fn main() -> anyhow::Result<()> {
         OtsctlCommand::Verify(a) => verify(a)?,
         OtsctlCommand::Inspect(a) => inspect(a)?,
         OtsctlCommand::Replay(a) => replay(a)?,
+        OtsctlCommand::Ship(a) => ship(a)?,
+        OtsctlCommand::Recover(a) => recover(a)?,
     }
     Ok(())
 }
@@ -120,6 +124,32 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", ctl::replay::render(&summary));
+    }
+    Ok(())
+}
+
+fn ship(a: ShipArgs) -> anyhow::Result<()> {
+    let report = ctl::ship::ship(&a.dir, &a.to).context("ship the log")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", ctl::ship::render(&report));
+    }
+    Ok(())
+}
+
+fn recover(a: RecoverArgs) -> anyhow::Result<()> {
+    let replica = ctl::replica::Replica::parse(&a.from);
+    let opts = ctl::recover::Options { dry_run: a.dry_run };
+    let report = ctl::recover::recover(&a.dir, &replica, opts, &mut print_progress)
+        .context("recover the log")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", ctl::recover::render(&report));
+    }
+    if !report.is_clean() {
+        std::process::exit(2);
     }
     Ok(())
 }

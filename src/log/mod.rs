@@ -10,6 +10,7 @@
 //! - [`scan`]: walking a segment and deciding torn tail versus damage.
 //! - [`writer`]: the single [`Writer`]; [`handle`]: [`WriterHandle`], the writer on its own thread.
 //! - [`recovery`]: what opening for writing repairs ([`Recovery`]).
+//! - [`splice`]: checking one candidate record at a time, to rebuild a log from several copies.
 //! - [`reader`]: [`Reader`] (whole-log verification and iteration) and [`Tail`] (following).
 //! - [`storage`]: the writer's I/O traits, the real [`FsStorage`] and the test [`FaultStorage`].
 //! - [`mmap`]: read-only maps of sealed segments, the one module with `unsafe`.
@@ -29,6 +30,7 @@ pub mod record;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+pub mod splice;
 pub mod storage;
 pub mod writer;
 

@@ -1,0 +1,253 @@
+//! Log mirrors: the index file `otsctl ship` writes, and reading a mirror's segments from a
+//! directory or a plain-HTTP URL for `otsctl recover`.
+//!
+//! A mirror is a flat directory of segment files (named as in the log) plus [`INDEX_FILE`], one line
+//! per segment: `NAME LENGTH SHA256 sealed|open`. The index is only a listing and a convenience for
+//! `sha256sum`-style checks: nothing read from a mirror is trusted; `recover` verifies every record
+//! against the calendar's HMAC chain.
+use std::path::{Path, PathBuf};
+
+use super::http_get::{self, HttpError};
+use crate::log::segment::{parse_segment_name, segments_in};
+use crate::log::LogError;
+
+/// Name of a mirror's index file.
+pub const INDEX_FILE: &str = "segments.txt";
+/// First line of the index.
+pub const INDEX_HEADER: &str = "# otsd log mirror v1: name length sha256 state";
+/// Largest index accepted from a mirror.
+pub const MAX_INDEX_LEN: u64 = 4 << 20;
+/// Largest segment accepted from a mirror (segments are about `--segment-size-mib`, 64 MiB by
+/// default; one oversized group can make one larger).
+pub const MAX_SEGMENT_LEN: u64 = 1 << 30;
+
+/// One line of the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub first_seq: u64,
+    pub len: u64,
+    pub sha256: [u8; 32],
+    /// Ends with its seal: will never change again.
+    pub sealed: bool,
+}
+
+/// Why a mirror could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: line {line}: {problem}")]
+    BadIndex {
+        origin: String,
+        line: usize,
+        problem: String,
+    },
+    #[error("{}: {len} bytes, larger than the limit of {MAX_SEGMENT_LEN}", path.display())]
+    TooLarge { path: PathBuf, len: u64 },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{}: no such replica directory", .0.display())]
+    Missing(PathBuf),
+}
+
+/// Renders the index, segments in order.
+pub fn render_index(entries: &[IndexEntry]) -> String {
+    let mut out = format!("{INDEX_HEADER}\n");
+    for e in entries {
+        let state = if e.sealed { "sealed" } else { "open" };
+        out.push_str(&format!(
+            "{} {} {} {state}\n",
+            crate::log::segment::segment_name(e.first_seq),
+            e.len,
+            hex::encode(e.sha256)
+        ));
+    }
+    out
+}
+
+/// Parses an index; `origin` names it in errors.
+pub fn parse_index(text: &str, origin: &str) -> Result<Vec<IndexEntry>, ReplicaError> {
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |problem: &str| ReplicaError::BadIndex {
+            origin: origin.to_owned(),
+            line: i + 1,
+            problem: problem.to_owned(),
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, len, sha, state] = fields[..] else {
+            return Err(bad("expected: name length sha256 sealed|open"));
+        };
+        let first_seq = parse_segment_name(Path::new(origin), name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad("not a segment file name"))?;
+        let sha256 = hex::decode(sha)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| bad("sha256 is not 64 hex digits"))?;
+        entries.push(IndexEntry {
+            first_seq,
+            len: len.parse().map_err(|_| bad("length is not a number"))?,
+            sha256,
+            sealed: match state {
+                "sealed" => true,
+                "open" => false,
+                _ => return Err(bad("state is neither sealed nor open")),
+            },
+        });
+    }
+    entries.sort_by_key(|e| e.first_seq);
+    Ok(entries)
+}
+
+/// Where `recover` reads a copy of the log from.
+#[derive(Debug, Clone)]
+pub enum Replica {
+    /// A directory of segments: a mirror, a copy of a log directory, or a calendar directory
+    /// (then its `log/` is used).
+    Dir(PathBuf),
+    /// The base URL of a mirror served over plain HTTP; its index lists the segments.
+    Url(String),
+}
+
+impl Replica {
+    /// `http://...` is a URL; anything else a directory.
+    pub fn parse(from: &str) -> Replica {
+        if from.starts_with("http://") || from.starts_with("https://") {
+            let base = from.trim_end_matches('/');
+            let base = base.strip_suffix(INDEX_FILE).unwrap_or(base);
+            return Replica::Url(base.trim_end_matches('/').to_owned());
+        }
+        let dir = PathBuf::from(from);
+        let log = dir.join(crate::calendar::dir::LOG_DIR);
+        if !has_segments(&dir) && has_segments(&log) {
+            return Replica::Dir(log);
+        }
+        Replica::Dir(dir)
+    }
+
+    /// The replica, for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Replica::Dir(d) => d.display().to_string(),
+            Replica::Url(u) => u.clone(),
+        }
+    }
+
+    /// Where segment `first_seq` is read from, for reports.
+    pub fn location(&self, first_seq: u64) -> String {
+        let name = crate::log::segment::segment_name(first_seq);
+        match self {
+            Replica::Dir(d) => d.join(name).display().to_string(),
+            Replica::Url(u) => format!("{u}/{name}"),
+        }
+    }
+
+    /// First sequence numbers of the segments the replica holds, ascending.
+    pub fn segments(&self) -> Result<Vec<u64>, ReplicaError> {
+        match self {
+            Replica::Dir(d) if !d.is_dir() => Err(ReplicaError::Missing(d.clone())),
+            Replica::Dir(d) => Ok(list_dir(d)?),
+            Replica::Url(u) => {
+                let url = format!("{u}/{INDEX_FILE}");
+                let text = http_get::get(&url, MAX_INDEX_LEN)?;
+                let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
+                Ok(entries.iter().map(|e| e.first_seq).collect())
+            }
+        }
+    }
+
+    /// The bytes of segment `first_seq`; `None` if the replica does not have it.
+    pub fn segment(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
+        match self {
+            Replica::Dir(d) => read_segment(d, first_seq),
+            Replica::Url(_) => match http_get::get(&self.location(first_seq), MAX_SEGMENT_LEN) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+fn has_segments(dir: &Path) -> bool {
+    list_dir(dir).is_ok_and(|s| !s.is_empty())
+}
+
+/// The segments in a directory (none if it does not exist).
+pub fn list_dir(dir: &Path) -> Result<Vec<u64>, ReplicaError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ReplicaError::Io {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    Ok(segments_in(dir, &names)?)
+}
+
+/// Reads segment `first_seq` of directory `dir`, within [`MAX_SEGMENT_LEN`]; `None` if absent.
+pub fn read_segment(dir: &Path, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
+    let path = dir.join(crate::log::segment::segment_name(first_seq));
+    let io = |source| ReplicaError::Io {
+        path: path.clone(),
+        source,
+    };
+    let len = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if len > MAX_SEGMENT_LEN {
+        return Err(ReplicaError::TooLarge { path, len });
+    }
+    std::fs::read(&path).map(Some).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_round_trips_and_names_bad_lines() {
+        let entries = vec![
+            IndexEntry {
+                first_seq: 0,
+                len: 4096,
+                sha256: [1; 32],
+                sealed: true,
+            },
+            IndexEntry {
+                first_seq: 42,
+                len: 200,
+                sha256: [2; 32],
+                sealed: false,
+            },
+        ];
+        let text = render_index(&entries);
+        assert!(text.starts_with(INDEX_HEADER));
+        assert_eq!(parse_index(&text, "m").ok(), Some(entries));
+        let err = parse_index("x.seg 1 00 open\n", "m")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

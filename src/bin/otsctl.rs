@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use otsd::cli::{InspectArgs, OtsctlArgs, OtsctlCommand, ReplayArgs, VerifyArgs};
+use otsd::cli::{InspectArgs, OtsctlArgs, OtsctlCommand, ReadmitArgs, ReplayArgs, VerifyArgs};
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         OtsctlCommand::Verify(a) => verify(a)?,
         OtsctlCommand::Inspect(a) => inspect(a)?,
         OtsctlCommand::Replay(a) => replay(a)?,
+        OtsctlCommand::Readmit(a) => readmit(a)?,
     }
     Ok(())
 }
@@ -94,6 +95,20 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", ctl::replay::render(&summary));
+    }
+    Ok(())
+}
+
+fn readmit(a: ReadmitArgs) -> anyhow::Result<()> {
+    let report = ctl::readmit::readmit(&a.dir, &a.files, a.dry_run, &mut print_progress)
+        .context("readmit")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", ctl::readmit::render(&report));
+    }
+    if !report.is_clean() {
+        std::process::exit(1);
     }
     Ok(())
 }

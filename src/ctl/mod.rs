@@ -2,16 +2,18 @@
 //!
 //! Each tool reads the log through [`crate::log::Reader`] (which verifies CRCs, both chains and
 //! segment seals as it goes) and folds events with [`crate::projection::Projection`], so the tools
-//! see exactly what otsd sees. Nothing here writes to the calendar directory. The binaries only
-//! parse arguments, call these functions and print.
+//! see exactly what otsd sees. Only `readmit` writes to the calendar directory (through the log
+//! writer, holding its lock). The binaries only parse arguments, call these functions and print.
 //!
 //! - [`verify`]: every problem in the log and its events, by segment, offset and sequence number.
 //! - [`proofs`]: complete proofs recomputed from the events, for `verify`.
 //! - [`inspect`]: dump events, and find where a digest or commitment is.
 //! - [`replay`]: fold the whole log into a projection and report the throughput.
+//! - [`readmit`]: put commitments that clients hold back after a loss, if their MAC verifies.
 pub mod inspect;
 mod progress;
 pub mod proofs;
+pub mod readmit;
 pub mod replay;
 mod source;
 pub mod verify;

@@ -104,6 +104,9 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
+            Event::CommitmentReadmitted { round, commitment } => {
+                self.seal(seq, *round, commitment_time(commitment), commitment, 0)
+            }
             other => {
                 if let Err(e) = self.stamps.apply(other) {
                     // Written by our stamper after checking; the rounds stay pending rather than
@@ -231,4 +234,11 @@ impl Projection {
     pub fn digests_total(&self) -> u64 {
         self.digests_total
     }
+}
+
+/// The time a commitment starts with (0 if it is too short; [`Projection::apply`] refuses it then).
+fn commitment_time(commitment: &[u8]) -> u32 {
+    commitment
+        .first_chunk::<4>()
+        .map_or(0, |t| u32::from_be_bytes(*t))
 }

@@ -85,3 +85,16 @@ fn events_v1_still_decode_and_encode_the_same() {
         assert_eq!(codec::encode(event).expect("encode"), bytes, "{event:?}");
     }
 }
+
+/// `CommitmentReadmitted` came after v1: variant index 6, fields `round` then `commitment`.
+#[test]
+fn commitment_readmitted_encoding_is_pinned() {
+    let event = Event::CommitmentReadmitted {
+        round: 7,
+        commitment: vec![0xc0; 44],
+    };
+    let bytes = codec::encode(&event).expect("encode");
+    let expected = format!("a106a2000701582c{}", "c0".repeat(44));
+    assert_eq!(hex::encode(&bytes), expected);
+    assert_eq!(codec::decode::<Event>(&bytes).expect("decode"), event);
+}

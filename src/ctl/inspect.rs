@@ -311,7 +311,11 @@ pub fn render_location(loc: &Location) -> String {
     }
     match (loc.round, loc.seal_seq, &loc.commitment) {
         (Some(r), Some(s), Some(c)) => {
-            let how = if loc.readmitted { "readmitted" } else { "sealed" };
+            let how = if loc.readmitted {
+                "readmitted"
+            } else {
+                "sealed"
+            };
             line("round", format!("{r} ({how} at seq {s})"));
             line("commitment", c.clone());
         }

@@ -69,11 +69,19 @@ pub struct Entry {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Readmitted as `round` (with `--dry-run`: would be).
-    Accepted { round: u64 },
+    Accepted {
+        round: u64,
+    },
     /// The calendar has it as `round`: `pending`, `mined` or `complete` in the log, or `accepted`
     /// from an earlier file of this run.
-    AlreadyKnown { round: u64, status: &'static str },
-    Rejected { reason: Rejection, detail: String },
+    AlreadyKnown {
+        round: u64,
+        status: &'static str,
+    },
+    Rejected {
+        reason: Rejection,
+        detail: String,
+    },
 }
 
 /// Why a file or commitment was refused.
@@ -135,7 +143,11 @@ pub fn readmit(
 ) -> Result<Report, ReadmitError> {
     let dir = CalendarDir::load(calendar)?;
     // Lock first: the log read below must be the one appended to.
-    let writer = if dry_run { None } else { Some(open_writer(&dir)?) };
+    let writer = if dry_run {
+        None
+    } else {
+        Some(open_writer(&dir)?)
+    };
     let view = known(&dir, progress)?;
     let mut plan = Plan::new(&dir, &view);
     for file in files {
@@ -237,7 +249,8 @@ impl<'a> Plan<'a> {
             return rejected(Rejection::WrongLength, detail);
         };
         if !self.mac.verify(&commitment) {
-            let detail = "the commitment's MAC is not this calendar's (issued by another calendar, \
+            let detail =
+                "the commitment's MAC is not this calendar's (issued by another calendar, \
                           or altered)";
             return rejected(Rejection::BadMac, detail.to_owned());
         }
@@ -260,9 +273,8 @@ impl<'a> Plan<'a> {
     }
 
     fn report(&self, dry_run: bool) -> Report {
-        let count = |f: fn(&Outcome) -> bool| {
-            self.entries.iter().filter(|e| f(&e.outcome)).count() as u64
-        };
+        let count =
+            |f: fn(&Outcome) -> bool| self.entries.iter().filter(|e| f(&e.outcome)).count() as u64;
         Report {
             calendar_uri: self.uri.to_owned(),
             dry_run,
@@ -308,21 +320,19 @@ fn read_ots(file: &Path) -> Result<DetachedTimestampFile, FileRejection> {
 }
 
 /// The distinct messages under a pending attestation of `uri`, in tree order.
-fn pending_messages(
-    ots: &DetachedTimestampFile,
-    uri: &str,
-) -> Result<Vec<Vec<u8>>, FileRejection> {
+fn pending_messages(ots: &DetachedTimestampFile, uri: &str) -> Result<Vec<Vec<u8>>, FileRejection> {
     let mut ours: Vec<Vec<u8>> = Vec::new();
     let mut others: Vec<&str> = Vec::new();
     for (msg, att) in ots.timestamp.all_attestations() {
-        match att {
-            Attestation::Pending { uri: u } if u == uri => {
-                if !ours.iter().any(|m| m == msg) {
-                    ours.push(msg.to_vec());
-                }
+        let Attestation::Pending { uri: u } = att else {
+            continue;
+        };
+        if u != uri {
+            if !others.contains(&u.as_str()) {
+                others.push(u);
             }
-            Attestation::Pending { uri: u } if !others.contains(&u.as_str()) => others.push(u),
-            _ => {}
+        } else if !ours.iter().any(|m| m == msg) {
+            ours.push(msg.to_vec());
         }
     }
     if !ours.is_empty() {
@@ -369,7 +379,9 @@ fn render_entry(e: &Entry) -> String {
     let file = e.file.display();
     let commitment = e.commitment.as_deref().unwrap_or("-");
     match &e.outcome {
-        Outcome::Accepted { round } => format!("accepted       {file}: {commitment} as round {round}"),
+        Outcome::Accepted { round } => {
+            format!("accepted       {file}: {commitment} as round {round}")
+        }
         Outcome::AlreadyKnown { round, status } => {
             format!("already known  {file}: {commitment} is round {round} ({status})")
         }

@@ -151,7 +151,9 @@ impl Projection {
                     round,
                     len: commitment.len(),
                 })?;
-        self.by_commitment.insert(commitment, round);
+        // The first round with a commitment keeps it: a repeat (a readmission of a commitment
+        // the log still had) must not turn a stamped commitment back into a pending one.
+        self.by_commitment.entry(commitment).or_insert(round);
         self.rounds.push(RoundEntry {
             commitment,
             time,

@@ -58,7 +58,8 @@ pub enum ReadmitError {
 /// What happened to one commitment (or to a file with none to offer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    pub file: PathBuf,
+    /// The file as given (lossily UTF-8).
+    pub file: String,
     /// The commitment (hex), when the file has one under this calendar's pending attestation.
     pub commitment: Option<String>,
     #[serde(flatten)]
@@ -234,7 +235,7 @@ impl<'a> Plan<'a> {
 
     fn push(&mut self, file: &Path, commitment: Option<String>, outcome: Outcome) {
         self.entries.push(Entry {
-            file: file.to_owned(),
+            file: file.to_string_lossy().into_owned(),
             commitment,
             outcome,
         });
@@ -376,7 +377,7 @@ pub fn render(report: &Report) -> String {
 }
 
 fn render_entry(e: &Entry) -> String {
-    let file = e.file.display();
+    let file = &e.file;
     let commitment = e.commitment.as_deref().unwrap_or("-");
     match &e.outcome {
         Outcome::Accepted { round } => {
@@ -386,10 +387,11 @@ fn render_entry(e: &Entry) -> String {
             format!("already known  {file}: {commitment} is round {round} ({status})")
         }
         Outcome::Rejected { reason, detail } => {
-            format!(
-                "rejected       {file}: {}: {detail} [{commitment}]",
-                reason.name()
-            )
+            let on = e
+                .commitment
+                .as_deref()
+                .map_or(String::new(), |c| format!(" (commitment {c})"));
+            format!("rejected       {file}: {}: {detail}{on}", reason.name())
         }
     }
 }

@@ -212,6 +212,26 @@ pub enum OtsctlCommand {
     /// the longest log whose every record verifies under the calendar's key, never replaces
     /// authentic local records, and moves the previous log aside. Exits 2 if anything was rejected
     Recover(RecoverArgs),
+    /// After a loss, put back the commitments clients hold in their .ots files: those under a
+    /// pending attestation of this calendar whose MAC verifies are appended to the log as new
+    /// rounds, stamped after otsd restarts. Run with otsd stopped. Exits 1 if any file was rejected
+    /// (the accepted ones are written all the same; running again is harmless)
+    Readmit(ReadmitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReadmitArgs {
+    /// The calendar directory
+    pub dir: PathBuf,
+    /// Client timestamp files (.ots) holding pending attestations of this calendar
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Examine and report only; write nothing (works while otsd runs)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -242,7 +262,8 @@ pub struct InspectArgs {
     /// Last sequence number to show
     #[arg(long, value_name = "SEQ")]
     pub to: Option<u64>,
-    /// Only events of this type (DigestSubmitted, RoundSealed, TxBroadcast, TxConfirmed, BlockSeen, Reorg)
+    /// Only events of this type (DigestSubmitted, RoundSealed, TxBroadcast, TxConfirmed, BlockSeen,
+    /// Reorg, CommitmentReadmitted)
     #[arg(long = "type", value_name = "TYPE")]
     pub event_type: Option<String>,
     /// Print JSON (one object per line for a dump)

@@ -66,6 +66,16 @@ pub enum Event {
         old_tip: [u8; 32],
         new_tip: [u8; 32],
     },
+    /// A commitment this calendar issued earlier but lost (its round is missing from the log), put
+    /// back from a client's pending proof by `otsctl readmit` after its MAC verified. It occupies
+    /// round `round` as a seal of no digests would: the stamper commits to it and it is served like
+    /// any other round. Appended at the end: variants are encoded by index.
+    CommitmentReadmitted {
+        round: u64,
+        /// `time || root || mac`, as the client holds it.
+        #[serde(with = "serde_bytes")]
+        commitment: Vec<u8>,
+    },
 }
 
 /// The kind of an [`Event`], decoded without its fields: lets a fold that only counts some kinds

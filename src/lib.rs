@@ -15,7 +15,8 @@
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
 //! - [`dev`]: `otsd --dev`, a throw-away calendar on a regtest node for client developers.
 //! - [`ctl`]: the operator tools behind `otsctl`: forensic `verify`, `inspect` and `replay` of the log,
-//!   `ship` to a mirror and `recover` from an untrusted replica.
+//!   `ship` to a mirror, `recover` from an untrusted replica, and `readmit` of commitments clients
+//!   hold after a loss.
 //! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
 //!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
 #![deny(unsafe_code)]

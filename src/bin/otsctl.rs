@@ -1,7 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use otsd::cli::{
-    InspectArgs, OtsctlArgs, OtsctlCommand, RecoverArgs, ReplayArgs, ShipArgs, VerifyArgs,
+    InspectArgs, OtsctlArgs, OtsctlCommand, ReadmitArgs, RecoverArgs, ReplayArgs, ShipArgs,
+    VerifyArgs,
 };
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         OtsctlCommand::Replay(a) => replay(a)?,
         OtsctlCommand::Ship(a) => ship(a)?,
         OtsctlCommand::Recover(a) => recover(a)?,
+        OtsctlCommand::Readmit(a) => readmit(a)?,
     }
     Ok(())
 }
@@ -150,6 +152,20 @@ fn recover(a: RecoverArgs) -> anyhow::Result<()> {
     }
     if !report.is_clean() {
         std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn readmit(a: ReadmitArgs) -> anyhow::Result<()> {
+    let report = ctl::readmit::readmit(&a.dir, &a.files, a.dry_run, &mut print_progress)
+        .context("readmit")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", ctl::readmit::render(&report));
+    }
+    if !report.is_clean() {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -13,13 +13,14 @@ use crate::log::codec;
 use crate::projection::{Projection, Status};
 
 /// Event type names accepted by `--type`.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "DigestSubmitted",
     "RoundSealed",
     "TxBroadcast",
     "TxConfirmed",
     "BlockSeen",
     "Reorg",
+    "CommitmentReadmitted",
 ];
 
 pub fn type_name(event: &Event) -> &'static str {
@@ -30,6 +31,7 @@ pub fn type_name(event: &Event) -> &'static str {
         Event::TxConfirmed { .. } => EVENT_TYPES[3],
         Event::BlockSeen { .. } => EVENT_TYPES[4],
         Event::Reorg { .. } => EVENT_TYPES[5],
+        Event::CommitmentReadmitted { .. } => EVENT_TYPES[6],
     }
 }
 
@@ -78,6 +80,9 @@ pub fn event_json(seq: u64, event: &Event) -> Value {
             new_tip,
         } => json!({"fork_height": fork_height, "old_tip": txid_hex(old_tip),
                     "new_tip": txid_hex(new_tip)}),
+        Event::CommitmentReadmitted { round, commitment } => {
+            json!({"round": round, "commitment": hex(commitment)})
+        }
     };
     json!({"seq": seq, "type": type_name(event), "event": fields})
 }
@@ -161,8 +166,10 @@ pub struct Location {
     /// The DigestSubmitted event (digest look-ups).
     pub digest_seq: Option<u64>,
     pub round: Option<u64>,
-    /// The RoundSealed event.
+    /// The RoundSealed (or CommitmentReadmitted) event.
     pub seal_seq: Option<u64>,
+    /// The round is a commitment put back by `otsctl readmit`, not a sealed round of digests.
+    pub readmitted: bool,
     pub commitment: Option<String>,
     /// `pending`, `mined` or `complete`, as otsd would serve it (unknown if not found).
     pub status: String,
@@ -227,7 +234,8 @@ impl Finder<'_> {
             (
                 Event::RoundSealed {
                     round, commitment, ..
-                },
+                }
+                | Event::CommitmentReadmitted { round, commitment },
                 target,
             ) if self.loc.round.is_none() => {
                 let ours = match target {
@@ -235,6 +243,7 @@ impl Finder<'_> {
                     Target::Digest(_) => self.loc.digest_seq.is_some(),
                 };
                 if ours {
+                    self.loc.readmitted = matches!(event, Event::CommitmentReadmitted { .. });
                     self.loc.round = Some(*round);
                     self.loc.seal_seq = Some(seq);
                     self.loc.commitment = Some(hex(commitment));
@@ -302,7 +311,12 @@ pub fn render_location(loc: &Location) -> String {
     }
     match (loc.round, loc.seal_seq, &loc.commitment) {
         (Some(r), Some(s), Some(c)) => {
-            line("round", format!("{r} (sealed at seq {s})"));
+            let how = if loc.readmitted {
+                "readmitted"
+            } else {
+                "sealed"
+            };
+            line("round", format!("{r} ({how} at seq {s})"));
             line("commitment", c.clone());
         }
         _ => line("round", "not sealed yet".to_owned()),

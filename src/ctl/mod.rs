@@ -2,23 +2,26 @@
 //!
 //! Each tool reads the log through [`crate::log::Reader`] (which verifies CRCs, both chains and
 //! segment seals as it goes) and folds events with [`crate::projection::Projection`], so the tools
-//! see exactly what otsd sees. Nothing here writes to the calendar directory but
-//! `recover`, which swaps in a rebuilt log and moves the old one aside. The binaries only
+//! see exactly what otsd sees. Three tools write to the calendar directory: `recover` swaps in a
+//! rebuilt log and moves the old one aside; `readmit` appends through the log writer, holding its
+//! lock; `replay` rewrites the projection checkpoint (a rebuildable cache). The binaries only
 //! parse arguments, call these functions and print.
 //!
 //! - [`verify`]: every problem in the log and its events, by segment, offset and sequence number.
 //! - [`proofs`]: complete proofs recomputed from the events, for `verify`.
 //! - [`inspect`]: dump events, and find where a digest or commitment is.
-//! - [`replay`]: fold the whole log into a projection and report the throughput.
+//! - [`replay`]: rebuild the projection checkpoint from the log alone and report the throughput.
 //! - [`ship`]: copy the log's segments into a mirror directory, incrementally (reads only).
 //! - [`recover`]: rebuild a lost or damaged log from an untrusted replica ([`merge`] keeps the
 //!   longest authentic prefix; [`replica`] reads mirrors from a directory or over plain HTTP).
+//! - [`readmit`]: put commitments that clients hold back after a loss, if their MAC verifies.
 pub mod http_get;
 pub mod inspect;
 pub mod merge;
 mod progress;
 pub mod proofs;
 pub mod recover;
+pub mod readmit;
 pub mod replay;
 pub mod replica;
 pub mod ship;

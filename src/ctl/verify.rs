@@ -9,6 +9,9 @@
 //!   sealed rounds and that a confirmation follows its broadcast;
 //! - every `RoundSealed`: its Merkle root recomputed from the round's digests and nonces, its
 //!   commitment equal to `time || root || mac`, and (with the key) its MAC recomputed;
+//! - every `CommitmentReadmitted` (`otsctl readmit`): no digests to recompute a root from, so its
+//!   MAC (with the key) is the whole proof that the calendar issued it; and it must not repeat a
+//!   commitment the calendar already knew;
 //! - every proof the projection would serve as complete, recomputed ([`super::proofs`]).
 //!
 //! Damage in a segment that is not the last does not end the report: reading resumes at the next
@@ -32,7 +35,7 @@ use crate::log::{codec, LogError};
 use crate::ots::answer::nonce_leaf;
 use crate::ots::merkle::Hash;
 use crate::ots::MerkleTree;
-use crate::projection::{Projection, COMMITMENT_LEN};
+use crate::projection::{Projection, Status, COMMITMENT_LEN};
 
 /// Most problems listed in a report; a log damaged everywhere would otherwise drown the first one.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -40,7 +43,8 @@ pub const MAX_PROBLEMS: usize = 1000;
 /// One thing wrong, located as precisely as the layer that found it can.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// What kind of check failed (`log`, `decode`, `order`, `root`, `commitment`, `mac`, `tx`).
+    /// What kind of check failed (`log`, `decode`, `order`, `root`, `commitment`, `mac`, `tx`,
+    /// `proof`, `readmit`).
     pub check: &'static str,
     /// Segment file name.
     pub segment: Option<String>,
@@ -59,8 +63,12 @@ pub struct Report {
     /// Events in the selected range (checked).
     pub checked: u64,
     pub digests: u64,
+    /// `RoundSealed` events.
     pub rounds: u64,
+    /// `CommitmentReadmitted` events (rounds too, but of no digests).
+    pub readmitted: u64,
     pub roots_checked: u64,
+    /// MACs of sealed and readmitted rounds.
     pub macs_checked: u64,
     /// Complete proofs recomputed from the events and found to reach their block's Merkle root.
     pub proofs_checked: u64,
@@ -228,6 +236,15 @@ impl Checker {
                     self.check_seal(seq, *round, leaves, (*time, root, mac), commitment);
                 }
             }
+            Event::CommitmentReadmitted { round, commitment } => {
+                self.report.readmitted += 1;
+                self.seal_seqs.push(seq);
+                // Digests before a readmission belong to no round; the fold reports them.
+                self.leaves.clear();
+                if self.range.contains(seq) {
+                    self.check_readmitted(seq, *round, commitment);
+                }
+            }
             _ if self.gap => {}
             Event::TxBroadcast {
                 txid, last_round, ..
@@ -295,6 +312,24 @@ impl Checker {
             self.problem(seq, "commitment", detail);
         }
         self.check_mac(seq, round, commitment);
+    }
+
+    fn check_readmitted(&mut self, seq: u64, round: u64, commitment: &[u8]) {
+        self.check_mac(seq, round, commitment);
+        if self.gap {
+            return;
+        }
+        let known = match self.view.status(commitment) {
+            Status::Unknown => return,
+            Status::Pending { round }
+            | Status::Mined { round, .. }
+            | Status::Complete { round, .. } => round,
+        };
+        let detail = format!(
+            "round {round}: readmitted commitment {} was already round {known}",
+            hex(commitment)
+        );
+        self.problem(seq, "readmit", detail);
     }
 
     fn check_mac(&mut self, seq: u64, round: u64, commitment: &[u8]) {
@@ -406,12 +441,13 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} events read ({} checked, next seq {}), {} digests, {} rounds: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, {} complete proofs recomputed, in {:.2}s\n",
+        "{} events read ({} checked, next seq {}), {} digests, {} rounds{}: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, {} complete proofs recomputed, in {:.2}s\n",
         report.events,
         report.checked,
         report.next_seq,
         report.digests,
         report.rounds,
+        readmitted_note(report.readmitted),
         report.roots_checked,
         report.macs_checked,
         if report.keyed { "" } else { " (no key: HMAC chain and MACs not checked)" },
@@ -427,6 +463,13 @@ pub fn render(report: &Report) -> String {
         out.push_str(&format!("FAILED: {problems} problems\n"));
     }
     out
+}
+
+fn readmitted_note(readmitted: u64) -> String {
+    match readmitted {
+        0 => String::new(),
+        n => format!(" and {n} readmitted commitments"),
+    }
 }
 
 fn render_problem(p: &Problem) -> String {

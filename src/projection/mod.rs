@@ -112,6 +112,9 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
+            Event::CommitmentReadmitted { round, commitment } => {
+                self.seal(seq, *round, commitment_time(commitment), commitment, 0)
+            }
             other => {
                 if let Err(e) = self.stamps.apply(other) {
                     // Written by our stamper after checking; the rounds stay pending rather than
@@ -156,7 +159,9 @@ impl Projection {
                     round,
                     len: commitment.len(),
                 })?;
-        self.by_commitment.insert(commitment, round);
+        // The first round with a commitment keeps it: a repeat (a readmission of a commitment
+        // the log still had) must not turn a stamped commitment back into a pending one.
+        self.by_commitment.entry(commitment).or_insert(round);
         self.rounds.push(RoundEntry {
             commitment,
             time,
@@ -263,11 +268,11 @@ impl Projection {
         next_seq: u64,
         stamps: Stamps,
     ) -> Projection {
-        let by_commitment = rounds
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.commitment, i as u64))
-            .collect();
+        // As the fold does: a commitment that appears twice stays with its first round.
+        let mut by_commitment = HashMap::with_capacity(rounds.len());
+        for (i, r) in rounds.iter().enumerate() {
+            by_commitment.entry(r.commitment).or_insert(i as u64);
+        }
         Projection {
             rounds,
             by_commitment,
@@ -277,4 +282,11 @@ impl Projection {
             stamps,
         }
     }
+}
+
+/// The time a commitment starts with (0 if it is too short; [`Projection::apply`] refuses it then).
+fn commitment_time(commitment: &[u8]) -> u32 {
+    commitment
+        .first_chunk::<4>()
+        .map_or(0, |t| u32::from_be_bytes(*t))
 }

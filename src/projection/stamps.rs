@@ -9,7 +9,7 @@
 //! [`TxProof`] (about 400 bytes) per mined stamping transaction; nothing per round or per digest.
 use std::collections::{BTreeMap, HashMap};
 
-use crate::events::Event;
+use crate::events::{Event, LogHead};
 use crate::stamper::proof::{ProofError, TxProof};
 use crate::stamper::state::{Hash32, StamperState};
 
@@ -20,6 +20,7 @@ struct Sent {
     tip: Hash32,
     first_round: u64,
     last_round: u64,
+    log_head: Option<LogHead>,
 }
 
 /// A mined stamping transaction.
@@ -28,6 +29,8 @@ pub struct Mined {
     pub txid: Hash32,
     pub last_round: u64,
     pub proof: TxProof,
+    /// The log head the tip also commits to (its last leaf).
+    pub log_head: Option<LogHead>,
 }
 
 /// Where a round stands in Bitcoin.
@@ -81,6 +84,7 @@ impl Stamps {
                 tip,
                 first_round,
                 last_round,
+                log_head,
                 ..
             } => {
                 let no_witness = strip_witness(raw_tx).unwrap_or_else(|| raw_tx.clone());
@@ -91,6 +95,7 @@ impl Stamps {
                         tip: *tip,
                         first_round: *first_round,
                         last_round: *last_round,
+                        log_head: *log_head,
                     },
                 );
             }
@@ -146,6 +151,7 @@ impl Stamps {
                 txid: *txid,
                 last_round: sent.last_round,
                 proof,
+                log_head: sent.log_head,
             },
         );
         Ok(())
@@ -170,6 +176,15 @@ impl Stamps {
     /// The change output (txid, vout 0, value in sat) of the newest mined stamping transaction.
     pub fn change_coin(&self) -> Option<(Hash32, u64)> {
         self.change.map(|(txid, value, _)| (txid, value))
+    }
+
+    /// Mined stamping transactions still standing, by first round, oldest first; with whether
+    /// each is final.
+    pub fn mined(&self) -> impl DoubleEndedIterator<Item = (u64, &Mined, bool)> {
+        let tip = self.state.tip().map_or(0, |t| t.0);
+        self.mined
+            .iter()
+            .map(move |(first, m)| (*first, m, self.state.is_final(m.proof.height, tip)))
     }
 
     /// Where `round` stands.
@@ -236,7 +251,7 @@ mod tests {
             view.apply(seq, &ev).unwrap();
             seq += 1;
         };
-        let tip = stamp_tip(cs.iter().map(Vec::as_slice)).unwrap();
+        let tip = stamp_tip(cs.iter().map(Vec::as_slice), None).unwrap();
         let key = StamperKey::from_bytes(&[3; 32]).unwrap();
         let coin = Coin {
             outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
@@ -260,6 +275,7 @@ mod tests {
                 input_sat: 10_000,
                 height: 100,
                 replaces: None,
+                log_head: None,
             },
         );
         assert_eq!(view.status(&cs[1]), Status::Pending { round: 1 });

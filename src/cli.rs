@@ -203,6 +203,25 @@ pub enum OtsctlCommand {
     Inspect(InspectArgs),
     /// Fold the whole log into the projection otsd serves from and report how long it took
     Replay(ReplayArgs),
+    /// Write a standard .ots proof that the log's history up to a point existed when a Bitcoin
+    /// block was mined: the timestamp of the public chain value a final stamping transaction
+    /// commits to. Check it with `ots verify -d HASH FILE.ots`
+    ProveHead(ProveHeadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProveHeadArgs {
+    /// The calendar directory (a replica's log is enough: the key is not needed)
+    pub dir: PathBuf,
+    /// Prove the oldest final head covering this event, rather than the newest final head
+    #[arg(long, value_name = "SEQ")]
+    pub seq: Option<u64>,
+    /// Where to write the .ots file [default: log-head-NEXTSEQ.ots]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print what was proven as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +240,14 @@ pub struct VerifyArgs {
     /// Do not read hmac-key: skip the HMAC chain and commitment MACs
     #[arg(long)]
     pub no_key: bool,
+    /// Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`: also check that every confirmation
+    /// still standing is in the node's best chain, with the recorded Merkle root, transactions
+    /// and tip
+    #[arg(long, value_name = "URL")]
+    pub btc_rpc: Option<String>,
+    /// Bitcoin Core cookie file, for a --btc-rpc URL without credentials
+    #[arg(long, value_name = "FILE", requires = "btc_rpc")]
+    pub btc_rpc_cookie: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,9 +9,14 @@
 //! - [`proofs`]: complete proofs recomputed from the events, for `verify`.
 //! - [`inspect`]: dump events, and find where a digest or commitment is.
 //! - [`replay`]: fold the whole log into a projection and report the throughput.
+//! - [`node`]: confirmations checked against Bitcoin Core, for `verify --btc-rpc`.
+//! - [`prove_head`]: a standard `.ots` proof that the log's history up to a point existed then.
+mod heads;
 pub mod inspect;
+pub mod node;
 mod progress;
 pub mod proofs;
+pub mod prove_head;
 pub mod replay;
 mod source;
 pub mod verify;

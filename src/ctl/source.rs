@@ -20,6 +20,10 @@ pub enum CtlError {
     BadType(String),
     #[error("replay stopped: {0}")]
     Replay(#[from] super::replay::ReplayStopped),
+    #[error("Bitcoin Core at {0}")]
+    Node(String),
+    #[error("{0}")]
+    NoHeadProof(String),
 }
 
 /// A calendar's log, and its key when the tool was given one.

@@ -57,7 +57,9 @@ impl Reader {
     /// The chain values carried in the header of the first segment read are trusted; start at 0 to
     /// verify the whole log.
     pub fn for_each_from(&self, from: u64, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LogError> {
-        Ok(self.walk(from, &mut |rec| deliver(rec, from, &mut f))?.next_seq)
+        Ok(self
+            .walk(from, &mut |rec| deliver(rec, from, &mut f))?
+            .next_seq)
     }
 
     /// Like [`Reader::for_each_from`], record by record: `f` gets each record, verified like every

@@ -288,6 +288,7 @@ mod tests {
             assert_ne!(Some(tip), stamp_tip(refs.iter().copied(), None));
             let mut tx = vec![1, 0, 0, 0];
             tx.extend_from_slice(&tip);
+            tx.extend_from_slice(&[0, 0, 0, 0]);
             let txid = sha256d(&[&tx]);
             let proof = TxProof::new(&tx, &tip, &[txid, [4; 32]].concat(), 77).unwrap();
             let root = proof.root(&tip).to_vec();

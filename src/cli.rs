@@ -197,7 +197,9 @@ pub enum OtsctlCommand {
     /// Print the P2WPKH address of the calendar's stamper key: send coins there to fund stamping
     Address(AddressArgs),
     /// Verify the calendar's whole history: log checksums, chains and seals, event order, every
-    /// round's Merkle root and commitment MAC. Exits non-zero if anything is wrong
+    /// round's Merkle root and commitment MAC, the log heads and tips of stamping transactions,
+    /// and with --btc-rpc the confirmations against Bitcoin Core. Exits non-zero if anything is
+    /// wrong
     Verify(VerifyArgs),
     /// Dump the log's events, or find where a digest or commitment is
     Inspect(InspectArgs),

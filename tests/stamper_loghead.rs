@@ -180,7 +180,10 @@ fn the_calendar_timestamps_its_own_history_and_the_ots_client_verifies_it() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     let (seq, ref event) = sent[0];
     let head = log_head_of(event);
-    assert!(head.next_seq <= seq && head.next_seq > 0, "{head:?} at {seq}");
+    assert!(
+        head.next_seq <= seq && head.next_seq > 0,
+        "{head:?} at {seq}"
+    );
     assert!(
         chain_points(&cal).contains(&(head.next_seq, head.hash)),
         "{head:?} is not on the chain"
@@ -366,7 +369,10 @@ fn verify_against_the_node_reports_a_confirmation_no_longer_in_the_best_chain() 
     ]);
     assert!(!ok, "{out}");
     assert!(!out.contains("OK"), "{out}");
-    assert!(err.contains("Bitcoin Core at") && !err.contains("secret"), "{err}");
+    assert!(
+        err.contains("Bitcoin Core at") && !err.contains("secret"),
+        "{err}"
+    );
 }
 
 /// A `TxBroadcast` written before `log_head` existed decodes with no head, and its tip (over the

@@ -197,7 +197,9 @@ pub enum OtsctlCommand {
     /// Print the P2WPKH address of the calendar's stamper key: send coins there to fund stamping
     Address(AddressArgs),
     /// Verify the calendar's whole history: log checksums, chains and seals, event order, every
-    /// round's Merkle root and commitment MAC. Exits non-zero if anything is wrong
+    /// round's Merkle root and commitment MAC, the log heads and tips of stamping transactions,
+    /// and with --btc-rpc the confirmations against Bitcoin Core. Exits non-zero if anything is
+    /// wrong
     Verify(VerifyArgs),
     /// Dump the log's events, or find where a digest or commitment is
     Inspect(InspectArgs),
@@ -217,6 +219,10 @@ pub enum OtsctlCommand {
     /// rounds, stamped after otsd restarts. Run with otsd stopped. Exits 1 if any file was rejected
     /// (the accepted ones are written all the same; running again is harmless)
     Readmit(ReadmitArgs),
+    /// Write a standard .ots proof that the log's history up to a point existed when a Bitcoin
+    /// block was mined: the timestamp of the public chain value a final stamping transaction
+    /// commits to. Check it with `ots verify -d HASH FILE.ots`
+    ProveHead(ProveHeadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +241,21 @@ pub struct ReadmitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ProveHeadArgs {
+    /// The calendar directory (a replica's log is enough: the key is not needed)
+    pub dir: PathBuf,
+    /// Prove the oldest final head covering this event, rather than the newest final head
+    #[arg(long, value_name = "SEQ")]
+    pub seq: Option<u64>,
+    /// Where to write the .ots file [default: log-head-NEXTSEQ.ots]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print what was proven as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The calendar directory
     pub dir: PathBuf,
@@ -250,6 +271,14 @@ pub struct VerifyArgs {
     /// Do not read hmac-key: skip the HMAC chain and commitment MACs
     #[arg(long)]
     pub no_key: bool,
+    /// Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`: also check that every confirmation
+    /// still standing is in the node's best chain, with the recorded Merkle root, transactions
+    /// and tip
+    #[arg(long, value_name = "URL")]
+    pub btc_rpc: Option<String>,
+    /// Bitcoin Core cookie file, for a --btc-rpc URL without credentials
+    #[arg(long, value_name = "FILE", requires = "btc_rpc")]
+    pub btc_rpc_cookie: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,10 @@ pub enum Event {
         height: u32,
         /// The txid this transaction replaces (replace-by-fee), if any.
         replaces: Option<[u8; 32]>,
+        /// The log's public chain head the tip also commits to, as its last leaf (see
+        /// [`LogHead`]); `None` in transactions written before the calendar stamped its own history.
+        #[serde(default)]
+        log_head: Option<LogHead>,
     },
     /// A stamping transaction was seen in a block of the best chain.
     TxConfirmed {
@@ -85,4 +89,16 @@ pub enum Event {
 #[derive(Debug, Deserialize)]
 pub enum EventKind {
     DigestSubmitted(serde::de::IgnoredAny),
+}
+
+/// A point of the log's public hash chain, committed in a stamping transaction's tip so that
+/// anyone holding a replica can prove with Bitcoin that the history up to it existed then.
+///
+/// `hash` is the public chain value (`h_i` of `log-format/README.md`) after the last record whose
+/// events all precede `next_seq`: what [`crate::log::Head`] reports after that record. The tip is
+/// `make_merkle_tree` over `sha256(commitment)` of the covered rounds followed by `hash` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    pub next_seq: u64,
+    pub hash: [u8; 32],
 }

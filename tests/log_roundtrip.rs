@@ -211,3 +211,37 @@ fn writer_handle_groups_and_acknowledges() {
     assert_eq!(next, 1500);
     assert_eq!(read[1499].1, 499u32.to_le_bytes().to_vec());
 }
+
+/// Walking records gives every batch and seal with the chain value after it; the writer handle's
+/// head after each group commit is one of those points, and the last is the reader's head.
+#[test]
+fn records_carry_the_chain_points_the_writer_handle_reports() {
+    use otsd::log::record::RecordType;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _) = Writer::open(dir.path(), key(), opts(4096)).expect("open writer");
+    let handle = WriterHandle::spawn(w, 16);
+    let mut heads = vec![(handle.head().next_seq, handle.head().chain.hash)];
+    for i in 0..40u8 {
+        let ack = handle.submit(vec![vec![i; 200], vec![i; 50]]).unwrap();
+        let range = ack.blocking_recv().unwrap().unwrap();
+        let head = handle.head();
+        assert_eq!(head.next_seq, range.first + 2);
+        heads.push((head.next_seq, head.chain.hash));
+    }
+    handle.close().unwrap();
+    let reader = Reader::open(dir.path(), Some(key())).unwrap();
+    let mut points = vec![(0, [0u8; 32])];
+    let mut seals = 0;
+    reader
+        .for_each_record_from(0, |rec| {
+            seals += usize::from(rec.record_type == RecordType::Seal);
+            points.push((rec.first_seq + u64::from(rec.count), rec.hash));
+        })
+        .unwrap();
+    assert!(seals >= 2, "segments of 4 KiB roll over: {seals} seals");
+    for head in &heads {
+        assert!(points.contains(head), "{head:?} is no chain point");
+    }
+    let last = reader.head().unwrap();
+    assert_eq!(points.last(), Some(&(last.next_seq, last.chain.hash)));
+}

@@ -1,8 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use otsd::cli::{
-    InspectArgs, OtsctlArgs, OtsctlCommand, ReadmitArgs, RecoverArgs, ReplayArgs, ShipArgs,
-    VerifyArgs,
+    InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
+    ShipArgs, VerifyArgs,
 };
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         OtsctlCommand::Ship(a) => ship(a)?,
         OtsctlCommand::Recover(a) => recover(a)?,
         OtsctlCommand::Readmit(a) => readmit(a)?,
+        OtsctlCommand::ProveHead(a) => prove_head(a)?,
     }
     Ok(())
 }
@@ -48,7 +49,12 @@ fn print_progress(p: &Progress) {
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let source = LogSource::open(&a.dir, !a.no_key).context("open the calendar")?;
-    let report = ctl::verify::verify(&source, SeqRange::new(a.from, a.to), &mut print_progress)?;
+    let node = match &a.btc_rpc {
+        Some(url) => Some(ctl::node::Node::connect(url, a.btc_rpc_cookie.as_deref())?),
+        None => None,
+    };
+    let range = SeqRange::new(a.from, a.to);
+    let report = ctl::verify::verify_with_node(&source, range, node.as_ref(), &mut print_progress)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -166,6 +172,24 @@ fn readmit(a: ReadmitArgs) -> anyhow::Result<()> {
     }
     if !report.is_clean() {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn prove_head(a: ProveHeadArgs) -> anyhow::Result<()> {
+    let source = LogSource::open(&a.dir, false).context("open the calendar")?;
+    let proof = ctl::prove_head::prove_head(&source, a.seq, &mut print_progress)?;
+    let out = a
+        .output
+        .unwrap_or_else(|| format!("log-head-{}.ots", proof.next_seq).into());
+    std::fs::write(&out, &proof.ots).with_context(|| format!("write {}", out.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&proof)?);
+    } else {
+        print!(
+            "{}",
+            ctl::prove_head::render(&proof, &out.display().to_string())
+        );
     }
     Ok(())
 }

@@ -15,13 +15,18 @@
 //! - [`recover`]: rebuild a lost or damaged log from an untrusted replica ([`merge`] keeps the
 //!   longest authentic prefix; [`replica`] reads mirrors from a directory or over plain HTTP).
 //! - [`readmit`]: put commitments that clients hold back after a loss, if their MAC verifies.
+//! - [`node`]: confirmations checked against Bitcoin Core, for `verify --btc-rpc`.
+//! - [`prove_head`]: a standard `.ots` proof that the log's history up to a point existed then.
+mod heads;
 pub mod http_get;
 pub mod inspect;
 pub mod merge;
+pub mod node;
 mod progress;
 pub mod proofs;
-pub mod recover;
+pub mod prove_head;
 pub mod readmit;
+pub mod recover;
 pub mod replay;
 pub mod replica;
 pub mod ship;

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::progress::{Progress, Ticker};
-use super::CtlError;
+use super::{CtlError, LogSource};
 use crate::calendar::dir::CalendarDir;
 use crate::log::{LogKey, Reader};
 use crate::projection::checkpoint::{CheckpointFiles, PROJECTION_DIR};
-use crate::projection::rebuild::{rebuild, RebuildError, RebuildOptions};
+use crate::projection::rebuild::{fold_one, rebuild, RebuildError, RebuildOptions};
 use crate::projection::Projection;
 
 /// What a replay folded.
@@ -126,6 +126,29 @@ pub fn replay(
         summary.checkpoint_seq = Some(rebuilt.at.next_seq);
     }
     Ok((view, summary))
+}
+
+/// Folds every event of an opened log (with or without its key) into a fresh projection, with
+/// the default `--btc-min-confirmations`; writes nothing. For tools that read a replica.
+pub fn fold_source(
+    source: &LogSource,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Projection, CtlError> {
+    let mut view = Projection::default();
+    let mut stopped: Option<ReplayStopped> = None;
+    let mut ticker = Ticker::new(progress);
+    source.reader.for_each_from(0, |seq, payload| {
+        ticker.tick(seq);
+        if stopped.is_none() {
+            stopped = fold_one(&mut view, seq, payload)
+                .err()
+                .map(|detail| ReplayStopped { seq, detail });
+        }
+    })?;
+    match stopped {
+        Some(s) => Err(CtlError::Replay(s)),
+        None => Ok(view),
+    }
 }
 
 /// The human summary.

@@ -24,6 +24,10 @@ pub enum CtlError {
     Exists(PathBuf),
     #[error("projection checkpoint: {0}")]
     Checkpoint(#[from] crate::projection::checkpoint::CheckpointError),
+    #[error("Bitcoin Core at {0}")]
+    Node(String),
+    #[error("{0}")]
+    NoHeadProof(String),
 }
 
 /// A calendar's log, and its key when the tool was given one.

@@ -12,7 +12,11 @@
 //! - every `CommitmentReadmitted` (`otsctl readmit`): no digests to recompute a root from, so its
 //!   MAC (with the key) is the whole proof that the calendar issued it; and it must not repeat a
 //!   commitment the calendar already knew;
-//! - every proof the projection would serve as complete, recomputed ([`super::proofs`]).
+//! - every proof the projection would serve as complete, recomputed ([`super::proofs`]);
+//! - the calendar's self-timestamping ([`super::heads`]): each `TxBroadcast`'s log head is a point
+//!   of this log's public chain, and its tip is recomputed from the covered commitments and head;
+//! - with a Bitcoin Core node ([`verify_with_node`]), every confirmation still standing against
+//!   the node's best chain ([`super::node`]).
 //!
 //! Damage in a segment that is not the last does not end the report: reading resumes at the next
 //! segment (trusting its header's chain values), so every damaged segment is named. Order checks stop
@@ -25,11 +29,14 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use super::heads::{check_tip, ChainPoints};
+use super::node::{check_confirmations, Confirmations, Node};
 use super::progress::{Progress, Ticker};
 use super::proofs::{check_complete_proofs, BlockRoots};
 use super::{hex, CtlError, LogSource, SeqRange};
 use crate::calendar::mac::CommitmentMac;
-use crate::events::Event;
+use crate::events::{Event, LogHead};
+use crate::log::record::{for_each_event, RecordType};
 use crate::log::segment::segment_name;
 use crate::log::{codec, LogError};
 use crate::ots::answer::nonce_leaf;
@@ -44,7 +51,7 @@ pub const MAX_PROBLEMS: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// What kind of check failed (`log`, `decode`, `order`, `root`, `commitment`, `mac`, `tx`,
-    /// `proof`, `readmit`).
+    /// `proof`, `readmit`, `head`, `tip`, `node`).
     pub check: &'static str,
     /// Segment file name.
     pub segment: Option<String>,
@@ -74,6 +81,10 @@ pub struct Report {
     pub proofs_checked: u64,
     pub broadcasts: u64,
     pub confirmations: u64,
+    /// Log heads committed by stamping transactions and found on this log's public chain.
+    pub heads_checked: u64,
+    /// Confirmations found in the best chain of the node given with `--btc-rpc` (`None`: no node).
+    pub node_confirmations_checked: Option<u64>,
     /// Whether the HMAC chain and commitment MACs were checked (the key was given).
     pub keyed: bool,
     /// Sequence number after the last event read.
@@ -109,14 +120,32 @@ pub fn verify(
     range: SeqRange,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Report, CtlError> {
+    verify_with_node(source, range, None, progress)
+}
+
+/// [`verify`], and with `node`, every confirmation still standing checked against its best chain.
+pub fn verify_with_node(
+    source: &LogSource,
+    range: SeqRange,
+    node: Option<&Node>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Report, CtlError> {
     let segments = source.segments()?;
     let mut checker = Checker::new(source.hmac_key.as_deref(), range, segments);
     let mut ticker = Ticker::new(progress);
     let mut from = 0;
     loop {
-        let result = source.reader.for_each_from(from, |seq, payload| {
-            ticker.tick(seq);
-            checker.event(seq, payload);
+        let result = source.reader.for_each_record_from(from, |rec| {
+            if rec.record_type == RecordType::Batch {
+                for_each_event(rec.payload, rec.count, |k, payload| {
+                    let seq = rec.first_seq + u64::from(k);
+                    ticker.tick(seq);
+                    checker.event(seq, payload);
+                });
+            }
+            checker
+                .points
+                .record(rec.first_seq + u64::from(rec.count), rec.hash);
         });
         match result {
             Ok(next_seq) => {
@@ -134,6 +163,9 @@ pub fn verify(
         }
     }
     checker.check_proofs();
+    if let Some(node) = node {
+        checker.check_node(node)?;
+    }
     checker.report.seconds = ticker.progress(checker.next_seq).elapsed.as_secs_f64();
     Ok(checker.report)
 }
@@ -151,6 +183,9 @@ struct Checker {
     /// Sequence number of every round's seal, by round.
     seal_seqs: Vec<u64>,
     block_roots: BlockRoots,
+    /// Chain values after the latest records, for the log heads of stamping transactions.
+    points: ChainPoints,
+    confirmed: Confirmations,
     /// Events were lost to damage: the fold no longer matches the history.
     gap: bool,
     /// The next seal's leaves are incomplete (reading resumed inside its round).
@@ -170,6 +205,8 @@ impl Checker {
             next_seq: 0,
             seal_seqs: Vec::new(),
             block_roots: BlockRoots::default(),
+            points: ChainPoints::default(),
+            confirmed: Confirmations::default(),
             gap: false,
             skip_next_root: false,
             report: Report {
@@ -247,16 +284,28 @@ impl Checker {
             }
             _ if self.gap => {}
             Event::TxBroadcast {
-                txid, last_round, ..
-            } => self.check_broadcast(seq, txid, *last_round),
+                txid,
+                tip,
+                first_round,
+                last_round,
+                log_head,
+                ..
+            } => {
+                self.confirmed.broadcast(txid, tip);
+                if self.check_broadcast(seq, txid, *last_round) {
+                    self.check_self_stamp(seq, (*first_round, *last_round), log_head.as_ref(), tip);
+                }
+            }
             Event::TxConfirmed {
                 txid,
+                block_hash,
                 height,
                 block_txids,
-                ..
             } => {
                 self.report.confirmations += 1;
                 self.block_roots.confirmed(*height, block_txids);
+                self.confirmed
+                    .confirmed(seq, txid, (block_hash, *height), block_txids);
                 if !self.broadcast.contains(txid) {
                     let detail = format!(
                         "TxConfirmed of {} with no TxBroadcast before it",
@@ -269,7 +318,8 @@ impl Checker {
         }
     }
 
-    fn check_broadcast(&mut self, seq: u64, txid: &[u8; 32], last_round: u64) {
+    /// Whether the rounds the transaction covers are all sealed.
+    fn check_broadcast(&mut self, seq: u64, txid: &[u8; 32], last_round: u64) -> bool {
         self.report.broadcasts += 1;
         self.broadcast.insert(*txid);
         if last_round >= self.view.next_round() {
@@ -279,7 +329,41 @@ impl Checker {
                 self.view.next_round()
             );
             self.problem(seq, "tx", detail);
+            return false;
         }
+        true
+    }
+
+    /// The log head is a point of this log's chain, and the tip commits to it and the rounds.
+    fn check_self_stamp(
+        &mut self,
+        seq: u64,
+        rounds: (u64, u64),
+        head: Option<&LogHead>,
+        tip: &[u8; 32],
+    ) {
+        if let Some(head) = head {
+            match self.points.check(head) {
+                Ok(()) => self.report.heads_checked += u64::from(self.range.contains(seq)),
+                Err(why) => self.problem(seq, "head", why),
+            }
+        }
+        if let Err(why) = check_tip(&self.view, rounds, head, tip) {
+            self.problem(seq, "tip", why);
+        }
+    }
+
+    /// Every confirmation still standing, against the node's best chain (skipped after a gap).
+    fn check_node(&mut self, node: &Node) -> Result<(), CtlError> {
+        if self.gap {
+            return Ok(());
+        }
+        let (good, bad) = check_confirmations(node, &self.confirmed, &self.view)?;
+        self.report.node_confirmations_checked = Some(good);
+        for (seq, why) in bad {
+            self.problem(seq, "node", why);
+        }
+        Ok(())
     }
 
     fn check_seal(
@@ -441,7 +525,7 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} events read ({} checked, next seq {}), {} digests, {} rounds{}: {} roots and {} MACs recomputed{}, {} broadcasts, {} confirmations, {} complete proofs recomputed, in {:.2}s\n",
+        "{} events read ({} checked, next seq {}), {} digests, {} rounds{}: {} roots and {} MACs recomputed{}, {} broadcasts ({} log heads on this chain), {} confirmations{}, {} complete proofs recomputed, in {:.2}s\n",
         report.events,
         report.checked,
         report.next_seq,
@@ -452,7 +536,12 @@ pub fn render(report: &Report) -> String {
         report.macs_checked,
         if report.keyed { "" } else { " (no key: HMAC chain and MACs not checked)" },
         report.broadcasts,
+        report.heads_checked,
         report.confirmations,
+        match report.node_confirmations_checked {
+            Some(n) => format!(" ({n} in the node's best chain)"),
+            None => String::new(),
+        },
         report.proofs_checked,
         report.seconds,
     ));

@@ -2,11 +2,12 @@
 //! `fdatasync` ran becomes the next group commit, so one fsync acknowledges many batches.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use super::chain::Head;
 use super::error::LogError;
 use super::writer::{validate_batch, SeqRange, Writer};
 
@@ -28,6 +29,14 @@ pub struct WriterHandle {
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Result<(), LogError>>>,
     poisoned: Arc<AtomicBool>,
+    head: DurableHead,
+}
+
+/// The head after the last durable record, updated by the writer thread after each group commit.
+type DurableHead = Arc<Mutex<Head>>;
+
+fn read_head(head: &DurableHead) -> Head {
+    *head.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl WriterHandle {
@@ -35,10 +44,11 @@ impl WriterHandle {
     pub fn spawn(writer: Writer, queue_capacity: usize) -> WriterHandle {
         let (tx, rx) = mpsc::sync_channel(queue_capacity.max(1));
         let poisoned = Arc::new(AtomicBool::new(false));
-        let flag = poisoned.clone();
+        let head = Arc::new(Mutex::new(writer.head()));
+        let (flag, shared) = (poisoned.clone(), head.clone());
         let thread = std::thread::Builder::new()
             .name("otsd-log-writer".into())
-            .spawn(move || run(writer, rx, &flag));
+            .spawn(move || run(writer, rx, &flag, &shared));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -50,7 +60,13 @@ impl WriterHandle {
             tx: thread.as_ref().map(|_| tx),
             thread,
             poisoned,
+            head,
         }
+    }
+
+    /// The head after the last durable record (what a reader of the log would recompute).
+    pub fn head(&self) -> Head {
+        read_head(&self.head)
     }
 
     /// Queues a batch without blocking. The receiver resolves once the batch is durable, or with the
@@ -65,6 +81,7 @@ impl WriterHandle {
         Submitter {
             tx: self.tx.clone(),
             poisoned: self.poisoned.clone(),
+            head: self.head.clone(),
         }
     }
 
@@ -87,12 +104,18 @@ impl WriterHandle {
 pub struct Submitter {
     tx: Option<SyncSender<Job>>,
     poisoned: Arc<AtomicBool>,
+    head: DurableHead,
 }
 
 impl Submitter {
     /// As [`WriterHandle::submit`].
     pub fn submit(&self, batch: Vec<Vec<u8>>) -> Result<Ack, LogError> {
         submit(self.tx.as_ref(), &self.poisoned, batch)
+    }
+
+    /// As [`WriterHandle::head`].
+    pub fn head(&self) -> Head {
+        read_head(&self.head)
     }
 }
 
@@ -122,7 +145,12 @@ impl Drop for WriterHandle {
     }
 }
 
-fn run(mut writer: Writer, rx: Receiver<Job>, poisoned: &AtomicBool) -> Result<(), LogError> {
+fn run(
+    mut writer: Writer,
+    rx: Receiver<Job>,
+    poisoned: &AtomicBool,
+    head: &DurableHead,
+) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
         let mut jobs = gather(first, &rx, writer.options().max_group_bytes);
         let batches: Vec<Vec<Vec<u8>>> = jobs
@@ -133,6 +161,9 @@ fn run(mut writer: Writer, rx: Receiver<Job>, poisoned: &AtomicBool) -> Result<(
         if writer.is_poisoned() {
             poisoned.store(true, Ordering::Release);
         }
+        // Published before the replies, so whoever learns that its batch is durable sees a head
+        // at least as new.
+        *head.lock().unwrap_or_else(|p| p.into_inner()) = writer.head();
         reply(jobs, result);
     }
     if writer.is_poisoned() {

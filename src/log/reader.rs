@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::chain::{ChainState, Head, LogKey};
 use super::error::{io_at, Corruption, LogError};
 use super::mmap::Mapped;
-use super::record::{self, Record};
+use super::record::{self, Record, RecordType};
 use super::scan::{FileSource, SegmentScan, Source, Stop};
 use super::segment::{segment_name, segments_in, SegmentHeader, HEADER_LEN};
 
@@ -30,7 +30,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
 
 /// Delivers the events of a batch record with sequence number `>= from`.
 fn deliver(rec: &Record<'_>, from: u64, f: &mut impl FnMut(u64, &[u8])) {
-    if rec.first_seq + u64::from(rec.count) <= from {
+    if rec.record_type != RecordType::Batch || rec.first_seq + u64::from(rec.count) <= from {
         return;
     }
     record::for_each_event(rec.payload, rec.count, |k, ev| {
@@ -57,17 +57,36 @@ impl Reader {
     /// The chain values carried in the header of the first segment read are trusted; start at 0 to
     /// verify the whole log.
     pub fn for_each_from(&self, from: u64, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LogError> {
-        Ok(self.walk(from, &mut f)?.next_seq)
+        Ok(self
+            .walk(from, &mut |rec| deliver(rec, from, &mut f))?
+            .next_seq)
+    }
+
+    /// Like [`Reader::for_each_from`], record by record: `f` gets each record, verified like every
+    /// other read, from the first holding an event with `seq >= from`: its type, `first_seq`,
+    /// `count`, payload, and the public chain value `hash` after it. Seal records are passed
+    /// too (count 0): the chain advances over them.
+    pub fn for_each_record_from(
+        &self,
+        from: u64,
+        mut f: impl FnMut(&Record<'_>),
+    ) -> Result<u64, LogError> {
+        let mut on_record = |rec: &Record<'_>| {
+            if rec.first_seq + u64::from(rec.count) > from || rec.first_seq >= from {
+                f(rec);
+            }
+        };
+        Ok(self.walk(from, &mut on_record)?.next_seq)
     }
 
     /// Verifies the whole log from its first record; returns its head.
     pub fn verify(&self) -> Result<Head, LogError> {
-        self.walk(0, &mut |_, _| {})
+        self.walk(0, &mut |_| {})
     }
 
     /// The head of the log, verifying only the last segment (trusting its header's carried values).
     pub fn head(&self) -> Result<Head, LogError> {
-        self.walk(u64::MAX, &mut |_, _| {})
+        self.walk(u64::MAX, &mut |_| {})
     }
 
     /// The log directory.
@@ -154,7 +173,7 @@ impl Reader {
         }
     }
 
-    fn walk(&self, from: u64, f: &mut impl FnMut(u64, &[u8])) -> Result<Head, LogError> {
+    fn walk(&self, from: u64, f: &mut impl FnMut(&Record<'_>)) -> Result<Head, LogError> {
         let segs = list_segments(&self.dir)?;
         let Some(start) = segs
             .iter()
@@ -169,7 +188,7 @@ impl Reader {
         let mut prev: Option<SegmentScan> = None;
         for (i, &first_seq) in segs.iter().enumerate().skip(start) {
             let is_last = i + 1 == segs.len();
-            let scan = self.read_segment(first_seq, is_last, prev.as_ref(), from, f)?;
+            let scan = self.read_segment(first_seq, is_last, prev.as_ref(), f)?;
             prev = Some(scan);
         }
         let v = prev.map(|s| s.verifier).ok_or(LogError::Closed)?;
@@ -184,21 +203,19 @@ impl Reader {
         first_seq: u64,
         is_last: bool,
         prev: Option<&SegmentScan>,
-        from: u64,
-        f: &mut impl FnMut(u64, &[u8]),
+        f: &mut impl FnMut(&Record<'_>),
     ) -> Result<SegmentScan, LogError> {
         let path = self.dir.join(segment_name(first_seq));
         if is_last {
             let file = File::open(&path).map_err(io_at("open", &path))?;
             let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
-            return self.scan(&mut src, &path, first_seq, true, prev, from, f);
+            return self.scan(&mut src, &path, first_seq, true, prev, f);
         }
         let map = Mapped::sealed(&path)?;
         let mut src: &[u8] = &map;
-        self.scan(&mut src, &path, first_seq, false, prev, from, f)
+        self.scan(&mut src, &path, first_seq, false, prev, f)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn scan<S: Source>(
         &self,
         src: &mut S,
@@ -206,15 +223,14 @@ impl Reader {
         first_seq: u64,
         active: bool,
         prev: Option<&SegmentScan>,
-        from: u64,
-        f: &mut impl FnMut(u64, &[u8]),
+        f: &mut impl FnMut(&Record<'_>),
     ) -> Result<SegmentScan, LogError> {
         let (mut scan, header) =
             SegmentScan::start(src, path, first_seq, self.key.clone(), active)?;
         if let Some(prev) = prev {
             prev.verifier.check_continues(&header, path)?;
         }
-        let stop = scan.run(src, |rec| deliver(rec, from, f))?;
+        let stop = scan.run(src, |rec| f(rec))?;
         if !active && !matches!(stop, Stop::Sealed { .. }) {
             return Err(LogError::corrupt(
                 path,

@@ -8,7 +8,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::error::{Corruption, LogError};
-use super::record::{self, FrameError, Record, RecordType};
+use super::record::{self, FrameError, Record};
 use super::segment::{SegmentHeader, Verifier, HEADER_LEN};
 
 /// Random access to a segment's bytes.
@@ -149,8 +149,8 @@ impl SegmentScan {
         LogError::corrupt(&self.verifier.path, self.offset, kind)
     }
 
-    /// Verifies records from the current position on, calling `on_record` for each batch, until
-    /// the segment ends. Returns where and why it stopped; may be called again on a growing file.
+    /// Verifies records from the current position on, calling `on_record` for each (batch or
+    /// seal) once verified, until the segment ends. Returns where and why it stopped; may be called again on a growing file.
     pub fn run<S: Source>(
         &mut self,
         src: &mut S,
@@ -168,9 +168,7 @@ impl SegmentScan {
                         .check(&rec, offset, || sha.clone().finalize().into())?;
                     self.sha256.update(rec.bytes);
                     self.offset += rec.len() as u64;
-                    if rec.record_type == RecordType::Batch {
-                        on_record(&rec);
-                    }
+                    on_record(&rec);
                 }
                 Err(stop) => return Ok(stop),
             }

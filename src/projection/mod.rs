@@ -193,6 +193,7 @@ impl Projection {
                 match stamper::proof::write_proof(
                     &mut proof,
                     &commitments,
+                    mined.log_head.as_ref().map(|h| &h.hash),
                     (round - first_round) as usize,
                     &mined.proof,
                 ) {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::Event;
+use crate::events::{Event, LogHead};
 use crate::stamper::proof::{ProofError, TxProof};
 use crate::stamper::state::{Hash32, StamperState};
 
@@ -22,6 +22,7 @@ struct Sent {
     tip: Hash32,
     first_round: u64,
     last_round: u64,
+    log_head: Option<LogHead>,
 }
 
 /// A mined stamping transaction.
@@ -30,6 +31,8 @@ pub struct Mined {
     pub txid: Hash32,
     pub last_round: u64,
     pub proof: TxProof,
+    /// The log head the tip also commits to (its last leaf).
+    pub log_head: Option<LogHead>,
 }
 
 /// Where a round stands in Bitcoin.
@@ -83,6 +86,7 @@ impl Stamps {
                 tip,
                 first_round,
                 last_round,
+                log_head,
                 ..
             } => {
                 let no_witness = strip_witness(raw_tx).unwrap_or_else(|| raw_tx.clone());
@@ -93,6 +97,7 @@ impl Stamps {
                         tip: *tip,
                         first_round: *first_round,
                         last_round: *last_round,
+                        log_head: *log_head,
                     },
                 );
             }
@@ -148,6 +153,7 @@ impl Stamps {
                 txid: *txid,
                 last_round: sent.last_round,
                 proof,
+                log_head: sent.log_head,
             },
         );
         Ok(())
@@ -172,6 +178,15 @@ impl Stamps {
     /// The change output (txid, vout 0, value in sat) of the newest mined stamping transaction.
     pub fn change_coin(&self) -> Option<(Hash32, u64)> {
         self.change.map(|(txid, value, _)| (txid, value))
+    }
+
+    /// Mined stamping transactions still standing, by first round, oldest first; with whether
+    /// each is final.
+    pub fn mined(&self) -> impl DoubleEndedIterator<Item = (u64, &Mined, bool)> {
+        let tip = self.state.tip().map_or(0, |t| t.0);
+        self.mined
+            .iter()
+            .map(move |(first, m)| (*first, m, self.state.is_final(m.proof.height, tip)))
     }
 
     /// Where `round` stands.
@@ -238,7 +253,7 @@ mod tests {
             view.apply(seq, &ev).unwrap();
             seq += 1;
         };
-        let tip = stamp_tip(cs.iter().map(Vec::as_slice)).unwrap();
+        let tip = stamp_tip(cs.iter().map(Vec::as_slice), None).unwrap();
         let key = StamperKey::from_bytes(&[3; 32]).unwrap();
         let coin = Coin {
             outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
@@ -262,6 +277,7 @@ mod tests {
                 input_sat: 10_000,
                 height: 100,
                 replaces: None,
+                log_head: None,
             },
         );
         assert_eq!(view.status(&cs[1]), Status::Pending { round: 1 });

@@ -5,7 +5,8 @@
 //! Every tick: follow the best chain from the last block in the projection (finding the fork
 //! point of a reorg by comparing hashes), writing `Reorg`, `BlockSeen` and `TxConfirmed` events;
 //! then decide, and if a transaction is due, build, sign, broadcast and write `TxBroadcast` after
-//! Core accepted it. All RPC is blocking and runs on `spawn_blocking`; intake never waits on it.
+//! Core accepted it. The tip commits to the covered rounds and to the log's public chain head after
+//! the last durable record (the calendar timestamps its own history; see [`LogHead`]). All RPC is blocking and runs on `spawn_blocking`; intake never waits on it.
 //! Every failure (node unreachable, RPC error, rejected broadcast, no coins) is logged, shown in the
 //! status and retried next tick; no state is lost because the log is only written after facts.
 //!
@@ -27,7 +28,7 @@ use super::key::{Coin, StamperKey};
 use super::policy::{self, Decision, Observation, StamperConfig, TxPlan};
 use super::proof::stamp_tip;
 use super::wallet;
-use crate::events::Event;
+use crate::events::{Event, LogHead};
 use crate::log::{codec, Submitter};
 use crate::projection::Projection;
 
@@ -309,10 +310,15 @@ impl Driver {
     }
 
     async fn send(&self, plan: TxPlan) -> Result<String, String> {
+        let head = self.writer.head();
+        let log_head = LogHead {
+            next_seq: head.next_seq,
+            hash: head.chain.hash,
+        };
         let (tip, raw_prev) = {
             let view = self.read();
             let commitments = view.round_commitments(plan.first_round, plan.last_round);
-            let tip = stamp_tip(commitments.iter().map(|c| &c[..]))
+            let tip = stamp_tip(commitments.iter().map(|c| &c[..]), Some(&log_head.hash))
                 .ok_or_else(|| "no commitments for the planned rounds".to_owned())?;
             let prev = plan
                 .replaces
@@ -349,6 +355,7 @@ impl Driver {
             input_sat: coin.value_sat,
             height: plan.locktime,
             replaces: plan.replaces.map(|(t, _)| t),
+            log_head: Some(log_head),
         }])
         .await?;
         Ok(format!("sent {txid}"))

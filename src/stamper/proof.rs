@@ -2,8 +2,11 @@
 //! Merkle root -> `BitcoinBlockHeaderAttestation(height)`, as the Python stamper builds them.
 //!
 //! - The tip is python-opentimestamps `make_merkle_tree` over `sha256(commitment)` of the covered
-//!   rounds in order (the Python stamper hashes the 44-byte commitments first), so every leaf is a
-//!   32-byte hash and [`MerkleTree`] applies.
+//!   rounds in order (the Python stamper hashes the 44-byte commitments first), followed by the
+//!   log's public chain head (already a 32-byte hash, used as is) when the transaction commits to
+//!   one ([`crate::events::LogHead`]); every leaf is a 32-byte hash and [`MerkleTree`] applies.
+//!   A commitment's proof keeps the shape clients expect (`sha256`, then append/prepend-sha256
+//!   steps); the head's proof is the same without the first `sha256`.
 //! - The transaction step is `prepend(bytes before the tip) append(bytes after) sha256 sha256` over
 //!   the transaction's serialization without witness (the txid preimage).
 //! - The block step is Bitcoin's Merkle tree (an odd last node is paired with itself), each level
@@ -29,17 +32,24 @@ pub enum ProofError {
     Empty,
 }
 
-/// The leaves of the tip tree.
-pub fn tip_leaves<'a>(commitments: impl IntoIterator<Item = &'a [u8]>) -> Vec<Hash> {
+/// The leaves of the tip tree: `sha256` of each commitment, then the log head if any.
+pub fn tip_leaves<'a>(
+    commitments: impl IntoIterator<Item = &'a [u8]>,
+    log_head: Option<&Hash>,
+) -> Vec<Hash> {
     commitments
         .into_iter()
         .map(|c| Sha256::digest(c).into())
+        .chain(log_head.copied())
         .collect()
 }
 
-/// The tip committed in the transaction's OP_RETURN for these commitments.
-pub fn stamp_tip<'a>(commitments: impl IntoIterator<Item = &'a [u8]>) -> Option<Hash> {
-    MerkleTree::new(tip_leaves(commitments)).map(|t| *t.root())
+/// The tip committed in the transaction's OP_RETURN for these commitments and log head.
+pub fn stamp_tip<'a>(
+    commitments: impl IntoIterator<Item = &'a [u8]>,
+    log_head: Option<&Hash>,
+) -> Option<Hash> {
+    MerkleTree::new(tip_leaves(commitments, log_head)).map(|t| *t.root())
 }
 
 fn sha256d(parts: &[&[u8]]) -> Hash {
@@ -138,17 +148,45 @@ fn block_branch(mut level: Vec<Hash>, mut index: usize) -> Vec<(Side, Hash)> {
     branch
 }
 
-/// Writes the complete proof of `commitments[index]` (the timestamp on the commitment itself).
+/// Writes the complete proof of `commitments[index]` (the timestamp on the commitment itself) in a
+/// transaction whose tip also commits to `log_head`.
 pub fn write_proof(
     out: &mut Vec<u8>,
     commitments: &[&[u8]],
+    log_head: Option<&Hash>,
     index: usize,
     tx: &TxProof,
 ) -> Result<(), ProofError> {
-    let tree = MerkleTree::new(tip_leaves(commitments.iter().copied())).ok_or(ProofError::Empty)?;
-    let path = tree.path(index).ok_or(ProofError::Empty)?;
+    let leaves = tip_leaves(commitments.iter().copied(), log_head);
+    if index >= commitments.len() {
+        return Err(ProofError::Empty);
+    }
     let mut w = PathWriter::new(out);
     w.sha256();
+    write_leaf_proof(&mut w, leaves, index, tx)
+}
+
+/// Writes the complete proof of `log_head` (the timestamp on the 32-byte chain value) in a
+/// transaction covering `commitments`.
+pub fn write_head_proof(
+    out: &mut Vec<u8>,
+    commitments: &[&[u8]],
+    log_head: &Hash,
+    tx: &TxProof,
+) -> Result<(), ProofError> {
+    let leaves = tip_leaves(commitments.iter().copied(), Some(log_head));
+    write_leaf_proof(&mut PathWriter::new(out), leaves, commitments.len(), tx)
+}
+
+/// From `leaves[index]` up to the tip, into the transaction, up to the block's Merkle root.
+fn write_leaf_proof(
+    w: &mut PathWriter<'_>,
+    leaves: Vec<Hash>,
+    index: usize,
+    tx: &TxProof,
+) -> Result<(), ProofError> {
+    let tree = MerkleTree::new(leaves).ok_or(ProofError::Empty)?;
+    let path = tree.path(index).ok_or(ProofError::Empty)?;
     for step in path {
         w.step(&step);
     }
@@ -184,7 +222,7 @@ mod tests {
     fn proofs_lead_every_commitment_to_the_block_merkle_root() {
         let commitments: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 44]).collect();
         let refs: Vec<&[u8]> = commitments.iter().map(Vec::as_slice).collect();
-        let tip = stamp_tip(refs.iter().copied()).unwrap();
+        let tip = stamp_tip(refs.iter().copied(), None).unwrap();
         let mut tx = vec![2, 0, 0, 0, 1];
         tx.extend_from_slice(&tip);
         tx.extend_from_slice(&[0, 0, 0, 0]);
@@ -198,7 +236,7 @@ mod tests {
             assert_eq!(proof.root(&tip), root, "n={n}");
             for (i, c) in refs.iter().enumerate() {
                 let mut out = Vec::new();
-                write_proof(&mut out, &refs, i, &proof).unwrap();
+                write_proof(&mut out, &refs, None, i, &proof).unwrap();
                 let (msg, att) = evaluate(c, &out);
                 assert_eq!(msg, root.to_vec());
                 assert_eq!(att, Attestation::Bitcoin { height: 321 });
@@ -220,7 +258,7 @@ mod tests {
         use bitcoin::hashes::Hash as _;
         let key = StamperKey::from_bytes(&[5; 32]).unwrap();
         let c = [7u8; 44];
-        let tip = stamp_tip([&c[..]]).unwrap();
+        let tip = stamp_tip([&c[..]], None).unwrap();
         assert_eq!(tip, <[u8; 32]>::from(Sha256::digest(c)));
         let coin = Coin {
             outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
@@ -232,11 +270,40 @@ mod tests {
         assert_eq!(sha256d(&[&bytes]), txid);
         let proof = TxProof::new(&bytes, &tip, &[[3; 32], txid].concat(), 11).unwrap();
         let mut out = Vec::new();
-        write_proof(&mut out, &[&c[..]], 0, &proof).unwrap();
+        write_proof(&mut out, &[&c[..]], None, 0, &proof).unwrap();
         assert_eq!(
             evaluate(&c, &out).0,
             bitcoin_root(vec![[3; 32], txid]).to_vec()
         );
+    }
+
+    /// With a log head as the last leaf, the commitments' and the head's proofs all reach the root.
+    #[test]
+    fn log_head_is_one_more_leaf_with_its_own_proof() {
+        let head = [0xabu8; 32];
+        for n in 1..=5u8 {
+            let commitments: Vec<Vec<u8>> = (0..n).map(|i| vec![i; 44]).collect();
+            let refs: Vec<&[u8]> = commitments.iter().map(Vec::as_slice).collect();
+            let tip = stamp_tip(refs.iter().copied(), Some(&head)).unwrap();
+            assert_ne!(Some(tip), stamp_tip(refs.iter().copied(), None));
+            let mut tx = vec![1, 0, 0, 0];
+            tx.extend_from_slice(&tip);
+            tx.extend_from_slice(&[0, 0, 0, 0]);
+            let txid = sha256d(&[&tx]);
+            let proof = TxProof::new(&tx, &tip, &[txid, [4; 32]].concat(), 77).unwrap();
+            let root = proof.root(&tip).to_vec();
+            for (i, c) in refs.iter().enumerate() {
+                let mut out = Vec::new();
+                write_proof(&mut out, &refs, Some(&head), i, &proof).unwrap();
+                assert_eq!(evaluate(c, &out).0, root, "n={n} i={i}");
+            }
+            let mut out = Vec::new();
+            write_head_proof(&mut out, &refs, &head, &proof).unwrap();
+            assert_eq!(evaluate(&head, &out).0, root, "head, n={n}");
+            let mut out = Vec::new();
+            let past_end = write_proof(&mut out, &refs, Some(&head), refs.len(), &proof);
+            assert_eq!(past_end, Err(ProofError::Empty));
+        }
     }
 
     /// Bitcoin's Merkle root, written independently of `block_branch`.

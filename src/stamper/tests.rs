@@ -37,6 +37,7 @@ fn broadcast(txid: u8, plan: &TxPlan, input_sat: u64) -> Event {
         input_sat,
         height: plan.locktime,
         replaces: plan.replaces.map(|(t, _)| t),
+        log_head: None,
     }
 }
 

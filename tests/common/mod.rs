@@ -344,7 +344,7 @@ pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 
     let commitment = otsd::calendar::mac::CommitmentMac::new(hmac_key)
         .commitment(time, &root)
         .to_vec();
-    let tip = otsd::stamper::proof::stamp_tip([&commitment[..]]).expect("tip");
+    let tip = otsd::stamper::proof::stamp_tip([&commitment[..]], None).expect("tip");
     let raw_tx = [&[2, 0, 0, 0, 1][..], &tip[..], &[0, 0, 0, 0][..]].concat();
     let txid: [u8; 32] = Sha256::digest(Sha256::digest(&raw_tx)).into();
     let mac = commitment[36..].try_into().expect("8-byte mac");
@@ -369,6 +369,7 @@ pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 
             input_sat: 10_000,
             height: 100,
             replaces: None,
+            log_head: None,
         },
         Event::TxConfirmed {
             txid,

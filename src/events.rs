@@ -49,7 +49,8 @@ pub enum Event {
         replaces: Option<[u8; 32]>,
         /// The log's public chain head the tip also commits to, as its last leaf (see
         /// [`LogHead`]); `None` in transactions written before the calendar stamped its own history.
-        #[serde(default)]
+        /// Left out of the encoding when `None`, so older events re-encode to the same bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         log_head: Option<LogHead>,
     },
     /// A stamping transaction was seen in a block of the best chain.

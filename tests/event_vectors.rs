@@ -39,6 +39,7 @@ fn v1_events() -> Vec<Event> {
             input_sat: 50_000,
             height: 800_000,
             replaces: Some([0x72; 32]),
+            log_head: None,
         },
         Event::TxConfirmed {
             txid: [0x71; 32],

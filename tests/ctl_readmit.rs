@@ -5,11 +5,13 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use bitcoincore_rpc::RpcApi;
 use common::bitcoind::Bitcoind;
-use common::{calendar_with_uri, free_port, get, run, served_calendar, OtsClient, Otsd};
+use common::{
+    calendar_with_uri, free_port, fund_stamper, get, run, served_calendar, wait_for, OtsClient,
+    Otsd,
+};
 use otsd::events::Event;
 use otsd::ots::{Attestation, DetachedTimestampFile, Timestamp};
 use serde_json::Value;
@@ -431,33 +433,4 @@ fn readmitted_commitment_is_stamped_and_upgraded() {
     otsd.stop();
     let (ok, out) = otsctl(&["verify", cal.to_str().unwrap()]);
     assert!(ok && out.contains("1 complete proofs recomputed"), "{out}");
-}
-
-/// Funds the calendar's stamper key with one mature coinbase.
-fn fund_stamper(node: &Bitcoind, cal: &Path) {
-    let (ok, out) = otsctl(&["address", cal.to_str().unwrap(), "--btc-regtest"]);
-    assert!(ok, "otsctl address: {out}");
-    let addr = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(bitcoin::Network::Regtest)
-        .expect("a regtest address");
-    node.mine_to(1, &addr);
-    node.mine(100);
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

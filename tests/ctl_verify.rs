@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use otsd::calendar::dir::CalendarDir;
 use otsd::calendar::mac::CommitmentMac;
@@ -16,26 +15,7 @@ use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;
 
-/// Runs `otsctl ARGS`: (exit success, stdout, stderr).
-fn otsctl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
-        .args(args)
-        .output()
-        .expect("run otsctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn verify_json(cal: &Path, extra: &[&str]) -> (bool, Value) {
-    let mut args = vec!["verify", cal.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = otsctl(&args);
-    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (ok, report)
-}
+use common::{otsctl, verify_json};
 
 /// How to damage one round of [`write_calendar_log`].
 #[derive(Clone, Copy, PartialEq)]

@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use bitcoincore_rpc::RpcApi;
 use otsd::events::{Event, LogHead};
@@ -16,39 +15,10 @@ use otsd::log::{codec, Reader};
 use serde_json::{json, Value};
 
 use common::bitcoind::Bitcoind;
-use common::{commitment_of, free_port, get, post_digest, run, Otsd};
-
-/// Runs `otsctl ARGS`: (exit success, stdout, stderr).
-fn otsctl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
-        .args(args)
-        .output()
-        .expect("run otsctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn verify_json(cal: &Path, extra: &[&str]) -> (bool, Value) {
-    let mut args = vec!["verify", cal.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = otsctl(&args);
-    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (ok, report)
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{
+    commitment_of, free_port, get, otsctl, post_digest, run, stamper_address, verify_json,
+    wait_for, Otsd,
+};
 
 /// A calendar (in `dir/calendar`) whose funded stamper talks to `node`.
 fn funded_calendar(node: &Bitcoind) -> (tempfile::TempDir, PathBuf, Otsd) {
@@ -66,18 +36,7 @@ fn funded_calendar(node: &Bitcoind) -> (tempfile::TempDir, PathBuf, Otsd) {
         common::DONATION,
     ]));
     assert!(ok, "otsctl init: {out}");
-    let (ok, out) =
-        run(Command::new(env!("CARGO_BIN_EXE_otsctl")).args(["address", cal_s, "--btc-regtest"]));
-    assert!(ok, "otsctl address: {out}");
-    let addr = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(bitcoin::Network::Regtest)
-        .expect("a regtest address");
+    let addr = stamper_address(&cal);
     node.mine_to(1, &addr);
     node.mine(100);
     let port_s = port.to_string();

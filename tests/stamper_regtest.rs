@@ -2,12 +2,12 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoincore_rpc::RpcApi;
 use common::bitcoind::{address_for, miner_address, Bitcoind};
-use common::{commitment_of, free_port, get, post_digest, run, Otsd};
+use common::{commitment_of, free_port, get, post_digest, run, stamper_address, wait_for, Otsd};
 
 #[test]
 fn node_starts_and_mines() {
@@ -71,18 +71,7 @@ fn calendar_on(
         common::DONATION,
     ]));
     assert!(ok, "otsctl init: {out}");
-    let (ok, out) =
-        run(Command::new(env!("CARGO_BIN_EXE_otsctl")).args(["address", cal_s, "--btc-regtest"]));
-    assert!(ok, "otsctl address: {out}");
-    let addr: bitcoin::Address = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(bitcoin::Network::Regtest)
-        .expect("a regtest address");
+    let addr = stamper_address(&cal);
     if fund {
         node.mine_to(1, &addr);
         node.mine(100);
@@ -133,18 +122,6 @@ fn assert_complete_proof(node: &Bitcoind, otsd: &Otsd, commitment: &[u8], path: 
     let header = node.client.get_block_header_info(&hash).unwrap();
     assert_eq!(atts[0].0, &header.merkle_root.to_byte_array()[..]);
     *height
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn pending_commitments(otsd: &Otsd) -> u64 {

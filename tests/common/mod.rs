@@ -393,3 +393,60 @@ pub fn append_events(cal: &Path, events: &[otsd::events::Event]) {
         .collect();
     w.append_batches(&[batch]).expect("append");
 }
+
+/// Runs `otsctl ARGS`: (exit success, stdout, stderr).
+pub fn otsctl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
+        .args(args)
+        .output()
+        .expect("run otsctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `otsctl verify CAL --json EXTRA...`: (exit success, the JSON report).
+pub fn verify_json(cal: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
+    let mut args = vec!["verify", cal.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = otsctl(&args);
+    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (ok, report)
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The regtest address of the calendar's stamper key (`otsctl address --btc-regtest`).
+pub fn stamper_address(cal: &Path) -> bitcoin::Address {
+    let (ok, out, err) = otsctl(&["address", cal.to_str().unwrap(), "--btc-regtest"]);
+    assert!(ok, "otsctl address: {out}{err}");
+    out.lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse::<bitcoin::Address<_>>()
+        .expect("an address")
+        .require_network(bitcoin::Network::Regtest)
+        .expect("a regtest address")
+}
+
+/// Funds the calendar's stamper key with one mature coinbase.
+pub fn fund_stamper(node: &bitcoind::Bitcoind, cal: &Path) {
+    node.mine_to(1, &stamper_address(cal));
+    node.mine(100);
+}

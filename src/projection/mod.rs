@@ -18,6 +18,7 @@ pub use tip::merkle_tip;
 use std::collections::HashMap;
 
 use crate::events::Event;
+use crate::ots::MerkleTree;
 use crate::stamper;
 
 /// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
@@ -65,6 +66,52 @@ pub enum ProjectionError {
     BadCommitment { seq: u64, round: u64, len: usize },
 }
 
+/// Most tip trees kept by [`TipTrees`]: clients ask about recent transactions.
+pub const TIP_TREES_CACHED: usize = 8;
+
+/// Key of a cached tip tree: (first round, last round, txid) of a final stamping transaction.
+type TipKey = (u64, u64, [u8; 32]);
+
+/// A small cache of the Merkle trees of final transactions' tips, so that serving a complete proof
+/// costs a path walk instead of rehashing every commitment the transaction covers. Not part of the
+/// folded state: a clone starts empty, and a fold never reads it.
+#[derive(Default)]
+struct TipTrees(std::sync::Mutex<Vec<(TipKey, std::sync::Arc<MerkleTree>)>>);
+
+impl TipTrees {
+    fn get_or_build(
+        &self,
+        key: TipKey,
+        build: impl FnOnce() -> Option<MerkleTree>,
+    ) -> Option<std::sync::Arc<MerkleTree>> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
+            let hit = cache.remove(i);
+            cache.push(hit.clone());
+            return Some(hit.1);
+        }
+        // Built under the lock: concurrent readers of the same transaction wait for one build.
+        let tree = std::sync::Arc::new(build()?);
+        if cache.len() >= TIP_TREES_CACHED {
+            cache.remove(0);
+        }
+        cache.push((key, tree.clone()));
+        Some(tree)
+    }
+}
+
+impl Clone for TipTrees {
+    fn clone(&self) -> Self {
+        TipTrees::default()
+    }
+}
+
+impl std::fmt::Debug for TipTrees {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TipTrees")
+    }
+}
+
 /// The calendar's state as folded from its log.
 #[derive(Debug, Default, Clone)]
 pub struct Projection {
@@ -75,6 +122,7 @@ pub struct Projection {
     open_digests: u32,
     next_seq: u64,
     stamps: Stamps,
+    tip_trees: TipTrees,
 }
 
 impl Projection {
@@ -184,19 +232,29 @@ impl Projection {
             RoundStamp::Pending => Status::Pending { round },
             RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
             RoundStamp::Final { first_round, mined } => {
-                let commitments: Vec<&[u8]> = self.rounds
-                    [first_round as usize..=mined.last_round as usize]
-                    .iter()
-                    .map(|r| &r.commitment[..])
-                    .collect();
+                let last = mined.last_round;
+                let head = mined.log_head.as_ref().map(|h| h.hash);
+                let tree = self
+                    .tip_trees
+                    .get_or_build((first_round, last, mined.txid), || {
+                        let commitments = self.rounds[first_round as usize..=last as usize]
+                            .iter()
+                            .map(|r| &r.commitment[..]);
+                        stamper::proof::tip_tree(commitments, head.as_ref())
+                    });
                 let mut proof = Vec::new();
-                match stamper::proof::write_proof(
-                    &mut proof,
-                    &commitments,
-                    mined.log_head.as_ref().map(|h| &h.hash),
-                    (round - first_round) as usize,
-                    &mined.proof,
-                ) {
+                let written = tree
+                    .ok_or(stamper::proof::ProofError::Empty)
+                    .and_then(|tree| {
+                        stamper::proof::write_commitment_proof(
+                            &mut proof,
+                            &tree,
+                            (last - first_round + 1) as usize,
+                            (round - first_round) as usize,
+                            &mined.proof,
+                        )
+                    });
+                match written {
                     Ok(()) => Status::Complete { round, proof },
                     Err(_) => Status::Pending { round },
                 }
@@ -281,6 +339,7 @@ impl Projection {
             open_digests,
             next_seq,
             stamps,
+            tip_trees: TipTrees::default(),
         }
     }
 }

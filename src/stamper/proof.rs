@@ -157,13 +157,32 @@ pub fn write_proof(
     index: usize,
     tx: &TxProof,
 ) -> Result<(), ProofError> {
-    let leaves = tip_leaves(commitments.iter().copied(), log_head);
-    if index >= commitments.len() {
+    let tree = tip_tree(commitments.iter().copied(), log_head).ok_or(ProofError::Empty)?;
+    write_commitment_proof(out, &tree, commitments.len(), index, tx)
+}
+
+/// The tip's whole Merkle tree (see [`tip_leaves`]), to write many proofs from one transaction.
+pub fn tip_tree<'a>(
+    commitments: impl IntoIterator<Item = &'a [u8]>,
+    log_head: Option<&Hash>,
+) -> Option<MerkleTree> {
+    MerkleTree::new(tip_leaves(commitments, log_head))
+}
+
+/// [`write_proof`] from a [`tip_tree`] over `commitments` commitments (and maybe a log head).
+pub fn write_commitment_proof(
+    out: &mut Vec<u8>,
+    tree: &MerkleTree,
+    commitments: usize,
+    index: usize,
+    tx: &TxProof,
+) -> Result<(), ProofError> {
+    if index >= commitments {
         return Err(ProofError::Empty);
     }
     let mut w = PathWriter::new(out);
     w.sha256();
-    write_leaf_proof(&mut w, leaves, index, tx)
+    write_tree_proof(&mut w, tree, index, tx)
 }
 
 /// Writes the complete proof of `log_head` (the timestamp on the 32-byte chain value) in a
@@ -186,6 +205,16 @@ fn write_leaf_proof(
     tx: &TxProof,
 ) -> Result<(), ProofError> {
     let tree = MerkleTree::new(leaves).ok_or(ProofError::Empty)?;
+    write_tree_proof(w, &tree, index, tx)
+}
+
+/// From leaf `index` of `tree` up to the tip, into the transaction, up to the block's Merkle root.
+fn write_tree_proof(
+    w: &mut PathWriter<'_>,
+    tree: &MerkleTree,
+    index: usize,
+    tx: &TxProof,
+) -> Result<(), ProofError> {
     let path = tree.path(index).ok_or(ProofError::Empty)?;
     for step in path {
         w.step(&step);

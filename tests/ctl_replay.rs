@@ -324,6 +324,9 @@ fn replay_json(cal: &Path, extra: &[&str]) -> Value {
 }
 
 /// Starts otsd (small segments, no stamper), snapshots, stops; returns the snapshot and its log.
+/// No stamper, so that nothing but the projection decides the answers: a stamper would append
+/// events of its own (a new transaction for the pending rounds) and report the node's state in
+/// the info page, so answers would change between runs for reasons other than the replay.
 fn serve_and_snapshot(cal: &Path, commitments: &BTreeSet<Vec<u8>>) -> (Snapshot, String) {
     let otsd = Otsd::start(cal, &SEGMENT_ARGS);
     let snap = snapshot(otsd.addr, commitments);

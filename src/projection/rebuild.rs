@@ -102,7 +102,12 @@ pub fn rebuild(
                     stats.checkpoint_seq = Some(loaded.at.next_seq);
                     (base, at) = (loaded.view, loaded.at);
                 }
-                Err(why) => stats.checkpoint_ignored = Some(why),
+                Err(why) => {
+                    // Forget the loaded round table too: the next write must not append this
+                    // log's rounds to another log's.
+                    files = CheckpointFiles::new(projection_dir, key);
+                    stats.checkpoint_ignored = Some(why);
+                }
             },
             Ok(None) => {}
             Err(e) => stats.checkpoint_ignored = Some(e.to_string()),

@@ -80,10 +80,6 @@ pub fn replay(
     .map_err(|e| match e {
         RebuildError::Fold { seq, problem } => ServeError::Replay { seq, problem },
         RebuildError::Log(e) => ServeError::Log(e),
-        RebuildError::Checkpoint(e) => ServeError::Replay {
-            seq: 0,
-            problem: e.to_string(),
-        },
     })?;
     let s = &rebuilt.stats;
     let view = &rebuilt.live;

@@ -102,7 +102,6 @@ pub fn replay(
             detail: problem,
         }),
         RebuildError::Log(e) => CtlError::Log(e),
-        RebuildError::Checkpoint(e) => CtlError::Checkpoint(e),
     })?;
     let view = rebuilt.live;
     let p = ticker.progress(view.next_seq().saturating_sub(1));

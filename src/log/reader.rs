@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::chain::{ChainState, Head, LogKey};
+use super::chain::{Head, LogKey};
 use super::error::{io_at, Corruption, LogError};
 use super::mmap::Mapped;
 use super::record::{self, Record, RecordType};
@@ -100,32 +100,21 @@ impl Reader {
         list_segments(&self.dir)
     }
 
-    /// Verifies the one segment named for `first_seq`, whose header must carry `prev` (the chain
-    /// values after the previous segment's seal, or genesis), and calls `f(seq, event)` for each of
-    /// its events. A `sealed` segment must end with its seal; otherwise it is read as the active
-    /// segment (a torn tail ends it). Returns the head after the segment's last record.
+    /// Verifies the one segment named for `first_seq`, whose header must continue `at` (the head
+    /// after the previous segment's seal, or genesis; a gap or other chain values are a
+    /// discontinuity), and calls `f(seq, event)` for each of its events. A `sealed` segment must
+    /// end with its seal; otherwise it is read as the active segment (a torn tail ends it).
+    /// Returns the head after the segment's last record.
     pub fn read_segment_from(
         &self,
         first_seq: u64,
-        prev: ChainState,
+        at: Head,
         sealed: bool,
         mut f: impl FnMut(u64, &[u8]),
     ) -> Result<Head, LogError> {
-        let path = self.dir.join(segment_name(first_seq));
         let mut deliver_all = |rec: &Record<'_>| deliver(rec, 0, &mut f);
-        let scan = if sealed {
-            let map = Mapped::sealed(&path)?;
-            let mut src: &[u8] = &map;
-            self.scan_one(&mut src, &path, first_seq, prev, sealed, &mut deliver_all)?
-        } else {
-            let file = File::open(&path).map_err(io_at("open", &path))?;
-            let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
-            self.scan_one(&mut src, &path, first_seq, prev, sealed, &mut deliver_all)?
-        };
-        Ok(Head {
-            next_seq: scan.verifier.next_seq,
-            chain: scan.verifier.chain,
-        })
+        let scan = self.read_segment(first_seq, sealed, Some(at), &mut deliver_all)?;
+        Ok(head_of(&scan))
     }
 
     /// The decoded header of the segment named for `first_seq`.
@@ -136,31 +125,6 @@ impl Reader {
         std::io::Read::read_exact(&mut file, &mut buf)
             .map_err(|_| LogError::corrupt(&path, 0, Corruption::Truncated))?;
         SegmentHeader::decode(&buf, &path)
-    }
-
-    fn scan_one<S: Source>(
-        &self,
-        src: &mut S,
-        path: &Path,
-        first_seq: u64,
-        prev: ChainState,
-        sealed: bool,
-        on_record: &mut impl FnMut(&Record<'_>),
-    ) -> Result<SegmentScan, LogError> {
-        let (mut scan, header) =
-            SegmentScan::start(src, path, first_seq, self.key.clone(), !sealed)?;
-        if header.prev != prev {
-            return Err(LogError::corrupt(path, 0, Corruption::Discontinuity));
-        }
-        let stop = scan.run(src, |rec| on_record(rec))?;
-        if sealed && !matches!(stop, Stop::Sealed { .. }) {
-            return Err(LogError::corrupt(
-                path,
-                stop.offset(),
-                Corruption::MissingSeal,
-            ));
-        }
-        Ok(scan)
     }
 
     /// A follower of the log from sequence number `from`.
@@ -185,35 +149,33 @@ impl Reader {
                 chain: super::chain::ChainState::GENESIS,
             });
         };
-        let mut prev: Option<SegmentScan> = None;
+        let mut prev: Option<Head> = None;
         for (i, &first_seq) in segs.iter().enumerate().skip(start) {
-            let is_last = i + 1 == segs.len();
-            let scan = self.read_segment(first_seq, is_last, prev.as_ref(), f)?;
-            prev = Some(scan);
+            let sealed = i + 1 < segs.len();
+            prev = Some(head_of(&self.read_segment(first_seq, sealed, prev, f)?));
         }
-        let v = prev.map(|s| s.verifier).ok_or(LogError::Closed)?;
-        Ok(Head {
-            next_seq: v.next_seq,
-            chain: v.chain,
-        })
+        prev.ok_or(LogError::Closed)
     }
 
+    /// Verifies the segment named for `first_seq`; with `expect`, its header must continue that
+    /// head (same next sequence number and chain values). A `sealed` segment is read through mmap
+    /// and must end with its seal; the active one is read with `pread` and may end torn.
     fn read_segment(
         &self,
         first_seq: u64,
-        is_last: bool,
-        prev: Option<&SegmentScan>,
+        sealed: bool,
+        expect: Option<Head>,
         f: &mut impl FnMut(&Record<'_>),
     ) -> Result<SegmentScan, LogError> {
         let path = self.dir.join(segment_name(first_seq));
-        if is_last {
-            let file = File::open(&path).map_err(io_at("open", &path))?;
-            let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
-            return self.scan(&mut src, &path, first_seq, true, prev, f);
+        if sealed {
+            let map = Mapped::sealed(&path)?;
+            let mut src: &[u8] = &map;
+            return self.scan(&mut src, &path, first_seq, sealed, expect, f);
         }
-        let map = Mapped::sealed(&path)?;
-        let mut src: &[u8] = &map;
-        self.scan(&mut src, &path, first_seq, false, prev, f)
+        let file = File::open(&path).map_err(io_at("open", &path))?;
+        let mut src = FileSource::new(file).map_err(io_at("stat", &path))?;
+        self.scan(&mut src, &path, first_seq, sealed, expect, f)
     }
 
     fn scan<S: Source>(
@@ -221,17 +183,17 @@ impl Reader {
         src: &mut S,
         path: &Path,
         first_seq: u64,
-        active: bool,
-        prev: Option<&SegmentScan>,
+        sealed: bool,
+        expect: Option<Head>,
         f: &mut impl FnMut(&Record<'_>),
     ) -> Result<SegmentScan, LogError> {
         let (mut scan, header) =
-            SegmentScan::start(src, path, first_seq, self.key.clone(), active)?;
-        if let Some(prev) = prev {
-            prev.verifier.check_continues(&header, path)?;
+            SegmentScan::start(src, path, first_seq, self.key.clone(), !sealed)?;
+        if expect.is_some_and(|e| header.first_seq != e.next_seq || header.prev != e.chain) {
+            return Err(LogError::corrupt(path, 0, Corruption::Discontinuity));
         }
         let stop = scan.run(src, |rec| f(rec))?;
-        if !active && !matches!(stop, Stop::Sealed { .. }) {
+        if sealed && !matches!(stop, Stop::Sealed { .. }) {
             return Err(LogError::corrupt(
                 path,
                 stop.offset(),
@@ -239,6 +201,14 @@ impl Reader {
             ));
         }
         Ok(scan)
+    }
+}
+
+/// The head after the last record a scan verified.
+fn head_of(scan: &SegmentScan) -> Head {
+    Head {
+        next_seq: scan.verifier.next_seq,
+        chain: scan.verifier.chain,
     }
 }
 

@@ -3,21 +3,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::otsctl;
 use otsd::calendar::dir::CalendarDir;
 use serde_json::Value;
-
-fn otsctl(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
-        .args(args)
-        .output()
-        .expect("run otsctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
@@ -49,7 +38,7 @@ fn dumps_events_by_range_and_type() {
     let (dir, _) = served(5);
     let cal = dir.path().join("calendar");
     let cal = cal.to_str().unwrap();
-    let (ok, out) = otsctl(&["inspect", cal, "--json"]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--json"]);
     assert!(ok, "{out}");
     let all = json_lines(&out);
     let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -60,14 +49,14 @@ fn dumps_events_by_range_and_type() {
         .count();
     assert_eq!(digests, 5);
 
-    let (ok, out) = otsctl(&["inspect", cal, "--json", "--type", "roundsealed"]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--json", "--type", "roundsealed"]);
     assert!(ok);
     let seals = json_lines(&out);
     assert!(!seals.is_empty());
     assert!(seals.iter().all(|e| e["type"] == "RoundSealed"));
     assert_eq!(seals[0]["event"]["round"], 0);
 
-    let (ok, out) = otsctl(&["inspect", cal, "--from", "1", "--to", "2"]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--from", "1", "--to", "2"]);
     assert!(ok);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -76,7 +65,7 @@ fn dumps_events_by_range_and_type() {
         "{out}"
     );
 
-    let (ok, _) = otsctl(&["inspect", cal, "--type", "NoSuchEvent"]);
+    let (ok, _, _) = otsctl(&["inspect", cal, "--type", "NoSuchEvent"]);
     assert!(!ok, "an unknown type is refused");
 }
 
@@ -87,7 +76,7 @@ fn finds_a_digest_and_its_commitment() {
     let cal = cal.to_str().unwrap();
     let (digest, answer) = &answers[2];
     let commitment = common::commitment_of(digest, answer);
-    let (ok, out) = otsctl(&["inspect", cal, "--json", "--digest", &hex::encode(digest)]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--json", "--digest", &hex::encode(digest)]);
     assert!(ok, "{out}");
     let by_digest: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(by_digest["found"], true);
@@ -98,7 +87,7 @@ fn finds_a_digest_and_its_commitment() {
     assert_eq!(by_digest["status"], "pending");
     assert!(by_digest["digest_seq"].as_u64().unwrap() < by_digest["seal_seq"].as_u64().unwrap());
 
-    let (ok, out) = otsctl(&[
+    let (ok, out, _) = otsctl(&[
         "inspect",
         cal,
         "--json",
@@ -110,14 +99,14 @@ fn finds_a_digest_and_its_commitment() {
     assert_eq!(by_commitment["round"], by_digest["round"]);
     assert_eq!(by_commitment["seal_seq"], by_digest["seal_seq"]);
 
-    let (ok, out) = otsctl(&["inspect", cal, "--commitment", &hex::encode(&commitment)]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--commitment", &hex::encode(&commitment)]);
     assert!(ok);
     assert!(
         out.contains(&hex::encode(&commitment)) && out.contains("pending"),
         "{out}"
     );
 
-    let (ok, out) = otsctl(&["inspect", cal, "--digest", &hex::encode([0xee; 32])]);
+    let (ok, out, _) = otsctl(&["inspect", cal, "--digest", &hex::encode([0xee; 32])]);
     assert!(!ok, "an unknown digest is not found");
     assert!(out.contains("not found"), "{out}");
 }
@@ -141,7 +130,7 @@ fn a_look_up_names_the_transaction_and_block() {
     let cal = dir.path().join("calendar");
     let (txid, block) = stamped_log(&cal);
     let cal = cal.to_str().unwrap();
-    let (ok, out) = otsctl(&[
+    let (ok, out, _) = otsctl(&[
         "inspect",
         cal,
         "--json",
@@ -162,7 +151,7 @@ fn a_look_up_names_the_transaction_and_block() {
     );
     assert_eq!(loc["block_height"], 101);
 
-    let (ok, out) = otsctl(&["verify", cal, "--json"]);
+    let (ok, out, _) = otsctl(&["verify", cal, "--json"]);
     assert!(ok, "a confirmation after its broadcast is in order: {out}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["broadcasts"], 1);
@@ -173,7 +162,7 @@ fn a_look_up_names_the_transaction_and_block() {
 fn replay_summarizes_the_fold() {
     let (dir, _) = served(6);
     let cal = dir.path().join("calendar");
-    let (ok, out) = otsctl(&["replay", cal.to_str().unwrap(), "--json"]);
+    let (ok, out, _) = otsctl(&["replay", cal.to_str().unwrap(), "--json"]);
     assert!(ok, "{out}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["digests"], 6);
@@ -181,7 +170,7 @@ fn replay_summarizes_the_fold() {
     assert!(rounds >= 1);
     assert_eq!(s["events"].as_u64(), Some(6 + rounds));
     assert!(s["events_per_second"].as_f64().unwrap() > 0.0);
-    let (ok, out) = otsctl(&["replay", cal.to_str().unwrap()]);
+    let (ok, out, _) = otsctl(&["replay", cal.to_str().unwrap()]);
     assert!(ok);
     assert!(out.contains("6 digests"), "{out}");
 }

@@ -395,20 +395,10 @@ fn readmitted_commitment_is_stamped_and_upgraded() {
     assert!(ok, "{report}");
     assert_eq!(report["accepted"], 1);
 
-    let node_url = node.url_with_auth();
-    let otsd = Otsd::start(
-        &cal,
-        &[
-            "--rpc-port",
-            &port,
-            "--btc-rpc",
-            &node_url,
-            "--btc-poll-interval-ms",
-            "100",
-            "--btc-min-tx-interval",
-            "0",
-        ],
-    );
+    let mut args = vec!["--rpc-port".to_owned(), port];
+    args.extend(node.stamper_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let otsd = Otsd::start(&cal, &args);
     wait_for("the stamping tx", 30, || {
         let mempool = node.client.get_raw_mempool().expect("getrawmempool");
         (!mempool.is_empty()).then_some(())
@@ -422,7 +412,7 @@ fn readmitted_commitment_is_stamped_and_upgraded() {
     let (ok, out) = ots.run(&[
         "--btc-regtest",
         "--bitcoin-node",
-        &node_url,
+        &node.url_with_auth(),
         "verify",
         proof_s,
     ]);

@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{forge_records, record_spans};
 use otsd::calendar::dir::CalendarDir;
 use otsd::calendar::mac::CommitmentMac;
 use otsd::events::Event;
 use otsd::log::record;
 use otsd::log::segment::{segment_name, HEADER_LEN};
-use otsd::log::{codec, ChainState, LogKey, Reader, Writer, WriterOptions};
+use otsd::log::{codec, LogKey, Reader, Writer, WriterOptions};
 use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;
@@ -154,17 +155,6 @@ impl Fixture {
     }
 }
 
-/// Start offsets and lengths of the records of a segment's bytes.
-fn record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut off = HEADER_LEN;
-    while let Ok(rec) = record::parse(&bytes[off..]) {
-        spans.push((off, rec.len()));
-        off += rec.len();
-    }
-    spans
-}
-
 fn first_seq_at(bytes: &[u8], off: usize) -> u64 {
     record::parse(&bytes[off..]).expect("record").first_seq
 }
@@ -179,23 +169,9 @@ fn forge(seg: &Path, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
         .map(|&(o, l)| bytes[o..o + l].to_vec())
         .collect();
     edit(&mut records);
-    let mut out = bytes[..HEADER_LEN].to_vec();
-    let mut seq = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
-    let mut chain = ChainState {
-        hash: bytes[24..56].try_into().unwrap(),
-        tag: [0; 32],
-    };
-    for mut rec in records {
-        let len = rec.len();
-        rec[record::FIRST_SEQ_OFFSET..record::COUNT_OFFSET].copy_from_slice(&seq.to_le_bytes());
-        seq += u64::from(u32::from_le_bytes(rec[16..20].try_into().unwrap()));
-        let body_end = len - record::TRAILER_LEN;
-        chain.hash = chain.next_hash(&rec[..body_end]);
-        rec[body_end..body_end + 32].copy_from_slice(&chain.hash);
-        let crc = crc32fast::hash(&rec[..len - 4]);
-        rec[len - 4..].copy_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&rec);
-    }
+    let seq = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
+    let prev_hash = bytes[24..56].try_into().unwrap();
+    let out = forge_records(&bytes[..HEADER_LEN], seq, prev_hash, records);
     fs::write(seg, out).expect("write forged");
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::bitcoind::Bitcoind;
-use common::{commitment_of, new_calendar, run, Otsd};
+use common::{commitment_of, new_calendar, otsctl, run, Otsd};
 use serde_json::Value;
 
 /// otsd's smallest segment (`--segment-size-mib` is at least 1).
@@ -301,19 +301,6 @@ fn assert_full_replay(log: &str) {
     );
 }
 
-/// Runs `otsctl ARGS`: (success, stdout, stderr).
-fn otsctl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))
-        .args(args)
-        .output()
-        .expect("run otsctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `otsctl replay CAL --json EXTRA...`, which must succeed; returns its summary.
 fn replay_json(cal: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["replay", cal.to_str().unwrap(), "--json", "--no-bar"];
@@ -374,16 +361,9 @@ fn fund(node: &Bitcoind, cal: &Path) {
 
 /// Runs otsd with a stamper on `node` until every one of `commitments` has its complete proof.
 fn stamp_until_final(node: &Bitcoind, cal: &Path, commitments: &BTreeSet<Vec<u8>>) {
-    let rpc = node.url_with_auth();
+    let stamper = node.stamper_args();
     let mut args = SEGMENT_ARGS.to_vec();
-    args.extend_from_slice(&[
-        "--btc-rpc",
-        &rpc,
-        "--btc-poll-interval-ms",
-        "100",
-        "--btc-min-tx-interval",
-        "0",
-    ]);
+    args.extend(stamper.iter().map(String::as_str));
     let otsd = Otsd::start(cal, &args);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn = Conn::open(otsd.addr);

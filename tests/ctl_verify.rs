@@ -8,14 +8,13 @@ use std::path::{Path, PathBuf};
 use otsd::calendar::dir::CalendarDir;
 use otsd::calendar::mac::CommitmentMac;
 use otsd::events::Event;
-use otsd::log::record;
-use otsd::log::segment::{segment_name, segments_in, HEADER_LEN};
+use otsd::log::segment::{segment_name, segments_in};
 use otsd::log::{codec, LogKey, Writer, WriterOptions};
 use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;
 
-use common::{otsctl, verify_json};
+use common::{otsctl, record_spans, verify_json};
 
 /// How to damage one round of [`write_calendar_log`].
 #[derive(Clone, Copy, PartialEq)]
@@ -115,17 +114,6 @@ fn a_clean_calendar_after_real_submissions_verifies() {
     assert!(out.contains("20 digests"), "{out}");
 }
 
-/// Start offsets of the records of a valid segment.
-fn record_offsets(bytes: &[u8]) -> Vec<usize> {
-    let mut offsets = Vec::new();
-    let mut off = HEADER_LEN;
-    while let Ok(rec) = record::parse(&bytes[off..]) {
-        offsets.push(off);
-        off += rec.len();
-    }
-    offsets
-}
-
 fn log_dir(cal: &Path) -> PathBuf {
     cal.join("log")
 }
@@ -146,7 +134,7 @@ fn a_flipped_bit_in_a_sealed_segment_is_named_by_segment_and_offset() {
     let segments = segments_in(&log_dir(&cal), &names).expect("segments");
     assert!(segments.len() > 1, "segment 0 is sealed: {segments:?}");
     let mut bytes = std::fs::read(&seg).expect("segment 0");
-    let offsets = record_offsets(&bytes);
+    let offsets: Vec<usize> = record_spans(&bytes).into_iter().map(|(o, _)| o).collect();
     assert!(offsets.len() >= 3, "segment 0 holds several records");
     let target = offsets[1];
     bytes[target + 30] ^= 0x04;
@@ -268,7 +256,7 @@ fn damage_in_two_segments_names_both_and_later_checks_go_on() {
     for &first in &segments[..2] {
         let seg = log_dir(&cal).join(segment_name(first));
         let mut bytes = std::fs::read(&seg).expect("segment");
-        let target = record_offsets(&bytes)[1];
+        let target = record_spans(&bytes)[1].0;
         bytes[target + 30] ^= 0x01;
         std::fs::write(&seg, &bytes).expect("write flipped");
         flipped.push((segment_name(first), target as u64));

@@ -1,9 +1,12 @@
 //! Damage: every bit flip in a sealed segment is found at the right segment and offset; torn,
 //! truncated and zero-filled tails are repaired; damage inside the active segment is refused; a
 //! forger without the key can recompute the public chain but not the HMAC chain.
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::{forge_records, record_spans};
 use otsd::log::record::{self, RecordType};
 use otsd::log::segment::{segment_name, HEADER_LEN, VERSION_OFFSET};
 use otsd::log::{ChainState, Corruption, LogError, LogKey, Reader, Writer, WriterOptions};
@@ -29,17 +32,6 @@ fn events(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
     let mut out = Vec::new();
     Reader::open(dir, Some(key()))?.for_each_from(0, |s, e| out.push((s, e.to_vec())))?;
     Ok(out)
-}
-
-/// Start offsets and lengths of the records of a segment's bytes (which must be valid).
-fn record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut off = HEADER_LEN;
-    while let Ok(rec) = record::parse(&bytes[off..]) {
-        spans.push((off, rec.len()));
-        off += rec.len();
-    }
-    spans
 }
 
 /// A log whose first segment is small and sealed: three small batches, then a large one that rolls.
@@ -194,21 +186,7 @@ fn damage_inside_the_active_segment_is_an_error_not_a_truncation() {
 /// Recomputes the public hash chain and CRCs of `records` (in this order, renumbered from 0) as a
 /// forger without the key can; tags are copied unchanged because the forger cannot compute them.
 fn forge(bytes: &mut Vec<u8>, records: Vec<Vec<u8>>) {
-    let mut out = bytes[..HEADER_LEN].to_vec();
-    let mut chain = ChainState::GENESIS;
-    let mut seq = 0u64;
-    for mut rec in records {
-        let len = rec.len();
-        rec[record::FIRST_SEQ_OFFSET..record::COUNT_OFFSET].copy_from_slice(&seq.to_le_bytes());
-        let count = u32::from_le_bytes(rec[16..20].try_into().expect("4 bytes"));
-        seq += u64::from(count);
-        let body_end = len - record::TRAILER_LEN;
-        chain.hash = chain.next_hash(&rec[..body_end]);
-        rec[body_end..body_end + 32].copy_from_slice(&chain.hash);
-        let crc = crc32fast::hash(&rec[..len - 4]);
-        rec[len - 4..].copy_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&rec);
-    }
+    let mut out = forge_records(&bytes[..HEADER_LEN], 0, ChainState::GENESIS.hash, records);
     out.resize(bytes.len(), 0);
     *bytes = out;
 }

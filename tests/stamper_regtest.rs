@@ -1,13 +1,12 @@
 //! The stamper against a real `bitcoind -regtest` (needs `$BITCOIND`; see tests/common/bitcoind.rs).
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoincore_rpc::RpcApi;
 use common::bitcoind::{address_for, miner_address, Bitcoind};
-use common::{commitment_of, free_port, get, post_digest, run, stamper_address, wait_for, Otsd};
+use common::{commitment_of, free_port, get, post_digest, stamper_address, wait_for, Otsd};
 
 #[test]
 fn node_starts_and_mines() {
@@ -58,34 +57,15 @@ fn calendar_on(
     extra: &[&str],
 ) -> (tempfile::TempDir, Otsd, Vec<String>, bitcoin::Address) {
     let port = free_port();
-    let uri = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::calendar_with_uri(&format!("http://127.0.0.1:{port}"));
     let cal = dir.path().join("calendar");
-    let cal_s = cal.to_str().unwrap();
-    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_otsctl")).args([
-        "init",
-        cal_s,
-        "--uri",
-        &uri,
-        "--donation-addr",
-        common::DONATION,
-    ]));
-    assert!(ok, "otsctl init: {out}");
     let addr = stamper_address(&cal);
     if fund {
         node.mine_to(1, &addr);
         node.mine(100);
     }
-    let mut args = vec![
-        "--rpc-port".to_owned(),
-        port.to_string(),
-        "--btc-rpc".to_owned(),
-        node.url_with_auth(),
-        "--btc-poll-interval-ms".to_owned(),
-        "100".to_owned(),
-        "--btc-min-tx-interval".to_owned(),
-        "0".to_owned(),
-    ];
+    let mut args = vec!["--rpc-port".to_owned(), port.to_string()];
+    args.extend(node.stamper_args());
     args.extend(extra.iter().map(|s| s.to_string()));
     let otsd = start_otsd(&cal, &args);
     (dir, otsd, args, addr)

@@ -154,6 +154,20 @@ impl Bitcoind {
         )
     }
 
+    /// otsd flags for a stamper on this node that polls every 100 ms and sends at once.
+    pub fn stamper_args(&self) -> Vec<String> {
+        [
+            "--btc-rpc",
+            &self.url_with_auth(),
+            "--btc-poll-interval-ms",
+            "100",
+            "--btc-min-tx-interval",
+            "0",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     /// `http://127.0.0.1:PORT/`
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.rpc_port)

@@ -450,3 +450,45 @@ pub fn fund_stamper(node: &bitcoind::Bitcoind, cal: &Path) {
     node.mine_to(1, &stamper_address(cal));
     node.mine(100);
 }
+
+/// Start offsets and lengths of the records of a segment's bytes (valid up to the first bad one).
+pub fn record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut off = otsd::log::segment::HEADER_LEN;
+    while let Ok(rec) = otsd::log::record::parse(&bytes[off..]) {
+        spans.push((off, rec.len()));
+        off += rec.len();
+    }
+    spans
+}
+
+/// `header` followed by `records` renumbered from `first_seq`, with the public hash chain (from
+/// `prev_hash`) and CRCs recomputed as a forger without the key can; HMAC tags are copied
+/// unchanged because the forger cannot compute them.
+pub fn forge_records(
+    header: &[u8],
+    first_seq: u64,
+    prev_hash: [u8; 32],
+    records: Vec<Vec<u8>>,
+) -> Vec<u8> {
+    use otsd::log::record;
+    let mut out = header.to_vec();
+    let mut seq = first_seq;
+    let mut chain = otsd::log::ChainState {
+        hash: prev_hash,
+        tag: [0; 32],
+    };
+    for mut rec in records {
+        let len = rec.len();
+        rec[record::FIRST_SEQ_OFFSET..record::COUNT_OFFSET].copy_from_slice(&seq.to_le_bytes());
+        let count = u32::from_le_bytes(rec[16..20].try_into().expect("4 bytes"));
+        seq += u64::from(count);
+        let body_end = len - record::TRAILER_LEN;
+        chain.hash = chain.next_hash(&rec[..body_end]);
+        rec[body_end..body_end + 32].copy_from_slice(&chain.hash);
+        let crc = crc32fast::hash(&rec[..len - 4]);
+        rec[len - 4..].copy_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&rec);
+    }
+    out
+}

@@ -11,7 +11,8 @@
 //!   and the commitment MAC of the Python calendar. Imports nothing else of ours.
 //! - [`calendar`]: the calendar directory (`uri`, `donation_addr`, `hmac-key`) and key derivation.
 //! - [`aggregator`]: turns submitted digests into rounds (group commits) and answers them after fsync.
-//! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block.
+//! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block, and
+//!   their rebuildable checkpoint (fast start-up).
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
 //! - [`dev`]: `otsd --dev`, a throw-away calendar on a regtest node for client developers.
 //! - [`ctl`]: the operator tools behind `otsctl`: forensic `verify`, `inspect` and `replay` of the log,

@@ -1,12 +1,15 @@
 //! Projections: pure folds over the log's events into the indexes the API serves.
 //!
-//! Nothing here touches disk, HTTP or RPC. [`Projection::apply`] is called with every event in log
-//! order, at start-up by replay and afterwards by the aggregator for each durable round, so the
-//! in-memory view is always exactly what a replay of the log would give.
+//! The fold itself touches no disk, HTTP or RPC. [`Projection::apply`] is called with every event
+//! in log order, at start-up by replay and afterwards by the aggregator and the stamper for each
+//! durable batch, so the in-memory view is always exactly what a replay of the log would give.
+//! Its only files are the rebuildable [`checkpoint`] of the fold, which [`rebuild`] loads at
+//! start-up and keeps current while otsd runs.
 //!
 //! Memory: one [`RoundEntry`] (about 70 bytes) per round plus a hash-map slot per commitment; nothing
 //! per digest. Under load a round holds hundreds of digests, so ten million digests need a few
-//! tens of thousands of entries.
+//! tens of thousands of entries. A cache outside the folded state keeps the tip trees of the
+//! [`TIP_TREES_CACHED`] most recently served final transactions (64 bytes per round they cover).
 pub mod checkpoint;
 pub mod rebuild;
 pub mod stamps;
@@ -66,7 +69,7 @@ pub enum ProjectionError {
     BadCommitment { seq: u64, round: u64, len: usize },
 }
 
-/// Most tip trees kept by [`TipTrees`]: clients ask about recent transactions.
+/// Most tip trees kept in the proof cache: clients ask about recent transactions.
 pub const TIP_TREES_CACHED: usize = 8;
 
 /// Key of a cached tip tree: (first round, last round, txid) of a final stamping transaction.

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::bitcoind::Bitcoind;
-use common::{commitment_of, new_calendar, otsctl, run, Otsd};
+use common::{commitment_of, fund_stamper, new_calendar, otsctl, Otsd};
 use serde_json::Value;
 
 /// otsd's smallest segment (`--segment-size-mib` is at least 1).
@@ -338,27 +337,6 @@ fn calendar_with_workload(segments: usize) -> (tempfile::TempDir, PathBuf, BTree
     (dir, cal, commitments)
 }
 
-/// Funds the calendar's stamper key on `node` (a mature coinbase).
-fn fund(node: &Bitcoind, cal: &Path) {
-    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_otsctl")).args([
-        "address",
-        cal.to_str().unwrap(),
-        "--btc-regtest",
-    ]));
-    assert!(ok, "otsctl address: {out}");
-    let addr = out
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(bitcoin::Network::Regtest)
-        .expect("a regtest address");
-    node.mine_to(1, &addr);
-    node.mine(100);
-}
-
 /// Runs otsd with a stamper on `node` until every one of `commitments` has its complete proof.
 fn stamp_until_final(node: &Bitcoind, cal: &Path, commitments: &BTreeSet<Vec<u8>>) {
     let stamper = node.stamper_args();
@@ -392,7 +370,7 @@ fn answers_are_identical_after_otsctl_replay_a_full_replay_and_a_restart_from_th
     let node = Bitcoind::start();
     let dir = new_calendar();
     let cal = dir.path().join("calendar");
-    fund(&node, &cal);
+    fund_stamper(&node, &cal);
 
     // A workload over two segments, stamped and final; then more, left pending, over a third.
     // Serving a complete proof costs time in the number of rounds its transaction covers, so the

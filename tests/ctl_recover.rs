@@ -16,7 +16,7 @@ use otsd::calendar::mac::CommitmentMac;
 use otsd::events::Event;
 use otsd::log::record;
 use otsd::log::segment::{segment_name, HEADER_LEN};
-use otsd::log::{codec, LogKey, Reader, Writer, WriterOptions};
+use otsd::log::{codec, LogKey, Reader, WriterOptions};
 use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;
@@ -73,8 +73,7 @@ fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8) {
         segment_size: 4096,
         ..WriterOptions::default()
     };
-    let (mut w, _) =
-        Writer::open(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts).expect("writer");
+    let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
     for round in rounds {
         let digests: Vec<(Vec<u8>, [u8; 16])> = (0..3u8)
             .map(|i| (vec![round as u8, i, salt, 7], [i; 16]))

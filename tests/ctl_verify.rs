@@ -9,7 +9,7 @@ use otsd::calendar::dir::CalendarDir;
 use otsd::calendar::mac::CommitmentMac;
 use otsd::events::Event;
 use otsd::log::segment::{segment_name, segments_in};
-use otsd::log::{codec, LogKey, Writer, WriterOptions};
+use otsd::log::{codec, LogKey, WriterOptions};
 use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;
@@ -35,8 +35,7 @@ fn write_calendar_log(cal: &Path, rounds: u64, bad: u64, plant: Plant) -> Vec<u6
         segment_size: 4096,
         ..WriterOptions::default()
     };
-    let (mut w, _) =
-        Writer::open(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts).expect("writer");
+    let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
     let mut seals = Vec::new();
     for round in 0..rounds {
         let digests: Vec<Event> = (0..3u8)
@@ -219,7 +218,7 @@ fn a_confirmation_without_its_broadcast_is_out_of_order() {
     let seals = write_calendar_log(&cal, 2, u64::MAX, Plant::Nothing);
     let dir = CalendarDir::load(&cal).expect("calendar");
     let key = LogKey::derive(&dir.hmac_key);
-    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
+    let mut w = common::open_writer(&dir.log_dir(), key, WriterOptions::default());
     let confirmed = Event::TxConfirmed {
         txid: [0x33; 32],
         block_hash: [0x44; 32],

@@ -383,10 +383,10 @@ pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 
 
 /// Appends `events` as one batch to the log of the calendar at `cal`.
 pub fn append_events(cal: &Path, events: &[otsd::events::Event]) {
-    use otsd::log::{codec, LogKey, Writer, WriterOptions};
+    use otsd::log::{codec, LogKey, WriterOptions};
     let dir = otsd::calendar::dir::CalendarDir::load(cal).expect("calendar");
     let key = LogKey::derive(&dir.hmac_key);
-    let (mut w, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default()).expect("writer");
+    let mut w = open_writer(&dir.log_dir(), key, WriterOptions::default());
     let batch: Vec<Vec<u8>> = events
         .iter()
         .map(|e| codec::encode(e).expect("encode"))
@@ -491,4 +491,29 @@ pub fn forge_records(
         out.extend_from_slice(&rec);
     }
     out
+}
+
+/// Opens the log writer of `log_dir` in this test process, waiting up to 5 s for its lock.
+///
+/// Why the wait: the lock is an `flock` on an open file, and while another test thread spawns a
+/// process, the child holds a copy of this process's descriptors until it execs. A writer this
+/// process has just dropped can therefore still look locked for a moment.
+pub fn open_writer(
+    log_dir: &Path,
+    key: otsd::log::LogKey,
+    opts: otsd::log::WriterOptions,
+) -> otsd::log::Writer {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match otsd::log::Writer::open(log_dir, key.clone(), opts.clone()) {
+            Ok((w, _)) => return w,
+            Err(otsd::log::LogError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("open the log writer: {e}"),
+        }
+    }
 }

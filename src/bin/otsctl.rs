@@ -1,10 +1,12 @@
 use anyhow::Context;
 use clap::Parser;
+use otsd::audit::{self, LogSource, SeqFilter};
 use otsd::cli::{
     InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
     ShipArgs, VerifyArgs,
 };
-use otsd::ctl::{self, LogSource, Progress, SeqRange};
+use otsd::log::Progress;
+use otsd::replica;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsctlArgs::parse();
@@ -50,15 +52,19 @@ fn print_progress(p: &Progress) {
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let source = LogSource::open(&a.dir, !a.no_key).context("open the calendar")?;
     let node = match &a.btc_rpc {
-        Some(url) => Some(ctl::node::Node::connect(url, a.btc_rpc_cookie.as_deref())?),
+        Some(url) => Some(audit::node::Node::connect(
+            url,
+            a.btc_rpc_cookie.as_deref(),
+        )?),
         None => None,
     };
-    let range = SeqRange::new(a.from, a.to);
-    let report = ctl::verify::verify_with_node(&source, range, node.as_ref(), &mut print_progress)?;
+    let range = SeqFilter::new(a.from, a.to);
+    let report =
+        audit::verify::verify_with_node(&source, range, node.as_ref(), &mut print_progress)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", ctl::verify::render(&report));
+        print!("{}", audit::verify::render(&report));
     }
     if !report.is_clean() {
         std::process::exit(1);
@@ -69,31 +75,31 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     let source = LogSource::open(&a.dir, true).context("open the calendar")?;
     let target = match (&a.commitment, &a.digest) {
-        (Some(c), _) => Some(ctl::inspect::Target::Commitment(ctl::parse_hex(c)?)),
-        (_, Some(d)) => Some(ctl::inspect::Target::Digest(ctl::parse_hex(d)?)),
+        (Some(c), _) => Some(audit::inspect::Target::Commitment(audit::parse_hex(c)?)),
+        (_, Some(d)) => Some(audit::inspect::Target::Digest(audit::parse_hex(d)?)),
         _ => None,
     };
     if let Some(target) = target {
-        let loc = ctl::inspect::locate(&source, &target)?;
+        let loc = audit::inspect::locate(&source, &target)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&loc)?);
         } else {
-            print!("{}", ctl::inspect::render_location(&loc));
+            print!("{}", audit::inspect::render_location(&loc));
         }
         if !loc.found {
             std::process::exit(1);
         }
         return Ok(());
     }
-    let filter = ctl::inspect::Filter {
-        range: SeqRange::new(a.from, a.to),
+    let filter = audit::inspect::Filter {
+        range: SeqFilter::new(a.from, a.to),
         event_type: a.event_type,
     };
-    ctl::inspect::dump(&source, &filter, |seq, event| {
+    audit::inspect::dump(&source, &filter, |seq, event| {
         if a.json {
-            println!("{}", ctl::inspect::event_json(seq, event));
+            println!("{}", audit::inspect::event_json(seq, event));
         } else {
-            println!("{}", ctl::inspect::event_line(seq, event));
+            println!("{}", audit::inspect::event_line(seq, event));
         }
     })?;
     Ok(())
@@ -102,12 +108,12 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let output = match (&a.out, a.dry_run) {
-        (_, true) => ctl::replay::Output::Nowhere,
-        (Some(dir), false) => ctl::replay::Output::Into(dir.clone()),
-        (None, false) => ctl::replay::Output::InPlace,
+        (_, true) => audit::replay::Output::Nowhere,
+        (Some(dir), false) => audit::replay::Output::Into(dir.clone()),
+        (None, false) => audit::replay::Output::InPlace,
     };
     let bar = (!a.no_bar && std::io::stderr().is_terminal())
-        .then(|| ctl::replay::log_events(&a.dir))
+        .then(|| audit::replay::log_events(&a.dir))
         .transpose()?
         .map(|total| {
             let bar = indicatif::ProgressBar::new(total);
@@ -123,7 +129,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         Some(bar) => bar.set_position(p.seq + 1),
         None => print_progress(p),
     };
-    let result = ctl::replay::replay(&a.dir, &output, a.btc_min_confirmations, &mut sink);
+    let result = audit::replay::replay(&a.dir, &output, a.btc_min_confirmations, &mut sink);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -131,30 +137,30 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print!("{}", ctl::replay::render(&summary));
+        print!("{}", audit::replay::render(&summary));
     }
     Ok(())
 }
 
 fn ship(a: ShipArgs) -> anyhow::Result<()> {
-    let report = ctl::ship::ship(&a.dir, &a.to).context("ship the log")?;
+    let report = replica::ship::ship(&a.dir, &a.to).context("ship the log")?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", ctl::ship::render(&report));
+        print!("{}", replica::ship::render(&report));
     }
     Ok(())
 }
 
 fn recover(a: RecoverArgs) -> anyhow::Result<()> {
-    let replica = ctl::replica::Replica::parse(&a.from);
-    let opts = ctl::recover::Options { dry_run: a.dry_run };
-    let report = ctl::recover::recover(&a.dir, &replica, opts, &mut print_progress)
+    let from = replica::mirror::Replica::parse(&a.from);
+    let opts = replica::recover::Options { dry_run: a.dry_run };
+    let report = replica::recover::recover(&a.dir, &from, opts, &mut print_progress)
         .context("recover the log")?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", ctl::recover::render(&report));
+        print!("{}", replica::recover::render(&report));
     }
     if !report.is_clean() {
         std::process::exit(2);
@@ -163,12 +169,12 @@ fn recover(a: RecoverArgs) -> anyhow::Result<()> {
 }
 
 fn readmit(a: ReadmitArgs) -> anyhow::Result<()> {
-    let report = ctl::readmit::readmit(&a.dir, &a.files, a.dry_run, &mut print_progress)
+    let report = replica::readmit::readmit(&a.dir, &a.files, a.dry_run, &mut print_progress)
         .context("readmit")?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", ctl::readmit::render(&report));
+        print!("{}", replica::readmit::render(&report));
     }
     if !report.is_clean() {
         std::process::exit(1);
@@ -178,7 +184,7 @@ fn readmit(a: ReadmitArgs) -> anyhow::Result<()> {
 
 fn prove_head(a: ProveHeadArgs) -> anyhow::Result<()> {
     let source = LogSource::open(&a.dir, false).context("open the calendar")?;
-    let proof = ctl::prove_head::prove_head(&source, a.seq, &mut print_progress)?;
+    let proof = audit::prove_head::prove_head(&source, a.seq, &mut print_progress)?;
     let out = a
         .output
         .unwrap_or_else(|| format!("log-head-{}.ots", proof.next_seq).into());
@@ -188,7 +194,7 @@ fn prove_head(a: ProveHeadArgs) -> anyhow::Result<()> {
     } else {
         print!(
             "{}",
-            ctl::prove_head::render(&proof, &out.display().to_string())
+            audit::prove_head::render(&proof, &out.display().to_string())
         );
     }
     Ok(())

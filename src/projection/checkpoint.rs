@@ -43,8 +43,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Commitment, Projection, RoundEntry, Stamps, COMMITMENT_LEN};
+use crate::events::codec;
 use crate::log::chain::ChainState;
-use crate::log::{codec, Head, LogKey};
+use crate::log::{Head, LogKey};
 
 /// Name of the projection directory inside the calendar directory.
 pub const PROJECTION_DIR: &str = "projection";

@@ -13,16 +13,13 @@
 pub mod checkpoint;
 pub mod rebuild;
 pub mod stamps;
-mod tip;
 
 pub use stamps::{RoundStamp, Stamps};
-pub use tip::merkle_tip;
 
 use std::collections::HashMap;
 
 use crate::events::Event;
 use crate::ots::MerkleTree;
-use crate::stamper;
 
 /// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
 pub const COMMITMENT_LEN: usize = 44;
@@ -243,13 +240,13 @@ impl Projection {
                         let commitments = self.rounds[first_round as usize..=last as usize]
                             .iter()
                             .map(|r| &r.commitment[..]);
-                        stamper::proof::tip_tree(commitments, head.as_ref())
+                        crate::anchor::proof::tip_tree(commitments, head.as_ref())
                     });
                 let mut proof = Vec::new();
                 let written = tree
-                    .ok_or(stamper::proof::ProofError::Empty)
+                    .ok_or(crate::anchor::proof::ProofError::Empty)
                     .and_then(|tree| {
-                        stamper::proof::write_commitment_proof(
+                        crate::anchor::proof::write_commitment_proof(
                             &mut proof,
                             &tree,
                             (last - first_round + 1) as usize,
@@ -283,7 +280,7 @@ impl Projection {
     }
 
     /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
-    /// (see [`crate::stamper::StamperState::first_unmined_round`]).
+    /// (see [`crate::anchor::state::StamperState::first_unmined_round`]).
     pub fn pending_commitments(&self) -> impl ExactSizeIterator<Item = &Commitment> {
         let first = self.first_pending_round().min(self.next_round()) as usize;
         self.rounds[first..].iter().map(|r| &r.commitment)

@@ -15,7 +15,7 @@
 //! key's largest coin with `scantxoutset` (no node wallet; works with a pruned node). Replacements spend the input of the transaction they replace, read
 //! from the logged raw transaction. With the wallet signer, a cycle spends the wallet's largest
 //! confirmed coin from `listunspent` instead, as the Python stamper does.
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
@@ -26,11 +26,13 @@ use serde_json::{json, Value};
 
 use super::key::{Coin, StamperKey};
 use super::policy::{self, Decision, Observation, StamperConfig, TxPlan};
-use super::proof::stamp_tip;
 use super::wallet;
+use crate::anchor::proof::stamp_tip;
+use crate::events::codec;
 use crate::events::{Event, LogHead};
-use crate::log::{codec, Submitter};
+use crate::log::Submitter;
 use crate::projection::Projection;
+use crate::telemetry::StatusBoard;
 
 /// Blocks fetched per tick, so a node far ahead does not stall the loop.
 pub const MAX_BLOCKS_PER_TICK: u32 = 50;
@@ -63,9 +65,6 @@ pub enum Signer {
     /// Bitcoin Core's wallet: `listunspent`, `getrawchangeaddress`, `signrawtransactionwithwallet`.
     Wallet,
 }
-
-/// Shared, JSON-shaped status for the info page.
-pub type StatusBoard = Arc<Mutex<Option<Value>>>;
 
 /// `scantxoutset` reads the whole UTXO set (minutes on mainnet), so it gets its own, much longer
 /// timeout: a shorter one would give up, and the next tick would find the node's scan still running

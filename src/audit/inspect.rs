@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::verify::txid_hex;
-use super::{hex, CtlError, LogSource, SeqRange};
+use super::{hex, LogSource, SeqFilter, ToolError};
+use crate::events::codec;
 use crate::events::Event;
-use crate::log::codec;
 use crate::projection::{Projection, Status};
 
 /// Event type names accepted by `--type`.
@@ -107,7 +107,7 @@ pub fn event_line(seq: u64, event: &Event) -> String {
 /// Which events a dump shows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub range: SeqRange,
+    pub range: SeqFilter,
     /// Only events of this type (one of [`EVENT_TYPES`], case-insensitive).
     pub event_type: Option<String>,
 }
@@ -127,10 +127,10 @@ pub fn dump(
     source: &LogSource,
     filter: &Filter,
     mut f: impl FnMut(u64, &Event),
-) -> Result<u64, CtlError> {
+) -> Result<u64, ToolError> {
     if let Some(t) = &filter.event_type {
         if !EVENT_TYPES.iter().any(|n| n.eq_ignore_ascii_case(t)) {
-            return Err(CtlError::BadType(t.clone()));
+            return Err(ToolError::BadType(t.clone()));
         }
     }
     let mut undecodable: Option<(u64, String)> = None;
@@ -147,7 +147,7 @@ pub fn dump(
             }
         })?;
     match undecodable {
-        Some((seq, detail)) => Err(CtlError::Replay(super::replay::ReplayStopped {
+        Some((seq, detail)) => Err(ToolError::Replay(super::replay::ReplayStopped {
             seq,
             detail,
         })),
@@ -185,7 +185,7 @@ pub struct Location {
 }
 
 /// Folds the whole log and says where `target` is.
-pub fn locate(source: &LogSource, target: &Target) -> Result<Location, CtlError> {
+pub fn locate(source: &LogSource, target: &Target) -> Result<Location, ToolError> {
     let mut finder = Finder {
         view: Projection::default(),
         target,
@@ -196,7 +196,7 @@ pub fn locate(source: &LogSource, target: &Target) -> Result<Location, CtlError>
         .reader
         .for_each_from(0, |seq, payload| finder.event(seq, payload))?;
     if let Some(stopped) = finder.bad {
-        return Err(CtlError::Replay(stopped));
+        return Err(ToolError::Replay(stopped));
     }
     Ok(finder.finish())
 }

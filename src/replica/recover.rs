@@ -15,11 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::merge::{self, MergeError, Origin, Piece, Rejection, SegmentOut};
-use super::replica::Replica;
-use super::Progress;
+use super::mirror::Replica;
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::log::segment::segment_name;
 use crate::log::storage::LOCK_FILE;
+use crate::log::Progress;
 use crate::log::{FsStorage, LogError, LogKey};
 
 /// Where the new log is built, inside the calendar directory (same file system as `log`).

@@ -13,14 +13,14 @@
 //! head the log does not contain.
 use serde::Serialize;
 
-use super::progress::Progress;
 use super::verify::txid_hex;
-use super::{hex, CtlError, LogSource};
+use super::{hex, LogSource, ToolError};
+use crate::anchor::proof::write_head_proof;
 use crate::events::LogHead;
+use crate::log::progress::Progress;
 use crate::log::ChainState;
 use crate::ots::{DetachedTimestampFile, Op, Timestamp};
 use crate::projection::{stamps::Mined, Projection};
-use crate::stamper::proof::write_head_proof;
 
 /// A head proof and what it proves.
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +42,7 @@ pub fn prove_head(
     source: &LogSource,
     seq: Option<u64>,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<HeadProof, CtlError> {
+) -> Result<HeadProof, ToolError> {
     let view = super::replay::fold_source(source, progress)?;
     let (first_round, mined, head) = pick(&view, seq)?;
     check_on_chain(source, &head, &mined.txid)?;
@@ -50,7 +50,7 @@ pub fn prove_head(
     let refs: Vec<&[u8]> = commitments.iter().map(|c| &c[..]).collect();
     let mut path = Vec::new();
     let unprovable = |e: &dyn std::fmt::Display| {
-        CtlError::NoHeadProof(format!("transaction {}: {e}", txid_hex(&mined.txid)))
+        ToolError::NoHeadProof(format!("transaction {}: {e}", txid_hex(&mined.txid)))
     };
     write_head_proof(&mut path, &refs, &head.hash, &mined.proof).map_err(|e| unprovable(&e))?;
     let timestamp = Timestamp::from_bytes(&path, head.hash.to_vec()).map_err(|e| unprovable(&e))?;
@@ -68,7 +68,7 @@ pub fn prove_head(
 }
 
 /// The final mined transaction whose head to prove.
-fn pick(view: &Projection, seq: Option<u64>) -> Result<(u64, &Mined, LogHead), CtlError> {
+fn pick(view: &Projection, seq: Option<u64>) -> Result<(u64, &Mined, LogHead), ToolError> {
     let mut heads = view
         .stamps()
         .mined()
@@ -79,7 +79,7 @@ fn pick(view: &Projection, seq: Option<u64>) -> Result<(u64, &Mined, LogHead), C
         None => heads.next_back(),
     };
     found.ok_or_else(|| {
-        CtlError::NoHeadProof(match seq {
+        ToolError::NoHeadProof(match seq {
             Some(seq) => format!(
                 "no final stamping transaction commits to a log head covering seq {seq} yet"
             ),
@@ -89,7 +89,7 @@ fn pick(view: &Projection, seq: Option<u64>) -> Result<(u64, &Mined, LogHead), C
 }
 
 /// The head is a point of this log's public chain.
-fn check_on_chain(source: &LogSource, head: &LogHead, txid: &[u8; 32]) -> Result<(), CtlError> {
+fn check_on_chain(source: &LogSource, head: &LogHead, txid: &[u8; 32]) -> Result<(), ToolError> {
     let mut found = head.next_seq == 0 && head.hash == ChainState::GENESIS.hash;
     let mut seen = Vec::new();
     source
@@ -103,7 +103,7 @@ fn check_on_chain(source: &LogSource, head: &LogHead, txid: &[u8; 32]) -> Result
     if found {
         return Ok(());
     }
-    Err(CtlError::NoHeadProof(format!(
+    Err(ToolError::NoHeadProof(format!(
         "transaction {} commits to log head {} at seq {}, but this log's public chain there is {}: \
          the log is not the history that was timestamped",
         txid_hex(txid),

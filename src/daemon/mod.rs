@@ -4,6 +4,8 @@
 //! Shutdown order matters for "nothing acknowledged is lost": stop accepting connections, let open
 //! requests get their answers (the aggregator still runs), then close the aggregator's queue and
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
+pub mod dev;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -26,11 +26,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{hex, replay, CtlError, Progress};
+use crate::audit::{hex, replay, ToolError};
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::calendar::mac::CommitmentMac;
+use crate::events::codec;
 use crate::events::Event;
-use crate::log::{codec, LogError, LogKey, Writer, WriterOptions};
+use crate::log::Progress;
+use crate::log::{LogError, LogKey, Writer, WriterOptions};
 use crate::ots::{Attestation, DetachedTimestampFile};
 use crate::projection::{Commitment, Projection, Status, COMMITMENT_LEN};
 
@@ -50,7 +52,7 @@ pub enum ReadmitError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
-    Ctl(#[from] CtlError),
+    Ctl(#[from] ToolError),
     #[error("encoding a readmission: {0}")]
     Codec(#[from] codec::CodecError),
 }
@@ -175,7 +177,7 @@ fn open_writer(dir: &CalendarDir) -> Result<Writer, ReadmitError> {
 }
 
 /// The calendar's projection; empty when a dry run finds no log at all.
-fn known(dir: &CalendarDir, progress: &mut dyn FnMut(&Progress)) -> Result<Projection, CtlError> {
+fn known(dir: &CalendarDir, progress: &mut dyn FnMut(&Progress)) -> Result<Projection, ToolError> {
     if !dir.log_dir().is_dir() {
         return Ok(Projection::default());
     }

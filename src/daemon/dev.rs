@@ -33,7 +33,7 @@ pub enum DevError {
     #[error("calendar: {0}")]
     Calendar(String),
     #[error(transparent)]
-    Serve(#[from] crate::server::ServeError),
+    Serve(#[from] crate::daemon::ServeError),
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -212,7 +212,7 @@ pub async fn run(args: &crate::cli::OtsdArgs) -> Result<(), DevError> {
     let interval = Duration::from_millis(args.dev_block_interval_ms.max(100));
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
     let cfg = args.dev_serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
-    let running = crate::server::start(cfg, crate::server::shutdown_signal()).await?;
+    let running = crate::daemon::start(cfg, crate::daemon::shutdown_signal()).await?;
     let url = format!("http://127.0.0.1:{port}");
     println!(
         "otsd --dev: calendar {url} on a regtest node, a block every {:.1} s\n\

@@ -5,7 +5,7 @@
 //! Safe to run from cron while otsd runs: it only reads the calendar, through the same segment scan
 //! as the log reader (CRCs, both chains, seals), and ships only what verifies: the active segment up
 //! to its last complete record. Each file is written as `.tmp`, fsynced and renamed; the index
-//! ([`super::replica::INDEX_FILE`]) is written last, so a mirror's index never lists bytes it lacks.
+//! ([`super::mirror::INDEX_FILE`]) is written last, so a mirror's index never lists bytes it lacks.
 //!
 //! A sealed segment listed in the mirror's index with the same length is skipped without being read
 //! again (sealed segments never change). The mirror is never overwritten with something that does
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::replica::{parse_index, render_index, IndexEntry, ReplicaError, INDEX_FILE};
-use super::{CtlError, LogSource};
+use super::mirror::{parse_index, render_index, IndexEntry, ReplicaError, INDEX_FILE};
+use crate::audit::{LogSource, ToolError};
 use crate::log::scan::{SegmentScan, Stop};
 use crate::log::segment::segment_name;
 use crate::log::{LogError, LogKey};
@@ -52,7 +52,7 @@ pub struct ShipReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
     #[error(transparent)]
-    Source(#[from] CtlError),
+    Source(#[from] ToolError),
     #[error("{} does not verify, not shipping it (run `otsctl verify`): {source}", segment.display())]
     Damaged {
         segment: PathBuf,

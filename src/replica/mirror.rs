@@ -7,7 +7,7 @@
 //! against the calendar's HMAC chain.
 use std::path::{Path, PathBuf};
 
-use super::http_get::{self, HttpError};
+use super::http::{self, HttpError};
 use crate::log::segment::{parse_segment_name, segments_in};
 use crate::log::LogError;
 
@@ -161,7 +161,7 @@ impl Replica {
             Replica::Dir(d) => Ok(list_dir(d)?),
             Replica::Url(u) => {
                 let url = format!("{u}/{INDEX_FILE}");
-                let text = http_get::get(&url, MAX_INDEX_LEN)?;
+                let text = http::get(&url, MAX_INDEX_LEN)?;
                 let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
                 Ok(entries.iter().map(|e| e.first_seq).collect())
             }
@@ -172,7 +172,7 @@ impl Replica {
     pub fn segment(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
         match self {
             Replica::Dir(d) => read_segment(d, first_seq),
-            Replica::Url(_) => match http_get::get(&self.location(first_seq), MAX_SEGMENT_LEN) {
+            Replica::Url(_) => match http::get(&self.location(first_seq), MAX_SEGMENT_LEN) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::progress::{Progress, Ticker};
-use super::{CtlError, LogSource};
+use super::{LogSource, ToolError};
 use crate::calendar::dir::CalendarDir;
+use crate::log::progress::{Progress, Ticker};
 use crate::log::{LogKey, Reader};
 use crate::projection::checkpoint::{CheckpointFiles, PROJECTION_DIR};
 use crate::projection::rebuild::{fold_one, rebuild, RebuildError, RebuildOptions};
@@ -54,7 +54,7 @@ pub enum Output {
 }
 
 /// The number of events in the log, for a progress bar (reads only the last segment).
-pub fn log_events(calendar: &Path) -> Result<u64, CtlError> {
+pub fn log_events(calendar: &Path) -> Result<u64, ToolError> {
     let dir = CalendarDir::load(calendar)?;
     let reader = Reader::open(&dir.log_dir(), None)?;
     Ok(reader.head()?.next_seq)
@@ -67,11 +67,11 @@ pub fn replay(
     output: &Output,
     min_confirmations: u32,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(Projection, Summary), CtlError> {
+) -> Result<(Projection, Summary), ToolError> {
     let dir = CalendarDir::load(calendar)?;
     let log_dir = dir.log_dir();
     if !log_dir.is_dir() {
-        return Err(CtlError::NoLog(log_dir));
+        return Err(ToolError::NoLog(log_dir));
     }
     let key = LogKey::derive(&dir.hmac_key);
     let target = match output {
@@ -80,7 +80,7 @@ pub fn replay(
     };
     if let Output::Into(p) = output {
         if p.join("checkpoint").exists() {
-            return Err(CtlError::Exists(p.clone()));
+            return Err(ToolError::Exists(p.clone()));
         }
     }
     let opts = RebuildOptions {
@@ -97,11 +97,11 @@ pub fn replay(
         &mut |seq| ticker.tick(seq),
     )
     .map_err(|e| match e {
-        RebuildError::Fold { seq, problem } => CtlError::Replay(ReplayStopped {
+        RebuildError::Fold { seq, problem } => ToolError::Replay(ReplayStopped {
             seq,
             detail: problem,
         }),
-        RebuildError::Log(e) => CtlError::Log(e),
+        RebuildError::Log(e) => ToolError::Log(e),
     })?;
     let view = rebuilt.live;
     let p = ticker.progress(view.next_seq().saturating_sub(1));
@@ -132,7 +132,7 @@ pub fn replay(
 pub fn fold_source(
     source: &LogSource,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<Projection, CtlError> {
+) -> Result<Projection, ToolError> {
     let mut view = Projection::default();
     let mut stopped: Option<ReplayStopped> = None;
     let mut ticker = Ticker::new(progress);
@@ -145,7 +145,7 @@ pub fn fold_source(
         }
     })?;
     match stopped {
-        Some(s) => Err(CtlError::Replay(s)),
+        Some(s) => Err(ToolError::Replay(s)),
         None => Ok(view),
     }
 }

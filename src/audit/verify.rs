@@ -31,14 +31,15 @@ use serde::Serialize;
 
 use super::heads::{check_tip, ChainPoints};
 use super::node::{check_confirmations, Confirmations, Node};
-use super::progress::{Progress, Ticker};
 use super::proofs::{check_complete_proofs, BlockRoots};
-use super::{hex, CtlError, LogSource, SeqRange};
+use super::{hex, LogSource, SeqFilter, ToolError};
 use crate::calendar::mac::CommitmentMac;
+use crate::events::codec;
 use crate::events::{Event, LogHead};
+use crate::log::progress::{Progress, Ticker};
 use crate::log::record::{for_each_event, RecordType};
 use crate::log::segment::segment_name;
-use crate::log::{codec, LogError};
+use crate::log::LogError;
 use crate::ots::answer::nonce_leaf;
 use crate::ots::merkle::Hash;
 use crate::ots::MerkleTree;
@@ -117,19 +118,19 @@ impl Report {
 /// Verifies the log of `source`, calling `progress` now and then.
 pub fn verify(
     source: &LogSource,
-    range: SeqRange,
+    range: SeqFilter,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<Report, CtlError> {
+) -> Result<Report, ToolError> {
     verify_with_node(source, range, None, progress)
 }
 
 /// [`verify`], and with `node`, every confirmation still standing checked against its best chain.
 pub fn verify_with_node(
     source: &LogSource,
-    range: SeqRange,
+    range: SeqFilter,
     node: Option<&Node>,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<Report, CtlError> {
+) -> Result<Report, ToolError> {
     let segments = source.segments()?;
     let mut checker = Checker::new(source.hmac_key.as_deref(), range, segments);
     let mut ticker = Ticker::new(progress);
@@ -174,7 +175,7 @@ pub fn verify_with_node(
 struct Checker {
     view: Projection,
     mac: Option<CommitmentMac>,
-    range: SeqRange,
+    range: SeqFilter,
     segments: Vec<u64>,
     /// Leaves of the round being read: `sha256(digest || nonce)` of its DigestSubmitted events.
     leaves: Vec<Hash>,
@@ -194,7 +195,7 @@ struct Checker {
 }
 
 impl Checker {
-    fn new(hmac_key: Option<&[u8]>, range: SeqRange, segments: Vec<u64>) -> Checker {
+    fn new(hmac_key: Option<&[u8]>, range: SeqFilter, segments: Vec<u64>) -> Checker {
         Checker {
             view: Projection::default(),
             mac: hmac_key.map(CommitmentMac::new),
@@ -354,7 +355,7 @@ impl Checker {
     }
 
     /// Every confirmation still standing, against the node's best chain (skipped after a gap).
-    fn check_node(&mut self, node: &Node) -> Result<(), CtlError> {
+    fn check_node(&mut self, node: &Node) -> Result<(), ToolError> {
         if self.gap {
             return Ok(());
         }

@@ -55,6 +55,7 @@
 pub mod aggregator;
 pub mod anchor;
 pub mod audit;
+pub mod bitcoind;
 pub mod calendar;
 pub mod cli;
 pub mod ctl;

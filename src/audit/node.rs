@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 use super::proofs::block_merkle_root;
 use super::verify::txid_hex;
 use super::ToolError;
+use crate::bitcoind::rpc::{self, redact};
 use crate::projection::Projection;
-use crate::stamper::driver::rpc_client;
 
 type Hash32 = [u8; 32];
 
@@ -46,7 +46,7 @@ impl Node {
     /// asks for its best height, so that an unreachable node fails before the log is read.
     pub fn connect(url: &str, cookie: Option<&Path>) -> Result<Node, ToolError> {
         let shown = redact(url);
-        let client = rpc_client(url, cookie, NODE_RPC_TIMEOUT)
+        let client = rpc::client(url, cookie, NODE_RPC_TIMEOUT)
             .map_err(|e| ToolError::Node(format!("{shown}: {e}")))?;
         let node = Node { client, url: shown };
         node.best_height()?;
@@ -61,18 +61,6 @@ impl Node {
         self.client
             .get_block_count()
             .map_err(|e| self.fail("getblockcount", e))
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((cred, host)) => {
-            let (scheme, user) = cred.split_once("://").unwrap_or(("http", cred));
-            let user = user.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -232,15 +220,6 @@ fn check_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("http://u:secret@127.0.0.1:8332/"),
-            "http://u:***@127.0.0.1:8332/"
-        );
-        assert_eq!(redact("http://127.0.0.1:8332/"), "http://127.0.0.1:8332/");
-    }
 
     #[test]
     fn an_unreachable_node_is_an_error() {

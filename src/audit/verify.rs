@@ -33,6 +33,7 @@ use super::heads::{check_tip, ChainPoints};
 use super::node::{check_confirmations, Confirmations, Node};
 use super::proofs::{check_complete_proofs, BlockRoots};
 use super::{hex, LogSource, SeqFilter, ToolError};
+use crate::calendar::commitment::{join_commitment, Commitment};
 use crate::calendar::mac::CommitmentMac;
 use crate::events::codec;
 use crate::events::{Event, LogHead};
@@ -43,7 +44,7 @@ use crate::log::LogError;
 use crate::ots::answer::nonce_leaf;
 use crate::ots::merkle::Hash;
 use crate::ots::MerkleTree;
-use crate::projection::{Projection, Status, COMMITMENT_LEN};
+use crate::projection::{Projection, Status};
 
 /// Most problems listed in a report; a log damaged everywhere would otherwise drown the first one.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -388,11 +389,7 @@ impl Checker {
             }
             None => self.problem(seq, "root", format!("round {round} seals no digests")),
         }
-        let mut expected = Vec::with_capacity(COMMITMENT_LEN);
-        expected.extend_from_slice(&time.to_be_bytes());
-        expected.extend_from_slice(root);
-        expected.extend_from_slice(mac);
-        if expected != commitment {
+        if join_commitment(time, root, mac)[..] != commitment[..] {
             let detail = format!("round {round}: commitment is not time || root || mac");
             self.problem(seq, "commitment", detail);
         }
@@ -418,10 +415,7 @@ impl Checker {
     }
 
     fn check_mac(&mut self, seq: u64, round: u64, commitment: &[u8]) {
-        let (Some(mac), Ok(c)) = (
-            self.mac.as_mut(),
-            <&[u8; COMMITMENT_LEN]>::try_from(commitment),
-        ) else {
+        let (Some(mac), Ok(c)) = (self.mac.as_mut(), <&Commitment>::try_from(commitment)) else {
             return;
         };
         if mac.verify(c) {

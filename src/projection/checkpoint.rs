@@ -42,7 +42,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Commitment, Projection, RoundEntry, Stamps, COMMITMENT_LEN};
+use super::{Projection, RoundEntry, Stamps};
+use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
 use crate::events::codec;
 use crate::log::chain::ChainState;
 use crate::log::{Head, LogKey};

@@ -18,14 +18,9 @@ pub use stamps::{RoundStamp, Stamps};
 
 use std::collections::HashMap;
 
+use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
 use crate::ots::MerkleTree;
-
-/// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
-pub const COMMITMENT_LEN: usize = 44;
-
-/// A commitment as stored in the index.
-pub type Commitment = [u8; COMMITMENT_LEN];
 
 /// What the projection keeps per round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,9 +155,13 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
-            Event::CommitmentReadmitted { round, commitment } => {
-                self.seal(seq, *round, commitment_time(commitment), commitment, 0)
-            }
+            Event::CommitmentReadmitted { round, commitment } => self.seal(
+                seq,
+                *round,
+                commitment_time(commitment).unwrap_or(0),
+                commitment,
+                0,
+            ),
             other => {
                 if let Err(e) = self.stamps.apply(other) {
                     // Written by our stamper after checking; the rounds stay pending rather than
@@ -342,11 +341,4 @@ impl Projection {
             tip_trees: TipTrees::default(),
         }
     }
-}
-
-/// The time a commitment starts with (0 if it is too short; [`Projection::apply`] refuses it then).
-fn commitment_time(commitment: &[u8]) -> u32 {
-    commitment
-        .first_chunk::<4>()
-        .map_or(0, |t| u32::from_be_bytes(*t))
 }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::audit::{hex, replay, ToolError};
+use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::calendar::mac::CommitmentMac;
 use crate::events::codec;
@@ -34,7 +35,7 @@ use crate::events::Event;
 use crate::log::Progress;
 use crate::log::{LogError, LogKey, Writer, WriterOptions};
 use crate::ots::{Attestation, DetachedTimestampFile};
-use crate::projection::{Commitment, Projection, Status, COMMITMENT_LEN};
+use crate::projection::{Projection, Status};
 
 /// Largest `.ots` file read. Client proofs are a few kilobytes; the bound keeps a hostile file
 /// from making the decoder build a huge tree (see [`crate::ots::timestamp`]).

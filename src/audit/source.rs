@@ -2,7 +2,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::calendar::dir::{CalendarDir, DirError, LOG_DIR};
-use crate::log::segment::segments_in;
 use crate::log::{LogError, LogKey, Reader};
 
 /// Why a tool could not run at all (problems found in the log are reports, not errors).
@@ -61,17 +60,7 @@ impl LogSource {
 
     /// First sequence numbers of the segments present, ascending.
     pub fn segments(&self) -> Result<Vec<u64>, ToolError> {
-        let mut names = Vec::new();
-        let entries = std::fs::read_dir(&self.log_dir).map_err(|e| DirError::Io {
-            path: self.log_dir.clone(),
-            source: e,
-        })?;
-        for entry in entries.flatten() {
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        Ok(segments_in(&self.log_dir, &names)?)
+        Ok(self.reader.segments()?)
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`splice`]: checking one candidate record at a time, to rebuild a log from several copies.
 //! - [`reader`]: [`Reader`] (whole-log verification and iteration) and [`Tail`] (following).
 //! - [`storage`]: the writer's I/O traits, the real [`FsStorage`] and the test [`FaultStorage`].
+//! - [`atomic`]: whole-file tmp+fsync+rename writes for the files beside the log.
 //! - [`mmap`]: read-only maps of sealed segments, the one module with `unsafe`.
 //! - [`progress`]: [`Progress`] reports of long reads (events, rate), for the operator tools.
 //!
@@ -20,6 +21,7 @@
 //! durable and survives a crash intact; a failed write or sync poisons the writer; damage is never
 //! skipped: it is an error naming segment and offset, except a torn tail of the active segment,
 //! which opening for writing truncates (logged).
+pub mod atomic;
 pub mod chain;
 pub mod error;
 pub mod handle;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::http::{self, HttpError};
-use crate::log::segment::{parse_segment_name, segments_in};
+use crate::log::segment::{list_segments, parse_segment_name};
 use crate::log::LogError;
 
 /// Name of a mirror's index file.
@@ -187,21 +187,12 @@ fn has_segments(dir: &Path) -> bool {
 
 /// The segments in a directory (none if it does not exist).
 pub fn list_dir(dir: &Path) -> Result<Vec<u64>, ReplicaError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ReplicaError::Io {
-                path: dir.to_owned(),
-                source,
-            })
+    match list_segments(dir) {
+        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
         }
-    };
-    let names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    Ok(segments_in(dir, &names)?)
+        other => Ok(other?),
+    }
 }
 
 /// Reads segment `first_seq` of directory `dir`, within [`MAX_SEGMENT_LEN`]; `None` if absent.

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::merge::{self, MergeError, Origin, Piece, Rejection, SegmentOut};
 use super::mirror::Replica;
 use crate::calendar::dir::{CalendarDir, DirError};
+use crate::log::atomic;
 use crate::log::segment::segment_name;
 use crate::log::storage::LOCK_FILE;
 use crate::log::Progress;
@@ -190,9 +191,7 @@ fn write_segment(build: &Path, seg: SegmentOut) -> Result<(), RecoverError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), RecoverError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", dir))
+    atomic::sync_dir(dir).map_err(|e| io_err(e.op, &e.path)(e.source))
 }
 
 /// Puts `build` in place of `log_dir` and moves the previous log aside; returns where it went

@@ -14,7 +14,6 @@
 //! rebuilt; run `otsctl verify`), so bit rot on the calendar can never destroy the good copy.
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -22,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::mirror::{parse_index, render_index, IndexEntry, ReplicaError, INDEX_FILE};
 use crate::audit::{LogSource, ToolError};
+use crate::log::atomic;
 use crate::log::scan::{SegmentScan, Stop};
 use crate::log::segment::segment_name;
 use crate::log::{LogError, LogKey};
@@ -199,17 +199,13 @@ fn verified_prefix(
     Ok((scan, bytes, sealed))
 }
 
-/// Writes `dir/name` through `name.tmp`, fsync and rename, then fsyncs the directory.
+/// [`atomic::write_atomically`], with the ship's error.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ShipError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    let mut file = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(bytes).map_err(io_err("write", &tmp))?;
-    file.sync_all().map_err(io_err("fsync", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", dir))
+    atomic::write_atomically(dir, name, bytes).map_err(|e| ShipError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// The human report.

@@ -138,14 +138,20 @@ fn spawn_miner(client: Client, addr: bitcoin::Address, interval: Duration, stop:
 }
 
 /// Runs `otsd --dev` until SIGTERM/SIGINT: sets up, prints the `ots` commands, serves.
-pub async fn run(args: &crate::cli::OtsdArgs) -> Result<(), DevError> {
-    let port = match args.rpc_port {
+/// `serve_config(calendar_dir, port, node_url)` builds the configuration from the command line
+/// (the daemon does not import the CLI).
+pub async fn run(
+    rpc_port: u16,
+    block_interval_ms: u64,
+    serve_config: impl FnOnce(PathBuf, u16, &str) -> crate::daemon::ServeConfig,
+) -> Result<(), DevError> {
+    let port = match rpc_port {
         0 => port()?,
         p => p,
     };
-    let interval = Duration::from_millis(args.dev_block_interval_ms.max(100));
+    let interval = Duration::from_millis(block_interval_ms.max(100));
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
-    let cfg = args.dev_serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
+    let cfg = serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
     let running = crate::daemon::start(cfg, crate::daemon::shutdown_signal()).await?;
     let url = format!("http://127.0.0.1:{port}");
     println!(

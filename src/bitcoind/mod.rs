@@ -1,7 +1,7 @@
 //! Bitcoin Core at the edge: the one place that builds an RPC client and the one place that
 //! launches a regtest node.
 //!
-//! - [`rpc`]: [`rpc::client`] (credentials from the URL or a cookie file, a timeout on every call)
+//! - [`rpc`]: the function [`rpc::client`] (credentials from the URL or a cookie file, a timeout on every call)
 //!   and [`rpc::redact`] (URLs in messages never show a password). Used by the stamper and by
 //!   `otsctl verify --btc-rpc`.
 //! - [`regtest`]: [`regtest::RegtestNode`], a throw-away `bitcoind -regtest` in a temporary

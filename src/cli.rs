@@ -178,6 +178,7 @@ impl OtsdArgs {
                 header_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 ..ServerOptions::default()
             },
+            ops: Default::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::events::codec;
 use crate::events::Event;
 use crate::log::{Ack, WriterHandle};
 use crate::projection::Projection;
+use crate::telemetry::metrics::Metrics;
 
 /// Largest number of digests sealed into one round.
 pub const MAX_ROUND_DIGESTS: usize = 65_536;
@@ -35,6 +36,8 @@ pub const MAX_ROUND_DIGESTS: usize = 65_536;
 pub struct AggregatorOptions {
     /// Minimum time between the starts of two rounds (zero: seal as soon as the writer is free).
     pub min_round_interval: Duration,
+    /// Where rounds, their sizes and their commit latency are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Rounds handed to the log writer and not yet answered: one being written and fsync'd, one
@@ -46,6 +49,8 @@ pub const MAX_ROUNDS_IN_FLIGHT: usize = 2;
 struct InFlight {
     round: u64,
     ack: Ack,
+    /// When the round was handed to the writer.
+    submitted: Instant,
     events: Vec<Event>,
     answers: Vec<Bytes>,
     subs: Vec<Submission>,
@@ -65,7 +70,12 @@ pub async fn run(
 ) -> WriterHandle {
     let slots = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let completer = tokio::spawn(complete_rounds(done_rx, view.clone(), intake.clone()));
+    let completer = tokio::spawn(complete_rounds(
+        done_rx,
+        view.clone(),
+        intake.clone(),
+        opts.metrics.clone(),
+    ));
     let mut next_round = read_view(&view).next_round();
     let mut last_start: Option<Instant> = None;
     let mut stop = std::pin::pin!(stop);
@@ -147,6 +157,7 @@ fn seal_and_submit(
         Ok(ack) => Some(InFlight {
             round,
             ack,
+            submitted: Instant::now(),
             events: sealed.events,
             answers: sealed.answers,
             subs,
@@ -164,6 +175,7 @@ async fn complete_rounds(
     mut rounds: mpsc::UnboundedReceiver<InFlight>,
     view: Arc<RwLock<Projection>>,
     intake: Arc<intake::IntakeState>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(r) = rounds.recv().await {
         let range = match r.ack.await {
@@ -181,6 +193,12 @@ async fn complete_rounds(
                 continue;
             }
         };
+        metrics
+            .round_commit
+            .observe(r.submitted.elapsed().as_secs_f64());
+        metrics.rounds.inc();
+        metrics.round_digests.observe(r.subs.len() as f64);
+        metrics.digests_accepted.inc_by(r.subs.len() as u64);
         apply(&view, range.first, &r.events);
         tracing::debug!(
             round = r.round,

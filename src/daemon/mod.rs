@@ -5,6 +5,7 @@
 //! requests get their answers (the aggregator still runs), then close the aggregator's queue and
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
 pub mod dev;
+pub mod systemd;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,13 +17,14 @@ use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
-use crate::http::{self, server::ServerOptions, AppState};
+use crate::http::{self, server::ServerOptions, AppState, OpsConfig};
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
 use crate::projection::Projection;
 use crate::stamper::driver::{self, DriverConfig};
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
+use crate::telemetry::metrics::Metrics;
 
 /// Everything `otsd` needs to run.
 #[derive(Debug, Clone)]
@@ -41,6 +43,20 @@ pub struct ServeConfig {
     /// The stamper, when a Bitcoin node is configured.
     pub stamper: Option<DriverConfig>,
     pub http: ServerOptions,
+    /// Metrics, health and service-manager settings.
+    pub ops: OpsOptions,
+}
+
+/// What operators watch the calendar with.
+#[derive(Debug, Clone, Default)]
+pub struct OpsOptions {
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this `HOST:PORT` instead of the API address
+    /// (the API then does not serve `/metrics`).
+    pub metrics_address: Option<String>,
+    /// `pending_too_old` threshold, seconds [default: two `--btc-min-tx-interval`s].
+    pub pending_alarm_secs: Option<u64>,
+    /// Block explorer URL prefix for transaction links on the info page.
+    pub explorer_url: Option<String>,
 }
 
 /// Why the calendar could not start or stopped.
@@ -106,6 +122,8 @@ pub fn replay(
 /// A started calendar: where it listens, and how to wait for it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `--metrics-address` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub done: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
@@ -120,16 +138,143 @@ pub async fn start(
     let writer = open_log(&dir, &key, cfg.segment_size)?;
     let stamper_key =
         StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
-    let (view, checkpointer) = load_projection(&dir, &key, cfg.min_confirmations)?;
+    let (view, checkpointer, checkpoint_seq) = load_projection(&dir, &key, cfg.min_confirmations)?;
     let writer = WriterHandle::spawn(writer, 64);
     let (listener, addr) = listen(&cfg).await?;
-    let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer)?;
+    let ops_listener = listen_ops(&cfg).await?;
+    let ops = ops_config(&cfg, &dir, checkpoint_seq);
+    let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer, ops)?;
     tracing::info!(%addr, uri = %dir.uri, "calendar listening");
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    let metrics_addr = match ops_listener {
+        Some((l, a)) => {
+            tracing::info!(addr = %a, "serving /metrics, /healthz and /readyz");
+            let stopped = wait_true(stopped_rx.clone());
+            tokio::spawn(http::server::serve_ops(
+                l,
+                tasks.state.clone(),
+                cfg.http.clone(),
+                stopped,
+            ));
+            Some(a)
+        }
+        None => None,
+    };
+    notifier.ready(&format!("listening on {addr}"));
+    let service = spawn_service_status(notifier.clone(), tasks.state.clone(), stopped_rx);
+    let shutdown = {
+        let notifier = notifier.clone();
+        async move {
+            shutdown.await;
+            notifier.stopping("shutting down: answering open requests, then closing the log");
+            let _ = stopped_tx.send(true);
+        }
+    };
     let done = tokio::spawn(async move {
         http::server::serve(listener, tasks.state.clone(), cfg.http.clone(), shutdown).await;
-        tasks.shut_down().await
+        let result = tasks.shut_down().await;
+        service.abort();
+        notifier.status(match &result {
+            Ok(()) => "stopped; log closed cleanly",
+            Err(_) => "stopped with an error",
+        });
+        result
     });
-    Ok(Running { addr, done })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        done,
+    })
+}
+
+/// Resolves once `rx` holds `true` (or its sender is gone).
+async fn wait_true(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Sends `STATUS=` every few seconds and `WATCHDOG=1` as systemd asks, until `stopped`.
+fn spawn_service_status(
+    notifier: Arc<systemd::Notifier>,
+    state: Arc<AppState>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let watchdog = systemd::watchdog_interval();
+    let period = watchdog
+        .map_or(STATUS_PERIOD, |w| (w / 2).min(STATUS_PERIOD))
+        .max(Duration::from_millis(10));
+    tokio::spawn(async move {
+        if !notifier.is_active() {
+            return;
+        }
+        let mut stop = std::pin::pin!(wait_true(stopped));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                () = &mut stop => return,
+            }
+            if watchdog.is_some() {
+                notifier.watchdog();
+            }
+            notifier.status(&status_line(&state));
+        }
+    })
+}
+
+/// How often `STATUS=` is refreshed.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);
+
+/// One line for `systemctl status`.
+fn status_line(state: &AppState) -> String {
+    let snap = http::health::Snapshot::take(state);
+    let view = state.read_view();
+    let mut line = format!(
+        "{} digests in {} rounds; {} rounds pending",
+        view.digests_total(),
+        view.next_round(),
+        snap.pending_rounds
+    );
+    if let Some(age) = snap.oldest_pending_age() {
+        line += &format!(" (oldest {age} s)");
+    }
+    if !snap.alarms.is_empty() {
+        line += &format!("; ALARM: {}", snap.alarms.join(", "));
+    }
+    line
+}
+
+/// The operator-facing settings of the HTTP side.
+fn ops_config(cfg: &ServeConfig, dir: &CalendarDir, checkpoint_seq: Option<u64>) -> OpsConfig {
+    let policy = cfg.stamper.as_ref().map(|s| s.policy);
+    let interval = policy.map_or(6 * 60 * 60, |p| p.min_tx_interval_secs);
+    OpsConfig {
+        metrics: Arc::new(Metrics::new()),
+        log_dir: Some(dir.log_dir()),
+        metrics_on_api: cfg.ops.metrics_address.is_none(),
+        stamper_enabled: cfg.stamper.is_some(),
+        pending_alarm_secs: cfg.ops.pending_alarm_secs.unwrap_or(2 * interval.max(60)),
+        max_fee_sat: policy.map(|p| p.max_fee_sat),
+        min_tx_interval_secs: interval,
+        explorer_url: cfg.ops.explorer_url.clone(),
+        checkpoint_seq,
+    }
+}
+
+/// Binds the `--metrics-address` listener, if one is asked for.
+async fn listen_ops(cfg: &ServeConfig) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    let Some(bind) = cfg.ops.metrics_address.clone() else {
+        return Ok(None);
+    };
+    let listener = http::server::bind(&bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr: bind, source })?;
+    Ok(Some((listener, addr)))
 }
 
 /// Opens the log for writing, repairing a torn tail (logged).
@@ -161,11 +306,12 @@ fn load_projection(
     dir: &CalendarDir,
     key: &LogKey,
     min_confirmations: u32,
-) -> Result<(Arc<RwLock<Projection>>, Checkpointer), ServeError> {
+) -> Result<(Arc<RwLock<Projection>>, Checkpointer, Option<u64>), ServeError> {
     let mut rebuilt = replay(dir, key, min_confirmations)?;
+    let checkpoint_seq = rebuilt.stats.checkpoint_seq;
     let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
     let checkpointer = Checkpointer::spawn(&dir.log_dir(), key, rebuilt);
-    Ok((view, checkpointer))
+    Ok((view, checkpointer, checkpoint_seq))
 }
 
 /// Binds the HTTP listener.
@@ -202,14 +348,17 @@ fn spawn(
     writer: WriterHandle,
     view: Arc<RwLock<Projection>>,
     checkpointer: Checkpointer,
+    ops: OpsConfig,
 ) -> Result<Tasks, ServeError> {
     let stamper_submitter = writer.submitter();
     let (intake, queue, intake_state) = Intake::new(cfg.max_pending);
     let sealer = RoundSealer::new(&dir.uri, &dir.hmac_key)
         .ok_or_else(|| ServeError::Uri(dir.uri.clone()))?;
     let (stop_aggregator, stop_rx) = tokio::sync::oneshot::channel();
+    let metrics = ops.metrics.clone();
     let agg_opts = AggregatorOptions {
         min_round_interval: cfg.min_round_interval,
+        metrics: metrics.clone(),
     };
     let aggregator = tokio::spawn(aggregator::run(
         queue,
@@ -226,6 +375,7 @@ fn spawn(
         dir.uri.clone(),
         dir.donation_addr.clone(),
         cfg.network.clone(),
+        ops,
     );
     let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {
@@ -235,6 +385,7 @@ fn spawn(
             stamper_submitter,
             state.view.clone(),
             state.bitcoin_status.clone(),
+            metrics,
             stamper_stop_rx,
         ))
     });

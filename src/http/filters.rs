@@ -10,11 +10,74 @@ use super::{handlers, AppState};
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let metrics = state.ops.metrics.clone();
     digest(state.clone())
         .or(timestamp(state.clone()))
         .or(tip(state.clone()))
+        .or(health(state.clone()))
+        .or(status(state.clone()))
+        .or(api_metrics(state.clone()))
         .or(index(state))
         .recover(handlers::rejection)
+        .with(warp::log::custom(move |info| {
+            metrics.http_response(info.status().as_u16())
+        }))
+}
+
+/// The routes of the separate `--metrics-address` listener: `/metrics`, `/healthz`, `/readyz`.
+pub fn ops_routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    metrics_route(state.clone())
+        .or(health(state))
+        .recover(handlers::rejection)
+}
+
+/// `/metrics` on the API address, unless it has an address of its own.
+fn api_metrics(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let on_api = state.ops.metrics_on_api;
+    warp::any()
+        .and_then(move || async move {
+            if on_api {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(metrics_route(state))
+}
+
+fn metrics_route(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(handlers::get_metrics)
+}
+
+fn health(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let live = warp::path!("healthz").map(|| false);
+    let ready = warp::path!("readyz").map(|| true);
+    live.or(ready)
+        .unify()
+        .and(warp::get())
+        .and(with_state(state))
+        .map(handlers::get_health)
+}
+
+fn status(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("status" / String)
+        .and(warp::get())
+        .and(with_state(state))
+        .map(handlers::get_status)
 }
 
 fn with_state(

@@ -12,7 +12,9 @@ use warp::http::{header, Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 use warp::Reply;
 
-use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
+use super::{
+    health, info, metrics, status, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN,
+};
 use crate::aggregator::SubmitError;
 use crate::anchor::tip::merkle_tip;
 use crate::projection::Status;
@@ -30,25 +32,33 @@ pub async fn post_digest(
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
     state: Arc<AppState>,
 ) -> WarpResponse {
+    let m = &state.ops.metrics;
     let Some(length) = length.and_then(|l| l.trim().parse::<u64>().ok()) else {
+        m.refused("bad_length");
         return text(StatusCode::BAD_REQUEST, "invalid Content-Length", None);
     };
     if length > MAX_DIGEST_LEN {
+        m.refused("too_long");
         return text(StatusCode::BAD_REQUEST, "digest too long", None);
     }
     if length == 0 {
+        m.refused("empty");
         return text(StatusCode::BAD_REQUEST, "digest empty", None);
     }
     let digest = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, length)).await {
         Ok(Some(d)) => d,
         Ok(None) => {
+            m.refused("body_mismatch");
             return text(
                 StatusCode::BAD_REQUEST,
                 "body does not match Content-Length",
                 None,
-            )
+            );
         }
-        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body too slow", None),
+        Err(_) => {
+            m.refused("body_timeout");
+            return text(StatusCode::REQUEST_TIMEOUT, "body too slow", None);
+        }
     };
     let answer = match state.intake.submit(digest) {
         Ok(rx) => rx.await.unwrap_or(Err(SubmitError::ShuttingDown)),
@@ -56,7 +66,10 @@ pub async fn post_digest(
     };
     match answer {
         Ok(bytes) => octets(bytes, None),
-        Err(e) => error_reply(&e),
+        Err(e) => {
+            m.refused(refusal_reason(&e));
+            error_reply(&e)
+        }
     }
 }
 
@@ -74,6 +87,15 @@ async fn read_body(
         digest.extend_from_slice(chunk.chunk());
     }
     (digest.len() as u64 == length).then_some(digest)
+}
+
+/// The `reason` label of a refusal by the intake.
+fn refusal_reason(e: &SubmitError) -> &'static str {
+    match e {
+        SubmitError::QueueFull => "queue_full",
+        SubmitError::ShuttingDown => "shutting_down",
+        SubmitError::LogUnavailable(_) => "log_unavailable",
+    }
 }
 
 /// Maps an intake refusal to its reply: always `503` with a short reason and `Retry-After`.
@@ -191,6 +213,66 @@ pub fn get_index(accept: Option<String>, state: Arc<AppState>) -> WarpResponse {
         header::HeaderValue::from_static("public, max-age=5"),
     );
     h.insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    resp
+}
+
+/// `GET /metrics`.
+pub fn get_metrics(state: Arc<AppState>) -> WarpResponse {
+    let body = metrics::scrape(&state);
+    let mut resp = Response::new(body.into());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE),
+    );
+    no_store(resp)
+}
+
+/// `GET /healthz` (`ready == false`) and `GET /readyz` (`ready == true`).
+pub fn get_health(ready: bool, state: Arc<AppState>) -> WarpResponse {
+    let (ok, body) = health::answer(&state, ready);
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    no_store(json(code, &body))
+}
+
+/// `GET /status/<hex>`.
+pub fn get_status(hex_commitment: String, state: Arc<AppState>) -> WarpResponse {
+    match hex::decode(&hex_commitment) {
+        Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX => {
+            let mut resp = json(StatusCode::OK, &status::lookup(&state, &c));
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("public, max-age=10"),
+            );
+            resp
+        }
+        _ => text(
+            StatusCode::BAD_REQUEST,
+            "commitment must be hex-encoded bytes",
+            None,
+        ),
+    }
+}
+
+fn json(code: StatusCode, body: &impl serde::Serialize) -> WarpResponse {
+    let body = serde_json::to_string(body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn no_store(mut resp: WarpResponse) -> WarpResponse {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 

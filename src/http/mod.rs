@@ -7,16 +7,23 @@
 //!   and [`handlers::rejection`].
 //! - [`info`]: the info page model, rendered as HTML or as JSON (schema in its module docs).
 //! - [`server`]: the hyper server with the timeouts and limits warp's own server lacks.
+//! - [`health`], [`metrics`], [`status`]: what operators and users watch: `GET /healthz`,
+//!   `GET /readyz`, `GET /metrics` (Prometheus) and `GET /status/<hex>` (JSON).
 pub mod filters;
 pub mod handlers;
+pub mod health;
 pub mod info;
+pub mod metrics;
 pub mod server;
+pub mod status;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::aggregator::Intake;
 use crate::projection::Projection;
+use crate::telemetry::metrics::Metrics;
 
 /// Longest digest accepted by `POST /digest` (as the Python server).
 pub const MAX_DIGEST_LEN: u64 = 64;
@@ -35,6 +42,48 @@ pub struct AppState {
     pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
     pub bitcoin_status: crate::telemetry::StatusBoard,
+    pub ops: OpsConfig,
+}
+
+/// What the operator-facing endpoints need besides the calendar itself.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    pub metrics: Arc<Metrics>,
+    /// The log's segment directory, for the log size figures.
+    pub log_dir: Option<PathBuf>,
+    /// Also serve `GET /metrics` on the API address (false when it has its own address).
+    pub metrics_on_api: bool,
+    /// Whether a stamper runs (`--btc-rpc`).
+    pub stamper_enabled: bool,
+    /// Raise `pending_too_old` when the oldest pending round is older than this.
+    pub pending_alarm_secs: u64,
+    /// `--btc-max-fee` in satoshis, shown against the fee of the transaction in flight.
+    pub max_fee_sat: Option<u64>,
+    /// `--btc-min-tx-interval`, for the expected time to completion.
+    pub min_tx_interval_secs: u64,
+    /// Block explorer URL prefix for transaction links (`.../tx/` is appended to it).
+    pub explorer_url: Option<String>,
+    /// Sequence number the projection's checkpoint was at on start-up.
+    pub checkpoint_seq: Option<u64>,
+}
+
+/// Default `pending_too_old` threshold: two of the Python otsd's default transaction intervals.
+pub const DEFAULT_PENDING_ALARM_SECS: u64 = 2 * 6 * 60 * 60;
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            metrics: Arc::new(Metrics::new()),
+            log_dir: None,
+            metrics_on_api: true,
+            stamper_enabled: false,
+            pending_alarm_secs: DEFAULT_PENDING_ALARM_SECS,
+            max_fee_sat: None,
+            min_tx_interval_secs: 6 * 60 * 60,
+            explorer_url: None,
+            checkpoint_seq: None,
+        }
+    }
 }
 
 impl AppState {
@@ -44,6 +93,7 @@ impl AppState {
         uri: String,
         donation_addr: String,
         network: String,
+        ops: OpsConfig,
     ) -> Arc<AppState> {
         Arc::new(AppState {
             intake,
@@ -53,6 +103,7 @@ impl AppState {
             network,
             tip: Mutex::default(),
             bitcoin_status: Default::default(),
+            ops,
         })
     }
 

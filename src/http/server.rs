@@ -73,7 +73,28 @@ pub async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let routes = filters::routes(state);
+    serve_routes(listener, filters::routes(state), opts, shutdown).await
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on their own listener (`--metrics-address`).
+pub async fn serve_ops(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_routes(listener, filters::ops_routes(state), opts, shutdown).await
+}
+
+async fn serve_routes<F>(
+    listener: TcpListener,
+    routes: F,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: warp::Filter<Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(opts.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);

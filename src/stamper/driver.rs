@@ -33,6 +33,7 @@ use crate::events::codec;
 use crate::events::{Event, LogHead};
 use crate::log::Submitter;
 use crate::projection::Projection;
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::StatusBoard;
 
 /// Blocks fetched per tick, so a node far ahead does not stall the loop.
@@ -81,6 +82,7 @@ struct Driver {
     writer: Submitter,
     view: Arc<RwLock<Projection>>,
     next_tx_at: u64,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs the stamper until `stop` flips to true.
@@ -90,6 +92,7 @@ pub async fn run(
     writer: Submitter,
     view: Arc<RwLock<Projection>>,
     status: StatusBoard,
+    metrics: Arc<Metrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let scan_timeout = cfg.rpc_timeout.max(SCAN_RPC_TIMEOUT);
@@ -104,7 +107,11 @@ pub async fn run(
         Ok((c, s)) => (Arc::new(c), Arc::new(s)),
         Err(e) => {
             tracing::error!("stamper disabled: bad Bitcoin RPC settings: {e}");
-            set_status(&status, json!({"error": format!("bad RPC settings: {e}")}));
+            metrics.stamper_error(KIND_CONFIG);
+            set_status(
+                &status,
+                json!({"error": format!("bad RPC settings: {e}"), "error_kind": KIND_CONFIG}),
+            );
             return;
         }
     };
@@ -122,6 +129,7 @@ pub async fn run(
         writer,
         view,
         next_tx_at: 0,
+        metrics,
     };
     tracing::info!(
         %address,
@@ -131,11 +139,16 @@ pub async fn run(
     );
     loop {
         let outcome = d.tick().await;
+        d.metrics.next_tx_due.set(d.next_tx_at as i64);
         let report = match &outcome {
-            Ok(what) => json!({"address": address, "state": what, "error": null}),
+            Ok(what) => json!({"address": address, "state": what, "error": null,
+                               "error_kind": null, "next_tx_at": d.next_tx_at}),
             Err(e) => {
                 tracing::warn!("stamper: {e}; retrying");
-                json!({"address": address, "error": e})
+                let kind = error_kind(e);
+                d.metrics.stamper_error(kind);
+                json!({"address": address, "error": e, "error_kind": kind,
+                       "next_tx_at": d.next_tx_at})
             }
         };
         set_status(&status, with_chain(report, &d.view));
@@ -314,6 +327,8 @@ impl Driver {
             })
             .await?;
         tracing::info!(%txid, rounds = ?(plan.first_round..=plan.last_round), fee = plan.fee_sat, "stamp sent");
+        self.metrics.stamper_broadcasts.inc();
+        self.metrics.stamper_last_broadcast.set(unix_now() as i64);
         self.record(vec![Event::TxBroadcast {
             txid: txid.to_byte_array(),
             raw_tx: raw,
@@ -415,15 +430,56 @@ async fn on_blocking<T: Send + 'static>(
         .map_err(|e| format!("RPC task: {e}"))?
 }
 
-/// Names the call and says plainly when it timed out.
+/// Error kinds of a failed tick, as the `kind` label of `otsd_stamper_errors_total` and the
+/// status board's `error_kind` (what `/readyz` raises alarms from).
+pub const KIND_NODE_UNREACHABLE: &str = "node_unreachable";
+pub const KIND_CANNOT_PAY: &str = "cannot_pay";
+pub const KIND_MAX_FEE: &str = "max_fee";
+pub const KIND_RPC: &str = "rpc";
+pub const KIND_LOG: &str = "log";
+pub const KIND_CONFIG: &str = "config";
+pub const KIND_OTHER: &str = "other";
+
+/// Marks an error message as the node not answering at all (see [`error_kind`]).
+const UNREACHABLE: &str = "node unreachable";
+
+/// The kind of a tick's error message. The messages are ours (built by [`rpc_err`], the policy's
+/// [`policy::Blocked`] and [`Driver::record`]), so their prefixes are a closed set.
+pub fn error_kind(e: &str) -> &'static str {
+    if e.contains(UNREACHABLE) {
+        KIND_NODE_UNREACHABLE
+    } else if e.contains("OutOfMoney") || e.starts_with("no spendable coins") {
+        KIND_CANNOT_PAY
+    } else if e.contains("MaxFeeReached") {
+        KIND_MAX_FEE
+    } else if e.starts_with("Bitcoin Core ") {
+        KIND_RPC
+    } else if e.starts_with("log") {
+        KIND_LOG
+    } else {
+        KIND_OTHER
+    }
+}
+
+/// Names the call and says plainly when it timed out or the node could not be reached.
 fn rpc_err(method: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> String {
     move |e| {
         if is_timeout(&e) {
-            format!("Bitcoin Core {method}: no answer within the RPC timeout ({e})")
+            format!("Bitcoin Core {method}: {UNREACHABLE}: no answer within the RPC timeout ({e})")
+        } else if is_transport(&e) {
+            format!("Bitcoin Core {method}: {UNREACHABLE}: {e}")
         } else {
             format!("Bitcoin Core {method}: {e}")
         }
     }
+}
+
+/// A failure to reach the node (connection refused, reset, HTTP-level failure), not an RPC error.
+fn is_transport(e: &bitcoincore_rpc::Error) -> bool {
+    matches!(
+        e,
+        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Transport(_))
+    )
 }
 
 fn is_timeout(e: &bitcoincore_rpc::Error) -> bool {
@@ -549,6 +605,35 @@ fn confirmations_in(
 mod tests {
     use super::*;
 
+    /// Nothing listens: the node is unreachable, and the kind says so.
+    #[test]
+    fn refused_connections_are_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://u:p@127.0.0.1:{port}/");
+        let client = rpc::client(&url, None, Duration::from_millis(300)).unwrap();
+        let err = client
+            .get_block_count()
+            .map_err(rpc_err("getblockcount"))
+            .unwrap_err();
+        assert_eq!(error_kind(&err), KIND_NODE_UNREACHABLE, "{err}");
+        let blocked = format!(
+            "cannot stamp: {:?}",
+            policy::Blocked::OutOfMoney {
+                input_sat: 1,
+                fee_sat: 2
+            }
+        );
+        assert_eq!(error_kind(&blocked), KIND_CANNOT_PAY);
+        assert_eq!(
+            error_kind("no spendable coins: fund bcrt1q..."),
+            KIND_CANNOT_PAY
+        );
+    }
+
     /// A node that accepts the connection but never answers: the call fails after the timeout,
     /// and the error says so.
     #[test]
@@ -562,6 +647,7 @@ mod tests {
             .map_err(rpc_err("getblockcount"))
             .unwrap_err();
         assert!(err.contains("no answer within the RPC timeout"), "{err}");
+        assert_eq!(error_kind(&err), KIND_NODE_UNREACHABLE);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

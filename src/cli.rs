@@ -101,6 +101,21 @@ pub struct OtsdArgs {
     /// Also append logs to this file
     #[arg(long, value_name = "FILE")]
     pub debug_file: Option<PathBuf>,
+    /// Log JSON lines (one object per event) instead of human-readable lines
+    #[arg(long)]
+    pub log_json: bool,
+    /// Serve /metrics, /healthz and /readyz on this HOST:PORT instead of the API address (the API
+    /// then does not serve /metrics)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_address: Option<String>,
+    /// Raise the pending_too_old alarm (/readyz, /metrics) when the oldest pending round is older
+    /// than this [default: twice --btc-min-tx-interval]
+    #[arg(long, value_name = "SECONDS")]
+    pub alarm_pending_secs: Option<u64>,
+    /// Block explorer URL prefix for transaction links on the info page, e.g.
+    /// https://mempool.space/ (the page appends tx/TXID)
+    #[arg(long, value_name = "URL")]
+    pub explorer_url: Option<String>,
     /// Be more verbose (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -178,7 +193,11 @@ impl OtsdArgs {
                 header_timeout: Duration::from_secs(self.header_timeout.max(1)),
                 ..ServerOptions::default()
             },
-            ops: Default::default(),
+            ops: crate::daemon::OpsOptions {
+                metrics_address: self.metrics_address.clone(),
+                pending_alarm_secs: self.alarm_pending_secs,
+                explorer_url: self.explorer_url.clone(),
+            },
         }
     }
 }

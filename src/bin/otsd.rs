@@ -4,7 +4,7 @@ use otsd::cli::OtsdArgs;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
-    otsd::telemetry::init(args.verbosity(), args.debug_file.as_deref())
+    otsd::telemetry::init_with(args.verbosity(), args.debug_file.as_deref(), args.log_json)
         .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {

@@ -51,7 +51,13 @@ pub struct Otsd {
 impl Otsd {
     /// Starts otsd on `calendar` (the directory holding uri/hmac-key), on a free loopback port.
     pub fn start(calendar: &Path, extra: &[&str]) -> Otsd {
+        Otsd::start_env(calendar, extra, &[])
+    }
+
+    /// As [`Otsd::start`], with extra environment variables.
+    pub fn start_env(calendar: &Path, extra: &[&str], env: &[(&str, &str)]) -> Otsd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otsd"))
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(calendar)
             .args(["--rpc-address", "127.0.0.1", "--btc-regtest"])

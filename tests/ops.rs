@@ -1,0 +1,265 @@
+//! What operators watch, on a real otsd process: `/metrics` (Prometheus), `/healthz` and `/readyz`
+//! with their alarms, `/status/<hex>`, and the systemd notification protocol.
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::{commitment_of, free_port, get, new_calendar, post_digest, raw, wait_for, Otsd};
+
+/// The value of the sample named exactly `series` (name and labels) in an exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn scrape(otsd: &Otsd) -> String {
+    let r = get(otsd.addr, "/metrics", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text")),
+        "{:?}",
+        r.header("content-type")
+    );
+    r.text()
+}
+
+fn json(otsd: &Otsd, path: &str) -> (u16, serde_json::Value) {
+    let r = get(otsd.addr, path, "");
+    let v = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", r.text()));
+    (r.status, v)
+}
+
+#[test]
+fn metrics_move_after_real_requests() {
+    let dir = new_calendar();
+    let otsd = Otsd::start(&dir.path().join("calendar"), &[]);
+    let before = scrape(&otsd);
+    let v = |t: &str, s: &str| sample(t, s).unwrap_or_else(|| panic!("no {s} in\n{t}"));
+    assert_eq!(v(&before, "otsd_digests_accepted_total"), 0.0);
+    assert_eq!(v(&before, "otsd_projection_digests"), 0.0);
+    assert!(v(&before, "otsd_log_segments") >= 1.0);
+    assert!(v(&before, "otsd_log_bytes") > 0.0);
+    for i in 0..3u8 {
+        assert_eq!(post_digest(otsd.addr, &[i; 32]).status, 200);
+    }
+    let empty = raw(
+        otsd.addr,
+        b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(empty.status, 400);
+    assert_eq!(get(otsd.addr, "/no-such-page", "").status, 404);
+    let after = scrape(&otsd);
+    assert_eq!(v(&after, "otsd_digests_accepted_total"), 3.0, "{after}");
+    assert_eq!(
+        v(&after, "otsd_digests_refused_total{reason=\"empty\"}"),
+        1.0
+    );
+    assert_eq!(v(&after, "otsd_projection_digests"), 3.0);
+    let rounds = v(&after, "otsd_rounds_total");
+    assert!((1.0..=3.0).contains(&rounds), "{rounds}");
+    assert_eq!(v(&after, "otsd_round_digests_count"), rounds);
+    assert_eq!(v(&after, "otsd_round_digests_sum"), 3.0);
+    assert_eq!(v(&after, "otsd_round_commit_seconds_count"), rounds);
+    assert!(v(&after, "otsd_round_commit_seconds_sum") > 0.0);
+    assert_eq!(v(&after, "otsd_pending_rounds"), rounds);
+    assert!(v(&after, "otsd_log_next_seq") >= 3.0 + rounds);
+    // The first scrape's own answer is counted by the time of the second.
+    assert!(
+        v(&after, "otsd_http_responses_total{code=\"200\"}") >= 4.0,
+        "{after}"
+    );
+    assert_eq!(v(&after, "otsd_http_responses_total{code=\"400\"}"), 1.0);
+    assert_eq!(v(&after, "otsd_http_responses_total{code=\"404\"}"), 1.0);
+    assert_eq!(v(&after, "otsd_alarm{alarm=\"pending_too_old\"}"), 0.0);
+    assert!(after.ends_with("# EOF\n"));
+    otsd.stop();
+}
+
+#[test]
+fn metrics_can_have_their_own_address() {
+    let dir = new_calendar();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let otsd = Otsd::start(&dir.path().join("calendar"), &["--metrics-address", &bind]);
+    assert_eq!(
+        get(otsd.addr, "/metrics", "").status,
+        404,
+        "kept off the API"
+    );
+    let ops: std::net::SocketAddr = bind.parse().unwrap();
+    let r = get(ops, "/metrics", "");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("otsd_digests_accepted_total 0"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(get(ops, "/readyz", "").status, 200);
+    assert_eq!(
+        get(ops, "/timestamp/00", "").status,
+        404,
+        "only ops routes there"
+    );
+    otsd.stop();
+}
+
+#[test]
+fn health_without_a_stamper_is_ready() {
+    let dir = new_calendar();
+    let otsd = Otsd::start(&dir.path().join("calendar"), &[]);
+    let (code, live) = json(&otsd, "/healthz");
+    assert_eq!(
+        (code, live["status"].as_str()),
+        (200, Some("alive")),
+        "{live}"
+    );
+    let (code, ready) = json(&otsd, "/readyz");
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["alarms"], serde_json::json!([]));
+    let stamper = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stamper")
+        .unwrap();
+    assert!(
+        stamper["detail"].as_str().unwrap().contains("stamper off"),
+        "{ready}"
+    );
+    otsd.stop();
+}
+
+#[test]
+fn unreachable_node_raises_an_alarm_and_readyz_says_why() {
+    let dead = format!("http://u:p@127.0.0.1:{}/", free_port());
+    let dir = new_calendar();
+    let otsd = Otsd::start(
+        &dir.path().join("calendar"),
+        &["--btc-rpc", &dead, "--btc-poll-interval-ms", "100"],
+    );
+    let ready = wait_for("readyz to fail", 30, || {
+        let (code, body) = json(&otsd, "/readyz");
+        (code == 503).then_some(body)
+    });
+    assert_eq!(ready["status"], "not ready");
+    assert_eq!(
+        ready["alarms"],
+        serde_json::json!(["node_unreachable"]),
+        "{ready}"
+    );
+    let stamper = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stamper")
+        .unwrap();
+    assert_eq!(stamper["ok"], false);
+    assert!(
+        stamper["detail"]
+            .as_str()
+            .unwrap()
+            .contains("node unreachable"),
+        "{ready}"
+    );
+    let (code, live) = json(&otsd, "/healthz");
+    assert_eq!(code, 200, "the process still serves");
+    assert_eq!(live["alarms"], serde_json::json!(["node_unreachable"]));
+    let m = scrape(&otsd);
+    assert_eq!(
+        sample(&m, "otsd_alarm{alarm=\"node_unreachable\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(sample(&m, "otsd_stamper_errors_total{kind=\"node_unreachable\"}").unwrap() >= 1.0);
+    // Intake goes on regardless.
+    assert_eq!(post_digest(otsd.addr, &[5; 32]).status, 200);
+    otsd.stop();
+}
+
+#[test]
+fn status_of_a_commitment() {
+    let dir = new_calendar();
+    let otsd = Otsd::start(&dir.path().join("calendar"), &[]);
+    let digest = [7u8; 32];
+    let answer = post_digest(otsd.addr, &digest);
+    let commitment = commitment_of(&digest, &answer.body);
+    let (code, s) = json(&otsd, &format!("/status/{}", hex::encode(&commitment)));
+    assert_eq!(code, 200);
+    assert_eq!(s["state"], "pending", "{s}");
+    assert_eq!(s["round"], 0);
+    assert_eq!(s["commitment"], hex::encode(&commitment));
+    assert!(s["round_time"].as_u64().is_some());
+    assert_eq!(
+        s["expected_complete_at"],
+        serde_json::Value::Null,
+        "not stamping: no estimate"
+    );
+    assert!(
+        s["detail"].as_str().unwrap().contains("not stamping"),
+        "{s}"
+    );
+    let (code, s) = json(&otsd, &format!("/status/{}", "00".repeat(44)));
+    assert_eq!((code, s["state"].as_str()), (200, Some("unknown")));
+    assert_eq!(get(otsd.addr, "/status/xyz", "").status, 400);
+    otsd.stop();
+}
+
+/// otsd under a pretend service manager: a datagram socket in `$NOTIFY_SOCKET`, as systemd
+/// provides for `Type=notify` (systemd itself cannot run in the test environment).
+#[test]
+fn systemd_notify_ready_watchdog_and_stopping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let dir = new_calendar();
+    let otsd = Otsd::start_env(
+        &dir.path().join("calendar"),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert!(
+        first.starts_with("READY=1\nSTATUS=listening on "),
+        "{first}"
+    );
+    assert!(first.contains(&otsd.addr.to_string()), "{first}");
+    // Within a second: watchdog pings (every 100 ms) and a STATUS line with figures.
+    let mut seen = Vec::new();
+    while !(seen.iter().any(|m: &String| m == "WATCHDOG=1")
+        && seen.iter().any(|m| m.contains("rounds pending")))
+    {
+        seen.push(recv());
+        assert!(seen.len() < 50, "{seen:?}");
+    }
+    let pid = otsd.child.id();
+    let stopper = std::thread::spawn(move || otsd.stop());
+    let stopping = loop {
+        let m = recv();
+        if m.starts_with("STOPPING=1") {
+            break m;
+        }
+    };
+    assert!(stopping.contains("STATUS=shutting down"), "{stopping}");
+    stopper.join().unwrap();
+    let last = recv();
+    assert_eq!(last, "STATUS=stopped; log closed cleanly", "pid {pid}");
+}

@@ -203,15 +203,21 @@ fn spawn_miner(
     });
 }
 
-/// Runs `otsd --dev` until SIGTERM/SIGINT: sets up, prints the `ots` commands, serves.
-pub async fn run(args: &crate::cli::OtsdArgs) -> Result<(), DevError> {
-    let port = match args.rpc_port {
+/// Runs `otsd --dev` until SIGTERM/SIGINT: sets up, prints the `ots` commands, serves. `port` is
+/// `--rpc-port` (0 picks a free one); `config` builds the configuration from the calendar
+/// directory, the port and the node's URL (see [`crate::config::dev_serve_config`]).
+pub async fn run(
+    port: u16,
+    block_interval: Duration,
+    config: impl FnOnce(PathBuf, u16, &str) -> crate::server::ServeConfig,
+) -> Result<(), DevError> {
+    let port = match port {
         0 => free_port()?,
         p => p,
     };
-    let interval = Duration::from_millis(args.dev_block_interval_ms.max(100));
+    let interval = block_interval;
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
-    let cfg = args.dev_serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
+    let cfg = config(dev.calendar_dir.clone(), port, &dev.node_url);
     let running = crate::server::start(cfg, crate::server::shutdown_signal()).await?;
     let url = format!("http://127.0.0.1:{port}");
     println!(

@@ -25,6 +25,7 @@
 pub mod aggregator;
 pub mod calendar;
 pub mod cli;
+pub mod config;
 pub mod ctl;
 pub mod dev;
 pub mod events;

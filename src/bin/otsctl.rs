@@ -4,6 +4,7 @@ use otsd::cli::{
     InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
     ShipArgs, VerifyArgs,
 };
+use otsd::config::Network;
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +24,7 @@ fn main() -> anyhow::Result<()> {
             let dir = otsd::calendar::dir::CalendarDir::load(&a.dir)?;
             println!(
                 "{}",
-                otsd::stamper::key::funding_address(&dir, a.network())?
+                otsd::stamper::key::funding_address(&dir, Network::from(&a.network).bitcoin())?
             );
         }
         OtsctlCommand::Verify(a) => verify(a)?,
@@ -49,11 +50,14 @@ fn print_progress(p: &Progress) {
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let source = LogSource::open(&a.dir, !a.no_key).context("open the calendar")?;
-    let node = match &a.btc_rpc {
-        Some(url) => Some(ctl::node::Node::connect(url, a.btc_rpc_cookie.as_deref())?),
+    let node = match &a.node.btc_rpc {
+        Some(url) => Some(ctl::node::Node::connect(
+            url,
+            a.node.btc_rpc_cookie.as_deref(),
+        )?),
         None => None,
     };
-    let range = SeqRange::new(a.from, a.to);
+    let range = SeqRange::new(a.range.from, a.range.to);
     let report = ctl::verify::verify_with_node(&source, range, node.as_ref(), &mut print_progress)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -86,7 +90,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let filter = ctl::inspect::Filter {
-        range: SeqRange::new(a.from, a.to),
+        range: SeqRange::new(a.range.from, a.range.to),
         event_type: a.event_type,
     };
     ctl::inspect::dump(&source, &filter, |seq, event| {
@@ -123,7 +127,12 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         Some(bar) => bar.set_position(p.seq + 1),
         None => print_progress(p),
     };
-    let result = ctl::replay::replay(&a.dir, &output, a.btc_min_confirmations, &mut sink);
+    let result = ctl::replay::replay(
+        &a.dir,
+        &output,
+        a.confirmations.btc_min_confirmations,
+        &mut sink,
+    );
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -208,14 +208,13 @@ fn spawn_miner(
 /// directory, the port and the node's URL (see [`crate::config::dev_serve_config`]).
 pub async fn run(
     port: u16,
-    block_interval: Duration,
+    interval: Duration,
     config: impl FnOnce(PathBuf, u16, &str) -> crate::server::ServeConfig,
 ) -> Result<(), DevError> {
     let port = match port {
         0 => free_port()?,
         p => p,
     };
-    let interval = block_interval;
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
     let cfg = config(dev.calendar_dir.clone(), port, &dev.node_url);
     let running = crate::server::start(cfg, crate::server::shutdown_signal()).await?;

@@ -18,6 +18,10 @@
 //! - [`ctl`]: the operator tools behind `otsctl`: forensic `verify`, `inspect` and `replay` of the log,
 //!   `ship` to a mirror, `recover` from an untrusted replica, and `readmit` of commitments clients
 //!   hold after a loss.
+//! - [`cli`]: the clap definitions of `otsd` and `otsctl` (argument groups shared by both in
+//!   `cli::shared`), and [`config`]: `otsd`'s arguments turned into a [`config::ServeConfig`]
+//!   (the [`config::Network`], every flag's default taken from the module that owns it).
+//! - [`server`]: the running calendar's wiring, started from a [`config::ServeConfig`].
 //! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
 //!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
 #![deny(unsafe_code)]

@@ -36,6 +36,13 @@ fn assert_mentions(message: &str, parts: &[&str]) {
 }
 
 #[test]
+fn both_command_definitions_pass_clap_s_own_checks() {
+    use clap::CommandFactory;
+    OtsdArgs::command().debug_assert();
+    OtsctlArgs::command().debug_assert();
+}
+
+#[test]
 fn otsd_help_lists_flags_with_their_defaults() {
     let out = run(env!("CARGO_BIN_EXE_otsd"), &["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
@@ -229,8 +236,8 @@ fn shared_groups_keep_their_rules_in_both_binaries() {
         &["--btc-rpc <URL>", "required"],
     );
     assert_mentions(
-        &otsctl_refusal(&["inspect", "DIR", "--from", "-1"]),
-        &["--from <SEQ>", "-1"],
+        &otsctl_refusal(&["inspect", "DIR", "--from=-1"]),
+        &["--from <SEQ>", "invalid digit"],
     );
 }
 

@@ -70,7 +70,7 @@ const PENDING_TEXT: &str = "Pending confirmation in Bitcoin blockchain";
 )]
 struct Args {
     /// Calendar address, host:port.
-    #[arg(long, default_value = "127.0.0.1:14788")]
+    #[arg(long, default_value_t = format!("127.0.0.1:{}", otsd::cli::otsd::DEFAULT_RPC_PORT))]
     target: String,
     /// Connections (workers) in flight at once.
     #[arg(short, long, default_value_t = 64)]

@@ -14,12 +14,18 @@ use crate::stamper::StamperConfig;
 
 /// Default `--rpc-port`, the Python otsd's.
 pub const DEFAULT_RPC_PORT: u16 = 14788;
+/// Largest `--btc-conf-target`: the most blocks Bitcoin Core's `estimatesmartfee` accepts.
+pub const MAX_CONF_TARGET: i64 = 1008;
 /// Default `--btc-rpc-timeout`, seconds.
 pub const DEFAULT_BTC_RPC_TIMEOUT_SECS: u64 = 30;
 /// Largest `--btc-rpc-timeout`: a day.
 pub const MAX_BTC_RPC_TIMEOUT_SECS: u64 = 24 * 60 * 60;
-/// Default `--btc-poll-interval-ms` and `--dev-block-interval-ms`.
+/// Default `--rpc-address`.
+pub const DEFAULT_RPC_ADDRESS: &str = "localhost";
+/// Default `--btc-poll-interval-ms`.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 5_000;
+/// Default `--dev-block-interval-ms`.
+pub const DEFAULT_DEV_BLOCK_INTERVAL_MS: u64 = 5_000;
 /// Smallest `--btc-poll-interval-ms`: the stamper must not hammer the node.
 pub const MIN_POLL_INTERVAL_MS: u64 = 10;
 /// Smallest `--dev-block-interval-ms`.
@@ -53,7 +59,7 @@ pub struct OtsdArgs {
     #[arg(short = 'c', long = "calendar", value_name = "DIR")]
     pub calendar: Option<PathBuf>,
     /// Address to serve the HTTP API on
-    #[arg(long, default_value = "localhost", value_name = "ADDR")]
+    #[arg(long, default_value = DEFAULT_RPC_ADDRESS, value_name = "ADDR")]
     pub rpc_address: String,
     /// Port to serve the HTTP API on (0 picks a free one)
     #[arg(long, default_value_t = DEFAULT_RPC_PORT, value_name = "PORT")]
@@ -65,7 +71,7 @@ pub struct OtsdArgs {
     #[arg(long)]
     pub dev: bool,
     /// With --dev: milliseconds between mined blocks
-    #[arg(long, default_value_t = DEFAULT_POLL_INTERVAL_MS, value_name = "MS",
+    #[arg(long, default_value_t = DEFAULT_DEV_BLOCK_INTERVAL_MS, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(MIN_DEV_BLOCK_INTERVAL_MS..=MAX_INTERVAL_MS))]
     pub dev_block_interval_ms: u64,
     #[command(flatten)]
@@ -90,7 +96,7 @@ pub struct OtsdArgs {
     pub btc_min_relay_feerate: SatPerVb,
     /// Confirmation target for the first transaction of a cycle (1..=1008); later ones are RBF bumps
     #[arg(long, default_value_t = StamperConfig::DEFAULT.conf_target, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=1008))]
+          value_parser = clap::value_parser!(u16).range(1..=MAX_CONF_TARGET))]
     pub btc_conf_target: u16,
     #[command(flatten)]
     pub confirmations: ConfirmationsArgs,

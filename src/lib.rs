@@ -24,7 +24,6 @@
 //! - [`server`]: the running calendar's wiring, started from a [`config::ServeConfig`].
 //! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
 //!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
-#![deny(unsafe_code)]
 
 pub mod aggregator;
 pub mod calendar;

@@ -1,5 +1,10 @@
 //! The command lines of `otsd` and `otsctl`: `--help` works, and out-of-range flag values are refused
 //! by the parser with a message naming the flag and the accepted range (never clamped silently).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::process::{Command, Output};
 
 use clap::Parser;

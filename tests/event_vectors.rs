@@ -10,8 +10,8 @@
 )]
 use std::path::{Path, PathBuf};
 
+use otsd::events::codec;
 use otsd::events::Event;
-use otsd::log::codec;
 use serde_json::{json, Value};
 
 fn vectors() -> PathBuf {

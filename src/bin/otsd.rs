@@ -2,7 +2,6 @@ use anyhow::Context;
 use clap::Parser;
 use otsd::cli::OtsdArgs;
 use otsd::config;
-use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
@@ -10,16 +9,17 @@ fn main() -> anyhow::Result<()> {
         .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
-        let interval = Duration::from_millis(args.dev_block_interval_ms);
-        let config =
-            |dir, port, node_url: &str| config::dev_serve_config(&args, dir, port, node_url);
         return runtime
-            .block_on(otsd::dev::run(args.rpc_port, interval, config))
+            .block_on(otsd::daemon::dev::run(
+                args.rpc_port,
+                args.dev_block_interval_ms,
+                |dir, port, node_url| config::dev_serve_config(&args, dir, port, node_url),
+            ))
             .context("otsd --dev");
     }
     runtime.block_on(async {
         let running =
-            otsd::server::start(config::serve_config(&args), otsd::server::shutdown_signal())
+            otsd::daemon::start(config::serve_config(&args), otsd::daemon::shutdown_signal())
                 .await?;
         running.done.await.context("otsd main task")??;
         Ok(())

@@ -1,5 +1,10 @@
 //! What operators watch, on a real otsd process: `/metrics` (Prometheus), `/healthz` and `/readyz`
 //! with their alarms, `/status/<hex>`, and the systemd notification protocol.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::os::unix::net::UnixDatagram;

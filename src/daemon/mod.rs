@@ -9,7 +9,6 @@ pub mod systemd;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,47 +16,16 @@ use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
-use crate::http::{self, server::ServerOptions, AppState, OpsConfig};
+use crate::http::{self, AppState, OpsConfig};
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
 use crate::projection::Projection;
-use crate::stamper::driver::{self, DriverConfig};
+use crate::stamper::driver;
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 use crate::telemetry::metrics::Metrics;
 
-/// Everything `otsd` needs to run.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub calendar_dir: PathBuf,
-    pub rpc_address: String,
-    pub rpc_port: u16,
-    /// "mainnet", "testnet" or "regtest".
-    pub network: String,
-    /// Digests that may wait for a round before `POST /digest` answers 503.
-    pub max_pending: usize,
-    pub min_round_interval: Duration,
-    pub segment_size: u64,
-    /// `--btc-min-confirmations`: when proofs are final.
-    pub min_confirmations: u32,
-    /// The stamper, when a Bitcoin node is configured.
-    pub stamper: Option<DriverConfig>,
-    pub http: ServerOptions,
-    /// Metrics, health and service-manager settings.
-    pub ops: OpsOptions,
-}
-
-/// What operators watch the calendar with.
-#[derive(Debug, Clone, Default)]
-pub struct OpsOptions {
-    /// Serve `/metrics`, `/healthz` and `/readyz` on this `HOST:PORT` instead of the API address
-    /// (the API then does not serve `/metrics`).
-    pub metrics_address: Option<String>,
-    /// `pending_too_old` threshold, seconds [default: two `--btc-min-tx-interval`s].
-    pub pending_alarm_secs: Option<u64>,
-    /// Block explorer URL prefix for transaction links on the info page.
-    pub explorer_url: Option<String>,
-}
+pub use crate::config::{OpsOptions, ServeConfig};
 
 /// Why the calendar could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -300,13 +268,16 @@ fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer
     Ok(writer)
 }
 
+/// The live view, its checkpointer, and the sequence number the checkpoint on disk was at.
+type LoadedProjection = (Arc<RwLock<Projection>>, Checkpointer, Option<u64>);
+
 /// The live projection, rebuilt by [`replay`], and the checkpointer that keeps its checkpoint
 /// current from then on.
 fn load_projection(
     dir: &CalendarDir,
     key: &LogKey,
     min_confirmations: u32,
-) -> Result<(Arc<RwLock<Projection>>, Checkpointer, Option<u64>), ServeError> {
+) -> Result<LoadedProjection, ServeError> {
     let mut rebuilt = replay(dir, key, min_confirmations)?;
     let checkpoint_seq = rebuilt.stats.checkpoint_seq;
     let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
@@ -374,7 +345,7 @@ fn spawn(
         view,
         dir.uri.clone(),
         dir.donation_addr.clone(),
-        cfg.network.clone(),
+        cfg.network.name().to_owned(),
         ops,
     );
     let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);

@@ -8,6 +8,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
+use std::process::Command;
 use std::time::Duration;
 
 use common::{commitment_of, free_port, get, new_calendar, post_digest, raw, wait_for, Otsd};
@@ -267,4 +268,41 @@ fn systemd_notify_ready_watchdog_and_stopping() {
     stopper.join().unwrap();
     let last = recv();
     assert_eq!(last, "STATUS=stopped; log closed cleanly", "pid {pid}");
+}
+
+/// contrib/systemd/otsd.service passes `systemd-analyze verify` (with its binary path pointed at
+/// the built otsd) and scores as hardened by `systemd-analyze security` (exposure at most 2.0).
+#[test]
+fn systemd_unit_verifies_and_is_hardened() {
+    let analyze = common::required_env("SYSTEMD_ANALYZE");
+    let unit = std::fs::read_to_string(common::repo_path("contrib/systemd/otsd.service")).unwrap();
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "TimeoutStopSec=",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/otsd",
+        "User=otsd",
+    ] {
+        assert!(unit.contains(needed), "otsd.service lacks {needed}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("otsd.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/otsd", env!("CARGO_BIN_EXE_otsd")),
+    )
+    .unwrap();
+    let (ok, out) = common::run(Command::new(&analyze).arg("verify").arg(&path));
+    assert!(ok, "systemd-analyze verify: {out}");
+    let (ok, out) = common::run(
+        Command::new(&analyze)
+            .args(["security", "--offline=true", "--threshold=20"])
+            .arg(&path),
+    );
+    assert!(ok, "systemd-analyze security: {out}");
+    assert!(
+        out.contains("Overall exposure level for otsd.service: 1."),
+        "{out}"
+    );
 }

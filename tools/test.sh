@@ -4,7 +4,9 @@
 #      crates.io package libbitcoinkernel-sys, for the tests that run a real regtest node;
 #   2. installs the real OpenTimestamps clients (PyPI opentimestamps-client and opentimestamps,
 #      npm javascript-opentimestamps) into a cache;
-#   3. runs the whole Rust test suite, which drives those clients and that node.
+#   3. installs Debian's nginx, chromium and systemd-analyze when missing (tools/setup-ops.sh), for
+#      the tests of contrib/nginx, the info page in a real browser and contrib/systemd;
+#   4. runs the whole Rust test suite, which drives those clients, that node and those tools.
 # Before all that, the lint gate: `cargo fmt --check` and clippy with warnings as errors (the lint
 # levels are in Cargo.toml [lints] and clippy.toml).
 set -euo pipefail
@@ -19,6 +21,8 @@ bin_dir=$(tools/build-bitcoind.sh)
 export BITCOIND="$bin_dir/bitcoind" BITCOIN_CLI="$bin_dir/bitcoin-cli"
 eval "$(tools/setup-clients.sh)"
 export OTS_BIN OTS_PYTHON OTS_JS_DIR
+eval "$(tools/setup-ops.sh)"
+export NGINX CHROMIUM SYSTEMD_ANALYZE
 
 # cargo's last "test result" line is the (empty) doc-test run; close with the whole count instead.
 log=$(mktemp)

@@ -32,6 +32,7 @@ pub mod http;
 pub mod log;
 pub mod ots;
 pub mod projection;
+pub mod pycal;
 pub mod server;
 pub mod stamper;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use otsd::cli::{
-    InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
+    ImportOtsdArgs, InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
     ShipArgs, VerifyArgs,
 };
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
@@ -33,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         OtsctlCommand::Recover(a) => recover(a)?,
         OtsctlCommand::Readmit(a) => readmit(a)?,
         OtsctlCommand::ProveHead(a) => prove_head(a)?,
+        OtsctlCommand::ImportOtsd(a) => import_otsd(a)?,
     }
     Ok(())
 }
@@ -190,6 +191,27 @@ fn prove_head(a: ProveHeadArgs) -> anyhow::Result<()> {
             "{}",
             ctl::prove_head::render(&proof, &out.display().to_string())
         );
+    }
+    Ok(())
+}
+
+fn import_otsd(a: ImportOtsdArgs) -> anyhow::Result<()> {
+    let mut progress = |p: otsd::pycal::importer::ImportProgress| match p.total {
+        0 => eprintln!("... {}", p.phase),
+        total => eprintln!(
+            "... {}: {} of {} journal records ({:.0}%)",
+            p.phase,
+            p.done,
+            total,
+            100.0 * p.done as f64 / total as f64
+        ),
+    };
+    let report = otsd::pycal::importer::import_otsd(&a.python_calendar_dir, &a.dir, &mut progress)
+        .context("import-otsd")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", otsd::pycal::importer::render(&report));
     }
     Ok(())
 }

@@ -1,2 +1,3 @@
 pub mod dir;
+pub mod legacy;
 pub mod mac;

@@ -124,11 +124,34 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
             text(StatusCode::NOT_FOUND, &reason, Some("public, max-age=60"))
         }
         Status::Complete { proof, .. } => octets(Bytes::from(proof), Some(FOREVER)),
+        Status::Imported { seal_seq, .. } => match imported_proof(&state, seal_seq) {
+            Ok(proof) => octets(Bytes::from(proof), Some(FOREVER)),
+            Err(why) => {
+                tracing::error!(seal_seq, "cannot serve an imported proof: {why}");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+            }
+        },
         Status::Unknown => text(
             StatusCode::NOT_FOUND,
             "Not found",
             Some("public, max-age=60"),
         ),
+    }
+}
+
+/// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log.
+fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+    let reader = state.log.get().ok_or("no log reader")?;
+    let event = reader
+        .read_event(seq)
+        .map_err(|e| e.to_string())?
+        .ok_or("the event is not in the log")?;
+    match crate::log::codec::decode::<crate::events::Event>(&event) {
+        Ok(crate::events::Event::CommitmentImported {
+            proof: Some(proof), ..
+        }) => Ok(proof),
+        Ok(_) => Err("the event is not a complete imported commitment".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct AppState {
     pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
     pub bitcoin_status: crate::stamper::driver::StatusBoard,
+    /// The calendar's log, read for the proofs that live only there (imported commitments). Set
+    /// once at start-up; without it such a proof is answered with a `500`.
+    pub log: std::sync::OnceLock<crate::log::Reader>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             network,
             tip: Mutex::default(),
             bitcoin_status: Default::default(),
+            log: std::sync::OnceLock::new(),
         })
     }
 

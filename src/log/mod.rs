@@ -24,6 +24,7 @@ pub mod chain;
 pub mod codec;
 pub mod error;
 pub mod handle;
+pub mod lookup;
 pub mod mmap;
 pub mod reader;
 pub mod record;

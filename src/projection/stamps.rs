@@ -44,6 +44,8 @@ pub enum RoundStamp<'a> {
     Mined { txid: &'a Hash32 },
     /// Mined and final: the proof can be served.
     Final { first_round: u64, mined: &'a Mined },
+    /// Imported with the complete proof of the Python calendar it came from, which is served as is.
+    Imported,
 }
 
 /// Python otsd's `--btc-min-confirmations` default.
@@ -58,6 +60,10 @@ pub struct Stamps {
     /// Change output of the newest mined stamping transaction: (txid, value, height). The next
     /// cycle spends it, so coins are found from the log and no UTXO scan is needed after the first.
     change: Option<(Hash32, u64, u32)>,
+    /// Rounds imported with a complete proof (`CommitmentImported`), as ranges last round by
+    /// first round: one range per run of complete rounds in the imported journal.
+    #[serde(default)]
+    imported: BTreeMap<u64, u64>,
 }
 
 impl Default for Stamps {
@@ -73,6 +79,7 @@ impl Stamps {
             sent: HashMap::new(),
             mined: BTreeMap::new(),
             change: None,
+            imported: BTreeMap::new(),
         }
     }
 
@@ -107,6 +114,11 @@ impl Stamps {
                 block_txids,
                 ..
             } => result = self.on_confirmed(txid, *height, block_txids),
+            Event::CommitmentImported {
+                round,
+                proof: Some(_),
+                ..
+            } => self.on_imported(*round),
             Event::Reorg { fork_height, .. } => {
                 // Final transactions are out of the stamper's cycles and deeper than it follows
                 // reorgs; only the others are undone.
@@ -159,6 +171,16 @@ impl Stamps {
         Ok(())
     }
 
+    fn on_imported(&mut self, round: u64) {
+        if let Some(last) = self.imported.values_mut().next_back() {
+            if *last + 1 == round {
+                *last = round;
+                return;
+            }
+        }
+        self.imported.insert(round, round);
+    }
+
     /// Drops raw transactions of cycles that are final (only mined proofs are needed then).
     fn prune_sent(&mut self) {
         let live: std::collections::HashSet<&Hash32> = self
@@ -191,6 +213,11 @@ impl Stamps {
 
     /// Where `round` stands.
     pub fn round(&self, round: u64) -> RoundStamp<'_> {
+        if let Some((_, &last)) = self.imported.range(..=round).next_back() {
+            if round <= last {
+                return RoundStamp::Imported;
+            }
+        }
         let Some((first, mined)) = self.mined.range(..=round).next_back() else {
             return RoundStamp::Pending;
         };

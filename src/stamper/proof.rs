@@ -32,14 +32,15 @@ pub enum ProofError {
     Empty,
 }
 
-/// The leaves of the tip tree: `sha256` of each commitment, then the log head if any.
+/// The leaves of the tip tree: `sha256` of each commitment (of its 36 bytes for a padded legacy
+/// one, see [`crate::calendar::legacy`]), then the log head if any.
 pub fn tip_leaves<'a>(
     commitments: impl IntoIterator<Item = &'a [u8]>,
     log_head: Option<&Hash>,
 ) -> Vec<Hash> {
     commitments
         .into_iter()
-        .map(|c| Sha256::digest(c).into())
+        .map(|c| Sha256::digest(crate::calendar::legacy::client_message(c)).into())
         .chain(log_head.copied())
         .collect()
 }

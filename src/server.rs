@@ -171,7 +171,9 @@ pub async fn start(
         dir.donation_addr.clone(),
         cfg.network.clone(),
     );
-    let _ = state.log.set(crate::log::Reader::open(&dir.log_dir(), None)?);
+    let _ = state
+        .log
+        .set(crate::log::Reader::open(&dir.log_dir(), None)?);
     let bitcoin_status = state.bitcoin_status.clone();
     let (stamper_stop, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {

@@ -139,7 +139,7 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
     let block = node.mine(1)[0];
     wait_for("the confirmation to be seen", 30, || {
         let r = get(otsd.addr, &path, "");
-        (r.text() == format!("Timestamped by transaction {txid}; waiting for 5 confirmations"))
+        (r.text() == format!("Timestamped by transaction {txid}; waiting for 6 confirmations"))
             .then_some(())
     });
     // Mined: no longer pending, as in the Python stamper.

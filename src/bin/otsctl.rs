@@ -1,8 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use otsd::cli::{
-    ImportOtsdArgs, InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs, RecoverArgs, ReplayArgs,
-    ShipArgs, VerifyArgs,
+    ImportOtsdArgs, InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs,
+    RecoverArgs, ReplayArgs, ShipArgs, VerifyArgs,
 };
 use otsd::ctl::{self, LogSource, Progress, SeqRange};
 

@@ -158,7 +158,12 @@ pub(crate) fn check_attested_roots(
     let mut bad = Vec::new();
     for (&height, &(root, seq)) in roots {
         if u64::from(height) > best {
-            bad.push((seq, format!("imported proof attests block {height}, above the node's best height {best}")));
+            bad.push((
+                seq,
+                format!(
+                    "imported proof attests block {height}, above the node's best height {best}"
+                ),
+            ));
             continue;
         }
         let hash = node

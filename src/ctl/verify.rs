@@ -464,7 +464,10 @@ impl Checker {
                 }
             }
         } else if commitment.len() != crate::calendar::legacy::LEGACY_LEN {
-            let detail = format!("round {round}: imported commitment of {} bytes", commitment.len());
+            let detail = format!(
+                "round {round}: imported commitment of {} bytes",
+                commitment.len()
+            );
             return self.problem(seq, "import", detail);
         }
         let Some(proof) = proof else {
@@ -578,7 +581,9 @@ fn imported_roots(commitment: &[u8], proof: &[u8]) -> Result<Vec<(u32, [u8; 32])
     let mut roots = Vec::new();
     for (msg, att) in ts.all_attestations() {
         let crate::ots::Attestation::Bitcoin { height } = att else {
-            return Err(format!("imported proof ends in a non-Bitcoin attestation {att:?}"));
+            return Err(format!(
+                "imported proof ends in a non-Bitcoin attestation {att:?}"
+            ));
         };
         let height = u32::try_from(*height).map_err(|_| format!("height {height} out of range"))?;
         let root: [u8; 32] = msg

@@ -37,8 +37,15 @@ fn digest(
 fn timestamp(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    // Python reads the commitment from the raw path, query string included, so any query makes
+    // it invalid hex there: keep the query to answer the same.
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
     warp::path!("timestamp" / String)
         .and(warp::get())
+        .and(query)
         .and(with_state(state))
         .map(handlers::get_timestamp)
 }

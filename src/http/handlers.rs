@@ -89,10 +89,14 @@ pub fn error_reply(e: &SubmitError) -> WarpResponse {
 }
 
 /// `GET /timestamp/<hex>`.
-pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpResponse {
+pub fn get_timestamp(
+    hex_commitment: String,
+    query: Option<String>,
+    state: Arc<AppState>,
+) -> WarpResponse {
     const FOREVER: &str = "public, max-age=31536000";
     let commitment = match hex::decode(&hex_commitment) {
-        Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX => c,
+        Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX && query.is_none() => c,
         _ => {
             return text(
                 StatusCode::BAD_REQUEST,
@@ -111,15 +115,11 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
         Status::Mined { txid, .. } => {
             let mut display = txid;
             display.reverse();
+            // The configured total, as the Python server prints it (not the number still needed).
             let reason = format!(
                 "Timestamped by transaction {}; waiting for {} confirmations",
                 hex::encode(display),
-                state
-                    .read_view()
-                    .stamps()
-                    .state
-                    .min_confirmations
-                    .saturating_sub(1)
+                state.read_view().stamps().state.min_confirmations
             );
             text(StatusCode::NOT_FOUND, &reason, Some("public, max-age=60"))
         }

@@ -50,7 +50,8 @@ fn event_in_segment(file: &File, path: &Path, seq: u64) -> Result<Option<Vec<u8>
             let mut buf = vec![0u8; len];
             file.read_exact_at(&mut buf, pos)
                 .map_err(|_| LogError::corrupt(path, pos, Corruption::Truncated))?;
-            let rec = record::parse(&buf).map_err(|_| LogError::corrupt(path, pos, Corruption::BadCrc))?;
+            let rec = record::parse(&buf)
+                .map_err(|_| LogError::corrupt(path, pos, Corruption::BadCrc))?;
             if rec.record_type != RecordType::Batch {
                 return Ok(None);
             }

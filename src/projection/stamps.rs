@@ -361,4 +361,66 @@ mod tests {
         assert_eq!(view.stamps().state.cycles.len(), 0);
         assert_eq!(view.stamps().change_coin(), Some((txid, 10_000 - 200)));
     }
+
+    #[test]
+    fn imported_rounds_are_served_from_the_log_and_only_pending_ones_are_stamped() {
+        let mut view = Projection::new(6);
+        let legacy = |b: u8| vec![b; 36];
+        let events = [
+            (vec![1u8; 44], Some(vec![0x08])),
+            (legacy(2), Some(vec![0x08])),
+            (vec![3u8; 44], None),
+            (vec![4u8; 44], Some(vec![0x08])),
+            (legacy(5), None),
+        ];
+        for (round, (commitment, proof)) in events.iter().enumerate() {
+            let ev = Event::CommitmentImported {
+                round: round as u64,
+                commitment: commitment.clone(),
+                proof: proof.clone(),
+            };
+            view.apply(10 + round as u64, &ev).unwrap();
+        }
+        assert_eq!(
+            view.status(&[1; 44]),
+            Status::Imported {
+                round: 0,
+                seal_seq: 10
+            }
+        );
+        assert_eq!(
+            view.status(&legacy(2)),
+            Status::Imported {
+                round: 1,
+                seal_seq: 11
+            }
+        );
+        let mut padded = legacy(2);
+        padded.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            view.status(&padded),
+            Status::Unknown,
+            "Python finds legacy ones by 36 bytes"
+        );
+        assert_eq!(view.status(&[3; 44]), Status::Pending { round: 2 });
+        assert_eq!(
+            view.status(&[4; 44]),
+            Status::Imported {
+                round: 3,
+                seal_seq: 13
+            }
+        );
+        assert_eq!(view.status(&legacy(5)), Status::Pending { round: 4 });
+        // The complete prefix is final; the stamper starts at the first pending round.
+        assert_eq!(view.stamps().state.next_unstamped_round(), 2);
+        assert_eq!(view.first_pending_round(), 2);
+        let pending: Vec<_> = view.pending_commitments().map(|c| c[0]).collect();
+        assert_eq!(pending, vec![3, 4, 5]);
+        // A padded legacy commitment is a leaf over its 36 bytes, as its client holds it.
+        let stored = view.round_commitments(4, 4)[0];
+        assert_eq!(
+            crate::stamper::proof::tip_leaves([&stored[..]], None),
+            crate::stamper::proof::tip_leaves([&legacy(5)[..]], None)
+        );
+    }
 }

@@ -9,20 +9,24 @@
 //! is empty makes the Python request die without an answer. [`ProofDb::answer`] gives the same
 //! bytes, or says which of the two failures happened.
 //!
-//! Speed: rows are read with point look-ups, and the serialization of every node is memoized, so
+//! Speed: the rows are first read in key order into a sorted table ([`ProofDb::build`]), then
+//! looked up by binary search, and the serialization of every node is memoized, so
 //! the nodes shared by many commitments (every node above a transaction's tip, the inner nodes of
 //! its tree) are read once while their commitments come in journal order. The memo is bounded by
 //! [`MEMO_BYTES`] and simply dropped when full: the worst case is reading a node again.
 //!
 //! rusty-leveldb opens tables only under `NNNNNN.ldb` names and, like any LevelDB, rewrites files
 //! when it opens a database, so [`copy_db`] copies the database first, renaming `.sst` tables.
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rusty_leveldb::{LdbIterator, Options, DB};
+use sha2::Digest;
+
+use crate::log::mmap::Mapped;
 
 use crate::ots::ser::Reader;
 use crate::ots::{Attestation, Op};
@@ -80,76 +84,232 @@ pub enum Answer {
     Bad { key: Vec<u8>, why: String },
 }
 
-/// The copied database, opened for look-ups.
+/// Entries of the row index between two in-memory fences.
+const FENCE_EVERY: usize = 1024;
+/// Bytes per index entry: the key's first 8 bytes (big-endian, zero-padded) and the row's offset.
+const INDEX_ENTRY: usize = 16;
+
+/// The database's rows, read once in key order from the copy into a flat table and its index
+/// (scratch files beside the copy), then looked up by binary search through memory maps.
+/// rusty-leveldb's own point look-ups cost about 16 µs each (every level's table is searched, and
+/// py-leveldb writes no Bloom filters); a sequential pass and a sorted table cost about 1 µs per row.
 pub struct ProofDb {
-    db: DB,
-    path: PathBuf,
+    data: Mapped,
+    index: Mapped,
+    /// Key prefix of every [`FENCE_EVERY`]th index entry.
+    fences: Vec<u64>,
+    rows: usize,
+    /// One bit per row: read while answering (exact count of rows no commitment reaches).
+    reached: Vec<u64>,
     memo: HashMap<Box<[u8]>, Rc<[u8]>>,
     memo_bytes: usize,
     /// Rows read (a row read again after the memo was dropped counts again).
     pub rows_read: u64,
-    /// Every key read, for counting the rows no journal commitment reaches.
-    reached: Bloom,
+}
+
+fn prefix(key: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = key.len().min(8);
+    p[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(p)
 }
 
 impl ProofDb {
-    /// Opens the copy at `path`; `expected_rows` sizes the filter of reached keys.
-    pub fn open(path: &Path, expected_rows: u64) -> Result<ProofDb, DbError> {
+    /// Reads every row of the LevelDB copy at `copy` in key order into `scratch/rows` and
+    /// `scratch/rows.index`, and maps them. `progress(rows)` is called now and then.
+    pub fn build(
+        copy: &Path,
+        scratch: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ProofDb, DbError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| DbError::Io { path, source }
+        };
+        let level = |e: rusty_leveldb::Status| DbError::Level {
+            why: e.to_string(),
+            path: copy.to_owned(),
+        };
         let opts = Options {
             create_if_missing: false,
             block_cache_capacity_bytes: BLOCK_CACHE_BYTES,
             ..Options::default()
         };
-        let db = DB::open(path, opts).map_err(|e| DbError::Level {
-            why: e.to_string(),
-            path: path.into(),
-        })?;
+        let mut db = DB::open(copy, opts).map_err(level)?;
+        let (data_path, index_path) = (scratch.join("rows"), scratch.join("rows.index"));
+        let mut data =
+            BufWriter::with_capacity(1 << 20, File::create(&data_path).map_err(io(&data_path))?);
+        let mut index =
+            BufWriter::with_capacity(1 << 20, File::create(&index_path).map_err(io(&index_path))?);
+        let mut fences = Vec::new();
+        let (mut offset, mut rows) = (0u64, 0usize);
+        let mut it = db.new_iter().map_err(level)?;
+        while it.advance() {
+            let Some((key, value)) = it.current() else {
+                continue;
+            };
+            if rows % FENCE_EVERY == 0 {
+                fences.push(prefix(&key));
+            }
+            index
+                .write_all(&prefix(&key).to_be_bytes())
+                .map_err(io(&index_path))?;
+            index
+                .write_all(&offset.to_le_bytes())
+                .map_err(io(&index_path))?;
+            let head = [
+                (key.len() as u32).to_le_bytes(),
+                (value.len() as u32).to_le_bytes(),
+            ]
+            .concat();
+            for part in [&head[..], &key, &value] {
+                data.write_all(part).map_err(io(&data_path))?;
+            }
+            offset += (head.len() + key.len() + value.len()) as u64;
+            rows += 1;
+            if rows % (1 << 20) == 0 {
+                progress(rows as u64);
+            }
+        }
+        drop(it);
+        drop(db);
+        data.flush().map_err(io(&data_path))?;
+        index.flush().map_err(io(&index_path))?;
+        drop((data, index));
+        let mapped = |p: &Path| {
+            Mapped::scratch(p).map_err(|e| DbError::Io {
+                path: p.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        };
         Ok(ProofDb {
-            db,
-            path: path.to_owned(),
+            data: mapped(&data_path)?,
+            index: mapped(&index_path)?,
+            fences,
+            rows,
+            reached: vec![0; rows.div_ceil(64)],
             memo: HashMap::new(),
             memo_bytes: 0,
             rows_read: 0,
-            reached: Bloom::new(expected_rows),
         })
+    }
+
+    /// Rows in the database.
+    pub fn rows(&self) -> u64 {
+        self.rows as u64
+    }
+
+    fn entry(&self, i: usize) -> (u64, usize) {
+        let e = &self.index[i * INDEX_ENTRY..(i + 1) * INDEX_ENTRY];
+        let p = u64::from_be_bytes(e[..8].try_into().unwrap_or_default());
+        let o = u64::from_le_bytes(e[8..].try_into().unwrap_or_default());
+        (p, o as usize)
+    }
+
+    /// Key and value of the row at `offset` of the table.
+    fn row_at(&self, offset: usize) -> (&[u8], &[u8]) {
+        let d = &self.data[offset..];
+        let klen = u32::from_le_bytes(d[..4].try_into().unwrap_or_default()) as usize;
+        let vlen = u32::from_le_bytes(d[4..8].try_into().unwrap_or_default()) as usize;
+        (&d[8..8 + klen], &d[8 + klen..8 + klen + vlen])
+    }
+
+    /// The row of `key`: its number and value.
+    fn lookup(&self, key: &[u8]) -> Option<(usize, &[u8])> {
+        let p = prefix(key);
+        let block = self.fences.partition_point(|&f| f < p).saturating_sub(1);
+        let end = (self.fences.partition_point(|&f| f <= p) * FENCE_EVERY).min(self.rows);
+        let (mut lo, mut hi) = (block * FENCE_EVERY, end);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.entry(mid).0 < p {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut i = lo;
+        while i < self.rows {
+            let (ep, offset) = self.entry(i);
+            if ep != p {
+                return None;
+            }
+            let (k, v) = self.row_at(offset);
+            match k.cmp(key) {
+                std::cmp::Ordering::Equal => return Some((i, v)),
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Less => i += 1,
+            }
+        }
+        None
     }
 
     /// The Python server's answer for `commitment` (as it keys it: 44 or 36 bytes).
     pub fn answer(&mut self, commitment: &[u8]) -> Result<Answer, DbError> {
-        self.node(commitment, 0)
+        Ok(self.node(commitment, 0))
     }
 
-    fn get(&mut self, key: &[u8]) -> Result<Option<bytes::Bytes>, DbError> {
-        let snapshot = self.db.get_snapshot();
-        let row = self
-            .db
-            .get_at(&snapshot, key)
-            .map_err(|e| DbError::Level {
-                why: e.to_string(),
-                path: self.path.clone(),
-            })?;
-        if row.is_some() {
-            self.rows_read += 1;
-            self.reached.insert(key);
-        }
-        Ok(row)
+    /// Marks a row read.
+    fn reach(&mut self, row: usize) {
+        self.rows_read += 1;
+        self.reached[row / 64] |= 1 << (row % 64);
     }
 
-    fn node(&mut self, key: &[u8], depth: usize) -> Result<Answer, DbError> {
-        if let Some(hit) = self.memo.get(key) {
-            return Ok(Answer::Complete(hit.clone()));
+    /// The serialization below `key`. Chains of one-op rows (nearly every row) are followed in a
+    /// loop, appending each op's bytes; the serializations of the 64-byte nodes met on the way
+    /// (the concatenations two children share) are memoized when the chain ends. Any other row
+    /// goes through [`ProofDb::general_node`].
+    fn node(&mut self, key: &[u8], depth: usize) -> Answer {
+        let mut out = Vec::with_capacity(512);
+        let mut marks: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut cur = key.to_vec();
+        let mut next = Vec::with_capacity(128);
+        for level in depth.. {
+            if let Some(hit) = self.memo.get(&cur[..]) {
+                out.extend_from_slice(hit);
+                break;
+            }
+            if level > MAX_DEPTH {
+                return Answer::Bad {
+                    key: cur,
+                    why: format!("deeper than {MAX_DEPTH} nodes"),
+                };
+            }
+            let Some((row, value)) = self.lookup(&cur) else {
+                return Answer::Missing { key: cur };
+            };
+            let Some(op_len) = single_op(value, &cur, &mut next) else {
+                match self.general_node(&cur, level) {
+                    Answer::Complete(bytes) => out.extend_from_slice(&bytes),
+                    other => return other,
+                }
+                break;
+            };
+            out.extend_from_slice(&value[2..2 + op_len]);
+            self.reach(row);
+            if cur.len() == 64 {
+                marks.push((cur.clone(), out.len() - op_len));
+            }
+            std::mem::swap(&mut cur, &mut next);
         }
-        let bad = |why: String| Ok(Answer::Bad {
+        for (k, at) in marks {
+            self.remember(&k, &Rc::from(&out[at..]));
+        }
+        Answer::Complete(Rc::from(out))
+    }
+
+    /// Any row: attestations and ops sorted, `ff` before every item but the last.
+    fn general_node(&mut self, key: &[u8], depth: usize) -> Answer {
+        let bad = |why: String| Answer::Bad {
             key: key.to_vec(),
             why,
-        });
-        if depth > MAX_DEPTH {
-            return bad(format!("deeper than {MAX_DEPTH} nodes"));
-        }
-        let Some(value) = self.get(key)? else {
-            return Ok(Answer::Missing { key: key.to_vec() });
         };
-        let (atts, ops) = match parse_node(&value) {
+        let Some((row, value)) = self.lookup(key) else {
+            return Answer::Missing { key: key.to_vec() };
+        };
+        let parsed = parse_node(value);
+        self.reach(row);
+        let (atts, ops) = match parsed {
             Ok(node) => node,
             Err(why) => return bad(why),
         };
@@ -177,14 +337,12 @@ impl ProofDb {
                 Err(e) => return bad(format!("{} cannot apply: {e}", op.name())),
             };
             op.write(&mut out);
-            match self.node(&child, depth + 1)? {
+            match self.node(&child, depth + 1) {
                 Answer::Complete(bytes) => out.extend_from_slice(&bytes),
-                other => return Ok(other),
+                other => return other,
             }
         }
-        let out: Rc<[u8]> = out.into();
-        self.remember(key, &out);
-        Ok(Answer::Complete(out))
+        Answer::Complete(Rc::from(out))
     }
 
     fn remember(&mut self, key: &[u8], bytes: &Rc<[u8]>) {
@@ -196,23 +354,50 @@ impl ProofDb {
         self.memo.insert(key.into(), bytes.clone());
     }
 
-    /// Walks every row; returns (rows, rows no answer read), the latter exact up to the false
-    /// positives of the filter of reached keys ([`Bloom::FALSE_POSITIVE`]).
-    pub fn count_unreached(&mut self) -> Result<(u64, u64), DbError> {
-        let path = self.path.clone();
-        let level = |e: rusty_leveldb::Status| DbError::Level {
-            why: e.to_string(),
-            path,
-        };
-        let mut it = self.db.new_iter().map_err(level)?;
-        let (mut rows, mut unreached) = (0, 0);
-        while it.advance() {
-            if let Some((key, _)) = it.current() {
-                rows += 1;
-                unreached += u64::from(!self.reached.contains(&key));
-            }
+    /// Rows no answer has read so far.
+    pub fn unreached(&self) -> u64 {
+        self.rows as u64
+            - self
+                .reached
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>()
+    }
+}
+
+/// The fast path for a row of exactly one `sha256`, `append` or `prepend` and no attestation
+/// (what the Python stamper writes for all but the attested root): writes the child message
+/// into `child` and returns the length of the op's encoding (after the two count bytes). `None`
+/// for anything else, including arguments or results out of the wire format's bounds.
+fn single_op(value: &[u8], key: &[u8], child: &mut Vec<u8>) -> Option<usize> {
+    use crate::ots::op::{
+        MAX_ARG_LEN, MAX_MSG_LEN, MAX_RESULT_LEN, TAG_APPEND, TAG_PREPEND, TAG_SHA256,
+    };
+    if value.len() < 3 || value[0] != 0 || value[1] != 1 || key.len() > MAX_MSG_LEN {
+        return None;
+    }
+    child.clear();
+    match value[2] {
+        TAG_SHA256 => {
+            child.extend_from_slice(&sha2::Sha256::digest(key));
+            Some(1)
         }
-        Ok((rows, unreached))
+        tag @ (TAG_APPEND | TAG_PREPEND) => {
+            let mut r = Reader::new(&value[3..]);
+            let arg = r.read_varbytes(1, MAX_ARG_LEN).ok()?;
+            if key.len() + arg.len() > MAX_RESULT_LEN {
+                return None;
+            }
+            if tag == TAG_APPEND {
+                child.extend_from_slice(key);
+                child.extend_from_slice(arg);
+            } else {
+                child.extend_from_slice(arg);
+                child.extend_from_slice(key);
+            }
+            Some(1 + r.position())
+        }
+        _ => None,
     }
 }
 
@@ -242,49 +427,4 @@ fn parse_node(value: &[u8]) -> Result<(Vec<Attestation>, Vec<Op>), String> {
     atts.sort();
     ops.sort();
     Ok((atts, ops))
-}
-
-/// A Bloom filter of the keys read, about 16 bits per expected key (at most 256 MiB), three
-/// probes: a false positive rate near 0.2% at the expected count.
-struct Bloom {
-    bits: Vec<u64>,
-}
-
-impl Bloom {
-    /// The false positive rate at the expected number of keys.
-    const FALSE_POSITIVE: f64 = 0.002;
-    const MAX_WORDS: u64 = (256 << 20) / 8;
-
-    fn new(expected: u64) -> Bloom {
-        let words = (expected.max(1024) / 4).min(Bloom::MAX_WORDS);
-        Bloom {
-            bits: vec![0; words as usize],
-        }
-    }
-
-    fn probes(&self, key: &[u8]) -> [usize; 3] {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let a = h.finish();
-        let b = a.rotate_left(32) | 1;
-        let n = self.bits.len() as u64 * 64;
-        [0u64, 1, 2].map(|i| (a.wrapping_add(i.wrapping_mul(b)) % n) as usize)
-    }
-
-    fn insert(&mut self, key: &[u8]) {
-        for bit in self.probes(key) {
-            self.bits[bit / 64] |= 1 << (bit % 64);
-        }
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        self.probes(key)
-            .iter()
-            .all(|&bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
-    }
-}
-
-/// The documented false positive rate of the unreached-row count.
-pub fn unreached_false_positive_rate() -> f64 {
-    Bloom::FALSE_POSITIVE
 }

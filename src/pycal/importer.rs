@@ -34,8 +34,6 @@ pub const MAX_LISTED: usize = 100;
 pub const IN_PROGRESS: &str = ".otsd-import-in-progress";
 /// Name of the database copy inside the temporary directory.
 const DB_COPY: &str = "python-db.copy";
-/// Database rows expected per journal record (4 for large rounds), to size the reached-key filter.
-const ROWS_PER_RECORD: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -106,11 +104,10 @@ pub struct ImportReport {
     /// again (their imported proof is still what is served).
     pub complete_after_first_pending: u64,
     /// Database rows read while rebuilding trees, rows in the database, and rows no journal
-    /// commitment reaches (exact up to `unreached_rows_fp_rate` of them read as reached).
+    /// commitment reaches.
     pub rows_read: u64,
     pub db_rows: u64,
     pub unreached_rows: u64,
-    pub unreached_rows_fp_rate: f64,
     pub db_bytes_copied: u64,
     /// Log events written, and where the calendar now is.
     pub events_written: u64,
@@ -143,7 +140,6 @@ pub fn import_otsd(
     let mut report = ImportReport {
         calendar: dst.to_owned(),
         known_good: journal::known_good(src)?,
-        unreached_rows_fp_rate: db::unreached_false_positive_rate(),
         ..ImportReport::default()
     };
     progress(ImportProgress {
@@ -156,10 +152,18 @@ pub fn import_otsd(
     report.torn_tail_bytes = journal.torn_tail_bytes;
     report.torn_tail_records = u64::from(journal.torn_tail_bytes > 0);
     let key = LogKey::derive(&source.hmac_key);
-    let (mut writer, _) = Writer::open(&tmp.join(crate::calendar::dir::LOG_DIR), key, WriterOptions::default())?;
+    let (mut writer, _) = Writer::open(
+        &tmp.join(crate::calendar::dir::LOG_DIR),
+        key,
+        WriterOptions::default(),
+    )?;
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2 * GROUP_BATCHES);
     let walker = {
-        let (db_path, hmac_key, known_good) = (tmp.join(DB_COPY), source.hmac_key.clone(), report.known_good);
+        let (db_path, hmac_key, known_good) = (
+            tmp.join(DB_COPY),
+            source.hmac_key.clone(),
+            report.known_good,
+        );
         std::thread::Builder::new()
             .name("import-walk".into())
             .spawn(move || walk(journal, &db_path, &hmac_key, known_good, &tx))
@@ -173,6 +177,7 @@ pub fn import_otsd(
         .map_err(|_| ImportError::Walker("it panicked".into()))??;
     merge_walk(&mut report, walked);
     std::fs::remove_dir_all(tmp.join(DB_COPY)).map_err(io(&tmp))?;
+    std::fs::remove_dir_all(tmp.join(DB_COPY).with_extension("rows")).map_err(io(&tmp))?;
     std::fs::remove_file(tmp.join(IN_PROGRESS)).map_err(io(&tmp))?;
     std::fs::rename(&tmp, dst).map_err(io(dst))?;
     sync_parent(dst)?;
@@ -313,7 +318,9 @@ fn walk(
     known_good: u64,
     tx: &mpsc::SyncSender<Vec<Event>>,
 ) -> Result<Walked, ImportError> {
-    let mut db = ProofDb::open(db_path, journal.records.saturating_mul(ROWS_PER_RECORD))?;
+    let scratch = db_path.with_extension("rows");
+    std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+    let mut db = ProofDb::build(db_path, &scratch, &mut |_| {})?;
     let mut mac = CommitmentMac::new(hmac_key);
     let mut r = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
@@ -356,7 +363,8 @@ fn walk(
             .map_err(|_| ImportError::Walker("the log writer stopped".into()))?;
     }
     r.rows_read = db.rows_read;
-    (r.db_rows, r.unreached_rows) = db.count_unreached()?;
+    r.db_rows = db.rows();
+    r.unreached_rows = db.unreached();
     Ok(Walked { report: r })
 }
 
@@ -370,7 +378,11 @@ fn check_mac(mac: &mut CommitmentMac, record: &journal::Record, r: &mut ImportRe
     };
     if !mac.verify(c) {
         r.bad_macs += 1;
-        list(&mut r.bad_mac_records, record, "MAC does not verify under hmac-key".into());
+        list(
+            &mut r.bad_mac_records,
+            record,
+            "MAC does not verify under hmac-key".into(),
+        );
     }
 }
 
@@ -388,10 +400,16 @@ fn list(into: &mut Vec<Listed>, record: &journal::Record, detail: String) {
 pub fn render(r: &ImportReport) -> String {
     let mut out = String::new();
     for l in &r.bad_mac_records {
-        out.push_str(&format!("[bad MAC] journal index {} {}: {}\n", l.index, l.commitment, l.detail));
+        out.push_str(&format!(
+            "[bad MAC] journal index {} {}: {}\n",
+            l.index, l.commitment, l.detail
+        ));
     }
     for l in &r.unusable_tree_records {
-        out.push_str(&format!("[unusable tree] journal index {} {}: {}\n", l.index, l.commitment, l.detail));
+        out.push_str(&format!(
+            "[unusable tree] journal index {} {}: {}\n",
+            l.index, l.commitment, l.detail
+        ));
     }
     out.push_str(&format!(
         "imported {} commitments into {}: {} complete (served as the Python calendar served them), {} pending (otsd stamps them), {} legacy 36-byte\n",
@@ -406,12 +424,8 @@ pub fn render(r: &ImportReport) -> String {
         r.bad_macs, r.torn_tail_records, r.torn_tail_bytes, r.known_good, r.pending_before_known_good, r.unusable_trees
     ));
     out.push_str(&format!(
-        "database: {} rows, {} read, {} unreachable from the journal (up to {:.1}% of unreachable rows may count as reached), {} bytes copied\n",
-        r.db_rows,
-        r.rows_read,
-        r.unreached_rows,
-        r.unreached_rows_fp_rate * 100.0,
-        r.db_bytes_copied
+        "database: {} rows, {} read, {} unreachable from the journal, {} bytes copied\n",
+        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied
     ));
     if r.complete_after_first_pending > 0 {
         out.push_str(&format!(

@@ -109,6 +109,9 @@ pub struct ImportReport {
     pub db_rows: u64,
     pub unreached_rows: u64,
     pub db_bytes_copied: u64,
+    /// Seconds spent copying the database, and reading its rows into the sorted row table.
+    pub copy_seconds: f64,
+    pub row_table_seconds: f64,
     /// Log events written, and where the calendar now is.
     pub events_written: u64,
     pub calendar: PathBuf,
@@ -147,7 +150,9 @@ pub fn import_otsd(
         done: 0,
         total: 0,
     });
+    let copy_started = Instant::now();
     report.db_bytes_copied = db::copy_db(&src.join("db"), &tmp.join(DB_COPY))?;
+    report.copy_seconds = copy_started.elapsed().as_secs_f64();
     let journal = Journal::open(&src.join("journal"))?;
     report.torn_tail_bytes = journal.torn_tail_bytes;
     report.torn_tail_records = u64::from(journal.torn_tail_bytes > 0);
@@ -307,6 +312,7 @@ fn merge_walk(report: &mut ImportReport, walked: Walked) {
     report.rows_read = w.rows_read;
     report.db_rows = w.db_rows;
     report.unreached_rows = w.unreached_rows;
+    report.row_table_seconds = w.row_table_seconds;
 }
 
 /// Reads the journal in order, answers each record from the database, and sends the events in
@@ -320,9 +326,13 @@ fn walk(
 ) -> Result<Walked, ImportError> {
     let scratch = db_path.with_extension("rows");
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+    let started = Instant::now();
     let mut db = ProofDb::build(db_path, &scratch, &mut |_| {})?;
+    let mut r = ImportReport {
+        row_table_seconds: started.elapsed().as_secs_f64(),
+        ..ImportReport::default()
+    };
     let mut mac = CommitmentMac::new(hmac_key);
-    let mut r = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     let mut seen_pending = false;
     while let Some(record) = journal.next_record()? {
@@ -424,8 +434,8 @@ pub fn render(r: &ImportReport) -> String {
         r.bad_macs, r.torn_tail_records, r.torn_tail_bytes, r.known_good, r.pending_before_known_good, r.unusable_trees
     ));
     out.push_str(&format!(
-        "database: {} rows, {} read, {} unreachable from the journal, {} bytes copied\n",
-        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied
+        "database: {} rows, {} read, {} unreachable from the journal; {} bytes copied in {:.1}s, row table in {:.1}s\n",
+        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied, r.copy_seconds, r.row_table_seconds
     ));
     if r.complete_after_first_pending > 0 {
         out.push_str(&format!(

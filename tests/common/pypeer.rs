@@ -236,14 +236,13 @@ impl PythonOtsd {
 /// Polls until the Python otsd serves a complete proof for `commitment`.
 pub fn wait_complete(py: &PythonOtsd, node: &Bitcoind, commitment: &[u8], secs: u64) {
     let path = format!("/timestamp/{}", hex::encode(commitment));
-    let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let r = py.get(&path);
         if r.status == 200 {
             return;
         }
-        last = r.text();
+        let last = r.text();
         assert!(
             std::time::Instant::now() < deadline,
             "the Python otsd never completed {}: {last}\n{}",

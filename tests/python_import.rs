@@ -63,7 +63,28 @@ fn probe_paths(py: &PythonOtsd) -> Vec<String> {
     paths.push("/timestamp/abc".into());
     paths.push("/timestamp/zz".into());
     paths.push(format!("/timestamp/{}?x=1", hex::encode(first)));
+    paths.push("/timestamp/".into());
+    paths.push("/no/such/path".into());
     paths
+}
+
+/// Raw requests beyond `GET /timestamp`: bad digests and unknown paths, as the differential.
+fn raw_requests() -> Vec<Vec<u8>> {
+    let post = |path: &str, body: &[u8]| {
+        let mut r = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    vec![
+        post("/digest", &[7u8; 65]),
+        post("/no/such/path", b"x"),
+        b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    ]
 }
 
 fn import(py: &PythonOtsd, cal: &Path) -> serde_json::Value {
@@ -115,6 +136,10 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
     py.start();
     let paths = probe_paths(&py);
     let python: Vec<_> = paths.iter().map(|p| summary(&py.get(p))).collect();
+    let python_raw: Vec<_> = raw_requests()
+        .iter()
+        .map(|r| summary(&common::raw(py.addr(), r)))
+        .collect();
     py.stop();
     assert_eq!(
         python.iter().filter(|r| r.0 == 200).count(),
@@ -151,6 +176,10 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
     for (path, expected) in paths.iter().zip(&python) {
         let ours = summary(&get(otsd.addr, path, ""));
         assert_eq!(&ours, expected, "GET {path}");
+    }
+    for (request, expected) in raw_requests().iter().zip(&python_raw) {
+        let ours = summary(&common::raw(otsd.addr, request));
+        assert_eq!(&ours, expected, "{}", String::from_utf8_lossy(request));
     }
     otsd.stop();
     let (ok, v) = common::verify_json(&cal, &[]);
@@ -219,7 +248,23 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
             "GET {path} after stamping"
         );
     }
+    let served: Vec<_> = paths
+        .iter()
+        .map(|p| summary(&get(otsd.addr, p, "")))
+        .collect();
     otsd.stop();
     let (ok, v) = common::verify_json(&cal, &["--btc-rpc", &node.url_with_auth()]);
     assert!(ok, "otsctl verify after stamping: {v}");
+    // otsctl replay rebuilds the projection from the log alone: the same answers after it.
+    let (ok, out, err) = otsctl(&["replay", cal.to_str().unwrap()]);
+    assert!(ok, "otsctl replay: {out}{err}");
+    let otsd = Otsd::start(&cal, &["--rpc-port", &port]);
+    for (path, expected) in paths.iter().zip(&served) {
+        assert_eq!(
+            &summary(&get(otsd.addr, path, "")),
+            expected,
+            "GET {path} after replay"
+        );
+    }
+    otsd.stop();
 }

@@ -132,9 +132,21 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
     let r = get(otsd.addr, &path, "");
     assert_eq!(r.status, 404);
     assert_eq!(r.text(), "Pending confirmation in Bitcoin blockchain");
-    // Broadcast, not mined: the commitment is still pending and is the tip.
+    // Broadcast, not mined: the commitment is still pending, and the tip is the transaction's
+    // OP_RETURN payload (as the Python server's `GET /tip`).
     assert_eq!(pending_commitments(&otsd), 1);
-    assert_eq!(get(otsd.addr, "/tip", "").body, commitment);
+    let tx = node
+        .client
+        .get_raw_transaction(&txid, None)
+        .expect("the stamping tx");
+    let op_return = tx
+        .output
+        .iter()
+        .find_map(|o| o.script_pubkey.as_bytes().strip_prefix(&[0x6a, 0x20][..]))
+        .expect("an OP_RETURN output");
+    let tip = get(otsd.addr, "/tip", "");
+    assert_eq!((tip.status, tip.body.as_slice()), (200, op_return));
+    assert_eq!(tip.header("cache-control"), Some("public, max-age=10"));
 
     let block = node.mine(1)[0];
     wait_for("the confirmation to be seen", 30, || {

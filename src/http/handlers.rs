@@ -4,7 +4,6 @@
 //! this server is stricter (empty digests are refused, overload is a `503` instead of a hang).
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -14,14 +13,10 @@ use warp::Reply;
 
 use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
 use crate::aggregator::SubmitError;
-use crate::projection::{merkle_tip, Status};
+use crate::projection::Status;
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
-/// How long `/tip` may be served from cache before it is recomputed.
-const TIP_MAX_AGE: Duration = Duration::from_secs(1);
-/// Up to this many pending commitments the tip is always recomputed when a round was added.
-const TIP_CHEAP_COMMITMENTS: usize = 4096;
 
 /// `POST /digest`: queue the digest, answer once its round is durable.
 pub async fn post_digest(
@@ -155,46 +150,27 @@ fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The rounds a cached tip covers: (first pending, next to seal).
-type TipRounds = (u64, u64);
-
-/// The Merkle tip of the pending commitments; with many of them, recomputed at most every
-/// [`TIP_MAX_AGE`].
-#[derive(Default)]
-pub struct TipCache {
-    computed: Option<(Instant, TipRounds, Option<Vec<u8>>)>,
-}
-
-/// `GET /tip`.
+/// `GET /tip`, as the Python server: the tip (OP_RETURN payload) of the newest stamping
+/// transaction not yet mined, `404` with an empty body when there is none.
 pub fn get_tip(state: Arc<AppState>) -> WarpResponse {
     match current_tip(&state) {
-        Some(tip) => octets(Bytes::from(tip), Some("public, max-age=10")),
-        None => text(
+        Some(tip) => octets(Bytes::from(tip.to_vec()), Some("public, max-age=10")),
+        None => with_headers(
+            Response::new(Vec::new().into()),
             StatusCode::NOT_FOUND,
-            "no pending commitments",
-            Some("public, max-age=10"),
+            TEXT,
+            None,
         ),
     }
 }
 
-fn current_tip(state: &AppState) -> Option<Vec<u8>> {
-    let mut cache = state.tip.lock().unwrap_or_else(|p| p.into_inner());
-    let view = state.read_view();
-    let round = (view.first_pending_round(), view.next_round());
-    if let Some((at, r, tip)) = &cache.computed {
-        let cheap = view.pending_commitments().len() <= TIP_CHEAP_COMMITMENTS;
-        if *r == round || (!cheap && at.elapsed() < TIP_MAX_AGE) {
-            return tip.clone();
-        }
-    }
-    let tip = merkle_tip(view.pending_commitments().map(|c| &c[..]));
-    cache.computed = Some((Instant::now(), round, tip.clone()));
-    tip
+fn current_tip(state: &AppState) -> Option<[u8; 32]> {
+    state.read_view().stamps().unconfirmed_tip()
 }
 
 /// `GET /`: the info page, as HTML or (with `Accept: application/json`) as JSON.
 pub fn get_index(accept: Option<String>, state: Arc<AppState>) -> WarpResponse {
-    let tip = current_tip(&state);
+    let tip = current_tip(&state).map(|t| t.to_vec());
     let model = info::Info::gather(&state, tip);
     let wants_json = accept.is_some_and(|a| a.contains("application/json"));
     let (body, content_type) = if wants_json {

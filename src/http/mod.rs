@@ -12,7 +12,7 @@ pub mod handlers;
 pub mod info;
 pub mod server;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::aggregator::Intake;
@@ -32,7 +32,6 @@ pub struct AppState {
     pub uri: String,
     pub donation_addr: String,
     pub network: String,
-    pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
     pub bitcoin_status: crate::stamper::driver::StatusBoard,
     /// The calendar's log, read for the proofs that live only there (imported commitments). Set
@@ -54,7 +53,6 @@ impl AppState {
             uri,
             donation_addr,
             network,
-            tip: Mutex::default(),
             bitcoin_status: Default::default(),
             log: std::sync::OnceLock::new(),
         })

@@ -192,6 +192,13 @@ impl Stamps {
         self.sent.retain(|txid, _| live.contains(txid));
     }
 
+    /// The tip (OP_RETURN payload) of the newest stamping transaction not yet mined: the Python
+    /// server's `GET /tip` (its `unconfirmed_txs[-1]`).
+    pub fn unconfirmed_tip(&self) -> Option<Hash32> {
+        let txid = self.state.open_cycle()?.latest().txid;
+        self.sent.get(&txid).map(|s| s.tip)
+    }
+
     /// A sent transaction of a cycle not yet final, serialized without witness.
     pub fn raw_tx(&self, txid: &Hash32) -> Option<&[u8]> {
         self.sent.get(txid).map(|s| s.no_witness.as_slice())

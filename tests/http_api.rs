@@ -173,7 +173,11 @@ fn tip_and_info_page() {
     assert_eq!(info["pending_commitments"], 1);
     assert_eq!(info["accepting"], true);
     assert_eq!(info["latest_round"]["commitment"], hex::encode(&commitment));
-    assert_eq!(info["tip"], serde_json::Value::Null, "no unmined stamping transaction");
+    assert_eq!(
+        info["tip"],
+        serde_json::Value::Null,
+        "no unmined stamping transaction"
+    );
     otsd.stop();
 }
 

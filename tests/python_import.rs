@@ -82,8 +82,9 @@ fn raw_requests() -> Vec<Vec<u8>> {
     vec![
         post("/digest", &[7u8; 65]),
         post("/no/such/path", b"x"),
-        b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\nConnection: close\r\n\r\n"
-            .to_vec(),
+        // No Content-Length. (A non-numeric one makes the Python request die without an
+        // answer, where otsd answers 400: not compared.)
+        b"POST /digest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
     ]
 }
 

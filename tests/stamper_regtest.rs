@@ -144,8 +144,12 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
         .iter()
         .find_map(|o| o.script_pubkey.as_bytes().strip_prefix(&[0x6a, 0x20][..]))
         .expect("an OP_RETURN output");
-    let tip = get(otsd.addr, "/tip", "");
-    assert_eq!((tip.status, tip.body.as_slice()), (200, op_return));
+    // The broadcast is recorded just after `sendrawtransaction` returns.
+    let tip = wait_for("the tip of the broadcast", 30, || {
+        let r = get(otsd.addr, "/tip", "");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(tip.body.as_slice(), op_return);
     assert_eq!(tip.header("cache-control"), Some("public, max-age=10"));
 
     let block = node.mine(1)[0];

@@ -14,7 +14,13 @@ pub fn routes(
         .or(timestamp(state.clone()))
         .or(tip(state.clone()))
         .or(index(state))
+        .or(other_post())
         .recover(handlers::rejection)
+}
+
+/// Any POST but `/digest`: the Python server's lower-case `not found`.
+fn other_post() -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::post().map(handlers::post_not_found)
 }
 
 fn with_state(
@@ -43,11 +49,26 @@ fn timestamp(
         .map(Some)
         .or(warp::any().map(|| None))
         .unify();
+    // `/timestamp/` asks Python about the empty commitment (a 404 of the commitment kind), while
+    // `/timestamp` is an unknown path there.
+    let empty = warp::path!("timestamp")
+        .and(warp::get())
+        .and(warp::path::full())
+        .and(query.clone())
+        .and(with_state(state.clone()))
+        .map(
+            |full: warp::path::FullPath, query, state| match full.as_str() {
+                "/timestamp/" => handlers::get_timestamp(String::new(), query, state),
+                _ => handlers::not_found(),
+            },
+        );
     warp::path!("timestamp" / String)
         .and(warp::get())
         .and(query)
         .and(with_state(state))
         .map(handlers::get_timestamp)
+        .or(empty)
+        .unify()
 }
 
 fn tip(

@@ -202,14 +202,28 @@ pub async fn rejection(r: warp::Rejection) -> Result<WarpResponse, Infallible> {
         ));
     }
     if r.is_not_found() {
-        return Ok(text(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some("public, max-age=3600"),
-        ));
+        return Ok(not_found());
     }
     tracing::debug!("unhandled rejection: {r:?}");
     Ok(text(StatusCode::BAD_REQUEST, "bad request", None))
+}
+
+/// A POST to any path but `/digest`, as the Python server answers it.
+pub fn post_not_found() -> WarpResponse {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found",
+        Some("public, max-age=3600"),
+    )
+}
+
+/// An unknown path, as the Python server answers it.
+pub fn not_found() -> WarpResponse {
+    text(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        Some("public, max-age=3600"),
+    )
 }
 
 fn text(status: StatusCode, body: &str, cache: Option<&'static str>) -> WarpResponse {

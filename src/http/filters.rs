@@ -20,7 +20,13 @@ pub fn routes(
 
 /// Any POST but `/digest`: the Python server's lower-case `not found`.
 fn other_post() -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    warp::post().map(handlers::post_not_found)
+    // Not `warp::post()`: its method rejection would turn every unknown GET path into a 405.
+    warp::method().and_then(|method: warp::http::Method| async move {
+        match method {
+            warp::http::Method::POST => Ok(handlers::post_not_found()),
+            _ => Err(warp::reject::not_found()),
+        }
+    })
 }
 
 fn with_state(

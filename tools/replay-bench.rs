@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use otsd::aggregator::RoundSealer;
+use otsd::audit::replay::{replay, Output};
 use otsd::calendar::dir::CalendarDir;
-use otsd::ctl::replay::{replay, Output};
-use otsd::log::{codec, LogKey, Writer, WriterOptions};
+use otsd::events::codec;
+use otsd::log::{LogKey, Writer, WriterOptions};
 use otsd::projection::checkpoint::PROJECTION_DIR;
 use rand::RngCore;
 
@@ -55,7 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = prepare(&args)?;
-    let mut sink = |_: &otsd::ctl::Progress| {};
+    let mut sink = |_: &otsd::log::Progress| {};
     let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
     println!(
         "otsctl replay (full, in process): {} events, {} digests, {} rounds in {:.3} s: \
@@ -96,7 +97,7 @@ fn main() -> anyhow::Result<()> {
 fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
     if args.dir.join("hmac-key").exists() {
         let dir = CalendarDir::load(&args.dir)?;
-        let mut sink = |_: &otsd::ctl::Progress| {};
+        let mut sink = |_: &otsd::log::Progress| {};
         let (view, _) = replay(&args.dir, &Output::Nowhere, 6, &mut sink)?;
         if view.digests_total() >= args.digests {
             println!(

@@ -7,7 +7,7 @@
 //! otsd keeps every commitment as 44 bytes in its indexes (legacy ones padded with the zero MAC)
 //! and applies the same rule wherever the Python server would: a genuine MAC of eight zero bytes
 //! (probability 2⁻⁶⁴) is read as legacy too, as Python does.
-use super::mac::COMMITMENT_LEN;
+use super::commitment::COMMITMENT_LEN;
 
 /// Length of a legacy commitment: time and root, no MAC.
 pub const LEGACY_LEN: usize = 36;

@@ -60,7 +60,7 @@ fn timestamp(
     let empty = warp::path!("timestamp")
         .and(warp::get())
         .and(warp::path::full())
-        .and(query.clone())
+        .and(query)
         .and(with_state(state.clone()))
         .map(
             |full: warp::path::FullPath, query, state| match full.as_str() {

@@ -141,7 +141,7 @@ fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
         .read_event(seq)
         .map_err(|e| e.to_string())?
         .ok_or("the event is not in the log")?;
-    match crate::log::codec::decode::<crate::events::Event>(&event) {
+    match crate::events::codec::decode::<crate::events::Event>(&event) {
         Ok(crate::events::Event::CommitmentImported {
             proof: Some(proof), ..
         }) => Ok(proof),

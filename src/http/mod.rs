@@ -33,7 +33,7 @@ pub struct AppState {
     pub donation_addr: String,
     pub network: String,
     /// The stamper's latest status (JSON), shown on the info page.
-    pub bitcoin_status: crate::stamper::driver::StatusBoard,
+    pub bitcoin_status: crate::telemetry::StatusBoard,
     /// The calendar's log, read for the proofs that live only there (imported commitments). Set
     /// once at start-up; without it such a proof is answered with a `500`.
     pub log: std::sync::OnceLock<crate::log::Reader>,

@@ -34,7 +34,7 @@
 //! records after it chain from them under the key, so a snapshot cannot be replayed onto another or
 //! a truncated log.
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +42,12 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Commitment, Projection, RoundEntry, Stamps, COMMITMENT_LEN};
+use super::{Projection, RoundEntry, Stamps};
+use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
+use crate::events::codec;
+use crate::log::atomic::write_atomically;
 use crate::log::chain::ChainState;
-use crate::log::{codec, Head, LogKey};
+use crate::log::{Head, LogKey};
 
 /// Name of the projection directory inside the calendar directory.
 pub const PROJECTION_DIR: &str = "projection";
@@ -222,15 +225,11 @@ impl CheckpointFiles {
             body: &body,
         };
         let bytes = snap.encode(&self.key);
-        let path = self.dir.join(SNAPSHOT_FILE);
-        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync", &self.dir))?;
+        write_atomically(&self.dir, SNAPSHOT_FILE, &bytes).map_err(|e| CheckpointError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        })?;
         self.rounds_written = rounds.len() as u64;
         self.rounds_sha256 = sha;
         self.at = Some(at);

@@ -13,22 +13,14 @@
 pub mod checkpoint;
 pub mod rebuild;
 pub mod stamps;
-mod tip;
 
 pub use stamps::{RoundStamp, Stamps};
-pub use tip::merkle_tip;
 
 use std::collections::HashMap;
 
+use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
 use crate::ots::MerkleTree;
-use crate::stamper;
-
-/// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
-pub const COMMITMENT_LEN: usize = 44;
-
-/// A commitment as stored in the index.
-pub type Commitment = [u8; COMMITMENT_LEN];
 
 /// What the projection keeps per round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +158,13 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
-            Event::CommitmentReadmitted { round, commitment } => {
-                self.seal(seq, *round, commitment_time(commitment), commitment, 0)
-            }
+            Event::CommitmentReadmitted { round, commitment } => self.seal(
+                seq,
+                *round,
+                commitment_time(commitment).unwrap_or(0),
+                commitment,
+                0,
+            ),
             Event::CommitmentImported {
                 round, commitment, ..
             } => {
@@ -179,7 +175,7 @@ impl Projection {
                     _ => None,
                 };
                 let stored = stored.as_deref().unwrap_or(commitment);
-                self.seal(seq, *round, commitment_time(stored), stored, 0)?;
+                self.seal(seq, *round, commitment_time(stored).unwrap_or(0), stored, 0)?;
                 if let Err(e) = self.stamps.apply(event) {
                     tracing::error!(seq, "imported commitment: {e}");
                 }
@@ -267,13 +263,13 @@ impl Projection {
                         let commitments = self.rounds[first_round as usize..=last as usize]
                             .iter()
                             .map(|r| &r.commitment[..]);
-                        stamper::proof::tip_tree(commitments, head.as_ref())
+                        crate::anchor::proof::tip_tree(commitments, head.as_ref())
                     });
                 let mut proof = Vec::new();
                 let written = tree
-                    .ok_or(stamper::proof::ProofError::Empty)
+                    .ok_or(crate::anchor::proof::ProofError::Empty)
                     .and_then(|tree| {
-                        stamper::proof::write_commitment_proof(
+                        crate::anchor::proof::write_commitment_proof(
                             &mut proof,
                             &tree,
                             (last - first_round + 1) as usize,
@@ -307,7 +303,7 @@ impl Projection {
     }
 
     /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
-    /// (see [`crate::stamper::StamperState::first_unmined_round`]).
+    /// (see [`crate::anchor::state::StamperState::first_unmined_round`]).
     pub fn pending_commitments(&self) -> impl ExactSizeIterator<Item = &Commitment> {
         let first = self.first_pending_round().min(self.next_round()) as usize;
         self.rounds[first..].iter().map(|r| &r.commitment)
@@ -369,11 +365,4 @@ impl Projection {
             tip_trees: TipTrees::default(),
         }
     }
-}
-
-/// The time a commitment starts with (0 if it is too short; [`Projection::apply`] refuses it then).
-fn commitment_time(commitment: &[u8]) -> u32 {
-    commitment
-        .first_chunk::<4>()
-        .map_or(0, |t| u32::from_be_bytes(*t))
 }

@@ -18,11 +18,13 @@ use serde::Serialize;
 
 use super::db::{self, Answer, DbError, ProofDb};
 use super::journal::{self, Journal, JournalError};
+use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::calendar::legacy::LEGACY_LEN;
-use crate::calendar::mac::{CommitmentMac, COMMITMENT_LEN};
+use crate::calendar::mac::CommitmentMac;
+use crate::events::codec;
 use crate::events::Event;
-use crate::log::{codec, LogError, LogKey, Writer, WriterOptions};
+use crate::log::{LogError, LogKey, Writer, WriterOptions};
 
 /// Events per log record.
 pub const BATCH_EVENTS: usize = 1024;

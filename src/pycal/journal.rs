@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::legacy::{self, LEGACY_LEN};
-use crate::calendar::mac::COMMITMENT_LEN;
 
 /// Records read per `read` call (about 1.4 MB).
 const READ_RECORDS: usize = 32 * 1024;

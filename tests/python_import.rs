@@ -8,6 +8,11 @@
 //! (status, Content-Type, Cache-Control, body), `otsctl verify` (also against the node) must pass,
 //! and once otsd's stamper has anchored the pending commitments, the client's original `.ots`
 //! file must upgrade (`ots upgrade`) and verify (`ots verify`) against the node.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::Path;

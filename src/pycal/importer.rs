@@ -446,10 +446,11 @@ pub fn render(r: &ImportReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} events written in {:.1}s ({:.0} commitments/s)\nnext: fund the stamper (`otsctl address {}`), then start otsd on it\n",
+        "{} events written in {:.1}s ({:.0} commitments/s)\nnext: fund the stamper (`otsctl address {}`); `otsctl replay {}` writes the projection checkpoint now (else otsd's first start folds the whole import); then start otsd on it\n",
         r.events_written,
         r.seconds,
         r.commitments_per_second,
+        r.calendar.display(),
         r.calendar.display()
     ));
     out

@@ -348,6 +348,9 @@ fn spawn(
         cfg.network.name().to_owned(),
         ops,
     );
+    let _ = state
+        .log
+        .set(crate::log::Reader::open(&dir.log_dir(), None)?);
     let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {
         tokio::spawn(driver::run(

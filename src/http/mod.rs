@@ -18,7 +18,7 @@ pub mod server;
 pub mod status;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::aggregator::Intake;
@@ -39,9 +39,11 @@ pub struct AppState {
     pub uri: String,
     pub donation_addr: String,
     pub network: String,
-    pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
     pub bitcoin_status: crate::telemetry::StatusBoard,
+    /// The calendar's log, read for the proofs that live only there (imported commitments). Set
+    /// once at start-up; without it such a proof is answered with a `500`.
+    pub log: std::sync::OnceLock<crate::log::Reader>,
     pub ops: OpsConfig,
 }
 
@@ -101,8 +103,8 @@ impl AppState {
             uri,
             donation_addr,
             network,
-            tip: Mutex::default(),
             bitcoin_status: Default::default(),
+            log: std::sync::OnceLock::new(),
             ops,
         })
     }

@@ -52,7 +52,8 @@ pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
         Status::Unknown => None,
         Status::Pending { round }
         | Status::Mined { round, .. }
-        | Status::Complete { round, .. } => Some(*round),
+        | Status::Complete { round, .. }
+        | Status::Imported { round, .. } => Some(*round),
     };
     let mut s = CommitmentStatus {
         commitment: hex::encode(commitment),
@@ -99,7 +100,7 @@ pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
             s.expected_complete_at = Some(snap.now + blocks(needed.saturating_sub(confs)));
             s.detail = format!("mined, {confs} of {needed} confirmations");
         }
-        Status::Complete { .. } => {
+        Status::Complete { .. } | Status::Imported { .. } => {
             s.state = "complete";
             s.detail = "complete: GET /timestamp/<commitment> returns the proof".to_owned();
         }

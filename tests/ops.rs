@@ -306,3 +306,77 @@ fn systemd_unit_verifies_and_is_hardened() {
         "{out}"
     );
 }
+
+/// Against a real `bitcoind -regtest`: `/status` follows a commitment from pending through its
+/// stamping transaction's confirmations to complete, and the stamper's metrics move with it.
+#[test]
+fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
+    use bitcoincore_rpc::RpcApi;
+    let node = common::bitcoind::Bitcoind::start();
+    let port = free_port();
+    let dir = common::calendar_with_uri(&format!("http://127.0.0.1:{port}"));
+    let cal = dir.path().join("calendar");
+    common::fund_stamper(&node, &cal);
+    let mut args = vec!["--rpc-port".to_owned(), port.to_string()];
+    args.extend(node.stamper_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let otsd = Otsd::start(&cal, &args);
+    let digest = [0x11u8; 32];
+    let commitment = commitment_of(&digest, &post_digest(otsd.addr, &digest).body);
+    let status_path = format!("/status/{}", hex::encode(&commitment));
+    let txid = wait_for("the stamping tx", 60, || {
+        node.client.get_raw_mempool().unwrap().first().copied()
+    });
+    let (_, s) = json(&otsd, &status_path);
+    assert_eq!(s["state"], "pending", "{s}");
+    assert!(s["expected_complete_at"].as_u64().is_some(), "{s}");
+    let m = scrape(&otsd);
+    assert!(
+        sample(&m, "otsd_stamper_broadcasts_total").unwrap() >= 1.0,
+        "{m}"
+    );
+    assert!(sample(&m, "otsd_stamper_fee_satoshis").unwrap() > 0.0);
+    let feerate = sample(&m, "otsd_stamper_feerate_sat_per_vbyte").unwrap();
+    assert!(feerate >= 1.0 && feerate < 1000.0, "{feerate}");
+    assert!(sample(&m, "otsd_stamper_last_broadcast_timestamp_seconds").unwrap() > 1.6e9);
+    assert_eq!(sample(&m, "otsd_blocks_since_final_anchor"), Some(-1.0));
+
+    node.mine(1);
+    let s = wait_for("in_transaction", 30, || {
+        let (_, s) = json(&otsd, &status_path);
+        (s["state"] == "in_transaction").then_some(s)
+    });
+    assert_eq!(s["txid"], txid.to_string(), "{s}");
+    assert_eq!(s["confirmations"], 1, "{s}");
+    assert_eq!(s["confirmations_needed"], 6);
+    assert_eq!(
+        sample(&scrape(&otsd), "otsd_stamper_confirmations"),
+        Some(1.0)
+    );
+
+    node.mine(5);
+    wait_for("complete", 30, || {
+        let (_, s) = json(&otsd, &status_path);
+        (s["state"] == "complete").then_some(())
+    });
+    let m = scrape(&otsd);
+    // Final at 6 confirmations: the best block is 5 above the one the transaction is in.
+    assert_eq!(
+        sample(&m, "otsd_blocks_since_final_anchor"),
+        Some(5.0),
+        "{m}"
+    );
+    assert!(sample(&m, "otsd_newest_complete_round_age_seconds").unwrap() >= 0.0);
+    assert_eq!(sample(&m, "otsd_pending_rounds"), Some(0.0));
+    assert!(sample(&m, "otsd_stamper_balance_satoshis").unwrap() > 0.0);
+    let (code, ready) = json(&otsd, "/readyz");
+    assert_eq!(code, 200, "{ready}");
+    assert!(
+        ready["checks"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("best height"),
+        "{ready}"
+    );
+    otsd.stop();
+}

@@ -221,12 +221,12 @@ impl Metrics {
         );
         r.register(
             "stamper_feerate_sat_per_vbyte",
-            "Fee rate of the newest stamping transaction in flight or last mined",
+            "Fee rate of the newest stamping transaction not yet final; 0 when none",
             self.stamper_feerate.clone(),
         );
         r.register(
             "stamper_fee_satoshis",
-            "Fee of the newest stamping transaction in flight or last mined",
+            "Fee of the newest stamping transaction not yet final; 0 when none",
             self.stamper_fee.clone(),
         );
         r.register(

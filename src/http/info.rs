@@ -17,12 +17,35 @@
 //!   "tip": null | "hex",                // tip of the newest unmined stamping transaction (GET /tip)
 //!   "latest_round": null | {"round": 44, "time": 1700000000, "digests": 3, "commitment": "hex"},
 //!   "log_next_seq": 170,                // next event-log sequence number
-//!   "bitcoin": null                     // stamper status, once the stamper runs
+//!   "bitcoin": null,                    // stamper status, once the stamper runs
+//!   "stamping": {...},                  // progress: see `health::Snapshot` (pending rounds,
+//!                                       // oldest pending, transaction in flight, alarms, ...)
+//!   "max_fee_sat": null | 100000,       // --btc-max-fee
+//!   "mined": [{"txid": "hex", "height": 800000, "confirmations": 3, "first_round": 1,
+//!              "last_round": 9, "final": false}]   // newest first, at most MINED_SHOWN
 //! }
 //! ```
 use serde::Serialize;
 
+use super::health::Snapshot;
 use super::AppState;
+use crate::anchor::state::StamperState;
+
+/// Most stamping transactions listed on the page.
+pub const MINED_SHOWN: usize = 10;
+
+/// A mined stamping transaction still in the projection.
+#[derive(Debug, Serialize)]
+pub struct MinedTx {
+    /// Display byte order.
+    pub txid: String,
+    pub height: u32,
+    pub confirmations: u32,
+    pub first_round: u64,
+    pub last_round: u64,
+    #[serde(rename = "final")]
+    pub final_: bool,
+}
 
 /// Everything the info page shows.
 #[derive(Debug, Serialize)]
@@ -41,6 +64,13 @@ pub struct Info {
     pub latest_round: Option<LatestRound>,
     pub log_next_seq: u64,
     pub bitcoin: Option<serde_json::Value>,
+    pub stamping: Snapshot,
+    pub max_fee_sat: Option<u64>,
+    pub mined: Vec<MinedTx>,
+    /// The stamper's funding address, as it reports it.
+    pub stamper_address: Option<String>,
+    #[serde(skip)]
+    pub explorer_url: Option<String>,
 }
 
 /// The most recent round.
@@ -56,7 +86,19 @@ impl Info {
     /// Takes a consistent snapshot of the calendar's state.
     pub fn gather(state: &AppState, tip: Option<Vec<u8>>) -> Info {
         let refusal = state.intake.refusal().map(|e| e.to_string());
+        let stamping = Snapshot::take(state);
+        let bitcoin = state
+            .bitcoin_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let stamper_address = bitcoin
+            .as_ref()
+            .and_then(|b| b["address"].as_str())
+            .filter(|a| !a.contains(' '))
+            .map(str::to_owned);
         let view = state.read_view();
+        let mined = mined_txs(&view, stamping.best_height);
         let pending_commitments = view.pending_commitments().len();
         Info {
             version: env!("CARGO_PKG_VERSION"),
@@ -77,11 +119,12 @@ impl Info {
                 commitment: hex::encode(r.commitment),
             }),
             log_next_seq: view.next_seq(),
-            bitcoin: state
-                .bitcoin_status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            bitcoin,
+            stamping,
+            max_fee_sat: state.ops.max_fee_sat,
+            mined,
+            stamper_address,
+            explorer_url: state.ops.explorer_url.clone(),
         }
     }
 
@@ -90,58 +133,28 @@ impl Info {
     }
 
     pub fn to_html(&self) -> String {
-        let latest = match &self.latest_round {
-            Some(r) => format!(
-                "#{} at {} with {} digests, commitment <code>{}</code>",
-                r.round, r.time, r.digests, r.commitment
-            ),
-            None => "none yet".to_owned(),
-        };
-        let status = match &self.refusal {
-            None => "accepting digests".to_owned(),
-            Some(why) => format!("NOT accepting digests: {}", escape(why)),
-        };
-        format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>OpenTimestamps calendar</title></head><body>\n\
-             <h1>OpenTimestamps calendar server</h1>\n\
-             <p>Version {version} (otsd, Rust). Network: {network}. Status: {status}.</p>\n\
-             <p>Calendar URI: <code>{uri}</code></p>\n\
-             <p>Pending commitments: {pending}<br>Digests accepted: {digests}<br>Rounds: {rounds}<br>\
-             Queued digests: {queued}<br>Latest round: {latest}<br>Tip: <code>{tip}</code><br>\
-             Log next sequence number: {seq}</p>\n\
-             <p>Bitcoin: {bitcoin}</p>\n\
-             <h2>Donations</h2><p>Address: <code>{addr}</code></p>\n{qr}\n\
-             <p>Machine-readable: request this page with <code>Accept: application/json</code>.</p>\n\
-             </body></html>\n",
-            version = self.version,
-            network = escape(&self.network),
-            uri = escape(&self.uri),
-            pending = self.pending_commitments,
-            digests = self.digests_total,
-            rounds = self.rounds_total,
-            queued = self.queued_digests,
-            tip = self.tip.as_deref().unwrap_or("none"),
-            seq = self.log_next_seq,
-            bitcoin = self.bitcoin.as_ref().map_or("status not known yet".to_owned(), |b| escape(&b.to_string())),
-            addr = escape(&self.donation_address),
-            qr = qr_svg(&format!("bitcoin:{}", self.donation_address)),
-        )
+        super::info_page::render(self)
     }
 }
 
-fn qr_svg(data: &str) -> String {
-    match qrcode::QrCode::new(data.as_bytes()) {
-        Ok(code) => code
-            .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(160, 160)
-            .build(),
-        Err(_) => String::new(),
-    }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The newest [`MINED_SHOWN`] mined stamping transactions, newest first.
+fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<MinedTx> {
+    view.stamps()
+        .mined()
+        .rev()
+        .take(MINED_SHOWN)
+        .map(|(first_round, m, final_)| {
+            let mut display = m.txid;
+            display.reverse();
+            MinedTx {
+                txid: hex::encode(display),
+                height: m.proof.height,
+                confirmations: best
+                    .map_or(0, |tip| StamperState::confirmations(m.proof.height, tip)),
+                first_round,
+                last_round: m.last_round,
+                final_,
+            }
+        })
+        .collect()
 }

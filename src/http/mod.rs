@@ -13,6 +13,7 @@ pub mod filters;
 pub mod handlers;
 pub mod health;
 pub mod info;
+pub mod info_page;
 pub mod metrics;
 pub mod server;
 pub mod status;

@@ -80,6 +80,7 @@ pub fn replay(
     .map_err(|e| match e {
         RebuildError::Fold { seq, problem } => ServeError::Replay { seq, problem },
         RebuildError::Log(e) => ServeError::Log(e),
+        RebuildError::Checkpoint(problem) => ServeError::Replay { seq: 0, problem },
     })?;
     let s = &rebuilt.stats;
     let view = &rebuilt.live;
@@ -133,7 +134,7 @@ pub async fn start(
         StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
     let mut rebuilt = replay(&dir, &key, cfg.min_confirmations)?;
     let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
-    let checkpointer = Checkpointer::spawn(&dir.log_dir(), &key, rebuilt);
+    let checkpointer = Checkpointer::spawn(&dir.log_dir(), &key, rebuilt, view.clone());
     let writer = WriterHandle::spawn(writer, 64);
     let stamper_submitter = writer.submitter();
 

@@ -295,6 +295,7 @@ impl Finder<'_> {
             Some(Status::Pending { .. }) => "pending",
             Some(Status::Mined { .. }) => "mined",
             Some(Status::Complete { .. }) => "complete",
+            Some(Status::Unavailable(_)) => "unavailable",
         }
         .to_owned();
         self.loc.found = self.loc.round.is_some() || self.loc.digest_seq.is_some();

@@ -13,7 +13,7 @@ use super::progress::{Progress, Ticker};
 use super::{CtlError, LogSource};
 use crate::calendar::dir::CalendarDir;
 use crate::log::{LogKey, Reader};
-use crate::projection::checkpoint::{CheckpointFiles, PROJECTION_DIR};
+use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{fold_one, rebuild, RebuildError, RebuildOptions};
 use crate::projection::Projection;
 
@@ -85,7 +85,7 @@ pub fn replay(
     }
     let opts = RebuildOptions {
         use_checkpoint: false,
-        write_checkpoint: false,
+        write_checkpoint: *output != Output::Nowhere,
     };
     let mut ticker = Ticker::new(progress);
     let rebuilt = rebuild(
@@ -102,7 +102,19 @@ pub fn replay(
             detail: problem,
         }),
         RebuildError::Log(e) => CtlError::Log(e),
+        RebuildError::Checkpoint(problem) => CtlError::Replay(ReplayStopped {
+            seq: 0,
+            detail: format!("writing the projection: {problem}"),
+        }),
     })?;
+    if *output != Output::Nowhere {
+        if let Some(why) = &rebuilt.stats.checkpoint_error {
+            return Err(CtlError::Replay(ReplayStopped {
+                seq: rebuilt.at.next_seq,
+                detail: format!("writing the projection to {}: {why}", target.display()),
+            }));
+        }
+    }
     let view = rebuilt.live;
     let p = ticker.progress(view.next_seq().saturating_sub(1));
     let mut summary = Summary {
@@ -118,9 +130,6 @@ pub fn replay(
         checkpoint_seq: None,
     };
     if *output != Output::Nowhere {
-        let mut files = CheckpointFiles::new(&target, &key);
-        files.remove()?;
-        files.write(&rebuilt.base, rebuilt.at)?;
         summary.checkpoint = Some(target);
         summary.checkpoint_seq = Some(rebuilt.at.next_seq);
     }

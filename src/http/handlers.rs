@@ -129,6 +129,16 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
             "Not found",
             Some("public, max-age=60"),
         ),
+        Status::Unavailable(_) => {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "proof history unavailable; the operator has been told",
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+            resp
+        }
     }
 }
 
@@ -159,12 +169,19 @@ fn current_tip(state: &AppState) -> Option<Vec<u8>> {
     let view = state.read_view();
     let round = (view.first_pending_round(), view.next_round());
     if let Some((at, r, tip)) = &cache.computed {
-        let cheap = view.pending_commitments().len() <= TIP_CHEAP_COMMITMENTS;
+        let cheap = view.pending_count() <= TIP_CHEAP_COMMITMENTS as u64;
         if *r == round || (!cheap && at.elapsed() < TIP_MAX_AGE) {
             return tip.clone();
         }
     }
-    let tip = merkle_tip(view.pending_commitments().map(|c| &c[..]));
+    let pending = match view.pending_commitments() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot read the pending commitments: {e}");
+            return None;
+        }
+    };
+    let tip = merkle_tip(pending.iter().map(|c| &c[..]));
     cache.computed = Some((Instant::now(), round, tip.clone()));
     tip
 }

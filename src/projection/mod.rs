@@ -11,14 +11,21 @@
 //! tens of thousands of entries. A cache outside the folded state keeps the tip trees of the
 //! [`TIP_TREES_CACHED`] most recently served final transactions (64 bytes per round they cover).
 pub mod checkpoint;
+pub mod history;
+pub mod index;
 pub mod rebuild;
 pub mod stamps;
+pub mod table;
 mod tip;
+pub mod tiptree;
 
 pub use stamps::{RoundStamp, Stamps};
 pub use tip::merkle_tip;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use history::{History, HistoryError};
 
 use crate::events::Event;
 use crate::ots::MerkleTree;
@@ -51,6 +58,9 @@ pub enum Status {
     Mined { round: u64, txid: [u8; 32] },
     /// Final: the complete proof, serialized as the timestamp on the commitment.
     Complete { round: u64, proof: Vec<u8> },
+    /// The on-disk history could not answer (damage or an I/O error, logged): the answer is
+    /// refused rather than guessed.
+    Unavailable(String),
 }
 
 /// An event that does not fit the history so far.
@@ -116,10 +126,18 @@ impl std::fmt::Debug for TipTrees {
 }
 
 /// The calendar's state as folded from its log.
+///
+/// Rounds up to the last checkpoint live on disk in [`History`] (when the projection was loaded
+/// from or written to a checkpoint); the rounds after it, at most a segment's worth, in memory.
+/// A projection without history (the `otsctl` tools that fold a log or a replica) keeps
+/// everything in memory.
 #[derive(Debug, Default, Clone)]
 pub struct Projection {
+    /// Rounds `base..`, sealed since the history's end.
     rounds: Vec<RoundEntry>,
+    base: u64,
     by_commitment: HashMap<Commitment, u64>,
+    history: Option<Arc<History>>,
     digests_total: u64,
     /// DigestSubmitted events seen since the last RoundSealed.
     open_digests: u32,
@@ -185,7 +203,7 @@ impl Projection {
         commitment: &[u8],
         digests: u32,
     ) -> Result<(), ProjectionError> {
-        let expected = self.rounds.len() as u64;
+        let expected = self.next_round();
         if round != expected {
             return Err(ProjectionError::RoundOutOfOrder {
                 seq,
@@ -211,7 +229,8 @@ impl Projection {
                     len: commitment.len(),
                 })?;
         // The first round with a commitment keeps it: a repeat (a readmission of a commitment
-        // the log still had) must not turn a stamped commitment back into a pending one.
+        // the log still had) must not turn a stamped commitment back into a pending one. A first
+        // round in the history wins over this one when looked up (see `round_of`).
         self.by_commitment.entry(commitment).or_insert(round);
         self.rounds.push(RoundEntry {
             commitment,
@@ -223,14 +242,43 @@ impl Projection {
         Ok(())
     }
 
+    /// The first round holding `c`: the history's first, else the memory's.
+    fn round_of(&self, c: &Commitment) -> Result<Option<u64>, HistoryError> {
+        if let Some(h) = &self.history {
+            if let Some(r) = h.find(c)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(self.by_commitment.get(c).copied())
+    }
+
     /// Status of a commitment (any byte string a client may ask about).
     pub fn status(&self, commitment: &[u8]) -> Status {
         let Ok(key) = Commitment::try_from(commitment) else {
             return Status::Unknown;
         };
-        let Some(&round) = self.by_commitment.get(&key) else {
-            return Status::Unknown;
-        };
+        match self.round_of(&key) {
+            Ok(Some(round)) => self.round_status(round),
+            Ok(None) => Status::Unknown,
+            Err(e) => Status::Unavailable(e.to_string()),
+        }
+    }
+
+    fn round_status(&self, round: u64) -> Status {
+        if let Some(h) = &self.history {
+            if h.archived_through().is_some_and(|t| round <= t) {
+                return match h.tx_for(round).and_then(|tx| match tx {
+                    Some(tx) => h.proof(&tx, round).map(Some),
+                    None => Ok(None),
+                }) {
+                    Ok(Some(proof)) => Status::Complete { round, proof },
+                    Ok(None) => Status::Unavailable(format!(
+                        "round {round} is archived but no transaction covers it"
+                    )),
+                    Err(e) => Status::Unavailable(e.to_string()),
+                };
+            }
+        }
         match self.stamps.round(round) {
             RoundStamp::Pending => Status::Pending { round },
             RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
@@ -240,10 +288,8 @@ impl Projection {
                 let tree = self
                     .tip_trees
                     .get_or_build((first_round, last, mined.txid), || {
-                        let commitments = self.rounds[first_round as usize..=last as usize]
-                            .iter()
-                            .map(|r| &r.commitment[..]);
-                        stamper::proof::tip_tree(commitments, head.as_ref())
+                        let commitments = self.round_commitments(first_round, last).ok()?;
+                        stamper::proof::tip_tree(commitments.iter().map(|c| &c[..]), head.as_ref())
                     });
                 let mut proof = Vec::new();
                 let written = tree
@@ -267,7 +313,7 @@ impl Projection {
 
     /// Number of the next round to seal.
     pub fn next_round(&self) -> u64 {
-        self.rounds.len() as u64
+        self.base + self.rounds.len() as u64
     }
 
     /// The next log sequence number after everything folded so far.
@@ -275,18 +321,33 @@ impl Projection {
         self.next_seq
     }
 
+    /// Round `round`, from memory or from the history.
+    pub fn round(&self, round: u64) -> Result<Option<RoundEntry>, HistoryError> {
+        if round >= self.base {
+            return Ok(self.rounds.get((round - self.base) as usize).cloned());
+        }
+        match &self.history {
+            Some(h) => h.round(round).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The most recent round, if any.
-    pub fn latest_round(&self) -> Option<(u64, &RoundEntry)> {
-        self.rounds
-            .last()
-            .map(|r| (self.rounds.len() as u64 - 1, r))
+    pub fn latest_round(&self) -> Option<(u64, RoundEntry)> {
+        let last = self.next_round().checked_sub(1)?;
+        self.round(last).ok().flatten().map(|r| (last, r))
     }
 
     /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
     /// (see [`crate::stamper::StamperState::first_unmined_round`]).
-    pub fn pending_commitments(&self) -> impl ExactSizeIterator<Item = &Commitment> {
-        let first = self.first_pending_round().min(self.next_round()) as usize;
-        self.rounds[first..].iter().map(|r| &r.commitment)
+    pub fn pending_commitments(&self) -> Result<Vec<Commitment>, HistoryError> {
+        self.round_commitments(self.first_pending_round(), u64::MAX)
+    }
+
+    /// How many [`Self::pending_commitments`] there are.
+    pub fn pending_count(&self) -> u64 {
+        self.next_round()
+            .saturating_sub(self.first_pending_round().min(self.next_round()))
     }
 
     /// The first round of [`Self::pending_commitments`].
@@ -295,11 +356,28 @@ impl Projection {
     }
 
     /// Commitments of rounds `first..=last` that exist, in order.
-    pub fn round_commitments(&self, first: u64, last: u64) -> Vec<Commitment> {
+    pub fn round_commitments(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Commitment>, HistoryError> {
         let end = (last.saturating_add(1)).min(self.next_round());
-        (first..end)
-            .map(|r| self.rounds[r as usize].commitment)
-            .collect()
+        let mut out = Vec::with_capacity(end.saturating_sub(first) as usize);
+        if let (Some(h), true) = (&self.history, first < self.base) {
+            let disk_end = end.min(self.base);
+            let mut at = first;
+            while at < disk_end {
+                let step = (disk_end - at).min(1 << 16);
+                out.extend(h.rounds_range(at, at + step)?.iter().map(|r| r.commitment));
+                at += step;
+            }
+        }
+        let from = first.max(self.base);
+        if from < end {
+            let range = (from - self.base) as usize..(end - self.base) as usize;
+            out.extend(self.rounds[range].iter().map(|r| r.commitment));
+        }
+        Ok(out)
     }
 
     /// Total digests accepted.
@@ -307,9 +385,19 @@ impl Projection {
         self.digests_total
     }
 
-    /// Every round, oldest first (what a checkpoint stores).
-    pub fn rounds(&self) -> &[RoundEntry] {
+    /// The rounds folded since the history's end, oldest first (what the next checkpoint writes).
+    pub fn recent_rounds(&self) -> &[RoundEntry] {
         &self.rounds
+    }
+
+    /// Rounds on disk (0 without history).
+    pub fn history_rounds(&self) -> u64 {
+        self.base
+    }
+
+    /// The on-disk history, if any.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.as_ref()
     }
 
     /// The `--btc-min-confirmations` this projection folds with.
@@ -324,26 +412,46 @@ impl Projection {
 
     /// A projection restored from a checkpoint: exactly the fold of the log up to `next_seq`.
     pub(crate) fn restore(
-        rounds: Vec<RoundEntry>,
+        history: Arc<History>,
         digests_total: u64,
         open_digests: u32,
         next_seq: u64,
         stamps: Stamps,
     ) -> Projection {
-        // As the fold does: a commitment that appears twice stays with its first round.
-        let mut by_commitment = HashMap::with_capacity(rounds.len());
-        for (i, r) in rounds.iter().enumerate() {
-            by_commitment.entry(r.commitment).or_insert(i as u64);
-        }
         Projection {
-            rounds,
-            by_commitment,
+            rounds: Vec::new(),
+            base: history.rounds(),
+            by_commitment: HashMap::new(),
+            history: Some(history),
             digests_total,
             open_digests,
             next_seq,
             stamps,
             tip_trees: TipTrees::default(),
         }
+    }
+
+    /// Serves from `history` (a checkpoint of this very fold, at or behind it) what it covers,
+    /// dropping those rounds and final transactions from memory.
+    pub fn adopt(&mut self, history: Arc<History>) {
+        let upto = history.rounds().min(self.next_round());
+        if upto < self.base {
+            return;
+        }
+        let moved = (upto - self.base) as usize;
+        for r in self.rounds.drain(..moved) {
+            if self
+                .by_commitment
+                .get(&r.commitment)
+                .is_some_and(|&x| x < upto)
+            {
+                self.by_commitment.remove(&r.commitment);
+            }
+        }
+        self.base = upto;
+        self.stamps.forget_archived(history.archived_through());
+        self.tip_trees = TipTrees::default();
+        self.history = Some(history);
     }
 }
 

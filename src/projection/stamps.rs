@@ -189,6 +189,27 @@ impl Stamps {
             .map(move |(first, m)| (*first, m, self.state.is_final(m.proof.height, tip)))
     }
 
+    /// Mined transactions that are final and out of the stamper's cycles (`last_round <=
+    /// final_through`), after `archived_through`, in round order: what a checkpoint moves to disk.
+    pub(crate) fn archivable(
+        &self,
+        final_through: Option<u64>,
+        archived_through: Option<u64>,
+    ) -> impl Iterator<Item = (u64, &Mined)> {
+        let from = archived_through.map_or(0, |r| r + 1);
+        self.mined
+            .range(from..)
+            .take_while(move |(_, m)| final_through.is_some_and(|f| m.last_round <= f))
+            .map(|(first, m)| (*first, m))
+    }
+
+    /// Drops the mined transactions a checkpoint archived (rounds up to `archived_through`).
+    pub(crate) fn forget_archived(&mut self, archived_through: Option<u64>) {
+        if let Some(through) = archived_through {
+            self.mined.retain(|_, m| m.last_round > through);
+        }
+    }
+
     /// Where `round` stands.
     pub fn round(&self, round: u64) -> RoundStamp<'_> {
         let Some((first, mined)) = self.mined.range(..=round).next_back() else {

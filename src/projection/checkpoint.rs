@@ -903,7 +903,7 @@ impl<'a> Snapshot<'a> {
 mod tests {
     use super::*;
     use crate::events::Event;
-    use crate::projection::COMMITMENT_LEN;
+    use crate::projection::{Status, COMMITMENT_LEN};
 
     fn fold_rounds(view: &mut Projection, from: u64, to: u64) {
         let mut seq = view.next_seq();
@@ -970,6 +970,105 @@ mod tests {
             let c = all.round_commitments(r, r).unwrap()[0];
             assert_eq!(loaded.view.status(&c), all.status(&c), "round {r}");
             assert_eq!(view.status(&c), all.status(&c), "round {r}");
+        }
+    }
+
+    /// Rounds 0..n stamped by one transaction (with a log head leaf) that becomes final: every
+    /// proof served from the archived files equals the one the in-memory fold writes.
+    #[test]
+    fn archived_final_transactions_serve_the_same_proofs_as_memory() {
+        use crate::events::LogHead;
+        use crate::stamper::key::{Coin, StamperKey};
+        use crate::stamper::proof::stamp_tip;
+        use bitcoin::hashes::Hash as _;
+
+        for n in [1u64, 5, 32, 33, 100, 1000] {
+            let mut mem = Projection::new(1);
+            fold_rounds(&mut mem, 0, n);
+            let commitments = mem.round_commitments(0, n - 1).unwrap();
+            let log_head = LogHead {
+                next_seq: 2 * n,
+                hash: [0xab; 32],
+            };
+            let tip = stamp_tip(commitments.iter().map(|c| &c[..]), Some(&log_head.hash)).unwrap();
+            let key = StamperKey::from_bytes(&[3; 32]).unwrap();
+            let coin = Coin {
+                outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+                value_sat: 10_000,
+            };
+            let tx = key.stamp_tx(&coin, 200, &tip, 100).unwrap();
+            let txid = tx.compute_txid().to_byte_array();
+            let events = [
+                Event::BlockSeen {
+                    height: 100,
+                    hash: [1; 32],
+                },
+                Event::TxBroadcast {
+                    txid,
+                    raw_tx: bitcoin::consensus::encode::serialize(&tx),
+                    tip,
+                    first_round: 0,
+                    last_round: n - 1,
+                    fee_sat: 200,
+                    feerate_sat_per_kvb: 1300,
+                    input_sat: 10_000,
+                    height: 100,
+                    replaces: None,
+                    log_head: Some(log_head),
+                },
+                Event::BlockSeen {
+                    height: 101,
+                    hash: [2; 32],
+                },
+                Event::TxConfirmed {
+                    txid,
+                    block_hash: [2; 32],
+                    height: 101,
+                    block_txids: [[9u8; 32], txid, [8; 32]].concat(),
+                },
+            ];
+            let mut seq = mem.next_seq();
+            for ev in &events {
+                mem.apply(seq, ev).unwrap();
+                seq += 1;
+            }
+            assert_eq!(mem.stamps().state.final_through, Some(n - 1), "n={n}");
+
+            let dir = tempfile::tempdir().unwrap();
+            let key = LogKey::from_bytes([9; 32]);
+            let mut disk = mem.clone();
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            files.write(&mut disk, head(seq)).unwrap();
+            assert_eq!(disk.history().unwrap().extent().txs, 1, "n={n}");
+            assert_eq!(disk.stamps().mined().count(), 0, "archived, n={n}");
+            let loaded = CheckpointFiles::new(dir.path(), &key)
+                .load(1)
+                .unwrap()
+                .unwrap()
+                .view;
+            for (r, c) in commitments.iter().enumerate() {
+                let want = mem.status(c);
+                assert!(matches!(want, Status::Complete { .. }), "n={n} r={r}");
+                assert_eq!(disk.status(c), want, "n={n} r={r}");
+                assert_eq!(loaded.status(c), want, "n={n} r={r}");
+            }
+            // A flipped bit in the stored tree levels is refused, never served: here in node 1
+            // of the lowest stored level, round 0's sibling there.
+            let tx = loaded.history().unwrap().tx_for(0).unwrap().unwrap();
+            let at = (tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4 + 32) as usize;
+            let proofs = dir.path().join(PROOFS_FILE);
+            let mut bytes = fs::read(&proofs).unwrap();
+            if n > CHUNK {
+                bytes[at] ^= 1;
+                fs::write(&proofs, &bytes).unwrap();
+                let c = &commitments[0];
+                assert!(
+                    matches!(loaded.status(c), Status::Unavailable(_)),
+                    "n={n}: {:?}",
+                    loaded.status(c)
+                );
+                assert!(loaded.history().unwrap().is_damaged());
+            }
         }
     }
 

@@ -33,9 +33,10 @@
 //!    176    8  slots of `index` (a power of two), u64 LE
 //!    184    8  entries in `index`, u64 LE
 //!    192    8  last round of the last entry of `txs` plus one (0: none), u64 LE
-//!    200    4  body length, u32 LE
-//!    204    n  body: the rest of the projection (digest count, stamper state), packed CBOR
-//!  204+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 204+n
+//!    200    8  salt of `index`, u64 LE
+//!    208    4  body length, u32 LE
+//!    212    n  body: the rest of the projection (digest count, stamper state), packed CBOR
+//!  212+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 212+n
 //! ```
 //!
 //! The checkpoint key is `HMAC-SHA256(log key, "otsd checkpoint v1")`, so only the holder of the
@@ -97,7 +98,7 @@ const ALL_FILES: [&str; 5] = [
 ];
 const MAGIC: &[u8; 8] = b"OTSDCKPT";
 const VERSION: u32 = 2;
-const FIXED_LEN: usize = 204;
+const FIXED_LEN: usize = 212;
 const TAG_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -359,7 +360,7 @@ impl CheckpointFiles {
             ));
         } else if self.extent.index_slots <= 2 * FULL_VERIFY_ROUNDS {
             let bytes = fs::read(&path).map_err(io("read", &path))?;
-            match index::scan(&bytes) {
+            match index::scan(&bytes, self.extent.index_salt) {
                 Ok(used) if used >= self.extent.index_entries => {}
                 Ok(used) => {
                     problem = Some(format!(
@@ -471,7 +472,7 @@ impl CheckpointFiles {
         let res = if self.bulk {
             let mut map = MappedMut::whole(&index_file, &index_path)
                 .map_err(|e| io("mmap", &index_path)(std::io::Error::other(e.to_string())))?;
-            let mut slots = MapSlots(&mut map);
+            let mut slots = MapSlots(&mut map, self.extent.index_salt);
             let mut res = Ok(());
             for (i, r) in new.iter().enumerate() {
                 match index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of) {
@@ -488,6 +489,7 @@ impl CheckpointFiles {
             let mut slots = FileSlots {
                 file: &index_file,
                 slots: self.extent.index_slots,
+                salt: self.extent.index_salt,
             };
             new.iter().enumerate().try_for_each(|(i, r)| {
                 index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of)
@@ -518,10 +520,12 @@ impl CheckpointFiles {
         let rounds_path = self.path(ROUNDS_FILE);
         let table = File::open(&rounds_path).map_err(io("open", &rounds_path))?;
         let mut added = 0;
+        let salt = index::new_salt();
         {
             let mut map = MappedMut::whole(&file, &tmp)
                 .map_err(|e| io("mmap", &tmp)(std::io::Error::other(e.to_string())))?;
-            let mut slots = MapSlots(&mut map);
+            let mut slots = MapSlots(&mut map, salt);
+            slots.clear();
             let mut first = 0;
             while first < rounds {
                 let end = (first + READ_ROUNDS).min(rounds);
@@ -550,6 +554,7 @@ impl CheckpointFiles {
         sync_dir(&self.dir)?;
         self.extent.index_slots = slots;
         self.extent.index_entries = added;
+        self.extent.index_salt = salt;
         Ok(())
     }
 
@@ -836,6 +841,7 @@ impl<'a> Snapshot<'a> {
             e.index_slots,
             e.index_entries,
             self.archived_through.map_or(0, |r| r + 1),
+            e.index_salt,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -864,7 +870,7 @@ impl<'a> Snapshot<'a> {
         if bytes.len() < FIXED_LEN + TAG_LEN {
             return Err("not a checkpoint (too short)".into());
         }
-        let body_len = u32_at(200) as usize;
+        let body_len = u32_at(208) as usize;
         if body_len > MAX_BODY_LEN || bytes.len() != FIXED_LEN + body_len + TAG_LEN {
             return Err("length does not match its header (truncated?)".into());
         }
@@ -890,6 +896,7 @@ impl<'a> Snapshot<'a> {
                 proofs_len: u64_at(168),
                 index_slots: u64_at(176),
                 index_entries: u64_at(184),
+                index_salt: u64_at(200),
             },
             rounds_chain: b32_at(96),
             rounds_tail: b32_at(128),
@@ -1068,6 +1075,108 @@ mod tests {
                     loaded.status(c)
                 );
                 assert!(loaded.history().unwrap().is_damaged());
+            }
+        }
+    }
+
+    /// A kill part-way through a flush (rounds and index written, the index regrown, a half-written
+    /// snapshot) leaves the previous checkpoint; catching up from it answers as a fold from scratch.
+    #[test]
+    fn an_interrupted_flush_leaves_the_previous_checkpoint_and_is_caught_up() {
+        let key = LogKey::from_bytes([9; 32]);
+        let mut all = Projection::new(3);
+        fold_rounds(&mut all, 0, 3000);
+        for steps in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            let mut view = Projection::new(3);
+            fold_rounds(&mut view, 0, 100);
+            files.write(&mut view, head(200)).unwrap();
+            // Step 1 inserts into the index in place (leftover slots past the checkpoint),
+            // steps 2 and 3 overfill it and build a larger one.
+            fold_rounds(&mut view, 100, if steps == 1 { 150 } else { 3000 });
+            files.append_rounds(&view).unwrap();
+            if steps >= 2 {
+                files.rebuild_index(3000).unwrap();
+            }
+            if steps >= 3 {
+                fs::write(dir.path().join("checkpoint.tmp"), b"half a snap").unwrap();
+            }
+            drop(files);
+
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            let mut loaded = files
+                .load(3)
+                .unwrap()
+                .expect("the previous checkpoint")
+                .view;
+            assert_eq!(loaded.next_round(), 100, "steps {steps}");
+            assert_eq!(
+                fs::metadata(dir.path().join(ROUNDS_FILE)).unwrap().len(),
+                100 * ROUND_LEN as u64,
+                "leftover rounds cut, steps {steps}"
+            );
+            fold_rounds(&mut loaded, 100, 3000);
+            files.write(&mut loaded, head(6000)).unwrap();
+            let reloaded = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap()
+                .view;
+            for r in (0..3000u64).step_by(37).chain([2999]) {
+                let c = all.round_commitments(r, r).unwrap()[0];
+                assert_eq!(loaded.status(&c), all.status(&c), "steps {steps} round {r}");
+                assert_eq!(
+                    reloaded.status(&c),
+                    all.status(&c),
+                    "steps {steps} round {r}"
+                );
+            }
+            let unknown = [0x42; COMMITMENT_LEN];
+            assert_eq!(reloaded.status(&unknown), Status::Unknown);
+        }
+    }
+
+    /// A damaged or foreign index is never served: it is found at load and rebuilt from the
+    /// (verified) round table.
+    #[test]
+    fn a_damaged_or_foreign_index_is_rebuilt_at_load() {
+        let key = LogKey::from_bytes([9; 32]);
+        let mut all = Projection::new(3);
+        fold_rounds(&mut all, 0, 500);
+        let make = |dir: &Path| {
+            let mut files = CheckpointFiles::new(dir, &key);
+            let mut view = Projection::new(3);
+            fold_rounds(&mut view, 0, 500);
+            files.write(&mut view, head(1000)).unwrap();
+        };
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        make(dir.path());
+        make(other.path());
+        let index = dir.path().join(INDEX_FILE);
+        let original = fs::read(&index).unwrap();
+        let mut flipped = original.clone();
+        flipped[8 * 77 + 3] ^= 4;
+        let damages = [
+            flipped,
+            fs::read(other.path().join(INDEX_FILE)).unwrap(),
+            vec![0; original.len()],
+        ];
+        for (i, bytes) in damages.into_iter().enumerate() {
+            fs::write(&index, &bytes).unwrap();
+            let view = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap()
+                .view;
+            assert_ne!(
+                fs::read(&index).unwrap(),
+                bytes,
+                "case {i}: index not rebuilt"
+            );
+            for r in (0..500u64).step_by(7) {
+                let c = all.round_commitments(r, r).unwrap()[0];
+                assert_eq!(view.status(&c), all.status(&c), "case {i} round {r}");
             }
         }
     }

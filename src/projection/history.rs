@@ -51,6 +51,7 @@ pub struct Extent {
     pub proofs_len: u64,
     pub index_slots: u64,
     pub index_entries: u64,
+    pub index_salt: u64,
 }
 
 /// The history up to a checkpoint.
@@ -167,6 +168,7 @@ impl History {
         let slots = FileSlots {
             file: &self.index,
             slots: self.extent.index_slots,
+            salt: self.extent.index_salt,
         };
         let lookup = || {
             index::find(&slots, c, self.extent.rounds, |r| {

@@ -1,13 +1,18 @@
 //! The commitment index: an open-addressing hash table on disk, commitment -> round.
 //!
 //! `index` is `slots` (a power of two) little-endian `u64` slots and nothing else; the checkpoint
-//! names `slots` and how many entries it holds. A slot is `0` (empty) or
+//! names `slots`, how many entries it holds, and the table's `salt` (56 random bits drawn when the
+//! table is built). A slot is
 //!
 //! ```text
-//! bits  0..40  round + 1
-//! bits 40..56  fingerprint: bytes 12..14 of the commitment
-//! bits 56..64  CRC-8 (poly 0x07) of bytes 0..7 of the slot, little-endian
+//! bits  0..40  round + 1, or 0 for an empty slot
+//! bits 40..56  fingerprint: bytes 12..14 of the commitment (0 when empty)
+//! bits 56..64  CRC-8 (poly 0x07) of (bits 0..56 XOR salt), as 7 little-endian bytes
 //! ```
+//!
+//! Salting the check makes every slot, empty ones included, belong to one table: a table of
+//! zeros, another calendar's table or an older build of this one fails the check at its first
+//! slot read, like a flipped bit does.
 //!
 //! A commitment's home slot is the low bits of bytes 4..12 (inside its Merkle root, a SHA-256
 //! output the calendar computed, so keys spread evenly); collisions probe linearly. A hit is only
@@ -55,6 +60,21 @@ fn fingerprint(c: &Commitment) -> u64 {
     u64::from(u16::from_le_bytes([c[12], c[13]]))
 }
 
+/// A salt for a new table: 56 random bits whose empty slot is not all zeros.
+pub fn new_salt() -> u64 {
+    loop {
+        let salt = rand::random::<u64>() & ((1 << 56) - 1);
+        if crc8(salt) != 0 {
+            return salt;
+        }
+    }
+}
+
+/// The empty slot of a table with `salt`.
+pub fn empty_slot(salt: u64) -> u64 {
+    crc8(salt) << 56
+}
+
 fn crc8(data: u64) -> u64 {
     let mut crc: u8 = 0;
     for byte in data.to_le_bytes().iter().take(7) {
@@ -71,9 +91,9 @@ fn crc8(data: u64) -> u64 {
 }
 
 /// The slot for `round` of commitment `c`.
-pub fn encode_slot(c: &Commitment, round: u64) -> u64 {
+pub fn encode_slot(c: &Commitment, round: u64, salt: u64) -> u64 {
     let data = (round + 1) | (fingerprint(c) << 40);
-    data | (crc8(data) << 56)
+    data | (crc8(data ^ salt) << 56)
 }
 
 /// What a slot holds.
@@ -83,13 +103,16 @@ pub enum Slot {
     Used { round: u64, fingerprint: u64 },
 }
 
-/// Decodes a slot; `None` when it is damaged.
-pub fn decode_slot(s: u64) -> Option<Slot> {
-    if s == 0 {
+/// Decodes a slot; `None` when it is damaged or of another table.
+pub fn decode_slot(s: u64, salt: u64) -> Option<Slot> {
+    let data = s & ((1 << 56) - 1);
+    if crc8(data ^ salt) != s >> 56 {
+        return None;
+    }
+    if data == 0 {
         return Some(Slot::Empty);
     }
-    let data = s & ((1 << 56) - 1);
-    if crc8(data) != s >> 56 || data & ROUND_MASK == 0 {
+    if data & ROUND_MASK == 0 {
         return None;
     }
     Some(Slot::Used {
@@ -114,6 +137,7 @@ pub enum IndexError {
 /// Slots, in a file read with `pread` or in a writable map.
 pub trait Slots {
     fn slots(&self) -> u64;
+    fn salt(&self) -> u64;
     fn get(&self, i: u64) -> std::io::Result<u64>;
     fn set(&mut self, i: u64, v: u64) -> std::io::Result<()>;
 }
@@ -123,11 +147,16 @@ pub trait Slots {
 pub struct FileSlots<'a> {
     pub file: &'a File,
     pub slots: u64,
+    pub salt: u64,
 }
 
 impl Slots for FileSlots<'_> {
     fn slots(&self) -> u64 {
         self.slots
+    }
+
+    fn salt(&self) -> u64 {
+        self.salt
     }
 
     fn get(&self, i: u64) -> std::io::Result<u64> {
@@ -142,11 +171,25 @@ impl Slots for FileSlots<'_> {
 }
 
 /// Slots in a writable map (see [`crate::log::mmap::MappedMut`]), for bulk builds.
-pub struct MapSlots<'a>(pub &'a mut [u8]);
+pub struct MapSlots<'a>(pub &'a mut [u8], pub u64);
+
+impl MapSlots<'_> {
+    /// Fills every slot with the empty slot (a new table).
+    pub fn clear(&mut self) {
+        let empty = empty_slot(self.1).to_le_bytes();
+        for chunk in self.0.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&empty);
+        }
+    }
+}
 
 impl Slots for MapSlots<'_> {
     fn slots(&self) -> u64 {
         (self.0.len() / 8) as u64
+    }
+
+    fn salt(&self) -> u64 {
+        self.1
     }
 
     fn get(&self, i: u64) -> std::io::Result<u64> {
@@ -175,7 +218,7 @@ pub fn find(
     let mut i = home(c, n);
     for _ in 0..n {
         let raw = slots.get(i)?;
-        match decode_slot(raw).ok_or(IndexError::Damaged { slot: i })? {
+        match decode_slot(raw, slots.salt()).ok_or(IndexError::Damaged { slot: i })? {
             Slot::Empty => return Ok(None),
             Slot::Used { round, fingerprint } => {
                 if fingerprint == fp && round < valid && commitment_of(round)? == *c {
@@ -202,13 +245,14 @@ pub fn insert(
     let mut i = home(c, n);
     for _ in 0..n {
         let raw = slots.get(i)?;
-        match decode_slot(raw).ok_or(IndexError::Damaged { slot: i })? {
+        let salt = slots.salt();
+        match decode_slot(raw, salt).ok_or(IndexError::Damaged { slot: i })? {
             Slot::Empty => {
-                slots.set(i, encode_slot(c, round))?;
+                slots.set(i, encode_slot(c, round, salt))?;
                 return Ok(true);
             }
             Slot::Used { round: r, .. } if r >= round => {
-                slots.set(i, encode_slot(c, round))?;
+                slots.set(i, encode_slot(c, round, salt))?;
                 return Ok(true);
             }
             Slot::Used {
@@ -226,12 +270,12 @@ pub fn insert(
 }
 
 /// Checks every slot of a table; returns the number in use, or the first damaged slot.
-pub fn scan(bytes: &[u8]) -> Result<u64, IndexError> {
+pub fn scan(bytes: &[u8], salt: u64) -> Result<u64, IndexError> {
     let mut used = 0;
     for (i, chunk) in bytes.chunks_exact(8).enumerate() {
         let mut b = [0u8; 8];
         b.copy_from_slice(chunk);
-        match decode_slot(u64::from_le_bytes(b)) {
+        match decode_slot(u64::from_le_bytes(b), salt) {
             None => return Err(IndexError::Damaged { slot: i as u64 }),
             Some(Slot::Used { .. }) => used += 1,
             Some(Slot::Empty) => {}
@@ -244,6 +288,8 @@ pub fn scan(bytes: &[u8]) -> Result<u64, IndexError> {
 mod tests {
     use super::*;
 
+    const SALT: u64 = 0x00ab_cdef_0123_4567;
+
     fn c(i: u64) -> Commitment {
         let mut c = [0u8; 44];
         c[4..12].copy_from_slice(&(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes());
@@ -254,11 +300,12 @@ mod tests {
     #[test]
     fn inserts_find_repeats_keep_the_first_round_and_damage_is_caught() {
         let mut buf = vec![0u8; 8 * 64];
+        MapSlots(&mut buf, SALT).clear();
         let all: Vec<Commitment> = (0..40).map(c).collect();
         let mut rounds: Vec<Commitment> = Vec::new();
         for (r, k) in all.iter().enumerate() {
             rounds.push(*k);
-            let added = insert(&mut MapSlots(&mut buf), k, r as u64, |r| {
+            let added = insert(&mut MapSlots(&mut buf, SALT), k, r as u64, |r| {
                 Ok(rounds[r as usize])
             })
             .unwrap();
@@ -266,65 +313,72 @@ mod tests {
         }
         // A repeat keeps its first round.
         rounds.push(all[3]);
-        let added = insert(&mut MapSlots(&mut buf), &all[3], 40, |r| {
+        let added = insert(&mut MapSlots(&mut buf, SALT), &all[3], 40, |r| {
             Ok(rounds[r as usize])
         });
         assert!(!added.unwrap());
         for (r, k) in all.iter().enumerate() {
-            let got = find(&MapSlots(&mut buf), k, 41, |r| Ok(rounds[r as usize])).unwrap();
+            let got = find(&MapSlots(&mut buf, SALT), k, 41, |r| Ok(rounds[r as usize])).unwrap();
             assert_eq!(got, Some(r as u64));
         }
         assert_eq!(
-            find(&MapSlots(&mut buf), &c(999), 41, |r| Ok(rounds[r as usize])).unwrap(),
+            find(&MapSlots(&mut buf, SALT), &c(999), 41, |r| Ok(
+                rounds[r as usize]
+            ))
+            .unwrap(),
             None
         );
         // Rounds past `valid` are not answered.
         assert_eq!(
-            find(
-                &MapSlots(&mut buf),
-                &all[39],
-                39,
-                |r| Ok(rounds[r as usize])
-            )
+            find(&MapSlots(&mut buf, SALT), &all[39], 39, |r| Ok(
+                rounds[r as usize]
+            ))
             .unwrap(),
             None
         );
-        assert_eq!(scan(&buf).unwrap(), 40);
-        for bit in [0usize, 13, 200, 8 * 64 * 8 - 1] {
+        assert_eq!(scan(&buf, SALT).unwrap(), 40);
+        for bit in 0..buf.len() * 8 {
             let mut d = buf.clone();
             d[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                matches!(scan(&d), Err(IndexError::Damaged { .. })),
+                matches!(scan(&d, SALT), Err(IndexError::Damaged { .. })),
                 "bit {bit}"
             );
         }
+        // Another table's slots, or zeros, are not this table's.
+        assert!(scan(&buf, SALT ^ 1).is_err());
+        assert!(scan(&[0; 64], SALT).is_err());
     }
 
     #[test]
     fn leftovers_of_an_interrupted_flush_are_reused() {
         let mut buf = vec![0u8; 8 * 16];
+        MapSlots(&mut buf, SALT).clear();
         let mut rounds = vec![c(1), c(2)];
         for r in 0..2u64 {
-            insert(&mut MapSlots(&mut buf), &rounds[r as usize], r, |r| {
+            insert(&mut MapSlots(&mut buf, SALT), &rounds[r as usize], r, |r| {
                 Ok(rounds[r as usize])
             })
             .unwrap();
         }
         // The checkpoint covered round 0 only; round 1 is written again, with another commitment.
         rounds[1] = c(3);
-        insert(
-            &mut MapSlots(&mut buf),
-            &c(3),
-            1,
-            |r| Ok(rounds[r as usize]),
-        )
+        insert(&mut MapSlots(&mut buf, SALT), &c(3), 1, |r| {
+            Ok(rounds[r as usize])
+        })
         .unwrap();
         assert_eq!(
-            find(&MapSlots(&mut buf), &c(3), 2, |r| Ok(rounds[r as usize])).unwrap(),
+            find(&MapSlots(&mut buf, SALT), &c(3), 2, |r| Ok(
+                rounds[r as usize]
+            ))
+            .unwrap(),
             Some(1)
         );
         assert_eq!(
-            find(&MapSlots(&mut buf), &c(2), 2, |r| Ok(rounds[r as usize])).unwrap(),
+            find(&MapSlots(&mut buf, SALT), &c(2), 2, |r| Ok(
+                rounds[r as usize]
+            ))
+            .unwrap(),
             None
         );
     }

@@ -14,7 +14,7 @@ use warp::Reply;
 
 use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
 use crate::aggregator::SubmitError;
-use crate::projection::{merkle_tip, Status};
+use crate::projection::{merkle_tip, Projection, Status};
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
@@ -101,7 +101,7 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
             )
         }
     };
-    let status = state.read_view().status(&commitment);
+    let status = Projection::status_shared(&state.view, &commitment);
     match status {
         Status::Pending { .. } => text(
             StatusCode::NOT_FOUND,

@@ -6,10 +6,20 @@
 //! Its only files are the rebuildable [`checkpoint`] of the fold, which [`rebuild`] loads at
 //! start-up and keeps current while otsd runs.
 //!
-//! Memory: one [`RoundEntry`] (about 70 bytes) per round plus a hash-map slot per commitment; nothing
-//! per digest. Under load a round holds hundreds of digests, so ten million digests need a few
-//! tens of thousands of entries. A cache outside the folded state keeps the tip trees of the
-//! [`TIP_TREES_CACHED`] most recently served final transactions (64 bytes per round they cover).
+//! Memory is bounded, history lives on disk. Rounds up to the last checkpoint (a segment
+//! boundary) are served from the files of [`checkpoint`] through [`History`]: the round table, an
+//! on-disk hash index commitment -> round, and per final stamping transaction its proof tail and
+//! the upper levels of its tip tree ([`tiptree`]), all read with `pread`. Memory holds only the
+//! rounds sealed since the checkpoint (at most a segment's worth: one [`RoundEntry`] and a hash-map
+//! slot each, about 130 bytes), the stamper's state and the mined transactions not yet final. A
+//! cache outside the folded state keeps the tip trees of the [`TIP_TREES_CACHED`] most recently
+//! served transactions that became final since the checkpoint (or of every final transaction, in
+//! a projection without history: the `otsctl` tools that fold a log in memory).
+//!
+//! `GET /timestamp` of a historical commitment costs an index probe (one or two slots), a round
+//! entry, a binary search of the final transactions, one read of [`tiptree::CHUNK`] round entries
+//! and one node per upper tree level; [`Projection::status_shared`] does those reads without
+//! holding the projection's lock.
 pub mod checkpoint;
 pub mod history;
 pub mod index;
@@ -23,7 +33,7 @@ pub use stamps::{RoundStamp, Stamps};
 pub use tip::merkle_tip;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use history::{History, HistoryError};
 
@@ -264,19 +274,48 @@ impl Projection {
         }
     }
 
+    /// [`Self::status`] of the projection behind `view`, holding its lock only for memory
+    /// look-ups: the disk reads (index, round table, archived proofs) run without it, so a
+    /// cold page cache never makes the aggregator or the stamper wait for the lock.
+    pub fn status_shared(view: &RwLock<Projection>, commitment: &[u8]) -> Status {
+        let Ok(key) = Commitment::try_from(commitment) else {
+            return Status::Unknown;
+        };
+        let read = || view.read().unwrap_or_else(|p| p.into_inner());
+        let mut searched: Option<Arc<History>> = None;
+        // A checkpoint can move rounds from memory to a newer history between the two looks;
+        // the loop then searches that history too.
+        for _ in 0..4 {
+            let history = read().history.clone();
+            let Some(h) = history.filter(|h| !searched.as_ref().is_some_and(|s| Arc::ptr_eq(s, h)))
+            else {
+                let v = read();
+                return match v.by_commitment.get(&key) {
+                    Some(&round) => v.round_status(round),
+                    None if v.history.as_ref().map(Arc::as_ptr)
+                        != searched.as_ref().map(Arc::as_ptr) =>
+                    {
+                        continue
+                    }
+                    None => Status::Unknown,
+                };
+            };
+            match h.find(&key) {
+                Err(e) => return Status::Unavailable(e.to_string()),
+                Ok(Some(round)) if h.archived_through().is_some_and(|t| round <= t) => {
+                    return archived_status(&h, round)
+                }
+                Ok(Some(round)) => return read().round_status(round),
+                Ok(None) => searched = Some(h),
+            }
+        }
+        Status::Unavailable("the projection changed under four look-ups in a row".into())
+    }
+
     fn round_status(&self, round: u64) -> Status {
         if let Some(h) = &self.history {
             if h.archived_through().is_some_and(|t| round <= t) {
-                return match h.tx_for(round).and_then(|tx| match tx {
-                    Some(tx) => h.proof(&tx, round).map(Some),
-                    None => Ok(None),
-                }) {
-                    Ok(Some(proof)) => Status::Complete { round, proof },
-                    Ok(None) => Status::Unavailable(format!(
-                        "round {round} is archived but no transaction covers it"
-                    )),
-                    Err(e) => Status::Unavailable(e.to_string()),
-                };
+                return archived_status(h, round);
             }
         }
         match self.stamps.round(round) {
@@ -452,6 +491,21 @@ impl Projection {
         self.stamps.forget_archived(history.archived_through());
         self.tip_trees = TipTrees::default();
         self.history = Some(history);
+    }
+}
+
+/// The status of a round an archived (final) transaction stamps.
+fn archived_status(h: &History, round: u64) -> Status {
+    let proof = h.tx_for(round).and_then(|tx| match tx {
+        Some(tx) => h.proof(&tx, round).map(Some),
+        None => Ok(None),
+    });
+    match proof {
+        Ok(Some(proof)) => Status::Complete { round, proof },
+        Ok(None) => Status::Unavailable(format!(
+            "round {round} is archived but no transaction covers it"
+        )),
+        Err(e) => Status::Unavailable(e.to_string()),
     }
 }
 

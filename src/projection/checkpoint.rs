@@ -27,7 +27,7 @@
 //!     88    8  rounds in `rounds`, u64 LE
 //!     96   32  rounds chain: c(0) = 0^32, c(k+1) = SHA-256(c(k) || block k), over the complete
 //!              blocks of ROUND_BLOCK rounds
-//!    128   32  SHA-256 of the rounds after the last complete block
+//!    128   32  SHA-256(rounds chain || the rounds after the last complete block)
 //!    160    8  entries in `txs`, u64 LE
 //!    168    8  bytes of `proofs`, u64 LE
 //!    176    8  slots of `index` (a power of two), u64 LE
@@ -153,6 +153,8 @@ pub struct CheckpointFiles {
     extent: Extent,
     /// Rounds chain over the complete blocks of `rounds`.
     chain: [u8; 32],
+    /// SHA-256 state over `chain` and the rounds of the incomplete block so far.
+    block: Option<Sha256>,
     archived_through: Option<u64>,
     /// Log head the current snapshot stands for.
     at: Option<Head>,
@@ -169,6 +171,7 @@ impl CheckpointFiles {
             key: checkpoint_key(log_key),
             extent: Extent::default(),
             chain: [0; 32],
+            block: None,
             archived_through: None,
             at: None,
             bulk: false,
@@ -220,10 +223,11 @@ impl CheckpointFiles {
         }
         let body: Body = codec::decode(snap.body).map_err(|e| invalid(e.to_string()))?;
         self.check_sizes(&snap.extent)?;
-        self.verify_rounds(&snap)?;
+        let block = self.verify_rounds(&snap)?;
         self.verify_txs(&snap.extent)?;
         self.extent = snap.extent;
         self.chain = snap.rounds_chain;
+        self.block = Some(block);
         self.archived_through = snap.archived_through;
         self.cut_leftovers()?;
         self.verify_index()?;
@@ -277,7 +281,8 @@ impl CheckpointFiles {
     }
 
     /// The rounds chain and tail hash, over the whole table when it is small, else over its tail.
-    fn verify_rounds(&self, snap: &Snapshot<'_>) -> Result<(), CheckpointError> {
+    /// Returns the hash state over the incomplete block, to continue from.
+    fn verify_rounds(&self, snap: &Snapshot<'_>) -> Result<Sha256, CheckpointError> {
         let path = self.path(ROUNDS_FILE);
         let file = File::open(&path).map_err(io("open", &path))?;
         let blocks = snap.extent.rounds / ROUND_BLOCK;
@@ -286,14 +291,40 @@ impl CheckpointFiles {
         } else {
             true
         };
-        let tail = tail_hash(&file, &path, blocks * ROUND_BLOCK, snap.extent.rounds)?;
-        if !chain_ok || tail != snap.rounds_tail {
+        let from = blocks * ROUND_BLOCK;
+        let mut buf = vec![0u8; ((snap.extent.rounds - from) as usize) * ROUND_LEN];
+        file.read_exact_at(&mut buf, from * ROUND_LEN as u64)
+            .map_err(io("read", &path))?;
+        let block = Sha256::new()
+            .chain_update(snap.rounds_chain)
+            .chain_update(&buf);
+        if !chain_ok || <[u8; 32]>::from(block.clone().finalize()) != snap.rounds_tail {
             return Err(CheckpointError::Invalid {
                 path,
                 why: "round table does not match its checkpoint".into(),
             });
         }
-        Ok(())
+        Ok(block)
+    }
+
+    /// Feeds rounds appended from `first` on into the rounds chain.
+    fn chain_rounds(&mut self, mut bytes: &[u8], first: u64) {
+        let mut round = first;
+        while !bytes.is_empty() {
+            let room = ((ROUND_BLOCK - round % ROUND_BLOCK) as usize) * ROUND_LEN;
+            let take = room.min(bytes.len());
+            let chain = self.chain;
+            self.block
+                .get_or_insert_with(|| Sha256::new().chain_update(chain))
+                .update(&bytes[..take]);
+            round += (take / ROUND_LEN) as u64;
+            bytes = &bytes[take..];
+            if round % ROUND_BLOCK == 0 {
+                if let Some(block) = self.block.take() {
+                    self.chain = block.finalize().into();
+                }
+            }
+        }
     }
 
     fn verify_txs(&self, e: &Extent) -> Result<(), CheckpointError> {
@@ -450,8 +481,7 @@ impl CheckpointFiles {
         file.write_all_at(&buf, first * ROUND_LEN as u64)
             .map_err(io("write", &path))?;
         let end = first + new.len() as u64;
-        let blocks = (first / ROUND_BLOCK, end / ROUND_BLOCK);
-        self.chain = chain_blocks(&file, &path, self.chain, blocks.0, blocks.1)?;
+        self.chain_rounds(&buf, first);
         self.extent.rounds = end;
 
         let entries = self.extent.index_entries + new.len() as u64;
@@ -604,10 +634,12 @@ impl CheckpointFiles {
     }
 
     fn write_snapshot(&mut self, view: &Projection, at: Head) -> Result<(), CheckpointError> {
-        let path = self.path(ROUNDS_FILE);
-        let file = File::open(&path).map_err(io("open", &path))?;
-        let tail_from = self.extent.rounds / ROUND_BLOCK * ROUND_BLOCK;
-        let rounds_tail = tail_hash(&file, &path, tail_from, self.extent.rounds)?;
+        let chain = self.chain;
+        let block = self.block.clone();
+        let rounds_tail = block
+            .unwrap_or_else(|| Sha256::new().chain_update(chain))
+            .finalize()
+            .into();
         let (digests_total, open_digests, stamps) = view.checkpoint_parts();
         let mut stamps = stamps.clone();
         stamps.forget_archived(self.archived_through);
@@ -653,6 +685,7 @@ impl CheckpointFiles {
         }
         self.extent = Extent::default();
         self.chain = [0; 32];
+        self.block = None;
         self.archived_through = None;
         self.at = None;
         Ok(())
@@ -741,14 +774,6 @@ fn chain_blocks(
             .into();
     }
     Ok(chain)
-}
-
-/// SHA-256 of rounds `from..to` of the table.
-fn tail_hash(file: &File, path: &Path, from: u64, to: u64) -> Result<[u8; 32], CheckpointError> {
-    let mut buf = vec![0u8; ((to - from) as usize) * ROUND_LEN];
-    file.read_exact_at(&mut buf, from * ROUND_LEN as u64)
-        .map_err(io("read", path))?;
-    Ok(Sha256::digest(&buf).into())
 }
 
 /// A `proofs` record and where its tail ends.

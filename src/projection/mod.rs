@@ -149,6 +149,9 @@ pub struct Projection {
     base: u64,
     by_commitment: HashMap<Commitment, u64, BuildHasherDefault<CommitmentHasher>>,
     history: Option<Arc<History>>,
+    /// Keep no commitment map for the rounds in memory: a projection that only folds into
+    /// checkpoints (the checkpointer's, a rebuild's) never answers look-ups.
+    fold_only: bool,
     digests_total: u64,
     /// DigestSubmitted events seen since the last RoundSealed.
     open_digests: u32,
@@ -242,7 +245,9 @@ impl Projection {
         // The first round with a commitment keeps it: a repeat (a readmission of a commitment
         // the log still had) must not turn a stamped commitment back into a pending one. A first
         // round in the history wins over this one when looked up (see `round_of`).
-        self.by_commitment.entry(commitment).or_insert(round);
+        if !self.fold_only {
+            self.by_commitment.entry(commitment).or_insert(round);
+        }
         self.rounds.push(RoundEntry {
             commitment,
             time,
@@ -463,11 +468,27 @@ impl Projection {
             base: history.rounds(),
             by_commitment: HashMap::default(),
             history: Some(history),
+            fold_only: false,
             digests_total,
             open_digests,
             next_seq,
             stamps,
             tip_trees: TipTrees::default(),
+        }
+    }
+
+    /// A projection that only folds into checkpoints keeps no commitment map (see
+    /// [`CheckpointFiles::write`](checkpoint::CheckpointFiles::write)); turning look-ups back on
+    /// maps the rounds in memory again.
+    pub fn set_fold_only(&mut self, fold_only: bool) {
+        self.fold_only = fold_only;
+        self.by_commitment.clear();
+        if !fold_only {
+            for (i, r) in self.rounds.iter().enumerate() {
+                self.by_commitment
+                    .entry(r.commitment)
+                    .or_insert(self.base + i as u64);
+            }
         }
     }
 

@@ -132,6 +132,7 @@ pub fn rebuild(
     let sealed_end = segs.len().saturating_sub(1);
     let mut writing = opts.write_checkpoint;
     files.set_bulk(true);
+    base.set_fold_only(writing);
     for &first_seq in &segs[start.min(sealed_end)..sealed_end] {
         at = fold.segment(&reader, &mut base, first_seq, at, true)?;
         // Each sealed segment goes to disk at once, so a rebuild holds at most one in memory.
@@ -157,6 +158,7 @@ pub fn rebuild(
     }
     files.set_bulk(false);
     let mut live = base.clone();
+    live.set_fold_only(false);
     if let Some(&last) = segs.last().filter(|&&s| s >= at.next_seq) {
         fold.segment(&reader, &mut live, last, at, false)?;
     }

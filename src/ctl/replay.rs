@@ -3,8 +3,9 @@
 //! directory), and reports what it holds and how fast the fold ran.
 //!
 //! The checkpoint otsd starts from is thereby always rebuildable: delete `DIR/projection`, or run
-//! this, and the next start uses a projection made from nothing but the log. Safe while otsd runs:
-//! files are replaced atomically and otsd only ever appends the same rounds.
+//! this, and the next start uses a projection made from nothing but the log. In place it takes the
+//! log's writer lock (otsd's checkpointer writes those files while otsd runs); `--out DIR2` writes
+//! elsewhere beside a running otsd, and the files can be moved into place while otsd is stopped.
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -83,6 +84,12 @@ pub fn replay(
             return Err(CtlError::Exists(p.clone()));
         }
     }
+    // otsd's checkpointer writes DIR/projection while it runs: replacing it in place needs the
+    // log's writer lock, which otsd holds (`--out` and `--dry-run` may run beside otsd).
+    let _lock = match output {
+        Output::InPlace => Some(crate::log::FsStorage::new_locked(&log_dir)?),
+        _ => None,
+    };
     let opts = RebuildOptions {
         use_checkpoint: false,
         write_checkpoint: *output != Output::Nowhere,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::daemon::ServeConfig;
 use crate::http::server::ServerOptions;
-use crate::server::ServeConfig;
 
 /// The default calendar directory, as the Python otsd: `~/.otsd/calendar`.
 pub fn default_calendar_dir() -> PathBuf {

@@ -2,36 +2,69 @@
 //!
 //! # Layout
 //!
+//! Modules are listed bottom-up: each imports only modules above it in this list, never one below,
+//! so the import graph has no cycle and follows the data flow (a digest becomes an event in the
+//! log, the log is folded into a projection, the stamper anchors the projection's rounds in
+//! Bitcoin, HTTP answers from the projection; the daemon wires these, and the operator tools read
+//! the log on their own).
+//!
+//! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
+//!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
-//!   stores opaque event payloads and knows nothing of what they mean. Its format is specified in
-//!   `log-format/README.md`.
-//! - [`events`]: the event vocabulary (what the calendar writes to the log) and its encoding through
-//!   [`log::codec`].
-//! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps), the Merkle tree
-//!   and the commitment MAC of the Python calendar. Imports nothing else of ours.
-//! - [`calendar`]: the calendar directory (`uri`, `donation_addr`, `hmac-key`) and key derivation.
-//! - [`aggregator`]: turns submitted digests into rounds (group commits) and answers them after fsync.
-//! - [`projection`]: pure folds over the log: digest -> round -> commitment -> tx -> block, and
-//!   their rebuildable checkpoint (fast start-up).
+//!   stores opaque payloads and knows nothing of events. Format: `log-format/README.md`.
+//! - [`telemetry`]: logging, and the neutral [`telemetry::StatusBoard`] a task posts its status on.
+//! - [`events`]: the event vocabulary and its [`events::codec`] (how payloads are encoded).
+//! - [`calendar`]: the calendar directory (`uri`, `donation_addr`, `hmac-key`, `stamper-key`), the
+//!   commitment MAC, and the one commitment layout `time || root || mac`.
+//! - [`anchor`]: pure Bitcoin-anchoring facts both the projection and the stamper need: the
+//!   stamper's state fold, the proof shapes, the stamping tip and the block Merkle root.
+//! - [`projection`]: pure folds over the log (digest -> round -> commitment -> tx -> block) and
+//!   their rebuildable checkpoint.
+//! - [`bitcoind`]: the one Bitcoin Core RPC client builder (timeouts, redacted URLs) and the one
+//!   regtest node launcher (`otsd --dev` and the tests).
+//! - [`aggregator`]: turns submitted digests into rounds (group commits), answered after fsync.
+//! - [`stamper`]: commits rounds into Bitcoin: a pure decision policy driven by a thin RPC driver.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
-//! - [`dev`]: `otsd --dev`, a throw-away calendar on a regtest node for client developers.
-//! - [`ctl`]: the operator tools behind `otsctl`: forensic `verify`, `inspect` and `replay` of the log,
-//!   `ship` to a mirror, `recover` from an untrusted replica, and `readmit` of commitments clients
-//!   hold after a loss.
-//! - [`stamper`]: commits rounds into Bitcoin: a pure fold of its events and a pure decision policy
-//!   (send, bump by RBF, wait, final, reorg), driven by a thin RPC driver.
+//! - [`daemon`]: the wiring of a running `otsd` (open the log, load the projection, spawn the tasks,
+//!   shut down in order), its signals, and `otsd --dev`.
+//! - [`audit`]: reading a log as an auditor: `verify`, `inspect`, `replay`, `prove-head`.
+//! - [`replica`]: copies of the log elsewhere: the mirror format and readers, `ship`, `recover`
+//!   (with the log-level merge), `readmit`, and the small HTTP/1.1 client.
+//! - [`cli`]: the command lines of both binaries (clap only).
+//! - [`ctl`]: one thin file per `otsctl` command: arguments in, a [`ctl::Report`] out.
+//!
+//! # Where things live
+//!
+//! | What                                   | File                                            |
+//! |----------------------------------------|-------------------------------------------------|
+//! | log format (bytes on disk)             | `log-format/README.md`, `src/log/{record,segment,chain}.rs` |
+//! | event vocabulary                       | `src/events/mod.rs` (encoding: `src/events/codec.rs`) |
+//! | commitment layout `time‖root‖mac`      | `src/calendar/commitment.rs` (MAC: `src/calendar/mac.rs`) |
+//! | proof shape (commitment -> block)      | `src/anchor/proof.rs`                           |
+//! | Bitcoin policy (send, bump, wait)      | `src/stamper/policy.rs` (state fold: `src/anchor/state.rs`) |
+//! | Bitcoin Core RPC, regtest node         | `src/bitcoind/{rpc,regtest}.rs`                 |
+//! | HTTP answers (status codes, bodies)    | `src/http/handlers.rs` (info page: `src/http/info.rs`) |
+//! | start-up and shutdown of `otsd`        | `src/daemon/mod.rs`                             |
+//! | mirror format                          | `src/replica/mirror.rs`                         |
+//! | `otsctl init` / `address`              | `src/ctl/init.rs` / `src/ctl/address.rs`        |
+//! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
+//! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
+//! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 #![deny(unsafe_code)]
 
 pub mod aggregator;
+pub mod anchor;
+pub mod audit;
+pub mod bitcoind;
 pub mod calendar;
 pub mod cli;
 pub mod ctl;
-pub mod dev;
+pub mod daemon;
 pub mod events;
 pub mod http;
 pub mod log;
 pub mod ots;
 pub mod projection;
-pub mod server;
+pub mod replica;
 pub mod stamper;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! Logging through `tracing`: to stderr, and optionally appended to a file.
+//! Logging through `tracing`: to stderr, and optionally appended to a file; and the [`StatusBoard`]
+//! where a background task posts its latest status for the info page.
 use std::path::Path;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
@@ -39,3 +40,7 @@ pub fn init(verbosity: i32, file: Option<&Path>) -> std::io::Result<()> {
         .try_init();
     Ok(())
 }
+
+/// Shared, JSON-shaped status a background task (the stamper) posts for the info page: written by
+/// the task, read by [`crate::http`], so neither knows the other's types.
+pub type StatusBoard = std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>>;

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use otsd::calendar::dir::CalendarDir;
 use otsd::calendar::mac::CommitmentMac;
+use otsd::events::codec;
 use otsd::events::Event;
 use otsd::log::segment::{segment_name, segments_in};
-use otsd::log::{codec, LogKey, WriterOptions};
+use otsd::log::{LogKey, WriterOptions};
 use otsd::ots::answer::nonce_leaf;
 use otsd::ots::MerkleTree;
 use serde_json::Value;

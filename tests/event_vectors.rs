@@ -5,8 +5,8 @@
 //! regenerated; a new variant gets its own pinned test below).
 use std::path::{Path, PathBuf};
 
+use otsd::events::codec;
 use otsd::events::Event;
-use otsd::log::codec;
 use serde_json::{json, Value};
 
 fn vectors() -> PathBuf {

@@ -7,7 +7,8 @@
 
 use std::path::PathBuf;
 
-use otsd::calendar::mac::{split_commitment, CommitmentMac, COMMITMENT_LEN};
+use otsd::calendar::commitment::{split_commitment, COMMITMENT_LEN};
+use otsd::calendar::mac::CommitmentMac;
 use otsd::ots::answer::{nonce_leaf, write_answer, RoundTail, NONCE_LEN};
 use otsd::ots::path::serialize_path;
 use otsd::ots::{Attestation, MerkleTree, Op, Timestamp};

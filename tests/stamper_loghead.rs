@@ -8,9 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bitcoincore_rpc::RpcApi;
+use otsd::events::codec;
 use otsd::events::{Event, LogHead};
 use otsd::log::record::RecordType;
-use otsd::log::{codec, Reader};
+use otsd::log::Reader;
 use serde_json::{json, Value};
 
 use common::bitcoind::Bitcoind;
@@ -217,7 +218,7 @@ fn verify_reports_a_planted_wrong_head_and_a_wrong_tip() {
             _ => None,
         })
         .collect();
-    let forged_tip = otsd::stamper::proof::stamp_tip(
+    let forged_tip = otsd::anchor::proof::stamp_tip(
         commitments.iter().map(Vec::as_slice),
         Some(&forged_head.hash),
     )

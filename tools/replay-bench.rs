@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bitcoin::hashes::Hash as _;
 use otsd::aggregator::RoundSealer;
+use otsd::audit::replay::{replay, Output};
 use otsd::calendar::dir::CalendarDir;
-use otsd::ctl::replay::{replay, Output};
-use otsd::events::Event;
-use otsd::log::{codec, LogKey, Writer, WriterOptions};
+use otsd::events::{codec, Event};
+use otsd::log::{LogKey, Writer, WriterOptions};
 use otsd::ots::merkle::Hash;
 use otsd::projection::checkpoint::PROJECTION_DIR;
 use otsd::projection::table::{decode_round, ROUND_LEN};
@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = prepare(&args)?;
     println!("log: {} bytes", dir_size(&dir.log_dir())?);
-    let mut sink = |_: &otsd::ctl::Progress| {};
+    let mut sink = |_: &otsd::log::Progress| {};
     let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
     println!(
         "otsctl replay (full, in process, writes the projection): {} events, {} digests, {} rounds \

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::events::codec;
 use crate::events::Event;
-use crate::log::{codec, Ack, WriterHandle};
+use crate::log::{Ack, WriterHandle};
 use crate::projection::Projection;
 
 /// Largest number of digests sealed into one round.

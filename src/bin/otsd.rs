@@ -9,12 +9,16 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
         return runtime
-            .block_on(otsd::dev::run(&args))
+            .block_on(otsd::daemon::dev::run(
+                args.rpc_port,
+                args.dev_block_interval_ms,
+                |dir, port, node_url| args.dev_serve_config(dir, port, node_url),
+            ))
             .context("otsd --dev");
     }
     runtime.block_on(async {
         let running =
-            otsd::server::start(args.serve_config(), otsd::server::shutdown_signal()).await?;
+            otsd::daemon::start(args.serve_config(), otsd::daemon::shutdown_signal()).await?;
         running.done.await.context("otsd main task")??;
         Ok(())
     })

@@ -1,6 +1,6 @@
 //! The Python calendar's commitment MAC.
 //!
-//! Each journal commitment is `time (4 bytes, big-endian unix seconds) || round root (32) || mac
+//! Each journal commitment ([`super::commitment`]) is `time (4 bytes, big-endian unix seconds) || round root (32) || mac
 //! (8)`, where `mac = sha256(time || root || k_time)[..8]` and `k_time` is derived from the calendar's
 //! `hmac-key` by a binary tree over the 32 bits of the time, most significant bit first: at each
 //! bit, append `0xff` (bit set) or `0x00` to the key so far and hash. The tree lets the calendar
@@ -12,12 +12,12 @@
 
 use sha2::{Digest, Sha256};
 
+use super::commitment::{join_commitment, split_commitment, Commitment};
+
 /// Bits of the time index the Python calendar derives over.
 pub const INDEX_BITS: u32 = 32;
 /// Length of the MAC in a commitment.
 pub const MAC_LEN: usize = 8;
-/// Length of a commitment: time, root, MAC.
-pub const COMMITMENT_LEN: usize = 4 + 32 + MAC_LEN;
 
 /// Python's `derive_key_for_idx(key, idx, bits)`: the key for `idx` after its top `bits` bits.
 /// With `bits == 0` the key itself is returned.
@@ -79,30 +79,15 @@ impl CommitmentMac {
     }
 
     /// The 44-byte journal commitment for a round.
-    pub fn commitment(&mut self, time: u32, root: &[u8; 32]) -> [u8; COMMITMENT_LEN] {
-        let mut out = [0u8; COMMITMENT_LEN];
-        out[..4].copy_from_slice(&time.to_be_bytes());
-        out[4..36].copy_from_slice(root);
-        out[36..].copy_from_slice(&self.mac(time, root));
-        out
+    pub fn commitment(&mut self, time: u32, root: &[u8; 32]) -> Commitment {
+        join_commitment(time, root, &self.mac(time, root))
     }
 
     /// Whether a commitment's MAC is ours.
-    pub fn verify(&mut self, commitment: &[u8; COMMITMENT_LEN]) -> bool {
+    pub fn verify(&mut self, commitment: &Commitment) -> bool {
         let (time, root, mac) = split_commitment(commitment);
         self.mac(time, &root) == mac
     }
-}
-
-/// Splits a commitment into time, root and MAC.
-pub fn split_commitment(c: &[u8; COMMITMENT_LEN]) -> (u32, [u8; 32], [u8; MAC_LEN]) {
-    let mut time = [0u8; 4];
-    let mut root = [0u8; 32];
-    let mut mac = [0u8; MAC_LEN];
-    time.copy_from_slice(&c[..4]);
-    root.copy_from_slice(&c[4..36]);
-    mac.copy_from_slice(&c[36..]);
-    (u32::from_be_bytes(time), root, mac)
 }
 
 #[cfg(test)]

@@ -1,2 +1,3 @@
+pub mod commitment;
 pub mod dir;
 pub mod mac;

@@ -14,7 +14,8 @@ use warp::Reply;
 
 use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
 use crate::aggregator::SubmitError;
-use crate::projection::{merkle_tip, Projection, Status};
+use crate::anchor::tip::merkle_tip;
+use crate::projection::{Projection, Status};
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";

@@ -34,7 +34,7 @@ pub struct AppState {
     pub network: String,
     pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
-    pub bitcoin_status: crate::stamper::driver::StatusBoard,
+    pub bitcoin_status: crate::telemetry::StatusBoard,
 }
 
 impl AppState {

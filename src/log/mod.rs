@@ -13,18 +13,20 @@
 //! - [`splice`]: checking one candidate record at a time, to rebuild a log from several copies.
 //! - [`reader`]: [`Reader`] (whole-log verification and iteration) and [`Tail`] (following).
 //! - [`storage`]: the writer's I/O traits, the real [`FsStorage`] and the test [`FaultStorage`].
+//! - [`atomic`]: whole-file tmp+fsync+rename writes for the files beside the log.
 //! - [`mmap`]: read-only maps of sealed segments, the one module with `unsafe`.
-//! - [`codec`]: how callers encode events (the log itself never looks inside them).
+//! - [`progress`]: [`Progress`] reports of long reads (events, rate), for the operator tools.
 //!
 //! Guarantees: a batch acknowledged by [`Writer::append_batches`] or [`WriterHandle::submit`] is
 //! durable and survives a crash intact; a failed write or sync poisons the writer; damage is never
 //! skipped: it is an error naming segment and offset, except a torn tail of the active segment,
 //! which opening for writing truncates (logged).
+pub mod atomic;
 pub mod chain;
-pub mod codec;
 pub mod error;
 pub mod handle;
 pub mod mmap;
+pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod recovery;
@@ -37,6 +39,7 @@ pub mod writer;
 pub use chain::{ChainState, Head, LogKey};
 pub use error::{Corruption, LogError};
 pub use handle::{Ack, Submitter, WriterHandle};
+pub use progress::Progress;
 pub use reader::{Reader, Tail};
 pub use recovery::Recovery;
 pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile};

@@ -8,24 +8,13 @@ use super::error::{io_at, Corruption, LogError};
 use super::mmap::Mapped;
 use super::record::{self, Record, RecordType};
 use super::scan::{FileSource, SegmentScan, Source, Stop};
-use super::segment::{segment_name, segments_in, SegmentHeader, HEADER_LEN};
+use super::segment::{list_segments, segment_name, SegmentHeader, HEADER_LEN};
 
 /// Reads a log directory; every call sees the segments present at that moment.
 #[derive(Debug, Clone)]
 pub struct Reader {
     dir: PathBuf,
     key: Option<LogKey>,
-}
-
-fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_at("list", dir))? {
-        let entry = entry.map_err(io_at("list", dir))?;
-        if let Ok(name) = entry.file_name().into_string() {
-            names.push(name);
-        }
-    }
-    segments_in(dir, &names)
 }
 
 /// Delivers the events of a batch record with sequence number `>= from`.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chain::{ChainState, LogKey};
-use super::error::{Corruption, LogError};
+use super::error::{io_at, Corruption, LogError};
 use super::record::{self, read_32, read_u16, read_u32, read_u64, Record, RecordType};
 
 /// `"OTSDLOG\0"`.
@@ -57,6 +57,19 @@ pub fn parse_segment_name(dir: &Path, name: &str) -> Result<Option<u64>, LogErro
             path: dir.join(name),
         }),
     }
+}
+
+/// The first sequence numbers of the segments in directory `dir`, sorted: the one listing of a
+/// segment directory (the log's readers, the tools, mirrors).
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_at("list", dir))? {
+        let entry = entry.map_err(io_at("list", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    segments_in(dir, &names)
 }
 
 /// The first sequence numbers of the segments among `names`, sorted.

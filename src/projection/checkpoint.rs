@@ -54,7 +54,6 @@
 //! rounds, else the last incomplete block; every index slot when the table holds at most as many.
 //! Older damage is caught on read by the per-entry checks (see [`super::history`]).
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -71,10 +70,13 @@ use super::index::{self, FileSlots, IndexError, MapSlots};
 pub use super::table::ROUND_LEN;
 use super::table::{decode_round, encode_round, TxEntry, TX_LEN};
 use super::tiptree::{self, CHUNK};
-use super::{Commitment, Projection, Stamps};
+use super::{Projection, Stamps};
+use crate::calendar::commitment::Commitment;
+use crate::events::codec;
+use crate::log::atomic::write_atomically;
 use crate::log::chain::ChainState;
 use crate::log::mmap::MappedMut;
-use crate::log::{codec, Head, LogKey};
+use crate::log::{Head, LogKey};
 use crate::ots::merkle::Hash;
 
 /// Name of the projection directory inside the calendar directory.
@@ -658,13 +660,11 @@ impl CheckpointFiles {
             body: &body,
         };
         let bytes = snap.encode(&self.key);
-        let path = self.path(SNAPSHOT_FILE);
-        let tmp = self.path(&format!("{SNAPSHOT_FILE}.tmp"));
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
-        sync_dir(&self.dir)?;
+        write_atomically(&self.dir, SNAPSHOT_FILE, &bytes).map_err(|e| CheckpointError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        })?;
         self.at = Some(at);
         Ok(())
     }
@@ -812,7 +812,7 @@ fn proof_record(
     let mut bytes = Vec::new();
     bytes.push(u8::from(head.is_some()));
     bytes.extend_from_slice(&head.unwrap_or([0; 32]));
-    crate::stamper::proof::write_tx_tail(&mut bytes, &mined.proof);
+    crate::anchor::proof::write_tx_tail(&mut bytes, &mined.proof);
     let tail_len = bytes.len() - PROOF_HEAD_LEN as usize;
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
@@ -824,7 +824,7 @@ fn proof_record(
                 mined.last_round
             ),
         })?;
-    if crate::stamper::proof::txid_of(&mined.proof, &tip) != mined.txid {
+    if crate::anchor::proof::txid_of(&mined.proof, &tip) != mined.txid {
         return Err(CheckpointError::Invalid {
             path: path.to_path_buf(),
             why: format!(
@@ -935,7 +935,8 @@ impl<'a> Snapshot<'a> {
 mod tests {
     use super::*;
     use crate::events::Event;
-    use crate::projection::{Status, COMMITMENT_LEN};
+    use crate::calendar::commitment::COMMITMENT_LEN;
+    use crate::projection::Status;
 
     fn fold_rounds(view: &mut Projection, from: u64, to: u64) {
         let mut seq = view.next_seq();
@@ -1009,9 +1010,9 @@ mod tests {
     /// proof served from the archived files equals the one the in-memory fold writes.
     #[test]
     fn archived_final_transactions_serve_the_same_proofs_as_memory() {
+        use crate::anchor::proof::stamp_tip;
         use crate::events::LogHead;
         use crate::stamper::key::{Coin, StamperKey};
-        use crate::stamper::proof::stamp_tip;
         use bitcoin::hashes::Hash as _;
 
         for n in [1u64, 5, 32, 33, 100, 1000] {

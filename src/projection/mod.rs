@@ -26,11 +26,9 @@ pub mod index;
 pub mod rebuild;
 pub mod stamps;
 pub mod table;
-mod tip;
 pub mod tiptree;
 
 pub use stamps::{RoundStamp, Stamps};
-pub use tip::merkle_tip;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -38,15 +36,9 @@ use std::sync::{Arc, RwLock};
 
 pub use history::{History, HistoryError};
 
+use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
 use crate::ots::MerkleTree;
-use crate::stamper;
-
-/// Length of a calendar commitment: 4-byte time, 32-byte Merkle root, 8-byte MAC.
-pub const COMMITMENT_LEN: usize = 44;
-
-/// A commitment as stored in the index.
-pub type Commitment = [u8; COMMITMENT_LEN];
 
 /// What the projection keeps per round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,9 +187,13 @@ impl Projection {
                 digests,
                 ..
             } => self.seal(seq, *round, *time, commitment, *digests),
-            Event::CommitmentReadmitted { round, commitment } => {
-                self.seal(seq, *round, commitment_time(commitment), commitment, 0)
-            }
+            Event::CommitmentReadmitted { round, commitment } => self.seal(
+                seq,
+                *round,
+                commitment_time(commitment).unwrap_or(0),
+                commitment,
+                0,
+            ),
             other => {
                 if let Err(e) = self.stamps.apply(other) {
                     // Written by our stamper after checking; the rounds stay pending rather than
@@ -334,13 +330,16 @@ impl Projection {
                     .tip_trees
                     .get_or_build((first_round, last, mined.txid), || {
                         let commitments = self.round_commitments(first_round, last).ok()?;
-                        stamper::proof::tip_tree(commitments.iter().map(|c| &c[..]), head.as_ref())
+                        crate::anchor::proof::tip_tree(
+                            commitments.iter().map(|c| &c[..]),
+                            head.as_ref(),
+                        )
                     });
                 let mut proof = Vec::new();
                 let written = tree
-                    .ok_or(stamper::proof::ProofError::Empty)
+                    .ok_or(crate::anchor::proof::ProofError::Empty)
                     .and_then(|tree| {
-                        stamper::proof::write_commitment_proof(
+                        crate::anchor::proof::write_commitment_proof(
                             &mut proof,
                             &tree,
                             (last - first_round + 1) as usize,
@@ -384,7 +383,7 @@ impl Projection {
     }
 
     /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
-    /// (see [`crate::stamper::StamperState::first_unmined_round`]).
+    /// (see [`crate::anchor::state::StamperState::first_unmined_round`]).
     pub fn pending_commitments(&self) -> Result<Vec<Commitment>, HistoryError> {
         self.round_commitments(self.first_pending_round(), u64::MAX)
     }
@@ -550,11 +549,4 @@ fn archived_status(h: &History, round: u64) -> Status {
         )),
         Err(e) => Status::Unavailable(e.to_string()),
     }
-}
-
-/// The time a commitment starts with (0 if it is too short; [`Projection::apply`] refuses it then).
-fn commitment_time(commitment: &[u8]) -> u32 {
-    commitment
-        .first_chunk::<4>()
-        .map_or(0, |t| u32::from_be_bytes(*t))
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use super::checkpoint::CheckpointFiles;
 use super::Projection;
+use crate::events::codec;
 use crate::events::{Event, EventKind};
-use crate::log::{codec, ChainState, Head, LogError, LogKey, Reader};
+use crate::log::{ChainState, Head, LogError, LogKey, Reader};
 
 /// How often the checkpointer looks for newly sealed segments.
 pub const CHECKPOINT_POLL: Duration = Duration::from_secs(1);

@@ -23,7 +23,8 @@
 //!     56    4  length of the proof tail in that record, u32 LE
 //!     60    4  CRC-32 (IEEE) of bytes 0..60, u32 LE
 //! ```
-use super::{Commitment, RoundEntry, COMMITMENT_LEN};
+use super::RoundEntry;
+use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
 
 /// Bytes per round in `rounds`.
 pub const ROUND_LEN: usize = 64;

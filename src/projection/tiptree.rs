@@ -1,7 +1,7 @@
 //! The tip trees of final stamping transactions, kept on disk without their lowest levels.
 //!
 //! A transaction's tip is `make_merkle_tree` over `sha256(commitment)` of its rounds (and the log
-//! head, if any, as the last leaf; see [`crate::stamper::proof`]). Because an odd last node is
+//! head, if any, as the last leaf; see [`crate::anchor::proof`]). Because an odd last node is
 //! carried up unchanged, node `j` of level `l` always covers exactly leaves `j << l ..
 //! (j + 1) << l` (cut at the end), so the tree splits cleanly at level [`LOW_LEVELS`]: each
 //! node there is the root of the tree over its [`CHUNK`] leaves, and the levels above are the

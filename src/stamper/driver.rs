@@ -15,22 +15,25 @@
 //! key's largest coin with `scantxoutset` (no node wallet; works with a pruned node). Replacements spend the input of the transaction they replace, read
 //! from the logged raw transaction. With the wallet signer, a cycle spends the wallet's largest
 //! confirmed coin from `listunspent` instead, as the Python stamper does.
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Network, OutPoint, Txid};
 use bitcoincore_rpc::jsonrpc::{self, simple_http};
-use bitcoincore_rpc::{Auth, Client, RpcApi};
+use bitcoincore_rpc::{Client, RpcApi};
 use serde_json::{json, Value};
 
 use super::key::{Coin, StamperKey};
 use super::policy::{self, Decision, Observation, StamperConfig, TxPlan};
-use super::proof::stamp_tip;
 use super::wallet;
+use crate::anchor::proof::stamp_tip;
+use crate::bitcoind::rpc;
+use crate::events::codec;
 use crate::events::{Event, LogHead};
-use crate::log::{codec, Submitter};
+use crate::log::Submitter;
 use crate::projection::Projection;
+use crate::telemetry::StatusBoard;
 
 /// Blocks fetched per tick, so a node far ahead does not stall the loop.
 pub const MAX_BLOCKS_PER_TICK: u32 = 50;
@@ -64,43 +67,10 @@ pub enum Signer {
     Wallet,
 }
 
-/// Shared, JSON-shaped status for the info page.
-pub type StatusBoard = Arc<Mutex<Option<Value>>>;
-
 /// `scantxoutset` reads the whole UTXO set (minutes on mainnet), so it gets its own, much longer
 /// timeout: a shorter one would give up, and the next tick would find the node's scan still running
 /// ("Scan already in progress") and time out again.
 pub const SCAN_RPC_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-/// An RPC client for `url` with credentials from the URL or the cookie file, and a timeout for
-/// each call.
-pub fn rpc_client(
-    url: &str,
-    cookie: Option<&std::path::Path>,
-    timeout: Duration,
-) -> Result<Client, String> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let (auth, host) = match rest.split_once('@') {
-        Some((cred, host)) => {
-            let (u, p) = cred.split_once(':').unwrap_or((cred, ""));
-            (Auth::UserPass(u.to_owned(), p.to_owned()), host)
-        }
-        None => match cookie {
-            Some(c) => (Auth::CookieFile(c.to_owned()), rest),
-            None => (Auth::None, rest),
-        },
-    };
-    let (user, pass) = auth.get_user_pass().map_err(|e| e.to_string())?;
-    let mut builder = simple_http::Builder::new()
-        .url(&format!("{scheme}://{host}"))
-        .map_err(|e| e.to_string())?
-        .timeout(timeout);
-    if let Some(user) = user {
-        builder = builder.auth(user, pass);
-    }
-    let transport = jsonrpc::Client::with_transport(builder.build());
-    Ok(Client::from_jsonrpc(transport))
-}
 
 struct Driver {
     cfg: DriverConfig,
@@ -124,10 +94,10 @@ pub async fn run(
 ) {
     let scan_timeout = cfg.rpc_timeout.max(SCAN_RPC_TIMEOUT);
     let clients =
-        rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), cfg.rpc_timeout).and_then(|c| {
+        rpc::client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), cfg.rpc_timeout).and_then(|c| {
             Ok((
                 c,
-                rpc_client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), scan_timeout)?,
+                rpc::client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), scan_timeout)?,
             ))
         });
     let (client, scan_client) = match clients {
@@ -587,7 +557,7 @@ mod tests {
     fn rpc_calls_time_out_and_say_so() {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://u:p@{}/", silent.local_addr().unwrap());
-        let client = rpc_client(&url, None, Duration::from_millis(300)).unwrap();
+        let client = rpc::client(&url, None, Duration::from_millis(300)).unwrap();
         let started = std::time::Instant::now();
         let err = client
             .get_block_count()

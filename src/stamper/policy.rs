@@ -8,7 +8,7 @@
 //! - while unconfirmed, every new block brings a replacement that covers all rounds sealed so far and
 //!   pays `max(relay fee, min relay)` per vbyte more than the one it replaces (BIP 125 rule 4);
 //! - nothing is sent when the fee would exceed `max_fee_sat` or leave less than [`DUST_SAT`] change.
-use super::state::{Hash32, StamperState};
+use crate::anchor::state::{Hash32, StamperState};
 
 /// Upper bound of a stamping transaction's virtual size: one P2WPKH input (72-byte signature), a
 /// P2WPKH change output and a 32-byte OP_RETURN output (weight 610).
@@ -176,7 +176,7 @@ fn start_cycle(state: &StamperState, cfg: &StamperConfig, obs: &Observation) -> 
     }))
 }
 
-fn bump(prev: &super::state::SentTx, cfg: &StamperConfig, obs: &Observation) -> Step {
+fn bump(prev: &crate::anchor::state::SentTx, cfg: &StamperConfig, obs: &Observation) -> Step {
     if obs.height <= prev.height {
         return Ok(Err(Wait::NextBlock));
     }

@@ -287,7 +287,10 @@ fn replay_rebuilds_the_same_state_and_memory_is_bounded() {
     for e in &events {
         s.apply(e);
     }
-    assert_eq!(s.blocks.len() as u32, state::MAX_TRACKED_BLOCKS);
+    assert_eq!(
+        s.blocks.len() as u32,
+        crate::anchor::state::MAX_TRACKED_BLOCKS
+    );
     let mut again = StamperState::new(6);
     for e in &events {
         again.apply(e);
@@ -301,4 +304,126 @@ fn tx_size_bound_matches_the_fee() {
     assert_eq!(fee_at(1001), STAMP_TX_VSIZE + 1);
     assert_eq!(StamperState::confirmations(100, 105), 6);
     assert_eq!(StamperState::confirmations(100, 99), 0);
+}
+
+/// The projection's fold of a real stamping transaction (built with the stamper's key), moved here
+/// from `projection/stamps.rs` so that the projection never imports the stamper, even in tests.
+mod projection_fold {
+    use crate::anchor::proof::stamp_tip;
+    use crate::events::Event;
+    use crate::ots::attestation::Attestation;
+    use crate::ots::timestamp::Timestamp;
+    use crate::projection::{Projection, Status};
+    use crate::stamper::key::{Coin, StamperKey};
+    use bitcoin::hashes::Hash;
+
+    fn seal(view: &mut Projection, seq: &mut u64, round: u64) -> Vec<u8> {
+        let commitment = vec![round as u8 + 1; 44];
+        let ev = Event::RoundSealed {
+            round,
+            time: 1,
+            root: [0; 32],
+            mac: [0; 8],
+            commitment: commitment.clone(),
+            digests: 0,
+        };
+        view.apply(*seq, &ev).unwrap();
+        *seq += 1;
+        commitment
+    }
+
+    fn block_seen(height: u32, hash: [u8; 32]) -> Event {
+        Event::BlockSeen { height, hash }
+    }
+
+    #[test]
+    fn rounds_go_pending_mined_complete_and_back_on_reorg() {
+        let mut view = Projection::new(3);
+        let mut seq = 0;
+        let cs: Vec<Vec<u8>> = (0..3).map(|r| seal(&mut view, &mut seq, r)).collect();
+        let mut apply = |view: &mut Projection, ev: Event| {
+            view.apply(seq, &ev).unwrap();
+            seq += 1;
+        };
+        let tip = stamp_tip(cs.iter().map(Vec::as_slice), None).unwrap();
+        let key = StamperKey::from_bytes(&[3; 32]).unwrap();
+        let coin = Coin {
+            outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+            value_sat: 10_000,
+        };
+        let tx = key.stamp_tx(&coin, 200, &tip, 100).unwrap();
+        let txid = tx.compute_txid().to_byte_array();
+        for h in 0..=100 {
+            apply(&mut view, block_seen(h, [h as u8; 32]));
+        }
+        apply(
+            &mut view,
+            Event::TxBroadcast {
+                txid,
+                raw_tx: bitcoin::consensus::encode::serialize(&tx),
+                tip,
+                first_round: 0,
+                last_round: 2,
+                fee_sat: 200,
+                feerate_sat_per_kvb: 1300,
+                input_sat: 10_000,
+                height: 100,
+                replaces: None,
+                log_head: None,
+            },
+        );
+        assert_eq!(view.status(&cs[1]), Status::Pending { round: 1 });
+        apply(&mut view, block_seen(101, [101; 32]));
+        let block_txids = [[9u8; 32], txid].concat();
+        apply(
+            &mut view,
+            Event::TxConfirmed {
+                txid,
+                block_hash: [101; 32],
+                height: 101,
+                block_txids,
+            },
+        );
+        assert_eq!(view.status(&cs[1]), Status::Mined { round: 1, txid });
+        apply(&mut view, block_seen(102, [102; 32]));
+        // A reorg before finality puts the rounds back to pending and watches the tx again.
+        apply(
+            &mut view,
+            Event::Reorg {
+                fork_height: 100,
+                old_tip: [102; 32],
+                new_tip: [100; 32],
+            },
+        );
+        assert_eq!(view.status(&cs[0]), Status::Pending { round: 0 });
+        assert_eq!(view.stamps().state.watched_txids().count(), 1);
+        assert_eq!(view.stamps().change_coin(), None);
+        // The same transaction is mined again on the new chain, and becomes final there.
+        apply(&mut view, block_seen(101, [201; 32]));
+        apply(&mut view, block_seen(102, [202; 32]));
+        let block_txids = [[9u8; 32], [8; 32], txid].concat();
+        apply(
+            &mut view,
+            Event::TxConfirmed {
+                txid,
+                block_hash: [202; 32],
+                height: 102,
+                block_txids,
+            },
+        );
+        assert_eq!(view.status(&cs[2]), Status::Mined { round: 2, txid });
+        apply(&mut view, block_seen(103, [203; 32]));
+        apply(&mut view, block_seen(104, [204; 32]));
+        for (round, c) in cs.iter().enumerate() {
+            let Status::Complete { proof, .. } = view.status(c) else {
+                panic!("round {round} not complete: {:?}", view.status(c));
+            };
+            let ts = Timestamp::from_bytes(&proof, c.clone()).unwrap();
+            let atts = ts.all_attestations();
+            assert_eq!(atts.len(), 1);
+            assert_eq!(atts[0].1, &Attestation::Bitcoin { height: 102 });
+        }
+        assert_eq!(view.stamps().state.cycles.len(), 0);
+        assert_eq!(view.stamps().change_coin(), Some((txid, 10_000 - 200)));
+    }
 }

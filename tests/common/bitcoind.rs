@@ -1,37 +1,36 @@
-//! A real `bitcoind -regtest` per test: its own temporary datadir, free loopback ports, user/password
-//! RPC auth, and a guaranteed shutdown (`stop` RPC, then kill) when the handle is dropped.
+//! A real `bitcoind -regtest` per test: the library's [`RegtestNode`] (its own temporary datadir,
+//! free loopback ports, user/password RPC auth, a guaranteed shutdown when dropped) with
+//! `-txindex=1`, retried starts, and the tests' helpers (mining, addresses, otsd flags).
 //!
 //! The binary comes from `$BITCOIND` (set by `tools/test.sh` from `tools/build-bitcoind.sh`). A test
 //! that needs a node panics with a clear message when it is not set: a silently skipped Bitcoin test
 //! would be a test that cannot fail.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bitcoin::key::{CompressedPublicKey, Secp256k1};
 use bitcoin::{Address, BlockHash, Network, PrivateKey};
-use bitcoincore_rpc::{Auth, Client, RpcApi};
+use bitcoincore_rpc::RpcApi;
+use otsd::bitcoind::regtest::{RegtestNode, RegtestOptions};
 
 /// RPC credentials of every test node.
 pub const RPC_USER: &str = "otsd-test";
 pub const RPC_PASSWORD: &str = "otsd-test-password";
-/// How long a node may take to answer RPC after being spawned.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `stop` may take before the process is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Attempts to start a node (a free port may be taken between probing and binding).
 const START_ATTEMPTS: usize = 3;
 
-/// A running regtest node.
+/// A running regtest node (`rpc_port`, `p2p_port`, `client`, `datadir()`, `url_with_auth()` and
+/// `rpc_url()` come from [`RegtestNode`]).
 pub struct Bitcoind {
-    child: Child,
-    datadir: tempfile::TempDir,
-    pub rpc_port: u16,
-    pub p2p_port: u16,
-    pub client: Client,
+    node: RegtestNode,
+}
+
+impl std::ops::Deref for Bitcoind {
+    type Target = RegtestNode;
+    fn deref(&self) -> &RegtestNode {
+        &self.node
+    }
 }
 
 /// Path of the `bitcoind` binary, or a panic explaining how to get one.
@@ -43,13 +42,6 @@ pub fn bitcoind_path() -> PathBuf {
              `export BITCOIND=$(tools/build-bitcoind.sh)/bitcoind`"
         ),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
 }
 
 /// A fixed key whose regtest P2WPKH address receives the coins the tests mine.
@@ -84,74 +76,16 @@ impl Bitcoind {
     }
 
     fn try_start(extra: &[&str]) -> Result<Bitcoind, String> {
-        let datadir = tempfile::tempdir().expect("tempdir for bitcoind");
-        let (rpc_port, p2p_port) = (free_port(), free_port());
-        let bin = bitcoind_path();
-        let child = Command::new(&bin)
-            .arg("-regtest")
-            .arg(format!("-datadir={}", datadir.path().display()))
-            .arg(format!("-rpcport={rpc_port}"))
-            .arg(format!("-port={p2p_port}"))
-            .args([
-                "-listen=0",
-                "-server=1",
-                "-rpcbind=127.0.0.1",
-                "-rpcallowip=127.0.0.1",
-                "-fallbackfee=0.0001",
-                "-printtoconsole=0",
-                "-txindex=1",
-            ])
-            .arg(format!("-rpcuser={RPC_USER}"))
-            .arg(format!("-rpcpassword={RPC_PASSWORD}"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let client = Client::new(
-            &format!("http://127.0.0.1:{rpc_port}/"),
-            Auth::UserPass(RPC_USER.into(), RPC_PASSWORD.into()),
-        )
-        .expect("RPC client");
-        let mut node = Bitcoind {
-            child,
-            datadir,
-            rpc_port,
-            p2p_port,
-            client,
+        let opts = RegtestOptions {
+            user: RPC_USER.into(),
+            password: RPC_PASSWORD.into(),
+            extra_args: std::iter::once("-txindex=1")
+                .chain(extra.iter().copied())
+                .map(str::to_owned)
+                .collect(),
         };
-        node.wait_ready()?;
-        Ok(node)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait bitcoind") {
-                let mut err = String::new();
-                if let Some(mut s) = self.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut s, &mut err);
-                }
-                return Err(format!("bitcoind exited with {status}: {err}"));
-            }
-            match self.client.get_blockchain_info() {
-                Ok(info) if info.chain == Network::Regtest => return Ok(()),
-                Ok(info) => return Err(format!("node is on {:?}, not regtest", info.chain)),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Err(e) => return Err(format!("bitcoind not ready after {STARTUP_TIMEOUT:?}: {e}")),
-            }
-        }
-    }
-
-    /// `http://USER:PASS@127.0.0.1:PORT/`, as `ots --bitcoin-node` wants it.
-    pub fn url_with_auth(&self) -> String {
-        format!(
-            "http://{RPC_USER}:{RPC_PASSWORD}@127.0.0.1:{}/",
-            self.rpc_port
-        )
+        let node = RegtestNode::start(&bitcoind_path(), &opts).map_err(|e| e.to_string())?;
+        Ok(Bitcoind { node })
     }
 
     /// otsd flags for a stamper on this node that polls every 100 ms and sends at once.
@@ -166,15 +100,6 @@ impl Bitcoind {
         ]
         .map(str::to_owned)
         .to_vec()
-    }
-
-    /// `http://127.0.0.1:PORT/`
-    pub fn rpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.rpc_port)
-    }
-
-    pub fn datadir(&self) -> &std::path::Path {
-        self.datadir.path()
     }
 
     /// Calls any RPC, panicking with the method name on failure.
@@ -202,20 +127,5 @@ impl Bitcoind {
 
     pub fn height(&self) -> u64 {
         self.client.get_block_count().expect("getblockcount")
-    }
-}
-
-impl Drop for Bitcoind {
-    fn drop(&mut self) {
-        let _ = self.client.stop();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

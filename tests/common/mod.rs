@@ -344,7 +344,7 @@ pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 
     let commitment = otsd::calendar::mac::CommitmentMac::new(hmac_key)
         .commitment(time, &root)
         .to_vec();
-    let tip = otsd::stamper::proof::stamp_tip([&commitment[..]], None).expect("tip");
+    let tip = otsd::anchor::proof::stamp_tip([&commitment[..]], None).expect("tip");
     let raw_tx = [&[2, 0, 0, 0, 1][..], &tip[..], &[0, 0, 0, 0][..]].concat();
     let txid: [u8; 32] = Sha256::digest(Sha256::digest(&raw_tx)).into();
     let mac = commitment[36..].try_into().expect("8-byte mac");
@@ -383,7 +383,8 @@ pub fn stamped_round_events(hmac_key: &[u8]) -> (Vec<otsd::events::Event>, [u8; 
 
 /// Appends `events` as one batch to the log of the calendar at `cal`.
 pub fn append_events(cal: &Path, events: &[otsd::events::Event]) {
-    use otsd::log::{codec, LogKey, WriterOptions};
+    use otsd::events::codec;
+    use otsd::log::{LogKey, WriterOptions};
     let dir = otsd::calendar::dir::CalendarDir::load(cal).expect("calendar");
     let key = LogKey::derive(&dir.hmac_key);
     let mut w = open_writer(&dir.log_dir(), key, WriterOptions::default());

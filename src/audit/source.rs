@@ -2,12 +2,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::calendar::dir::{CalendarDir, DirError, LOG_DIR};
-use crate::log::segment::segments_in;
 use crate::log::{LogError, LogKey, Reader};
 
 /// Why a tool could not run at all (problems found in the log are reports, not errors).
 #[derive(Debug, thiserror::Error)]
-pub enum CtlError {
+pub enum ToolError {
     #[error(transparent)]
     Dir(#[from] DirError),
     #[error(transparent)]
@@ -41,7 +40,7 @@ pub struct LogSource {
 
 impl LogSource {
     /// Opens `DIR/log`; with `use_key`, loads the calendar (and its key) first.
-    pub fn open(calendar: &Path, use_key: bool) -> Result<LogSource, CtlError> {
+    pub fn open(calendar: &Path, use_key: bool) -> Result<LogSource, ToolError> {
         let hmac_key = if use_key {
             Some(CalendarDir::load(calendar)?.hmac_key)
         } else {
@@ -49,7 +48,7 @@ impl LogSource {
         };
         let log_dir = calendar.join(LOG_DIR);
         if !log_dir.is_dir() {
-            return Err(CtlError::NoLog(log_dir));
+            return Err(ToolError::NoLog(log_dir));
         }
         let reader = Reader::open(&log_dir, hmac_key.as_deref().map(LogKey::derive))?;
         Ok(LogSource {
@@ -60,22 +59,12 @@ impl LogSource {
     }
 
     /// First sequence numbers of the segments present, ascending.
-    pub fn segments(&self) -> Result<Vec<u64>, CtlError> {
-        let mut names = Vec::new();
-        let entries = std::fs::read_dir(&self.log_dir).map_err(|e| DirError::Io {
-            path: self.log_dir.clone(),
-            source: e,
-        })?;
-        for entry in entries.flatten() {
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        Ok(segments_in(&self.log_dir, &names)?)
+    pub fn segments(&self) -> Result<Vec<u64>, ToolError> {
+        Ok(self.reader.segments()?)
     }
 }
 
 /// Parses `--commitment` / `--digest` hex.
-pub fn parse_hex(s: &str) -> Result<Vec<u8>, CtlError> {
-    hex::decode(s.trim()).map_err(|e| CtlError::BadHex(format!("{s}: {e}")))
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, ToolError> {
+    hex::decode(s.trim()).map_err(|e| ToolError::BadHex(format!("{s}: {e}")))
 }

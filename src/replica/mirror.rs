@@ -7,8 +7,8 @@
 //! against the calendar's HMAC chain.
 use std::path::{Path, PathBuf};
 
-use super::http_get::{self, HttpError};
-use crate::log::segment::{parse_segment_name, segments_in};
+use super::http::{self, HttpError};
+use crate::log::segment::{list_segments, parse_segment_name};
 use crate::log::LogError;
 
 /// Name of a mirror's index file.
@@ -161,7 +161,7 @@ impl Replica {
             Replica::Dir(d) => Ok(list_dir(d)?),
             Replica::Url(u) => {
                 let url = format!("{u}/{INDEX_FILE}");
-                let text = http_get::get(&url, MAX_INDEX_LEN)?;
+                let text = http::get(&url, MAX_INDEX_LEN)?;
                 let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
                 Ok(entries.iter().map(|e| e.first_seq).collect())
             }
@@ -172,7 +172,7 @@ impl Replica {
     pub fn segment(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
         match self {
             Replica::Dir(d) => read_segment(d, first_seq),
-            Replica::Url(_) => match http_get::get(&self.location(first_seq), MAX_SEGMENT_LEN) {
+            Replica::Url(_) => match http::get(&self.location(first_seq), MAX_SEGMENT_LEN) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
@@ -187,21 +187,12 @@ fn has_segments(dir: &Path) -> bool {
 
 /// The segments in a directory (none if it does not exist).
 pub fn list_dir(dir: &Path) -> Result<Vec<u64>, ReplicaError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ReplicaError::Io {
-                path: dir.to_owned(),
-                source,
-            })
+    match list_segments(dir) {
+        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
         }
-    };
-    let names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    Ok(segments_in(dir, &names)?)
+        other => Ok(other?),
+    }
 }
 
 /// Reads segment `first_seq` of directory `dir`, within [`MAX_SEGMENT_LEN`]; `None` if absent.

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::proofs::block_merkle_root;
 use super::verify::txid_hex;
-use super::CtlError;
+use super::ToolError;
+use crate::bitcoind::rpc::{self, redact};
 use crate::projection::Projection;
-use crate::stamper::driver::rpc_client;
 
 type Hash32 = [u8; 32];
 
@@ -44,35 +44,23 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Connects to `url` (`http://[USER:PASS@]HOST:PORT/`, else credentials from `cookie`) and
     /// asks for its best height, so that an unreachable node fails before the log is read.
-    pub fn connect(url: &str, cookie: Option<&Path>) -> Result<Node, CtlError> {
+    pub fn connect(url: &str, cookie: Option<&Path>) -> Result<Node, ToolError> {
         let shown = redact(url);
-        let client = rpc_client(url, cookie, NODE_RPC_TIMEOUT)
-            .map_err(|e| CtlError::Node(format!("{shown}: {e}")))?;
+        let client = rpc::client(url, cookie, NODE_RPC_TIMEOUT)
+            .map_err(|e| ToolError::Node(format!("{shown}: {e}")))?;
         let node = Node { client, url: shown };
         node.best_height()?;
         Ok(node)
     }
 
-    fn fail(&self, method: &str, e: bitcoincore_rpc::Error) -> CtlError {
-        CtlError::Node(format!("{} {method}: {e}", self.url))
+    fn fail(&self, method: &str, e: bitcoincore_rpc::Error) -> ToolError {
+        ToolError::Node(format!("{} {method}: {e}", self.url))
     }
 
-    fn best_height(&self) -> Result<u64, CtlError> {
+    fn best_height(&self) -> Result<u64, ToolError> {
         self.client
             .get_block_count()
             .map_err(|e| self.fail("getblockcount", e))
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((cred, host)) => {
-            let (scheme, user) = cred.split_once("://").unwrap_or(("http", cred));
-            let user = user.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -133,7 +121,7 @@ pub(crate) fn check_confirmations(
     node: &Node,
     confirmations: &Confirmations,
     view: &Projection,
-) -> Result<(u64, Vec<(u64, String)>), CtlError> {
+) -> Result<(u64, Vec<(u64, String)>), ToolError> {
     let best = node.best_height()?;
     let mut good = 0;
     let mut bad = Vec::new();
@@ -154,7 +142,7 @@ fn check_one(
     txid: &Hash32,
     claim: &Claim,
     tip: Option<&Hash32>,
-) -> Result<Result<(), String>, CtlError> {
+) -> Result<Result<(), String>, ToolError> {
     let (height, recorded) = (claim.height, BlockHash::from_byte_array(claim.block_hash));
     let what = format!(
         "transaction {} in block {recorded} at height {height}",
@@ -232,15 +220,6 @@ fn check_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("http://u:secret@127.0.0.1:8332/"),
-            "http://u:***@127.0.0.1:8332/"
-        );
-        assert_eq!(redact("http://127.0.0.1:8332/"), "http://127.0.0.1:8332/");
-    }
 
     #[test]
     fn an_unreachable_node_is_an_error() {

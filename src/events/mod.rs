@@ -1,8 +1,10 @@
 //! The event vocabulary: everything the calendar records in its log.
 //!
-//! Events are encoded with [`crate::log::codec`] (CBOR today) and stored as opaque payloads; the log
+//! Events are encoded with [`codec`] (CBOR today) and stored as opaque payloads; the log
 //! itself never looks inside them. Adding a field is a compatible change only when it is optional
 //! (`#[serde(default)]`); anything else needs a new variant.
+pub mod codec;
+
 use serde::{Deserialize, Serialize};
 
 /// Length in bytes of the per-digest nonce the calendar appends before hashing.

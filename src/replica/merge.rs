@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::progress::PROGRESS_INTERVAL;
-use super::replica::{self, Replica, ReplicaError};
-use super::Progress;
+use super::mirror::{self, Replica, ReplicaError};
+use crate::log::progress::PROGRESS_INTERVAL;
 use crate::log::record::FrameError;
 use crate::log::segment::{segment_name, SegmentHeader};
 use crate::log::splice::{check_header, Fault, Position};
+use crate::log::Progress;
 use crate::log::{ChainState, Corruption, LogError, LogKey};
 
 /// Which copy a record came from.
@@ -166,7 +166,7 @@ impl Store<'_> {
 
     fn load(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
         match self {
-            Store::Local(d) => replica::read_segment(d, first_seq),
+            Store::Local(d) => mirror::read_segment(d, first_seq),
             Store::Remote(r) => r.segment(first_seq),
         }
     }
@@ -191,7 +191,7 @@ pub fn merge(
     let local = Side::new(
         Origin::Local,
         Store::Local(local_dir),
-        replica::list_dir(local_dir)?,
+        mirror::list_dir(local_dir)?,
     );
     let remote = Side::new(Origin::Replica, Store::Remote(replica), replica.segments()?);
     let mut m = Merge {

@@ -6,22 +6,19 @@
 //! returns the configuration to serve with. Everything is removed and the node stopped when the
 //! returned [`DevCalendar`] is dropped.
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 
+use crate::bitcoind::regtest::{cached_bitcoind, free_port, RegtestNode, RegtestOptions};
 use crate::calendar::dir::CalendarDir;
 use crate::stamper::key::StamperKey;
 
-/// How long the node may take to answer RPC after start.
-const NODE_STARTUP: Duration = Duration::from_secs(60);
 /// Blocks mined to the calendar key at start: one coinbase, matured by 100 more.
 const FUNDING_BLOCKS: u64 = 101;
-/// Version directory of the tools script's cache.
-const CACHE_BIN: &str = ".cache/otsd/bitcoin-core-kernel-sys-0.4.1/bin/bitcoind";
 const RPC_USER: &str = "otsd-dev";
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +30,7 @@ pub enum DevError {
     #[error("calendar: {0}")]
     Calendar(String),
     #[error(transparent)]
-    Serve(#[from] crate::server::ServeError),
+    Serve(#[from] crate::daemon::ServeError),
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -43,25 +40,15 @@ pub struct DevCalendar {
     pub calendar_dir: PathBuf,
     /// `http://USER:PASS@127.0.0.1:PORT/`
     pub node_url: String,
-    node: Child,
-    client: Arc<Client>,
     stop_miner: Arc<AtomicBool>,
+    /// Dropped after the miner is told to stop: stops the node, removes its datadir.
+    _node: RegtestNode,
     _tmp: tempfile::TempDir,
 }
 
 impl Drop for DevCalendar {
     fn drop(&mut self) {
         self.stop_miner.store(true, Ordering::Release);
-        let _ = self.client.stop();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.node.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.node.kill();
-        let _ = self.node.wait();
     }
 }
 
@@ -70,11 +57,8 @@ pub fn find_bitcoind() -> Result<PathBuf, DevError> {
     if let Some(p) = std::env::var_os("BITCOIND").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        let cached = PathBuf::from(home).join(CACHE_BIN);
-        if cached.is_file() {
-            return Ok(cached);
-        }
+    if let Some(cached) = cached_bitcoind() {
+        return Ok(cached);
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/build-bitcoind.sh");
     eprintln!(
@@ -95,11 +79,8 @@ pub fn find_bitcoind() -> Result<PathBuf, DevError> {
     Ok(PathBuf::from(dir).join("bitcoind"))
 }
 
-fn free_port() -> Result<u16, DevError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| DevError::Node(format!("no free port: {e}")))
+fn port() -> Result<u16, DevError> {
+    free_port().map_err(|e| DevError::Node(format!("no free port: {e}")))
 }
 
 /// Sets everything up; `http_port` is where the calendar will listen (its `uri`).
@@ -118,78 +99,31 @@ pub fn start(http_port: u16, block_interval: Duration) -> Result<DevCalendar, De
         .stamper_key()
         .map_err(|e| DevError::Calendar(e.to_string()))
         .and_then(|k| StamperKey::from_bytes(&k).map_err(|e| DevError::Calendar(e.to_string())))?;
-    let (rpc_port, p2p_port) = (free_port()?, free_port()?);
-    let password = hex::encode(rand::random::<[u8; 16]>());
-    let datadir = tmp.path().join("bitcoind");
-    std::fs::create_dir_all(&datadir).map_err(|e| DevError::Node(e.to_string()))?;
-    let node = Command::new(&bitcoind)
-        .args(["-regtest", "-listen=0", "-server=1", "-rpcbind=127.0.0.1"])
-        .args([
-            "-rpcallowip=127.0.0.1",
-            "-fallbackfee=0.0001",
-            "-printtoconsole=0",
-        ])
-        .arg(format!("-datadir={}", datadir.display()))
-        .arg(format!("-rpcport={rpc_port}"))
-        .arg(format!("-port={p2p_port}"))
-        .arg(format!("-rpcuser={RPC_USER}"))
-        .arg(format!("-rpcpassword={password}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| DevError::Node(format!("{}: {e}", bitcoind.display())))?;
-    let client = Client::new(
-        &format!("http://127.0.0.1:{rpc_port}/"),
-        Auth::UserPass(RPC_USER.into(), password.clone()),
-    )
-    .map_err(|e| DevError::Node(e.to_string()))?;
-    let mut dev = DevCalendar {
-        calendar_dir,
-        node_url: format!("http://{RPC_USER}:{password}@127.0.0.1:{rpc_port}/"),
-        node,
-        client: Arc::new(client),
-        stop_miner: Arc::new(AtomicBool::new(false)),
-        _tmp: tmp,
+    let opts = RegtestOptions {
+        user: RPC_USER.into(),
+        password: hex::encode(rand::random::<[u8; 16]>()),
+        extra_args: Vec::new(),
     };
-    dev.wait_ready()?;
+    let node = RegtestNode::start(&bitcoind, &opts).map_err(|e| DevError::Node(e.to_string()))?;
     let addr = key.address(bitcoin::Network::Regtest);
-    dev.client
+    node.client
         .generate_to_address(FUNDING_BLOCKS, &addr)
         .map_err(|e| DevError::Node(format!("funding: {e}")))?;
-    spawn_miner(
-        dev.client.clone(),
-        addr,
-        block_interval,
-        dev.stop_miner.clone(),
-    );
-    Ok(dev)
-}
-
-impl DevCalendar {
-    fn wait_ready(&mut self) -> Result<(), DevError> {
-        let deadline = Instant::now() + NODE_STARTUP;
-        loop {
-            if let Ok(Some(status)) = self.node.try_wait() {
-                return Err(DevError::Node(format!("exited with {status}")));
-            }
-            match self.client.get_block_count() {
-                Ok(_) => return Ok(()),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                Err(e) => return Err(DevError::Node(format!("not ready: {e}"))),
-            }
-        }
-    }
+    let stop_miner = Arc::new(AtomicBool::new(false));
+    let miner = Client::new(&node.rpc_url(), Auth::UserPass(opts.user, opts.password))
+        .map_err(|e| DevError::Node(e.to_string()))?;
+    spawn_miner(miner, addr, block_interval, stop_miner.clone());
+    Ok(DevCalendar {
+        calendar_dir,
+        node_url: node.url_with_auth(),
+        stop_miner,
+        _node: node,
+        _tmp: tmp,
+    })
 }
 
 /// Mines a block every `interval` until `stop` is set.
-fn spawn_miner(
-    client: Arc<Client>,
-    addr: bitcoin::Address,
-    interval: Duration,
-    stop: Arc<AtomicBool>,
-) {
+fn spawn_miner(client: Client, addr: bitcoin::Address, interval: Duration, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Acquire) {
             std::thread::sleep(interval);
@@ -204,15 +138,21 @@ fn spawn_miner(
 }
 
 /// Runs `otsd --dev` until SIGTERM/SIGINT: sets up, prints the `ots` commands, serves.
-pub async fn run(args: &crate::cli::OtsdArgs) -> Result<(), DevError> {
-    let port = match args.rpc_port {
-        0 => free_port()?,
+/// `serve_config(calendar_dir, port, node_url)` builds the configuration from the command line
+/// (the daemon does not import the CLI).
+pub async fn run(
+    rpc_port: u16,
+    block_interval_ms: u64,
+    serve_config: impl FnOnce(PathBuf, u16, &str) -> crate::daemon::ServeConfig,
+) -> Result<(), DevError> {
+    let port = match rpc_port {
+        0 => port()?,
         p => p,
     };
-    let interval = Duration::from_millis(args.dev_block_interval_ms.max(100));
+    let interval = Duration::from_millis(block_interval_ms.max(100));
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
-    let cfg = args.dev_serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
-    let running = crate::server::start(cfg, crate::server::shutdown_signal()).await?;
+    let cfg = serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
+    let running = crate::daemon::start(cfg, crate::daemon::shutdown_signal()).await?;
     let url = format!("http://127.0.0.1:{port}");
     println!(
         "otsd --dev: calendar {url} on a regtest node, a block every {:.1} s\n\

@@ -4,6 +4,9 @@
 //! joined with `sha256(left || right)`, an odd last message is carried up unchanged. Commitments are
 //! 44 bytes, not hashes, so a lone commitment is its own tip and carried-up messages keep their
 //! length; this is why it does not reuse the round tree, whose leaves are all 32-byte hashes.
+//!
+//! Not the stamping tip: the tip a transaction commits to ([`super::proof::stamp_tip`]) hashes
+//! each commitment first and adds the log head. This one only answers `GET /tip`, as Python does.
 use sha2::{Digest, Sha256};
 
 /// The tip over `messages` in order, or `None` when there are none.

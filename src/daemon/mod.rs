@@ -4,11 +4,15 @@
 //! Shutdown order matters for "nothing acknowledged is lost": stop accepting connections, let open
 //! requests get their answers (the aggregator still runs), then close the aggregator's queue and
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
+pub mod dev;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError};
@@ -16,6 +20,7 @@ use crate::http::{self, server::ServerOptions, AppState};
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
+use crate::projection::Projection;
 use crate::stamper::driver::{self, DriverConfig};
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 
@@ -105,15 +110,33 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
-/// Starts the calendar; it runs until `shutdown` resolves.
+/// Starts the calendar; it runs until `shutdown` resolves. The steps, in order: open the log,
+/// load the projection, listen, spawn the tasks; then, after `shutdown`, [`Tasks::shut_down`].
 pub async fn start(
     cfg: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServeError> {
     let dir = CalendarDir::load(&cfg.calendar_dir)?;
     let key = LogKey::derive(&dir.hmac_key);
+    let writer = open_log(&dir, &key, cfg.segment_size)?;
+    let stamper_key =
+        StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
+    let (view, checkpointer) = load_projection(&dir, &key, cfg.min_confirmations)?;
+    let writer = WriterHandle::spawn(writer, 64);
+    let (listener, addr) = listen(&cfg).await?;
+    let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer)?;
+    tracing::info!(%addr, uri = %dir.uri, "calendar listening");
+    let done = tokio::spawn(async move {
+        http::server::serve(listener, tasks.state.clone(), cfg.http.clone(), shutdown).await;
+        tasks.shut_down().await
+    });
+    Ok(Running { addr, done })
+}
+
+/// Opens the log for writing, repairing a torn tail (logged).
+fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer, ServeError> {
     let opts = WriterOptions {
-        segment_size: cfg.segment_size,
+        segment_size,
         ..WriterOptions::default()
     };
     let (writer, recovery) = Writer::open(&dir.log_dir(), key.clone(), opts)?;
@@ -130,14 +153,24 @@ pub async fn start(
         dir.log_dir().display(),
         recovery.next_seq
     );
-    let stamper_key =
-        StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
-    let mut rebuilt = replay(&dir, &key, cfg.min_confirmations)?;
-    let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
-    let checkpointer = Checkpointer::spawn(&dir.log_dir(), &key, rebuilt, view.clone());
-    let writer = WriterHandle::spawn(writer, 64);
-    let stamper_submitter = writer.submitter();
+    Ok(writer)
+}
 
+/// The live projection, rebuilt by [`replay`], and the checkpointer that keeps its checkpoint
+/// current from then on.
+fn load_projection(
+    dir: &CalendarDir,
+    key: &LogKey,
+    min_confirmations: u32,
+) -> Result<(Arc<RwLock<Projection>>, Checkpointer), ServeError> {
+    let mut rebuilt = replay(dir, key, min_confirmations)?;
+    let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
+    let checkpointer = Checkpointer::spawn(&dir.log_dir(), key, rebuilt, view.clone());
+    Ok((view, checkpointer))
+}
+
+/// Binds the HTTP listener.
+async fn listen(cfg: &ServeConfig) -> Result<(TcpListener, SocketAddr), ServeError> {
     let bind = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
     let listener = http::server::bind(&bind)
         .await
@@ -148,15 +181,38 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr: bind, source })?;
+    Ok((listener, addr))
+}
 
+/// The running tasks, and what stops them.
+pub struct Tasks {
+    state: Arc<AppState>,
+    intake: Intake,
+    stop_aggregator: tokio::sync::oneshot::Sender<()>,
+    aggregator: tokio::task::JoinHandle<WriterHandle>,
+    stop_stamper: tokio::sync::watch::Sender<bool>,
+    stamper: Option<tokio::task::JoinHandle<()>>,
+    checkpointer: Checkpointer,
+}
+
+/// Spawns the aggregator and, when a node is configured, the stamper.
+fn spawn(
+    cfg: &ServeConfig,
+    dir: &CalendarDir,
+    stamper_key: StamperKey,
+    writer: WriterHandle,
+    view: Arc<RwLock<Projection>>,
+    checkpointer: Checkpointer,
+) -> Result<Tasks, ServeError> {
+    let stamper_submitter = writer.submitter();
     let (intake, queue, intake_state) = Intake::new(cfg.max_pending);
     let sealer = RoundSealer::new(&dir.uri, &dir.hmac_key)
         .ok_or_else(|| ServeError::Uri(dir.uri.clone()))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let (stop_aggregator, stop_rx) = tokio::sync::oneshot::channel();
     let agg_opts = AggregatorOptions {
         min_round_interval: cfg.min_round_interval,
     };
-    let agg = tokio::spawn(aggregator::run(
+    let aggregator = tokio::spawn(aggregator::run(
         queue,
         stop_rx,
         writer,
@@ -172,41 +228,51 @@ pub async fn start(
         dir.donation_addr.clone(),
         cfg.network.clone(),
     );
-    let bitcoin_status = state.bitcoin_status.clone();
-    let (stamper_stop, stamper_stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {
         tokio::spawn(driver::run(
             scfg,
             stamper_key,
             stamper_submitter,
             state.view.clone(),
-            bitcoin_status,
+            state.bitcoin_status.clone(),
             stamper_stop_rx,
         ))
     });
     if stamper.is_none() {
         tracing::warn!("no --btc-rpc: commitments are not stamped into Bitcoin");
     }
-    tracing::info!(%addr, uri = %dir.uri, "calendar listening");
+    Ok(Tasks {
+        state,
+        intake,
+        stop_aggregator,
+        aggregator,
+        stop_stamper,
+        stamper,
+        checkpointer,
+    })
+}
 
-    let done = tokio::spawn(async move {
-        http::server::serve(listener, state, cfg.http.clone(), shutdown).await;
-        intake.begin_shutdown();
-        let _ = stamper_stop.send(true);
-        if let Some(stamper) = stamper {
+impl Tasks {
+    /// Once the HTTP server has answered its open requests: refuse new digests, stop the stamper,
+    /// drain the aggregator, close the log writer (which fsyncs what it holds), stop the
+    /// checkpointer.
+    async fn shut_down(self) -> Result<(), ServeError> {
+        self.intake.begin_shutdown();
+        let _ = self.stop_stamper.send(true);
+        if let Some(stamper) = self.stamper {
             let _ = stamper.await;
         }
-        let _ = stop_tx.send(());
-        let writer = agg.await.map_err(|e| ServeError::Replay {
+        let _ = self.stop_aggregator.send(());
+        let writer = self.aggregator.await.map_err(|e| ServeError::Replay {
             seq: 0,
             problem: format!("aggregator task: {e}"),
         })?;
         writer.close()?;
-        checkpointer.stop();
+        self.checkpointer.stop();
         tracing::info!("log closed cleanly; goodbye");
         Ok(())
-    });
-    Ok(Running { addr, done })
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -9,10 +9,10 @@
 use std::collections::VecDeque;
 
 use super::hex;
+use crate::anchor::proof::stamp_tip;
 use crate::events::LogHead;
 use crate::log::ChainState;
 use crate::projection::Projection;
-use crate::stamper::proof::stamp_tip;
 
 /// Records kept behind the newest one for matching heads (18 hours of one-second rounds).
 pub const MAX_HEAD_LAG_RECORDS: usize = 65_536;

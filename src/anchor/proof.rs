@@ -153,7 +153,8 @@ pub fn no_witness_bytes(tx: &bitcoin::Transaction) -> Vec<u8> {
     bitcoin::consensus::encode::serialize(&stripped)
 }
 
-/// Bitcoin's Merkle branch of `txids[index]`.
+/// Bitcoin's Merkle branch of `txids[index]` (the one implementation otsd's proofs use;
+/// `audit::proofs::block_merkle_root` re-derives the root independently, as a cross-check).
 fn block_branch(mut level: Vec<Hash>, mut index: usize) -> Vec<(Side, Hash)> {
     let mut branch = Vec::new();
     while level.len() > 1 {

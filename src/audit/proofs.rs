@@ -12,6 +12,10 @@ use crate::ots::{Attestation, Timestamp};
 use crate::projection::{Projection, Status};
 
 /// The Merkle root of a block from its txids (32 bytes each, internal byte order, in block order).
+///
+/// Kept apart from [`crate::anchor::proof`]'s block branch on purpose: an independent cross-check.
+/// The proofs otsd serves are built by our own code there; `verify` recomputes the root with the
+/// `bitcoin` crate's implementation, so a bug in ours cannot vouch for itself.
 pub fn block_merkle_root(flat_txids: &[u8]) -> Option<[u8; 32]> {
     if flat_txids.is_empty() || !flat_txids.len().is_multiple_of(32) {
         return None;

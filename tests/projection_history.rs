@@ -50,8 +50,11 @@ fn post_until(addr: SocketAddr, run: u8, workers: u8, stop: &AtomicBool) -> Vec<
     })
 }
 
+/// Each commitment's answer to `GET /timestamp/`: (status, body).
+type Answers = BTreeMap<Vec<u8>, (u16, Vec<u8>)>;
+
 /// `GET /timestamp/` of each commitment: (status, body).
-fn answers(addr: SocketAddr, commitments: &BTreeSet<Vec<u8>>) -> BTreeMap<Vec<u8>, (u16, Vec<u8>)> {
+fn answers(addr: SocketAddr, commitments: &BTreeSet<Vec<u8>>) -> Answers {
     commitments
         .iter()
         .map(|c| {
@@ -61,10 +64,7 @@ fn answers(addr: SocketAddr, commitments: &BTreeSet<Vec<u8>>) -> BTreeMap<Vec<u8
         .collect()
 }
 
-fn serve(
-    cal: &Path,
-    commitments: &BTreeSet<Vec<u8>>,
-) -> (BTreeMap<Vec<u8>, (u16, Vec<u8>)>, String) {
+fn serve(cal: &Path, commitments: &BTreeSet<Vec<u8>>) -> (Answers, String) {
     let otsd = Otsd::start(cal, &SEGMENT_ARGS);
     let got = answers(otsd.addr, commitments);
     (got, otsd.stop())

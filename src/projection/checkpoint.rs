@@ -321,7 +321,7 @@ impl CheckpointFiles {
                 .update(&bytes[..take]);
             round += (take / ROUND_LEN) as u64;
             bytes = &bytes[take..];
-            if round % ROUND_BLOCK == 0 {
+            if round.is_multiple_of(ROUND_BLOCK) {
                 if let Some(block) = self.block.take() {
                     self.chain = block.finalize().into();
                 }
@@ -934,8 +934,8 @@ impl<'a> Snapshot<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Event;
     use crate::calendar::commitment::COMMITMENT_LEN;
+    use crate::events::Event;
     use crate::projection::Status;
 
     fn fold_rounds(view: &mut Projection, from: u64, to: u64) {

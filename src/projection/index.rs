@@ -354,7 +354,7 @@ mod tests {
     fn leftovers_of_an_interrupted_flush_are_reused() {
         let mut buf = vec![0u8; 8 * 16];
         MapSlots(&mut buf, SALT).clear();
-        let mut rounds = vec![c(1), c(2)];
+        let mut rounds = [c(1), c(2)];
         for r in 0..2u64 {
             insert(&mut MapSlots(&mut buf, SALT), &rounds[r as usize], r, |r| {
                 Ok(rounds[r as usize])

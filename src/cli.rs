@@ -95,8 +95,9 @@ pub struct OtsdArgs {
     /// Seconds a client may take to send request headers, or stay idle between requests
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub header_timeout: u64,
-    /// Size at which a log segment is sealed and a new one started, in MiB
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    /// Size at which a log segment is sealed and a new one started, in MiB (the projection is
+    /// checkpointed at each: start-up folds at most one segment)
+    #[arg(long, default_value_t = default_segment_mib(), value_name = "MIB")]
     pub segment_size_mib: u64,
     /// Also append logs to this file
     #[arg(long, value_name = "FILE")]
@@ -398,4 +399,9 @@ pub struct RecoverArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// [`crate::log::writer::DEFAULT_SEGMENT_SIZE`] in MiB, the `--segment-size-mib` default.
+const fn default_segment_mib() -> u64 {
+    crate::log::writer::DEFAULT_SEGMENT_SIZE >> 20
 }

@@ -4,6 +4,11 @@
 //! kept current. Checkpoints that are damaged, foreign or folded with other settings are ignored
 //! with a warning saying why, and change no answer. Small (1 MiB) segments make the workloads cross
 //! segment boundaries, where checkpoints are taken.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,11 @@
 //! `tests/vectors/events-v1.json` holds one event of each variant as encoded by the first version
 //! (written with `cargo test --test event_vectors -- --ignored generate_events_v1_vectors`, never
 //! regenerated; a new variant gets its own pinned test below).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::path::{Path, PathBuf};
 
 use otsd::events::codec;

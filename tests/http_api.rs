@@ -1,4 +1,9 @@
 //! The HTTP API of a real otsd process, byte for byte where the Python otsd defines the bytes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use common::{get, new_calendar, post_digest, raw, Otsd, URI};

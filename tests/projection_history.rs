@@ -6,6 +6,11 @@
 //! The stamped round is forged into the log (events as the stamper writes them, with blocks up to
 //! finality) rather than mined by a node: what is under test is the projection's storage, and
 //! a deterministic final transaction at round 0 lets every run archive it at its first checkpoint.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

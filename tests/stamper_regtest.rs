@@ -1,4 +1,9 @@
 //! The stamper against a real `bitcoind -regtest` (needs `$BITCOIND`; see tests/common/bitcoind.rs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::time::Duration;

@@ -79,13 +79,20 @@ fn parse_args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--dir" => args.dir = PathBuf::from(value),
             "--digests" => args.digests = value.parse()?,
-            "--round-size" => args.round_size = value.parse::<u64>()?.max(1),
+            "--round-size" => {
+                args.round_size = value.parse()?;
+                anyhow::ensure!(args.round_size >= 1, "--round-size must be at least 1");
+            }
             "--tx-rounds" if value == "0" => args.tx_rounds = None,
             "--tx-rounds" => {
                 let (lo, hi) = value
                     .split_once(',')
                     .context("--tx-rounds MIN,MAX (or 0)")?;
                 args.tx_rounds = Some((lo.parse()?, hi.parse()?));
+                anyhow::ensure!(
+                    1 <= lo.parse::<u64>()? && lo.parse::<u64>()? <= hi.parse::<u64>()?,
+                    "--tx-rounds MIN,MAX needs 1 <= MIN <= MAX"
+                );
             }
             "--runs" => args.runs = value.parse()?,
             "--requests" => args.requests = value.parse()?,

@@ -297,31 +297,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn works_on_a_real_signed_stamping_transaction() {
-        use crate::stamper::key::{Coin, StamperKey};
-        use bitcoin::hashes::Hash as _;
-        let key = StamperKey::from_bytes(&[5; 32]).unwrap();
-        let c = [7u8; 44];
-        let tip = stamp_tip([&c[..]], None).unwrap();
-        assert_eq!(tip, <[u8; 32]>::from(Sha256::digest(c)));
-        let coin = Coin {
-            outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
-            value_sat: 10_000,
-        };
-        let tx = key.stamp_tx(&coin, 500, &tip, 10).unwrap();
-        let bytes = no_witness_bytes(&tx);
-        let txid = tx.compute_txid().to_byte_array();
-        assert_eq!(sha256d(&[&bytes]), txid);
-        let proof = TxProof::new(&bytes, &tip, &[[3; 32], txid].concat(), 11).unwrap();
-        let mut out = Vec::new();
-        write_proof(&mut out, &[&c[..]], None, 0, &proof).unwrap();
-        assert_eq!(
-            evaluate(&c, &out).0,
-            bitcoin_root(vec![[3; 32], txid]).to_vec()
-        );
-    }
-
     /// With a log head as the last leaf, the commitments' and the head's proofs all reach the root.
     #[test]
     fn log_head_is_one_more_leaf_with_its_own_proof() {

@@ -34,6 +34,8 @@
 //! - [`audit`]: reading a log as an auditor: `verify`, `inspect`, `replay`, `prove-head`.
 //! - [`replica`]: copies of the log elsewhere: the mirror format and readers, `ship`, `recover`
 //!   (with the log-level merge), `readmit`, and the small HTTP/1.1 client.
+//! - [`pycal`]: the Python otsd's calendar directory, read-only (journal, LevelDB of proofs, the
+//!   answers it gives), and its import into a new calendar (`otsctl import-otsd`).
 //! - [`ctl`]: one thin file per `otsctl` command: arguments in, a [`ctl::Report`] out.
 //!
 //! # Where things live
@@ -55,6 +57,7 @@
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
+//! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 
 pub mod aggregator;
 pub mod anchor;
@@ -70,6 +73,7 @@ pub mod http;
 pub mod log;
 pub mod ots;
 pub mod projection;
+pub mod pycal;
 pub mod replica;
 pub mod stamper;
 pub mod telemetry;

@@ -104,3 +104,33 @@ fn commitment_readmitted_encoding_is_pinned() {
     assert_eq!(hex::encode(&bytes), expected);
     assert_eq!(codec::decode::<Event>(&bytes).expect("decode"), event);
 }
+
+/// `CommitmentImported` came after `CommitmentReadmitted`: variant index 7, fields `round`,
+/// `commitment`, then `proof` (a byte string, or null when the commitment is pending).
+#[test]
+fn commitment_imported_encoding_is_pinned() {
+    let complete = Event::CommitmentImported {
+        round: 7,
+        commitment: vec![0xc0; 36],
+        proof: Some(vec![0x08, 0x00]),
+    };
+    let pending = Event::CommitmentImported {
+        round: 300,
+        commitment: vec![0xc1; 44],
+        proof: None,
+    };
+    for (event, expected) in [
+        (
+            &complete,
+            format!("a107a30007015824{}02420800", "c0".repeat(36)),
+        ),
+        (
+            &pending,
+            format!("a107a30019012c01582c{}02f6", "c1".repeat(44)),
+        ),
+    ] {
+        let bytes = codec::encode(event).expect("encode");
+        assert_eq!(hex::encode(&bytes), expected);
+        assert_eq!(&codec::decode::<Event>(&bytes).expect("decode"), event);
+    }
+}

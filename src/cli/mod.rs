@@ -10,8 +10,8 @@ pub mod otsd;
 pub mod shared;
 
 pub use otsctl::{
-    AddressArgs, InitArgs, InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs, ReadmitArgs,
-    RecoverArgs, ReplayArgs, ShipArgs, VerifyArgs,
+    AddressArgs, ImportOtsdArgs, InitArgs, InspectArgs, OtsctlArgs, OtsctlCommand, ProveHeadArgs,
+    ReadmitArgs, RecoverArgs, ReplayArgs, ShipArgs, VerifyArgs,
 };
 pub use otsd::OtsdArgs;
 pub use shared::{ConfirmationsArgs, NetworkArgs, NodeArgs, SeqRangeArgs};

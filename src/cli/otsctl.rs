@@ -47,6 +47,24 @@ pub enum OtsctlCommand {
     /// block was mined: the timestamp of the public chain value a final stamping transaction
     /// commits to. Check it with `ots verify -d HASH FILE.ots`
     ProveHead(ProveHeadArgs),
+    /// Take over a Python otsd calendar: create the otsd calendar DIR from PYTHON_CALENDAR_DIR
+    /// (only read; its LevelDB is read through a copy, so stop the Python otsd first). Copies
+    /// uri, donation_addr and hmac-key byte for byte and writes every journal commitment to the
+    /// log in journal order: those with a complete proof in the Python database are served with the
+    /// Python server's exact answer, the others are pending and stamped by otsd. Refuses an
+    /// existing DIR; an interrupted import can simply be run again
+    ImportOtsd(ImportOtsdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportOtsdArgs {
+    /// The Python calendar directory (uri, donation_addr, hmac-key, journal, db/)
+    pub python_calendar_dir: PathBuf,
+    /// The new otsd calendar directory (must not exist)
+    pub dir: PathBuf,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

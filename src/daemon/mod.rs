@@ -209,6 +209,9 @@ fn spawn(
         dir.donation_addr.clone(),
         cfg.network.name().to_owned(),
     );
+    let _ = state
+        .log
+        .set(crate::log::Reader::open(&dir.log_dir(), None)?);
     let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {
         tokio::spawn(driver::run(

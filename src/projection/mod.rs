@@ -64,6 +64,9 @@ pub enum Status {
     /// The on-disk history could not answer (damage or an I/O error, logged): the answer is
     /// refused rather than guessed.
     Unavailable(String),
+    /// Imported from a Python calendar with its complete proof, which is kept only in the
+    /// `CommitmentImported` event at `seal_seq` (read it from the log to serve it).
+    Imported { round: u64, seal_seq: u64 },
 }
 
 /// An event that does not fit the history so far.
@@ -194,6 +197,22 @@ impl Projection {
                 commitment,
                 0,
             ),
+            Event::CommitmentImported {
+                round, commitment, ..
+            } => {
+                let stored = match commitment.len() {
+                    crate::calendar::legacy::LEGACY_LEN => {
+                        crate::calendar::legacy::stored_form(commitment).map(|c| c.to_vec())
+                    }
+                    _ => None,
+                };
+                let stored = stored.as_deref().unwrap_or(commitment);
+                self.seal(seq, *round, commitment_time(stored).unwrap_or(0), stored, 0)?;
+                if let Err(e) = self.stamps.apply(event) {
+                    tracing::error!(seq, "imported commitment: {e}");
+                }
+                Ok(())
+            }
             other => {
                 if let Err(e) = self.stamps.apply(other) {
                     // Written by our stamper after checking; the rounds stay pending rather than
@@ -264,9 +283,10 @@ impl Projection {
         Ok(self.by_commitment.get(c).copied())
     }
 
-    /// Status of a commitment (any byte string a client may ask about).
+    /// Status of a commitment (any byte string a client may ask about). A legacy commitment is
+    /// found by its 36 bytes only, as the Python server finds it ([`crate::calendar::legacy`]).
     pub fn status(&self, commitment: &[u8]) -> Status {
-        let Ok(key) = Commitment::try_from(commitment) else {
+        let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
         match self.round_of(&key) {
@@ -280,7 +300,7 @@ impl Projection {
     /// look-ups: the disk reads (index, round table, archived proofs) run without it, so a
     /// cold page cache never makes the aggregator or the stamper wait for the lock.
     pub fn status_shared(view: &RwLock<Projection>, commitment: &[u8]) -> Status {
-        let Ok(key) = Commitment::try_from(commitment) else {
+        let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
         let read = || view.read().unwrap_or_else(|p| p.into_inner());
@@ -304,7 +324,10 @@ impl Projection {
             };
             match h.find(&key) {
                 Err(e) => return Status::Unavailable(e.to_string()),
-                Ok(Some(round)) if h.archived_through().is_some_and(|t| round <= t) => {
+                Ok(Some(round))
+                    if h.archived_through().is_some_and(|t| round <= t)
+                        && !matches!(read().stamps.round(round), RoundStamp::Imported) =>
+                {
                     return archived_status(&h, round)
                 }
                 Ok(Some(round)) => return read().round_status(round),
@@ -315,12 +338,21 @@ impl Projection {
     }
 
     fn round_status(&self, round: u64) -> Status {
+        let imported = matches!(self.stamps.round(round), RoundStamp::Imported);
         if let Some(h) = &self.history {
-            if h.archived_through().is_some_and(|t| round <= t) {
+            if !imported && h.archived_through().is_some_and(|t| round <= t) {
                 return archived_status(h, round);
             }
         }
         match self.stamps.round(round) {
+            RoundStamp::Imported => match self.round(round) {
+                Ok(Some(r)) => Status::Imported {
+                    round,
+                    seal_seq: r.seal_seq,
+                },
+                Ok(None) => Status::Unknown,
+                Err(e) => Status::Unavailable(e.to_string()),
+            },
             RoundStamp::Pending => Status::Pending { round },
             RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
             RoundStamp::Final { first_round, mined } => {

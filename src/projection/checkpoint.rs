@@ -952,6 +952,8 @@ mod tests {
             let mut commitment = vec![round as u8; COMMITMENT_LEN];
             commitment[4..12].copy_from_slice(&(round * 0x9E37_79B9).to_le_bytes());
             commitment[12..20].copy_from_slice(&round.to_be_bytes());
+            // A non-zero MAC: a zero one would be a legacy (36-byte) commitment.
+            commitment[43] = 0xa5;
             view.apply(
                 seq + 1,
                 &Event::RoundSealed {

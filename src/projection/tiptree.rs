@@ -32,9 +32,10 @@ pub fn stored_len(leaves: u64) -> u64 {
     level_sizes(leaves).iter().sum::<u64>() * 32
 }
 
-/// The leaf hash of a commitment.
+/// The leaf hash of a commitment, as [`crate::anchor::proof::tip_leaves`] makes it (a legacy
+/// commitment is hashed as the 36 bytes its clients hold).
 pub fn leaf(commitment: &[u8]) -> Hash {
-    Sha256::digest(commitment).into()
+    Sha256::digest(crate::calendar::legacy::client_message(commitment)).into()
 }
 
 /// The root of the tree over one chunk's leaves (its node at level [`LOW_LEVELS`]).

@@ -11,7 +11,7 @@
 //! sibling per level above it.
 use sha2::{Digest, Sha256};
 
-use crate::ots::merkle::{cat_sha256, Hash, MerkleTree, Side, Step};
+use crate::ots::merkle::{next_level, Hash, MerkleTree, Side, Step};
 
 /// Levels recomputed per request.
 pub const LOW_LEVELS: u32 = 5;
@@ -56,14 +56,7 @@ pub fn build_levels(mut level: Vec<Hash>, out: &mut Vec<u8>) -> Option<Hash> {
         if level.len() == 1 {
             return Some(level[0]);
         }
-        let mut next: Vec<Hash> = level
-            .chunks_exact(2)
-            .map(|p| cat_sha256(&p[0], &p[1]))
-            .collect();
-        if level.len() % 2 == 1 {
-            next.push(level[level.len() - 1]);
-        }
-        level = next;
+        level = next_level(&level);
     }
 }
 

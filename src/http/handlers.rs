@@ -15,7 +15,7 @@ use super::{
     health, info, metrics, status, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN,
 };
 use crate::aggregator::SubmitError;
-use crate::projection::Status;
+use crate::projection::{Projection, Status};
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
@@ -122,7 +122,7 @@ pub fn get_timestamp(
             )
         }
     };
-    let status = state.read_view().status(&commitment);
+    let status = Projection::status_shared(&state.view, &commitment);
     match status {
         Status::Pending { .. } => text(
             StatusCode::NOT_FOUND,
@@ -153,6 +153,16 @@ pub fn get_timestamp(
             "Not found",
             Some("public, max-age=60"),
         ),
+        Status::Unavailable(_) => {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "proof history unavailable; the operator has been told",
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+            resp
+        }
     }
 }
 
@@ -240,7 +250,11 @@ pub fn get_health(ready: bool, state: Arc<AppState>) -> WarpResponse {
 pub fn get_status(hex_commitment: String, state: Arc<AppState>) -> WarpResponse {
     match hex::decode(&hex_commitment) {
         Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX => {
-            let mut resp = json(StatusCode::OK, &status::lookup(&state, &c));
+            let found = status::lookup(&state, &c);
+            if found.state == status::UNAVAILABLE {
+                return no_store(json(StatusCode::SERVICE_UNAVAILABLE, &found));
+            }
+            let mut resp = json(StatusCode::OK, &found);
             resp.headers_mut().insert(
                 header::CACHE_CONTROL,
                 header::HeaderValue::from_static("public, max-age=10"),

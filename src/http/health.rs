@@ -81,16 +81,18 @@ impl Snapshot {
         let view = state.read_view();
         let stamps = view.stamps();
         let first = view.first_pending_round();
-        let rounds = view.rounds();
+        // Round times come from the projection's history (on disk); a read error leaves the
+        // figure unknown rather than failing the page.
+        let time_of = |r: u64| view.round(r).ok().flatten().map(|e| e.time);
         let best_height = stamps.state.tip().map(|t| t.0);
         let newest_final = stamps.mined().rev().find(|(_, _, fin)| *fin);
         let mut s = Snapshot {
             now,
             pending_rounds: view.next_round().saturating_sub(first),
-            oldest_pending_time: rounds.get(first as usize).map(|r| r.time),
-            newest_complete_time: newest_final
-                .and_then(|(_, m, _)| rounds.get(m.last_round as usize))
-                .map(|r| r.time),
+            oldest_pending_time: (first < view.next_round())
+                .then(|| time_of(first))
+                .flatten(),
+            newest_complete_time: newest_final.and_then(|(_, m, _)| time_of(m.last_round)),
             final_anchor_height: newest_final.map(|(_, m, _)| m.proof.height),
             best_height,
             in_flight: in_flight(&stamps.state, best_height, |t| {

@@ -99,7 +99,7 @@ impl Info {
             .map(str::to_owned);
         let view = state.read_view();
         let mined = mined_txs(&view, stamping.best_height);
-        let pending_commitments = view.pending_commitments().len();
+        let pending_commitments = view.pending_count() as usize;
         Info {
             version: env!("CARGO_PKG_VERSION"),
             uri: state.uri.clone(),

@@ -3,7 +3,7 @@
 //! ```text
 //! {
 //!   "commitment": "hex",
-//!   "state": "unknown" | "pending" | "in_transaction" | "complete",
+//!   "state": "unknown" | "pending" | "in_transaction" | "complete" | "unavailable" (503),
 //!   "round": 12 | null,
 //!   "round_time": 1700000000 | null,    // when the round was sealed (unix seconds)
 //!   "txid": "hex" | null,               // the mined stamping transaction (display order)
@@ -25,6 +25,9 @@ use super::AppState;
 use crate::anchor::state::StamperState;
 use crate::projection::Status;
 
+/// The `state` when the on-disk history could not answer (served with `503`).
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// Seconds per Bitcoin block, for estimates.
 pub const BLOCK_INTERVAL_SECS: u64 = 600;
 
@@ -45,11 +48,11 @@ pub struct CommitmentStatus {
 /// Looks `commitment` up.
 pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
     let snap = Snapshot::take(state);
+    let status = crate::projection::Projection::status_shared(&state.view, commitment);
     let view = state.read_view();
     let needed = view.min_confirmations();
-    let status = view.status(commitment);
     let round = match &status {
-        Status::Unknown => None,
+        Status::Unknown | Status::Unavailable(_) => None,
         Status::Pending { round }
         | Status::Mined { round, .. }
         | Status::Complete { round, .. }
@@ -60,7 +63,7 @@ pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
         state: "unknown",
         round,
         round_time: round
-            .and_then(|r| view.rounds().get(r as usize))
+            .and_then(|r| view.round(r).ok().flatten())
             .map(|r| r.time),
         txid: None,
         confirmations: None,
@@ -71,6 +74,10 @@ pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
     let blocks = |n: u32| u64::from(n) * BLOCK_INTERVAL_SECS;
     match status {
         Status::Unknown => {}
+        Status::Unavailable(why) => {
+            s.state = UNAVAILABLE;
+            s.detail = format!("the calendar's history cannot answer now: {why}");
+        }
         Status::Pending { .. } => {
             s.state = "pending";
             let due = snap.next_tx_at.unwrap_or(0).max(snap.now);

@@ -74,3 +74,47 @@ fn dev_calendar_stamps_upgrades_and_verifies() {
     let status = child.wait().unwrap();
     assert!(status.success(), "otsd --dev exited with {status}");
 }
+
+/// An `otsd` copied away from the source tree (as `cargo install` leaves it), with `$BITCOIND`
+/// unset and `$HOME` empty, finds bitcoind in the cache `$OTSD_CACHE` names (the layout of
+/// tools/build-bitcoind.sh, here holding a link to the real `$BITCOIND`) and serves.
+#[test]
+fn installed_dev_finds_bitcoind_through_otsd_cache() {
+    let real = required_env("BITCOIND");
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let bin_dir = cache.join("bitcoin-core-kernel-sys-0.4.1/bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(&real, bin_dir.join("bitcoind")).unwrap();
+    let installed = tmp.path().join("bin/otsd");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_otsd"), &installed).unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = free_port();
+    let mut child = Command::new(&installed)
+        .args(["--dev", "--rpc-port", &port.to_string()])
+        .env_remove("BITCOIND")
+        .env("HOME", &home)
+        .env("OTSD_CACHE", &cache)
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the installed otsd --dev");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let started = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("otsd --dev: calendar "));
+    let r = common::get(format!("127.0.0.1:{port}").parse().unwrap(), "/readyz", "");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(started, "otsd --dev did not start from the cache");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(status.success(), "{status}");
+}

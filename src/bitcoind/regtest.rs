@@ -16,8 +16,10 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The node's stderr, in its datadir.
 const STDERR_FILE: &str = "stderr.log";
-/// Where `tools/build-bitcoind.sh` caches its build, under `$HOME`.
+/// Where `tools/build-bitcoind.sh` caches its build, under `$HOME` (without `$OTSD_CACHE`).
 pub const CACHE_BIN: &str = ".cache/otsd/bitcoin-core-kernel-sys-0.4.1/bin/bitcoind";
+/// The same under the cache root (`$OTSD_CACHE`, else `$HOME/.cache/otsd`).
+pub const CACHE_BIN_IN_ROOT: &str = "bitcoin-core-kernel-sys-0.4.1/bin/bitcoind";
 
 /// Why a node could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +78,13 @@ pub fn free_port() -> std::io::Result<u16> {
         .map(|a| a.port())
 }
 
-/// The cached build of `tools/build-bitcoind.sh`, if there is one.
+/// The cached build of `tools/build-bitcoind.sh`, if there is one: under `$OTSD_CACHE` when it is
+/// set (as the script does), else under `$HOME/.cache/otsd`.
 pub fn cached_bitcoind() -> Option<PathBuf> {
-    let cached = PathBuf::from(std::env::var_os("HOME")?).join(CACHE_BIN);
+    let cached = match std::env::var_os("OTSD_CACHE").filter(|c| !c.is_empty()) {
+        Some(root) => PathBuf::from(root).join(CACHE_BIN_IN_ROOT),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(CACHE_BIN),
+    };
     cached.is_file().then_some(cached)
 }
 

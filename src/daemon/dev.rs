@@ -52,7 +52,8 @@ impl Drop for DevCalendar {
     }
 }
 
-/// The bitcoind to run: `$BITCOIND`, the tools script's cache, or a fresh build by that script.
+/// The bitcoind to run: `$BITCOIND`, the tools script's cache (`$OTSD_CACHE` or
+/// `~/.cache/otsd`), or a fresh build by that script (compiled into the binary).
 pub fn find_bitcoind() -> Result<PathBuf, DevError> {
     if let Some(p) = std::env::var_os("BITCOIND").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
@@ -60,24 +61,33 @@ pub fn find_bitcoind() -> Result<PathBuf, DevError> {
     if let Some(cached) = cached_bitcoind() {
         return Ok(cached);
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/build-bitcoind.sh");
+    // The script is compiled into the binary, so an installed `otsd` (cargo install) builds
+    // without the source tree; it caches under $OTSD_CACHE like the checked-out script.
+    let dir = tempfile::tempdir().map_err(|e| DevError::NoBitcoind(e.to_string()))?;
+    let script = dir.path().join("build-bitcoind.sh");
+    std::fs::write(&script, BUILD_SCRIPT)
+        .map_err(|e| DevError::NoBitcoind(format!("{}: {e}", script.display())))?;
     eprintln!(
-        "otsd --dev: no bitcoind found; building one with {} (about 7 minutes)",
-        script.display()
+        "otsd --dev: no bitcoind found; building one (about 7 minutes; set BITCOIND to skip)"
     );
-    let out = Command::new(&script)
+    let out = Command::new("bash")
+        .arg(&script)
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| DevError::NoBitcoind(format!("{}: {e}; set BITCOIND", script.display())))?;
+        .map_err(|e| {
+            DevError::NoBitcoind(format!("bash {}: {e}; set BITCOIND", script.display()))
+        })?;
     if !out.status.success() {
-        return Err(DevError::NoBitcoind(format!(
-            "{} failed; set BITCOIND",
-            script.display()
-        )));
+        return Err(DevError::NoBitcoind(
+            "building bitcoind failed (see above); set BITCOIND".to_owned(),
+        ));
     }
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     Ok(PathBuf::from(dir).join("bitcoind"))
 }
+
+/// `tools/build-bitcoind.sh`, as compiled in.
+const BUILD_SCRIPT: &str = include_str!("../../tools/build-bitcoind.sh");
 
 fn port() -> Result<u16, DevError> {
     free_port().map_err(|e| DevError::Node(format!("no free port: {e}")))

@@ -1,6 +1,7 @@
 //! The HTML info page in a real headless browser (Debian's `chromium`, `$CHROMIUM`, installed by
 //! tools/setup-ops.sh), on a calendar stamping on a real `bitcoind -regtest`: the rendered DOM
-//! shows the figures, times in UTC with how long ago, the transaction in flight linked to the
+//! shows the figures, times in UTC with how long ago (added by the page's script, so this also
+//! checks that it runs), the transaction in flight linked to the
 //! explorer, and both QR codes; a screenshot is written to target/info-page.png for the record.
 #![allow(
     clippy::unwrap_used,
@@ -89,8 +90,8 @@ fn info_page_renders_in_chromium() {
         "Accepting digests.",
         "Digests accepted</th><td>4</td>",
         "id=\"pending\">",
-        "id=\"oldest-pending\">sealed 20",
-        " UTC (",
+        "id=\"oldest-pending\">sealed <time data-unix=",
+        " UTC</time> (",
         " ago)",
         &format!("href=\"https://explorer.example/tx/{txid}\""),
         "sat/vB",

@@ -44,6 +44,8 @@ pub struct InFlight {
 /// The calendar's progress at one instant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
+    /// When it was taken (not serialized: the info page's JSON stays a function of the state).
+    #[serde(skip)]
     pub now: u64,
     pub pending_rounds: u64,
     /// Time of the oldest pending round.

@@ -2,7 +2,11 @@
 //! a glance. Times in UTC with how long ago; stamping transactions linked to `--explorer-url`;
 //! the transaction in flight with its fee rate against `--btc-max-fee`; pending rounds with the
 //! age of the oldest; when the next transaction is due; the funding and donation addresses with
-//! QR codes; alarms on top. Plain HTML, no script, no external resources.
+//! QR codes; alarms on top. No external resources.
+//!
+//! The page is a pure function of the calendar's state (the replay tests compare it across
+//! restarts, and proxies cache it): times are written as absolute UTC in `<time data-unix>`, and
+//! a few lines of inline script add "(5 min ago)" from the reader's clock.
 use std::fmt::Write;
 
 use super::info::Info;
@@ -25,15 +29,22 @@ pub fn render(info: &Info) -> String {
     funding(&mut h, info);
     let _ = writeln!(
         h,
-        "<p class=\"foot\">otsd {} (Rust) &middot; network {} &middot; page generated {} &middot; \
+        "<p class=\"foot\">otsd {} (Rust) &middot; network {} &middot; \
          machine-readable: <code>Accept: application/json</code>, <code>/status/&lt;commitment&gt;</code>\
-         </p>\n</body></html>",
+         </p>\n<script>{AGO_SCRIPT}</script>\n</body></html>",
         info.version,
         escape(&info.network),
-        utc(info.stamping.now)
     );
     h
 }
+
+/// Appends "(N ago)" or "(in N)" after every `<time data-unix>`, from the reader's clock.
+const AGO_SCRIPT: &str = "function span(s){const u=[[86400,'d'],[3600,'h'],[60,'min'],[1,'s']];\
+const p=[];for(const [n,k] of u){if(s>=n||(p.length==0&&n==1)){p.push(Math.floor(s/n)+' '+k);s%=n;}\
+if(p.length==2)break;}return p.join(' ');}\
+for(const e of document.querySelectorAll('time[data-unix]')){\
+const d=Math.round(Date.now()/1000)-Number(e.dataset.unix);\
+e.insertAdjacentText('afterend',d>=0?' ('+span(d)+' ago)':' (in '+span(-d)+')');}";
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}\
@@ -71,18 +82,18 @@ fn overview(h: &mut String, info: &Info) {
                 "#{} with {} digests, sealed {}",
                 r.round,
                 r.digests,
-                when(u64::from(r.time), s.now)
+                when(u64::from(r.time))
             )
         });
     let oldest = s.oldest_pending_time.map_or("none".to_owned(), |t| {
-        format!("sealed {}", when(u64::from(t), s.now))
+        format!("sealed {}", when(u64::from(t)))
     });
     let complete = s.newest_complete_time.map_or("none yet".to_owned(), |t| {
-        format!("round sealed {}", when(u64::from(t), s.now))
+        format!("round sealed {}", when(u64::from(t)))
     });
     let next = match (s.stamper_enabled, s.next_tx_at) {
         (false, _) => "never: this calendar does not stamp (no Bitcoin node configured)".to_owned(),
-        (true, Some(at)) if at > s.now => format!("{} (in {})", utc(at), span(at - s.now)),
+        (true, Some(at)) if at > s.now => when(at),
         (true, _) if s.pending_rounds == 0 => "when a round is pending".to_owned(),
         (true, _) => "now (at the stamper's next look at the node)".to_owned(),
     };
@@ -219,12 +230,9 @@ fn btc(sat: u64) -> String {
     format!("{}.{:08} BTC", sat / 100_000_000, sat % 100_000_000)
 }
 
-/// `2026-12-02 12:34:56 UTC (5 min ago)`.
-pub fn when(t: u64, now: u64) -> String {
-    if t > now {
-        return format!("{} (in {})", utc(t), span(t - now));
-    }
-    format!("{} ({} ago)", utc(t), span(now - t))
+/// `<time data-unix="T">2026-12-02 12:34:56 UTC</time>`; the page's script adds how long ago.
+pub fn when(t: u64) -> String {
+    format!("<time data-unix=\"{t}\">{}</time>", utc(t))
 }
 
 /// A duration in its two largest units: `3 d 4 h`, `5 min 2 s`.
@@ -310,6 +318,9 @@ mod tests {
         assert_eq!(span(59), "59 s");
         assert_eq!(span(3_725), "1 h 2 min");
         assert_eq!(span(2 * 86_400 + 5), "2 d 5 s");
-        assert_eq!(when(100, 160), format!("{} (1 min ago)", utc(100)));
+        assert_eq!(
+            when(100),
+            "<time data-unix=\"100\">1970-01-01 00:01:40 UTC</time>"
+        );
     }
 }

@@ -52,7 +52,7 @@ pub struct Snapshot {
     pub oldest_pending_time: Option<u32>,
     /// Time of the newest round whose proof is complete.
     pub newest_complete_time: Option<u32>,
-    /// Height of the newest final stamping transaction.
+    /// Height of the newest final stamping transaction (not kept across a checkpoint yet: `null`).
     pub final_anchor_height: Option<u32>,
     pub best_height: Option<u32>,
     pub in_flight: Option<InFlight>,
@@ -87,15 +87,15 @@ impl Snapshot {
         // figure unknown rather than failing the page.
         let time_of = |r: u64| view.round(r).ok().flatten().map(|e| e.time);
         let best_height = stamps.state.tip().map(|t| t.0);
-        let newest_final = stamps.mined().rev().find(|(_, _, fin)| *fin);
         let mut s = Snapshot {
             now,
             pending_rounds: view.next_round().saturating_sub(first),
             oldest_pending_time: (first < view.next_round())
                 .then(|| time_of(first))
                 .flatten(),
-            newest_complete_time: newest_final.and_then(|(_, m, _)| time_of(m.last_round)),
-            final_anchor_height: newest_final.map(|(_, m, _)| m.proof.height),
+            // From the folded stamper state (kept in the checkpoint), so a replay shows the same.
+            newest_complete_time: stamps.state.final_through.and_then(time_of),
+            final_anchor_height: None,
             best_height,
             in_flight: in_flight(&stamps.state, best_height, |t| {
                 stamps.raw_tx(t).map(<[u8]>::len)

@@ -137,24 +137,29 @@ impl Info {
     }
 }
 
-/// The newest [`MINED_SHOWN`] mined stamping transactions, newest first.
+/// The mined stamping transactions not yet final (newest first, at most [`MINED_SHOWN`]), from
+/// the folded stamper state, which a replay restores exactly; final ones leave the state.
 fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<MinedTx> {
-    view.stamps()
-        .mined()
+    let state = &view.stamps().state;
+    state
+        .cycles
+        .iter()
         .rev()
-        .take(MINED_SHOWN)
-        .map(|(first_round, m, final_)| {
-            let mut display = m.txid;
+        .filter_map(|c| {
+            let conf = c.confirmed?;
+            let tx = c.tx(&conf.txid)?;
+            let mut display = conf.txid;
             display.reverse();
-            MinedTx {
+            let confirmations = best.map_or(0, |tip| StamperState::confirmations(conf.height, tip));
+            Some(MinedTx {
                 txid: hex::encode(display),
-                height: m.proof.height,
-                confirmations: best
-                    .map_or(0, |tip| StamperState::confirmations(m.proof.height, tip)),
-                first_round,
-                last_round: m.last_round,
-                final_,
-            }
+                height: conf.height,
+                confirmations,
+                first_round: tx.first_round,
+                last_round: tx.last_round,
+                final_: state.is_final(conf.height, best.unwrap_or(0)),
+            })
         })
+        .take(MINED_SHOWN)
         .collect()
 }

@@ -195,7 +195,7 @@ impl Metrics {
         );
         r.register(
             "blocks_since_final_anchor",
-            "Blocks between the best block and the newest final stamping transaction; -1 when none",
+            "Blocks between the best block and the newest final stamping transaction; -1 when not known (not yet kept across checkpoints)",
             self.blocks_since_final_anchor.clone(),
         );
         r.register(

@@ -61,6 +61,19 @@ pub enum ProjectionError {
     BadCommitment { seq: u64, round: u64, len: usize },
 }
 
+/// A stamping event the fold refused; see [`Projection::apply_checked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampProblem {
+    pub seq: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for StampProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seq {}: {}", self.seq, self.detail)
+    }
+}
+
 /// Most tip trees kept in the proof cache: clients ask about recent transactions.
 pub const TIP_TREES_CACHED: usize = 8;
 
@@ -140,13 +153,30 @@ impl Projection {
         self.open_digests += 1;
     }
 
-    /// Folds one event in.
+    /// Folds one event in. A stamping event that cannot be proven is logged and left out (see
+    /// [`Projection::apply_checked`]); only an event that breaks the round order is an error.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
+        if let Some(problem) = self.apply_checked(seq, event)? {
+            // Written by our stamper after checking; the rounds stay pending rather than stopping
+            // the calendar from starting. `otsctl verify` reports it as a problem.
+            tracing::error!(seq, "{problem}");
+        }
+        Ok(())
+    }
+
+    /// Folds one event in, returning the problem with a stamping event the fold refused (left
+    /// out, its rounds stay pending): a `TxBroadcast` covering rounds not sealed, a `TxConfirmed`
+    /// whose transaction does not carry its tip or is not in its block. Auditors report these.
+    pub fn apply_checked(
+        &mut self,
+        seq: u64,
+        event: &Event,
+    ) -> Result<Option<StampProblem>, ProjectionError> {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { .. } => {
                 self.count_digest(seq);
-                Ok(())
+                Ok(None)
             }
             Event::RoundSealed {
                 round,
@@ -154,22 +184,36 @@ impl Projection {
                 commitment,
                 digests,
                 ..
-            } => self.seal(seq, *round, *time, commitment, *digests),
-            Event::CommitmentReadmitted { round, commitment } => self.seal(
-                seq,
-                *round,
-                commitment_time(commitment).unwrap_or(0),
-                commitment,
-                0,
-            ),
-            other => {
-                if let Err(e) = self.stamps.apply(other) {
-                    // Written by our stamper after checking; the rounds stay pending rather than
-                    // stopping the calendar from starting.
-                    tracing::error!(seq, "stamping event cannot be proven: {e}");
-                }
-                Ok(())
+            } => self
+                .seal(seq, *round, *time, commitment, *digests)
+                .map(|()| None),
+            Event::CommitmentReadmitted { round, commitment } => self
+                .seal(
+                    seq,
+                    *round,
+                    commitment_time(commitment).unwrap_or(0),
+                    commitment,
+                    0,
+                )
+                .map(|()| None),
+            Event::TxBroadcast {
+                first_round,
+                last_round,
+                ..
+            } if first_round > last_round || *last_round >= self.next_round() => {
+                Ok(Some(StampProblem {
+                    seq,
+                    detail: format!(
+                        "TxBroadcast covers rounds {first_round}..={last_round}, but only {} \
+                         rounds are sealed: refused",
+                        self.next_round()
+                    ),
+                }))
             }
+            other => Ok(self.stamps.apply(other).err().map(|e| StampProblem {
+                seq,
+                detail: format!("stamping event cannot be proven: {e}"),
+            })),
         }
     }
 
@@ -236,9 +280,10 @@ impl Projection {
                 let tree = self
                     .tip_trees
                     .get_or_build((first_round, last, mined.txid), || {
-                        let commitments = self.rounds[first_round as usize..=last as usize]
-                            .iter()
-                            .map(|r| &r.commitment[..]);
+                        // The fold admits only transactions over sealed rounds; `get` keeps
+                        // even a broken invariant from panicking a request.
+                        let rounds = self.rounds.get(first_round as usize..=last as usize)?;
+                        let commitments = rounds.iter().map(|r| &r.commitment[..]);
                         crate::anchor::proof::tip_tree(commitments, head.as_ref())
                     });
                 let mut proof = Vec::new();

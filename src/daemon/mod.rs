@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
-use crate::calendar::dir::{CalendarDir, DirError};
+use crate::calendar::dir::{CalendarDir, DirError, HISTORY_MARKER};
 use crate::http::{self, server::ServerOptions, AppState};
+use crate::log::segment::list_segments;
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
@@ -52,6 +53,22 @@ pub enum ServeError {
     Log(#[from] LogError),
     #[error("event log seq {seq}: {problem}")]
     Replay { seq: u64, problem: String },
+    #[error(
+        "{}: no log segments, but this calendar has had a history ({evidence}). Refusing to \
+         start a new log, which would answer `Not found` for every commitment issued so far. Is \
+         the disk mounted, is -c right? Restore the log from a backup, or rebuild it from a \
+         mirror with `otsctl recover {} --from MIRROR` (otsd stopped). Only to start a new \
+         history on purpose: remove {} and {}/",
+        log_dir.display(),
+        calendar.display(),
+        calendar.join(HISTORY_MARKER).display(),
+        calendar.join(PROJECTION_DIR).display()
+    )]
+    LogMissing {
+        calendar: PathBuf,
+        log_dir: PathBuf,
+        evidence: String,
+    },
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
     #[error("stamper key: {0}")]
@@ -132,8 +149,11 @@ pub async fn start(
     Ok(Running { addr, done })
 }
 
-/// Opens the log for writing, repairing a torn tail (logged).
+/// Opens the log for writing, repairing a torn tail (logged). A log is created only for a
+/// calendar that never had one ([`refuse_lost_history`]); once it exists, the history marker says
+/// so for good.
 fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer, ServeError> {
+    refuse_lost_history(dir)?;
     let opts = WriterOptions {
         segment_size,
         ..WriterOptions::default()
@@ -147,12 +167,37 @@ fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer
             recovery.segment
         );
     }
+    dir.mark_history()?;
     tracing::info!(
         "opened the log in {}; next sequence number {}",
         dir.log_dir().display(),
         recovery.next_seq
     );
     Ok(writer)
+}
+
+/// Errors if the log has no segment (missing directory, empty mount point) although the calendar
+/// has had a history: the history marker, or a projection checkpoint (calendars older than the
+/// marker).
+fn refuse_lost_history(dir: &CalendarDir) -> Result<(), ServeError> {
+    let log_dir = dir.log_dir();
+    let has_segments = log_dir.exists() && !list_segments(&log_dir)?.is_empty();
+    if has_segments {
+        return Ok(());
+    }
+    let projection = dir.path.join(PROJECTION_DIR);
+    let evidence = if dir.has_had_history() {
+        format!("{} exists", dir.path.join(HISTORY_MARKER).display())
+    } else if std::fs::read_dir(&projection).is_ok_and(|mut d| d.next().is_some()) {
+        format!("{} holds a projection of it", projection.display())
+    } else {
+        return Ok(());
+    };
+    Err(ServeError::LogMissing {
+        calendar: dir.path.clone(),
+        log_dir,
+        evidence,
+    })
 }
 
 /// The live projection, rebuilt by [`replay`], and the checkpointer that keeps its checkpoint

@@ -23,6 +23,10 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("calendar log unavailable")]
     LogUnavailable(String),
+    /// The log refused a round without writing anything (no space for the next segment, its
+    /// writer's queue full): the calendar is fine, try again later.
+    #[error("calendar log cannot take digests right now; try again later")]
+    LogBusy(String),
 }
 
 /// Shared refusal state: shutting down, or the log writer poisoned.

@@ -82,6 +82,7 @@ pub fn error_reply(e: &SubmitError) -> WarpResponse {
         SubmitError::QueueFull => "1",
         SubmitError::ShuttingDown => "5",
         SubmitError::LogUnavailable(_) => "60",
+        SubmitError::LogBusy(_) => "10",
     };
     let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None);
     resp.headers_mut()

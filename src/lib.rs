@@ -8,6 +8,8 @@
 //! Bitcoin, HTTP answers from the projection; the daemon wires these, and the operator tools read
 //! the log on their own).
 //!
+//! - [`sync`]: the lock-poisoning policy (a panic while a lock is held stops the process).
+//!   Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -67,4 +69,5 @@ pub mod ots;
 pub mod projection;
 pub mod replica;
 pub mod stamper;
+pub mod sync;
 pub mod telemetry;

@@ -49,16 +49,12 @@ impl IntakeState {
 
     /// The log failure that stopped intake, if any.
     pub fn poisoned(&self) -> Option<SubmitError> {
-        let why = self
-            .poisoned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let why = crate::sync::lock(&self.poisoned).clone();
         why.map(SubmitError::LogUnavailable)
     }
 
     pub(crate) fn poison(&self, why: String) {
-        *self.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        *crate::sync::lock(&self.poisoned) = Some(why);
     }
 }
 

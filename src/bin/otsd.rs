@@ -4,6 +4,7 @@ use otsd::cli::OtsdArgs;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
+    otsd::sync::abort_on_panic();
     otsd::telemetry::init(args.verbosity(), args.debug_file.as_deref())
         .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

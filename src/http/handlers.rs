@@ -157,7 +157,7 @@ pub fn get_tip(state: Arc<AppState>) -> WarpResponse {
 }
 
 fn current_tip(state: &AppState) -> Option<Vec<u8>> {
-    let mut cache = state.tip.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = crate::sync::lock(&state.tip);
     let view = state.read_view();
     let round = (view.first_pending_round(), view.next_round());
     if let Some((at, r, tip)) = &cache.computed {

@@ -77,11 +77,7 @@ impl Info {
                 commitment: hex::encode(r.commitment),
             }),
             log_next_seq: view.next_seq(),
-            bitcoin: state
-                .bitcoin_status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            bitcoin: crate::sync::lock(&state.bitcoin_status).clone(),
         }
     }
 

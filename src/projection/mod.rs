@@ -92,7 +92,7 @@ impl TipTrees {
         key: TipKey,
         build: impl FnOnce() -> Option<MerkleTree>,
     ) -> Option<std::sync::Arc<MerkleTree>> {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock(&self.0);
         if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
             let hit = cache.remove(i);
             cache.push(hit.clone());

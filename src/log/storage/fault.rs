@@ -47,7 +47,7 @@ pub struct FaultStorage {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&state)
 }
 
 fn not_found(name: &str) -> io::Error {

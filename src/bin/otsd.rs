@@ -17,10 +17,14 @@ fn main() -> anyhow::Result<()> {
             ))
             .context("otsd --dev");
     }
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let running =
             otsd::daemon::start(args.serve_config(), otsd::daemon::shutdown_signal()).await?;
         running.done.await.context("otsd main task")??;
         Ok(())
-    })
+    });
+    // The log is closed by now. A stamper RPC cancelled at shutdown may still block a thread until
+    // its --btc-rpc-timeout; do not wait for it (dropping the runtime would).
+    runtime.shutdown_timeout(otsd::daemon::RUNTIME_STOP_GRACE);
+    result
 }

@@ -305,7 +305,7 @@ impl Tasks {
         self.intake.begin_shutdown();
         let _ = self.stop_stamper.send(true);
         if let Some(stamper) = self.stamper {
-            let _ = stamper.await;
+            stop_stamper(stamper).await;
         }
         let _ = self.stop_aggregator.send(());
         let writer = self.aggregator.await.map_err(|e| ServeError::Replay {
@@ -317,6 +317,35 @@ impl Tasks {
         tracing::info!("log closed cleanly; goodbye");
         Ok(())
     }
+}
+
+/// Longest a shutdown waits for the stamper to finish its current step (an RPC can take up to
+/// `--btc-rpc-timeout`, `scantxoutset` 10 minutes). Well below the systemd unit's
+/// `TimeoutStopSec=30`, which also has to cover draining the aggregator and closing the log.
+pub const STAMPER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Longest `otsd` waits, once the log is closed, for blocking threads (a cancelled stamper RPC)
+/// before it exits.
+pub const RUNTIME_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits up to [`STAMPER_STOP_GRACE`] for the stamper, then cancels it. Cancelling is safe: the
+/// stamper writes to the log only after facts (a broadcast Core accepted), and what it has not
+/// written yet it redoes after the restart, as after a crash; what it already queued for the log
+/// is still written, because the writer drains its queue before it closes.
+async fn stop_stamper(mut stamper: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(STAMPER_STOP_GRACE, &mut stamper)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        "the stamper is still waiting for Bitcoin Core after {} s; cancelling it (it resumes \
+         from the log after the restart)",
+        STAMPER_STOP_GRACE.as_secs()
+    );
+    stamper.abort();
+    let _ = stamper.await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

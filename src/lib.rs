@@ -27,12 +27,17 @@
 //! - [`aggregator`]: turns submitted digests into rounds (group commits), answered after fsync.
 //! - [`stamper`]: commits rounds into Bitcoin: a pure decision policy driven by a thin RPC driver.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
+//! - [`cli`]: the command lines of both binaries (clap only; argument groups both take, such as
+//!   network, node and sequence range, defined once in `cli::shared`).
+//! - [`config`]: `otsd`'s arguments turned into a [`config::ServeConfig`]; the [`config::Network`];
+//!   every flag's default taken from the module that owns it.
 //! - [`daemon`]: the wiring of a running `otsd` (open the log, load the projection, spawn the tasks,
 //!   shut down in order), its signals, and `otsd --dev`.
 //! - [`audit`]: reading a log as an auditor: `verify`, `inspect`, `replay`, `prove-head`.
 //! - [`replica`]: copies of the log elsewhere: the mirror format and readers, `ship`, `recover`
 //!   (with the log-level merge), `readmit`, and the small HTTP/1.1 client.
-//! - [`cli`]: the command lines of both binaries (clap only).
+//! - [`pycal`]: the Python otsd's calendar directory, read-only (journal, LevelDB of proofs, the
+//!   answers it gives), and its import into a new calendar (`otsctl import-otsd`).
 //! - [`ctl`]: one thin file per `otsctl` command: arguments in, a [`ctl::Report`] out.
 //!
 //! # Where things live
@@ -46,13 +51,15 @@
 //! | Bitcoin policy (send, bump, wait)      | `src/stamper/policy.rs` (state fold: `src/anchor/state.rs`) |
 //! | Bitcoin Core RPC, regtest node         | `src/bitcoind/{rpc,regtest}.rs`                 |
 //! | HTTP answers (status codes, bodies)    | `src/http/handlers.rs` (info page: `src/http/info.rs`) |
+//! | `otsd` flags, defaults, limits         | `src/cli/otsd.rs` (shared groups: `src/cli/shared.rs`; into a `ServeConfig`: `src/config.rs`) |
+//! | `otsctl` arguments                     | `src/cli/otsctl.rs`                             |
 //! | start-up and shutdown of `otsd`        | `src/daemon/mod.rs`                             |
 //! | mirror format                          | `src/replica/mirror.rs`                         |
 //! | `otsctl init` / `address`              | `src/ctl/init.rs` / `src/ctl/address.rs`        |
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
-#![deny(unsafe_code)]
+//! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 
 pub mod aggregator;
 pub mod anchor;
@@ -60,6 +67,7 @@ pub mod audit;
 pub mod bitcoind;
 pub mod calendar;
 pub mod cli;
+pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod events;
@@ -67,6 +75,7 @@ pub mod http;
 pub mod log;
 pub mod ots;
 pub mod projection;
+pub mod pycal;
 pub mod replica;
 pub mod stamper;
 pub mod sync;

@@ -1,5 +1,10 @@
 //! Slow, idle and abusive clients get clear errors or are disconnected, and never stop the
 //! calendar from serving others.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::io::{Read, Write};

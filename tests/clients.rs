@@ -2,6 +2,11 @@
 //! javascript-opentimestamps (npm) and python-opentimestamps parsing our answers. The test command
 //! (tools/test.sh) installs them and sets OTS_BIN, OTS_PYTHON and OTS_JS_DIR; without them these
 //! tests fail rather than skip.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::process::Command;

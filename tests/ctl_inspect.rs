@@ -1,5 +1,10 @@
 //! `otsctl inspect` (dumps by range and type, look-ups of a digest or commitment) and `otsctl
 //! replay`, on a calendar after real submissions and on a log with stamping events.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::Path;

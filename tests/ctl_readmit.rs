@@ -1,6 +1,11 @@
 //! `otsctl readmit`: commitments that clients hold in their `.ots` files go back into a calendar
 //! that lost its log, if and only if their MAC is the calendar's. Files are stamped by the real
 //! `ots` client ($OTS_BIN); the full path to a complete proof runs against a regtest bitcoind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,11 @@
 //! pair, a dropped record, a truncated tail, or from another calendar are caught and only the
 //! authentic prefix is kept; local authentic data is never replaced; ship is incremental and never
 //! overwrites a mirror with damage.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::fs;

@@ -1,6 +1,11 @@
 //! `otsctl verify` against a clean calendar after real submissions, and against logs with planted
 //! damage: a flipped bit in a sealed segment, a forged MAC, a wrong root, a wrong digest count, a
 //! confirmation without a broadcast.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::{Path, PathBuf};

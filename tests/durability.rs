@@ -1,5 +1,10 @@
 //! Nothing acknowledged is lost: a `200` to `POST /digest` survives SIGKILL at any moment, and a
 //! SIGTERM under load shuts down cleanly, answering what it accepted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

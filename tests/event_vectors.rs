@@ -3,6 +3,11 @@
 //! `tests/vectors/events-v1.json` holds one event of each variant as encoded by the first version
 //! (written with `cargo test --test event_vectors -- --ignored generate_events_v1_vectors`, never
 //! regenerated; a new variant gets its own pinned test below).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::path::{Path, PathBuf};
 
 use otsd::events::codec;
@@ -98,4 +103,34 @@ fn commitment_readmitted_encoding_is_pinned() {
     let expected = format!("a106a2000701582c{}", "c0".repeat(44));
     assert_eq!(hex::encode(&bytes), expected);
     assert_eq!(codec::decode::<Event>(&bytes).expect("decode"), event);
+}
+
+/// `CommitmentImported` came after `CommitmentReadmitted`: variant index 7, fields `round`,
+/// `commitment`, then `proof` (a byte string, or null when the commitment is pending).
+#[test]
+fn commitment_imported_encoding_is_pinned() {
+    let complete = Event::CommitmentImported {
+        round: 7,
+        commitment: vec![0xc0; 36],
+        proof: Some(vec![0x08, 0x00]),
+    };
+    let pending = Event::CommitmentImported {
+        round: 300,
+        commitment: vec![0xc1; 44],
+        proof: None,
+    };
+    for (event, expected) in [
+        (
+            &complete,
+            format!("a107a30007015824{}02420800", "c0".repeat(36)),
+        ),
+        (
+            &pending,
+            format!("a107a30019012c01582c{}02f6", "c1".repeat(44)),
+        ),
+    ] {
+        let bytes = codec::encode(event).expect("encode");
+        assert_eq!(hex::encode(&bytes), expected);
+        assert_eq!(&codec::decode::<Event>(&bytes).expect("decode"), event);
+    }
 }

@@ -2,6 +2,11 @@
 //! group commits and prints each durable sequence number; the parent kills it with SIGKILL at random
 //! moments, reopens, and checks that every acknowledged event is present and intact and that nothing
 //! after the tail is garbage. Reproduce a run with `OTSD_LOG_CRASH_SEED=<seed printed>`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};

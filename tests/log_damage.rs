@@ -1,6 +1,11 @@
 //! Damage: every bit flip in a sealed segment is found at the right segment and offset; torn,
 //! truncated and zero-filled tails are repaired; damage inside the active segment is refused; a
 //! forger without the key can recompute the public chain but not the HMAC chain.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::fs;

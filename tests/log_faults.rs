@@ -1,5 +1,10 @@
 //! Fault injection through `FaultStorage`: failed fsync poisons, short writes, a write failing
 //! midway, a full disk, and the difference between written and durable bytes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use otsd::log::{
     FaultStorage, Faults, LogError, LogKey, Reader, SeqRange, Writer, WriterHandle, WriterOptions,
 };

@@ -1,5 +1,10 @@
 //! Round trips through writer and reader: random events and segment sizes, reopening in between,
 //! reading from any sequence number, following the tail, and the writer thread.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::path::Path;
 
 use otsd::log::{LogKey, Reader, SeqRange, Writer, WriterHandle, WriterOptions};

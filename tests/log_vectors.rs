@@ -1,6 +1,11 @@
 //! The committed format-v1 log in `tests/vectors/log-v1/` must keep reading to the same events and
 //! head. Regenerate it (only when the format version changes, into a new directory!) with
 //! `cargo test --test log_vectors -- --ignored generate_log_v1_vectors`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::path::{Path, PathBuf};
 
 use otsd::log::{LogKey, Reader, Writer, WriterOptions};

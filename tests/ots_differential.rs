@@ -2,6 +2,11 @@
 //! (tests/vectors/python-differential.json, from tests/vectors/gen_python_differential.py):
 //! mutated real proofs and format-shaped random bytes. For each, we must accept exactly what
 //! python accepts, re-serialize it to the same bytes and leave the same number of bytes unread.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 
 use std::path::PathBuf;
 

@@ -4,6 +4,11 @@
 //! (an arena of nodes linked by operations, as python links `Timestamp` objects), for every size
 //! from 1 to 70 leaves; and tests/vectors/python-ots-fixtures.json, produced by python itself with
 //! tests/vectors/gen_python_fixtures.py, which holds roots and the exact serialized leaf proofs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,11 @@
 //! Proofs serialized by python-opentimestamps with every operation and attestation kind
 //! (tests/vectors/python-ots-fixtures.json): we must decode them, find the same attestations on
 //! the same messages, and re-encode them byte for byte, branches and sort order included.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 
 use std::path::PathBuf;
 

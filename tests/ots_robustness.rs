@@ -1,5 +1,10 @@
 //! Decoding untrusted bytes never panics, never recurses without bound, and whatever decodes
 //! re-encodes to a canonical form that decodes to the same tree.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 
 use otsd::ots::file::HEADER_MAGIC;
 use otsd::ots::timestamp::MAX_DEPTH;

@@ -4,6 +4,11 @@
 //! Every commitment's MAC must verify under the calendar's key, and every answer must decode,
 //! re-encode to the same bytes, lead from the digest to a commitment whose MAC verifies, and be
 //! exactly what our linear writer produces for the same nonce, time, MAC and URI.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 
 use std::path::PathBuf;
 

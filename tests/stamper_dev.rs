@@ -1,4 +1,9 @@
 //! `otsd --dev` end to end with the real `ots` client (needs `$BITCOIND` and `$OTS_BIN`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::io::{BufRead, BufReader};

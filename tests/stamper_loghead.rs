@@ -3,6 +3,11 @@
 //! writes a standard .ots proof of a head that the real `ots` client verifies against the regtest
 //! node, and `otsctl verify --btc-rpc` checks the confirmations against the node's best chain.
 //! Needs `$BITCOIND` and `$OTS_BIN` (see tests/common/bitcoind.rs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,9 @@
 //! The stamper against a real `bitcoind -regtest` (needs `$BITCOIND`; see tests/common/bitcoind.rs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::time::Duration;
@@ -132,14 +137,30 @@ fn stamps_a_commitment_and_serves_the_complete_proof() {
     let r = get(otsd.addr, &path, "");
     assert_eq!(r.status, 404);
     assert_eq!(r.text(), "Pending confirmation in Bitcoin blockchain");
-    // Broadcast, not mined: the commitment is still pending and is the tip.
+    // Broadcast, not mined: the commitment is still pending, and the tip is the transaction's
+    // OP_RETURN payload (as the Python server's `GET /tip`).
     assert_eq!(pending_commitments(&otsd), 1);
-    assert_eq!(get(otsd.addr, "/tip", "").body, commitment);
+    let tx = node
+        .client
+        .get_raw_transaction(&txid, None)
+        .expect("the stamping tx");
+    let op_return = tx
+        .output
+        .iter()
+        .find_map(|o| o.script_pubkey.as_bytes().strip_prefix(&[0x6a, 0x20][..]))
+        .expect("an OP_RETURN output");
+    // The broadcast is recorded just after `sendrawtransaction` returns.
+    let tip = wait_for("the tip of the broadcast", 30, || {
+        let r = get(otsd.addr, "/tip", "");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(tip.body.as_slice(), op_return);
+    assert_eq!(tip.header("cache-control"), Some("public, max-age=10"));
 
     let block = node.mine(1)[0];
     wait_for("the confirmation to be seen", 30, || {
         let r = get(otsd.addr, &path, "");
-        (r.text() == format!("Timestamped by transaction {txid}; waiting for 5 confirmations"))
+        (r.text() == format!("Timestamped by transaction {txid}; waiting for 6 confirmations"))
             .then_some(())
     });
     // Mined: no longer pending, as in the Python stamper.

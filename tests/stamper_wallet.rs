@@ -7,6 +7,11 @@
 //! <rpc>`); they are not captured from a live node. Its "signing" echoes the unsigned transaction
 //! with a placeholder witness, so these tests check what otsd asks for and builds, not that a real
 //! wallet would sign it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 use std::cell::RefCell;
 
 use bitcoin::hashes::Hash;

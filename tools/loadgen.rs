@@ -40,6 +40,8 @@ const MAX_DURATION_SECS: f64 = 3600.0;
 const DEFAULT_DURATION_SECS: f64 = 10.0;
 /// Most requests in one run.
 const MAX_REQUESTS: u64 = 100_000_000;
+/// Most `--threads`.
+const MAX_THREADS: usize = 1024;
 /// Most concurrent connections.
 const MAX_CONCURRENCY: usize = 10_000;
 /// Most commitments sampled for `--timestamp-check`.
@@ -68,7 +70,7 @@ const PENDING_TEXT: &str = "Pending confirmation in Bitcoin blockchain";
 )]
 struct Args {
     /// Calendar address, host:port.
-    #[arg(long, default_value = "127.0.0.1:14788")]
+    #[arg(long, default_value_t = format!("127.0.0.1:{}", otsd::cli::otsd::DEFAULT_RPC_PORT))]
     target: String,
     /// Connections (workers) in flight at once.
     #[arg(short, long, default_value_t = 64)]
@@ -122,7 +124,7 @@ fn run(args: &Args) -> Result<bool> {
     let config = Config::from_args(args)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
-        builder.worker_threads(threads.max(1));
+        builder.worker_threads(threads);
     }
     let runtime = builder
         .enable_all()
@@ -176,6 +178,9 @@ impl Config {
         )?;
         check_range("--timeout-ms", args.timeout_ms, 1, 600_000)?;
         check_range("--verifiers", args.verifiers, 1, 64)?;
+        if let Some(threads) = args.threads {
+            check_range("--threads", threads, 1, MAX_THREADS)?;
+        }
         Ok(Config {
             addr: resolve(&args.target, args.allow_remote)?,
             host: args.target.clone(),

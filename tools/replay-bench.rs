@@ -45,7 +45,10 @@ fn parse_args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--dir" => args.dir = PathBuf::from(value),
             "--digests" => args.digests = value.parse()?,
-            "--round-size" => args.round_size = value.parse::<u64>()?.max(1),
+            "--round-size" => {
+                args.round_size = value.parse()?;
+                anyhow::ensure!(args.round_size >= 1, "--round-size must be at least 1");
+            }
             "--runs" => args.runs = value.parse()?,
             _ => anyhow::bail!("unknown flag {flag} (--dir, --digests, --round-size, --runs)"),
         }

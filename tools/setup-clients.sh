@@ -102,6 +102,35 @@ else
   touch "$PY_DIR/.complete"
 fi
 
+# ------------------------------------------------------- python peer otsd ---
+# The Python calendar server (../shared/peers/opentimestamps-server) runs as a test peer
+# (tests/python_import.rs): its own requirements, into the same venv. leveldb 0.201 is the
+# binding the server imports; it builds from source with g++ (Python <= 3.11).
+PEER_VERSION="2026-12-02.2"
+PEER_PINS=(
+  leveldb==0.201
+  pystache==0.6.8
+  simplejson==3.16.0
+  qrcode==6.1
+  requests==2.32.3
+  pillow==10.4.0
+)
+if [[ -f "$PY_DIR/.complete-peer-$PEER_VERSION" ]]; then
+  log "python peer otsd requirements: cached in $PY_DIR"
+elif [[ $("$PYTHON" -c 'import sys; print(int(sys.version_info < (3, 12)))') == 1 ]]; then
+  log "python peer otsd requirements: installing into $PY_DIR"
+  if ! command -v g++ >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >&2 && apt-get install -y -qq g++ >&2
+  fi
+  "$PY_DIR/bin/python" -m pip install -q --disable-pip-version-check \
+    --no-input "${PEER_PINS[@]}" >&2
+  "$PY_DIR/bin/python" -c 'import leveldb, pystache, simplejson, qrcode, requests, PIL' \
+    || die "the python peer otsd's requirements do not import in $PY_DIR"
+  touch "$PY_DIR/.complete-peer-$PEER_VERSION"
+else
+  log "python peer otsd: needs python <= 3.11 for leveldb 0.201; the peer tests will fail"
+fi
+
 # -------------------------------------------------------------------- js ---
 command -v node >/dev/null 2>&1 || die "node not found"
 command -v npm >/dev/null 2>&1 || die "npm not found"

@@ -5,8 +5,15 @@
 #   2. installs the real OpenTimestamps clients (PyPI opentimestamps-client and opentimestamps,
 #      npm javascript-opentimestamps) into a cache;
 #   3. runs the whole Rust test suite, which drives those clients and that node.
+# Before all that, the lint gate: `cargo fmt --check` and clippy with warnings as errors (the lint
+# levels are in Cargo.toml [lints] and clippy.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
 
 bin_dir=$(tools/build-bitcoind.sh)
 export BITCOIND="$bin_dir/bitcoind" BITCOIN_CLI="$bin_dir/bitcoin-cli"

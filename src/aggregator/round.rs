@@ -46,6 +46,10 @@ impl RoundSealer {
             .zip(&nonces)
             .map(|(d, n)| nonce_leaf(d, n))
             .collect();
+        #[allow(
+            clippy::expect_used,
+            reason = "callers seal non-empty rounds (documented above)"
+        )]
         let tree = MerkleTree::new(leaves).expect("a round has at least one digest");
         let root = *tree.root();
         let mac = self.mac.mac(time, &root);
@@ -56,6 +60,7 @@ impl RoundSealer {
             .enumerate()
             .map(|(i, nonce)| {
                 let mut out = Vec::with_capacity(64 + 34 * 20 + tail.as_bytes().len());
+                #[allow(clippy::expect_used, reason = "the tree has one leaf per digest")]
                 let path = tree.path(i).expect("every digest has a leaf");
                 write_answer(&mut out, nonce, path, &tail);
                 Bytes::from(out)

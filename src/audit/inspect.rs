@@ -13,7 +13,7 @@ use crate::events::Event;
 use crate::projection::{Projection, Status};
 
 /// Event type names accepted by `--type`.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "DigestSubmitted",
     "RoundSealed",
     "TxBroadcast",
@@ -21,6 +21,7 @@ pub const EVENT_TYPES: [&str; 7] = [
     "BlockSeen",
     "Reorg",
     "CommitmentReadmitted",
+    "CommitmentImported",
 ];
 
 pub fn type_name(event: &Event) -> &'static str {
@@ -32,6 +33,7 @@ pub fn type_name(event: &Event) -> &'static str {
         Event::BlockSeen { .. } => EVENT_TYPES[4],
         Event::Reorg { .. } => EVENT_TYPES[5],
         Event::CommitmentReadmitted { .. } => EVENT_TYPES[6],
+        Event::CommitmentImported { .. } => EVENT_TYPES[7],
     }
 }
 
@@ -86,6 +88,12 @@ pub fn event_json(seq: u64, event: &Event) -> Value {
         Event::CommitmentReadmitted { round, commitment } => {
             json!({"round": round, "commitment": hex(commitment)})
         }
+        Event::CommitmentImported {
+            round,
+            commitment,
+            proof,
+        } => json!({"round": round, "commitment": hex(commitment),
+                    "proof": proof.as_deref().map(hex)}),
     };
     json!({"seq": seq, "type": type_name(event), "event": fields})
 }
@@ -238,7 +246,10 @@ impl Finder<'_> {
                 Event::RoundSealed {
                     round, commitment, ..
                 }
-                | Event::CommitmentReadmitted { round, commitment },
+                | Event::CommitmentReadmitted { round, commitment }
+                | Event::CommitmentImported {
+                    round, commitment, ..
+                },
                 target,
             ) if self.loc.round.is_none() => {
                 let ours = match target {
@@ -295,6 +306,7 @@ impl Finder<'_> {
             Some(Status::Pending { .. }) => "pending",
             Some(Status::Mined { .. }) => "mined",
             Some(Status::Complete { .. }) => "complete",
+            Some(Status::Imported { .. }) => "imported",
         }
         .to_owned();
         self.loc.found = self.loc.round.is_some() || self.loc.digest_seq.is_some();

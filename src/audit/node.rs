@@ -135,6 +135,49 @@ pub(crate) fn check_confirmations(
     Ok((good, bad))
 }
 
+/// Checks the block Merkle roots that imported proofs attest (`height -> (root, seq)`) against
+/// the node's best chain; returns how many hold and `(seq, why)` for each that does not.
+pub(crate) fn check_attested_roots(
+    node: &Node,
+    roots: &std::collections::BTreeMap<u32, ([u8; 32], u64)>,
+) -> Result<(u64, Vec<(u64, String)>), ToolError> {
+    let best = node.best_height()?;
+    let mut good = 0;
+    let mut bad = Vec::new();
+    for (&height, &(root, seq)) in roots {
+        if u64::from(height) > best {
+            bad.push((
+                seq,
+                format!(
+                    "imported proof attests block {height}, above the node's best height {best}"
+                ),
+            ));
+            continue;
+        }
+        let hash = node
+            .client
+            .get_block_hash(u64::from(height))
+            .map_err(|e| node.fail("getblockhash", e))?;
+        let header = node
+            .client
+            .get_block_header(&hash)
+            .map_err(|e| node.fail("getblockheader", e))?;
+        if header.merkle_root.to_byte_array() == root {
+            good += 1;
+        } else {
+            bad.push((
+                seq,
+                format!(
+                    "imported proof attests Merkle root {} for block {height}, the node's block {hash} has {}",
+                    super::hex(&root),
+                    super::hex(&header.merkle_root.to_byte_array())
+                ),
+            ));
+        }
+    }
+    Ok((good, bad))
+}
+
 /// The outer error is the node failing; the inner one a confirmation that does not hold.
 fn check_one(
     node: &Node,

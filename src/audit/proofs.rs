@@ -54,11 +54,12 @@ pub(crate) fn check_complete_proofs(
             continue;
         };
         // A repeated commitment (a readmission `verify` reports) is served from its first round.
-        let Status::Complete { round: r, proof } = view.status(&commitment) else {
+        let message = crate::calendar::legacy::client_message(&commitment);
+        let Status::Complete { round: r, proof } = view.status(message) else {
             continue;
         };
         if r == round {
-            match check_proof(&commitment, &proof, roots) {
+            match check_proof(message, &proof, roots) {
                 Ok(()) => good += 1,
                 Err(why) => bad.push((round, why)),
             }

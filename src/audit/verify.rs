@@ -12,6 +12,12 @@
 //! - every `CommitmentReadmitted` (`otsctl readmit`): no digests to recompute a root from, so its
 //!   MAC (with the key) is the whole proof that the calendar issued it; and it must not repeat a
 //!   commitment the calendar already knew;
+//! - every `CommitmentImported` (`otsctl import-otsd`): its MAC is counted, not reported (the Python
+//!   calendar journaled and anchored records with bad MACs too, and the import reported them); its
+//!   proof, when complete, must parse as a timestamp on the commitment in the canonical encoding the
+//!   Python server writes, and every path must end in a Bitcoin attestation; the Merkle root it
+//!   reaches is checked per block height (one root per height) and, with a node, against the block
+//!   header at that height;
 //! - every proof the projection would serve as complete, recomputed ([`super::proofs`]);
 //! - the calendar's self-timestamping ([`super::heads`]): each `TxBroadcast`'s log head is a point
 //!   of this log's public chain, and its tip is recomputed from the covered commitments and head;
@@ -30,7 +36,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::heads::{check_tip, ChainPoints};
-use super::node::{check_confirmations, Confirmations, Node};
+use super::node::{check_attested_roots, check_confirmations, Confirmations, Node};
 use super::proofs::{check_complete_proofs, BlockRoots};
 use super::{hex, LogSource, SeqFilter, ToolError};
 use crate::calendar::commitment::{join_commitment, Commitment};
@@ -76,6 +82,16 @@ pub struct Report {
     pub rounds: u64,
     /// `CommitmentReadmitted` events (rounds too, but of no digests).
     pub readmitted: u64,
+    /// `CommitmentImported` events (rounds of no digests), and how many of them carry a proof.
+    pub imported: u64,
+    pub imported_complete: u64,
+    /// Imported 44-byte commitments whose MAC does not verify under the key (not problems: the
+    /// Python calendar issued and anchored them).
+    pub imported_bad_macs: u64,
+    /// Block Merkle roots attested by imported proofs and confirmed by the node (`None`: no node).
+    pub node_imported_roots_checked: Option<u64>,
+    /// Distinct blocks whose Merkle roots imported proofs attest.
+    pub imported_roots_len: u64,
     pub roots_checked: u64,
     /// MACs of sealed and readmitted rounds.
     pub macs_checked: u64,
@@ -165,6 +181,7 @@ pub fn verify_with_node(
         }
     }
     checker.check_proofs();
+    checker.report.imported_roots_len = checker.imported_roots.len() as u64;
     if let Some(node) = node {
         checker.check_node(node)?;
     }
@@ -188,6 +205,8 @@ struct Checker {
     /// Chain values after the latest records, for the log heads of stamping transactions.
     points: ChainPoints,
     confirmed: Confirmations,
+    /// Block Merkle roots attested by imported proofs: height -> (root, first seq attesting it).
+    imported_roots: std::collections::BTreeMap<u32, ([u8; 32], u64)>,
     /// Events were lost to damage: the fold no longer matches the history.
     gap: bool,
     /// The next seal's leaves are incomplete (reading resumed inside its round).
@@ -209,6 +228,7 @@ impl Checker {
             block_roots: BlockRoots::default(),
             points: ChainPoints::default(),
             confirmed: Confirmations::default(),
+            imported_roots: Default::default(),
             gap: false,
             skip_next_root: false,
             report: Report {
@@ -286,6 +306,18 @@ impl Checker {
                 self.leaves.clear();
                 if self.range.contains(seq) {
                     self.check_readmitted(seq, *round, commitment);
+                }
+            }
+            Event::CommitmentImported {
+                round,
+                commitment,
+                proof,
+            } => {
+                self.report.imported += 1;
+                self.seal_seqs.push(seq);
+                self.leaves.clear();
+                if self.range.contains(seq) {
+                    self.check_imported(seq, *round, commitment, proof.as_deref());
                 }
             }
             _ if self.gap => {}
@@ -379,6 +411,11 @@ impl Checker {
         for (seq, why) in bad {
             self.problem(seq, "node", why);
         }
+        let (good, bad) = check_attested_roots(node, &self.imported_roots)?;
+        self.report.node_imported_roots_checked = Some(good);
+        for (seq, why) in bad {
+            self.problem(seq, "node", why);
+        }
         Ok(())
     }
 
@@ -419,13 +456,55 @@ impl Checker {
             Status::Unknown => return,
             Status::Pending { round }
             | Status::Mined { round, .. }
-            | Status::Complete { round, .. } => round,
+            | Status::Complete { round, .. }
+            | Status::Imported { round, .. } => round,
         };
         let detail = format!(
             "round {round}: readmitted commitment {} was already round {known}",
             hex(commitment)
         );
         self.problem(seq, "readmit", detail);
+    }
+
+    fn check_imported(&mut self, seq: u64, round: u64, commitment: &[u8], proof: Option<&[u8]>) {
+        if commitment.len() == crate::calendar::commitment::COMMITMENT_LEN
+            && !crate::calendar::legacy::is_legacy(commitment)
+        {
+            if let (Some(mac), Ok(c)) = (self.mac.as_mut(), commitment.try_into()) {
+                if mac.verify(c) {
+                    self.report.macs_checked += 1;
+                } else {
+                    self.report.imported_bad_macs += 1;
+                }
+            }
+        } else if commitment.len() != crate::calendar::legacy::LEGACY_LEN {
+            let detail = format!(
+                "round {round}: imported commitment of {} bytes",
+                commitment.len()
+            );
+            return self.problem(seq, "import", detail);
+        }
+        let Some(proof) = proof else {
+            return;
+        };
+        self.report.imported_complete += 1;
+        match imported_roots(commitment, proof) {
+            Ok(roots) => {
+                self.report.proofs_checked += 1;
+                for (height, root) in roots {
+                    let (known, _) = *self.imported_roots.entry(height).or_insert((root, seq));
+                    if known != root {
+                        let detail = format!(
+                            "round {round}: proof attests root {} for block {height}, another proof {}",
+                            hex(&root),
+                            hex(&known)
+                        );
+                        self.problem(seq, "proof", detail);
+                    }
+                }
+            }
+            Err(why) => self.problem(seq, "proof", format!("round {round}: {why}")),
+        }
     }
 
     fn check_mac(&mut self, seq: u64, round: u64, commitment: &[u8]) {
@@ -502,6 +581,33 @@ impl Checker {
     }
 }
 
+/// The (height, Merkle root) pairs an imported proof attests: it must parse, re-encode to the same
+/// bytes (the Python server's canonical encoding), and end only in Bitcoin attestations.
+fn imported_roots(commitment: &[u8], proof: &[u8]) -> Result<Vec<(u32, [u8; 32])>, String> {
+    let ts = crate::ots::Timestamp::from_bytes(proof, commitment.to_vec())
+        .map_err(|e| format!("imported proof does not parse: {e}"))?;
+    if ts.to_bytes().ok().as_deref() != Some(proof) {
+        return Err("imported proof is not in canonical encoding".into());
+    }
+    let mut roots = Vec::new();
+    for (msg, att) in ts.all_attestations() {
+        let crate::ots::Attestation::Bitcoin { height } = att else {
+            return Err(format!(
+                "imported proof ends in a non-Bitcoin attestation {att:?}"
+            ));
+        };
+        let height = u32::try_from(*height).map_err(|_| format!("height {height} out of range"))?;
+        let root: [u8; 32] = msg
+            .try_into()
+            .map_err(|_| format!("block {height}: attested message is not 32 bytes"))?;
+        roots.push((height, root));
+    }
+    if roots.is_empty() {
+        return Err("imported proof has no attestation".into());
+    }
+    Ok(roots)
+}
+
 fn file_name(path: &std::path::Path) -> Option<String> {
     path.file_name().map(|n| n.to_string_lossy().into_owned())
 }
@@ -554,6 +660,7 @@ pub fn render(report: &Report) -> String {
         report.proofs_checked,
         report.seconds,
     ));
+    out.push_str(&imported_note(report));
     let problems = report.problems.len() as u64 + report.problems_omitted;
     if problems == 0 {
         out.push_str("OK: no problems found\n");
@@ -568,6 +675,23 @@ fn readmitted_note(readmitted: u64) -> String {
         0 => String::new(),
         n => format!(" and {n} readmitted commitments"),
     }
+}
+
+fn imported_note(report: &Report) -> String {
+    if report.imported == 0 {
+        return String::new();
+    }
+    let node = match report.node_imported_roots_checked {
+        Some(n) => format!(", {n} attested block roots in the node's best chain"),
+        None => String::new(),
+    };
+    format!(
+        "imported from a Python calendar: {} commitments, {} with complete proofs ({} distinct blocks attested{node}), {} with a MAC that does not verify\n",
+        report.imported,
+        report.imported_complete,
+        report.imported_roots_len,
+        report.imported_bad_macs
+    )
 }
 
 fn render_problem(p: &Problem) -> String {

@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use otsd::cli::OtsdArgs;
+use otsd::config;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
@@ -13,13 +14,14 @@ fn main() -> anyhow::Result<()> {
             .block_on(otsd::daemon::dev::run(
                 args.rpc_port,
                 args.dev_block_interval_ms,
-                |dir, port, node_url| args.dev_serve_config(dir, port, node_url),
+                |dir, port, node_url| config::dev_serve_config(&args, dir, port, node_url),
             ))
             .context("otsd --dev");
     }
     let result = runtime.block_on(async {
         let running =
-            otsd::daemon::start(args.serve_config(), otsd::daemon::shutdown_signal()).await?;
+            otsd::daemon::start(config::serve_config(&args), otsd::daemon::shutdown_signal())
+                .await?;
         running.done.await.context("otsd main task")??;
         Ok(())
     });

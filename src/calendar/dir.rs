@@ -8,8 +8,12 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Exact length of the `hmac-key` file (the Python `otsd` creates 32 random bytes).
+/// Length of a new `hmac-key` (the Python `otsd` README creates 32 random bytes).
 pub const HMAC_KEY_LEN: usize = 32;
+/// Longest `hmac-key` accepted. The Python otsd uses the file's bytes unstripped, whatever their
+/// number (a key written with a trailing newline keeps it), and so does otsd, so that a calendar
+/// taken over from it (`otsctl import-otsd`) derives the same MACs.
+pub const MAX_HMAC_KEY_LEN: usize = 4096;
 /// Longest `uri` accepted; python-opentimestamps refuses pending attestations with longer URIs.
 pub const MAX_URI_LEN: usize = 1000;
 /// Name of the sub-directory that holds the event log.
@@ -193,10 +197,13 @@ fn read_key(path: &Path) -> Result<Vec<u8>, DirError> {
         }
         Err(e) => return Err(io(path, e)),
     };
-    if key.len() != HMAC_KEY_LEN {
+    if key.is_empty() || key.len() > MAX_HMAC_KEY_LEN {
         return Err(DirError::Malformed {
             path: path.to_owned(),
-            problem: format!("{} bytes, expected {HMAC_KEY_LEN} raw bytes", key.len()),
+            problem: format!(
+                "{} bytes, expected 1 to {MAX_HMAC_KEY_LEN} raw bytes",
+                key.len()
+            ),
             hint: "write 32 random bytes, e.g. `head -c 32 /dev/urandom > hmac-key`",
         });
     }

@@ -1,3 +1,4 @@
 pub mod commitment;
 pub mod dir;
+pub mod legacy;
 pub mod mac;

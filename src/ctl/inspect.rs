@@ -22,7 +22,7 @@ pub fn run(a: InspectArgs) -> Result<Report, CtlError> {
         );
     }
     let filter = Filter {
-        range: SeqFilter::new(a.from, a.to),
+        range: SeqFilter::new(a.range.from, a.range.to),
         event_type: a.event_type,
     };
     let mut out = std::io::stdout().lock();

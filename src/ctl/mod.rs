@@ -13,7 +13,9 @@
 //! | `recover`    | [`recover`]     | [`crate::replica::recover`]               |
 //! | `readmit`    | [`readmit`]     | [`crate::replica::readmit`]               |
 //! | `prove-head` | [`prove_head`]  | [`crate::audit::prove_head`]              |
+//! | `import-otsd`| [`import_otsd`] | [`crate::pycal::importer`]                |
 pub mod address;
+pub mod import_otsd;
 pub mod init;
 pub mod inspect;
 pub mod prove_head;
@@ -113,6 +115,7 @@ pub fn run(command: OtsctlCommand) -> Result<Report, CtlError> {
         OtsctlCommand::Recover(a) => recover::run(a),
         OtsctlCommand::Readmit(a) => readmit::run(a),
         OtsctlCommand::ProveHead(a) => prove_head::run(a),
+        OtsctlCommand::ImportOtsd(a) => import_otsd::run(a),
     }
 }
 

@@ -21,7 +21,12 @@ pub fn run(a: ReplayArgs) -> Result<Report, CtlError> {
         Some(bar) => bar.set_position(p.seq + 1),
         None => print_progress(p),
     };
-    let result = replay::replay(&a.dir, &output, a.btc_min_confirmations, &mut sink);
+    let result = replay::replay(
+        &a.dir,
+        &output,
+        a.confirmations.btc_min_confirmations,
+        &mut sink,
+    );
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -139,7 +139,7 @@ fn spawn_miner(client: Client, addr: bitcoin::Address, interval: Duration, stop:
 
 /// Runs `otsd --dev` until SIGTERM/SIGINT: sets up, prints the `ots` commands, serves.
 /// `serve_config(calendar_dir, port, node_url)` builds the configuration from the command line
-/// (the daemon does not import the CLI).
+/// (see [`crate::config::dev_serve_config`]); `block_interval_ms` is validated by the parser.
 pub async fn run(
     rpc_port: u16,
     block_interval_ms: u64,
@@ -149,7 +149,7 @@ pub async fn run(
         0 => port()?,
         p => p,
     };
-    let interval = Duration::from_millis(block_interval_ms.max(100));
+    let interval = Duration::from_millis(block_interval_ms);
     let dev = tokio::task::spawn_blocking(move || start(port, interval)).await??;
     let cfg = serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
     let running = crate::daemon::start(cfg, crate::daemon::shutdown_signal()).await?;

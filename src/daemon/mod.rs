@@ -16,33 +16,16 @@ use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
 use crate::calendar::dir::{CalendarDir, DirError, HISTORY_MARKER};
-use crate::http::{self, server::ServerOptions, AppState};
+use crate::http::{self, AppState};
 use crate::log::segment::list_segments;
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
 use crate::projection::Projection;
-use crate::stamper::driver::{self, DriverConfig};
+use crate::stamper::driver;
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 
-/// Everything `otsd` needs to run.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub calendar_dir: PathBuf,
-    pub rpc_address: String,
-    pub rpc_port: u16,
-    /// "mainnet", "testnet" or "regtest".
-    pub network: String,
-    /// Digests that may wait for a round before `POST /digest` answers 503.
-    pub max_pending: usize,
-    pub min_round_interval: Duration,
-    pub segment_size: u64,
-    /// `--btc-min-confirmations`: when proofs are final.
-    pub min_confirmations: u32,
-    /// The stamper, when a Bitcoin node is configured.
-    pub stamper: Option<DriverConfig>,
-    pub http: ServerOptions,
-}
+pub use crate::config::ServeConfig;
 
 /// Why the calendar could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -270,8 +253,11 @@ fn spawn(
         view,
         dir.uri.clone(),
         dir.donation_addr.clone(),
-        cfg.network.clone(),
+        cfg.network.name().to_owned(),
     );
+    let _ = state
+        .log
+        .set(crate::log::Reader::open(&dir.log_dir(), None)?);
     let (stop_stamper, stamper_stop_rx) = tokio::sync::watch::channel(false);
     let stamper = cfg.stamper.clone().map(|scfg| {
         tokio::spawn(driver::run(

@@ -83,6 +83,22 @@ pub enum Event {
         #[serde(with = "serde_bytes")]
         commitment: Vec<u8>,
     },
+    /// A journal commitment of a Python otsd calendar, brought in by `otsctl import-otsd` in journal
+    /// order (round `round` is journal index `round`). It occupies its round as a seal of no digests
+    /// would. With `proof`, its tree was complete in the Python calendar's database: `proof` is the
+    /// Python server's `GET /timestamp` body byte for byte (the serialized timestamp on
+    /// `commitment`, up to Bitcoin block header attestations), served as is and never restamped.
+    /// Without, it is pending and the stamper commits to it like any other round. Appended at the
+    /// end: variants are encoded by index.
+    CommitmentImported {
+        round: u64,
+        /// The journal record as the Python server keys it: `time || root || mac` (44 bytes), or
+        /// `time || root` (36 bytes) for a legacy record whose MAC is eight zero bytes.
+        #[serde(with = "serde_bytes")]
+        commitment: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        proof: Option<Vec<u8>>,
+    },
 }
 
 /// The kind of an [`Event`], decoded without its fields: lets a fold that only counts some kinds

@@ -14,7 +14,19 @@ pub fn routes(
         .or(timestamp(state.clone()))
         .or(tip(state.clone()))
         .or(index(state))
+        .or(other_post())
         .recover(handlers::rejection)
+}
+
+/// Any POST but `/digest`: the Python server's lower-case `not found`.
+fn other_post() -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    // Not `warp::post()`: its method rejection would turn every unknown GET path into a 405.
+    warp::method().and_then(|method: warp::http::Method| async move {
+        match method {
+            warp::http::Method::POST => Ok(handlers::post_not_found()),
+            _ => Err(warp::reject::not_found()),
+        }
+    })
 }
 
 fn with_state(
@@ -37,10 +49,32 @@ fn digest(
 fn timestamp(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    // Python reads the commitment from the raw path, query string included, so any query makes
+    // it invalid hex there: keep the query to answer the same.
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    // `/timestamp/` asks Python about the empty commitment (a 404 of the commitment kind), while
+    // `/timestamp` is an unknown path there.
+    let empty = warp::path!("timestamp")
+        .and(warp::get())
+        .and(warp::path::full())
+        .and(query)
+        .and(with_state(state.clone()))
+        .map(
+            |full: warp::path::FullPath, query, state| match full.as_str() {
+                "/timestamp/" => handlers::get_timestamp(String::new(), query, state),
+                _ => handlers::not_found(),
+            },
+        );
     warp::path!("timestamp" / String)
         .and(warp::get())
+        .and(query)
         .and(with_state(state))
         .map(handlers::get_timestamp)
+        .or(empty)
+        .unify()
 }
 
 fn tip(

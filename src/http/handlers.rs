@@ -4,7 +4,6 @@
 //! this server is stricter (empty digests are refused, overload is a `503` instead of a hang).
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -14,15 +13,10 @@ use warp::Reply;
 
 use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
 use crate::aggregator::SubmitError;
-use crate::anchor::tip::merkle_tip;
 use crate::projection::Status;
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
-/// How long `/tip` may be served from cache before it is recomputed.
-const TIP_MAX_AGE: Duration = Duration::from_secs(1);
-/// Up to this many pending commitments the tip is always recomputed when a round was added.
-const TIP_CHEAP_COMMITMENTS: usize = 4096;
 
 /// `POST /digest`: queue the digest, answer once its round is durable.
 pub async fn post_digest(
@@ -91,10 +85,14 @@ pub fn error_reply(e: &SubmitError) -> WarpResponse {
 }
 
 /// `GET /timestamp/<hex>`.
-pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpResponse {
+pub fn get_timestamp(
+    hex_commitment: String,
+    query: Option<String>,
+    state: Arc<AppState>,
+) -> WarpResponse {
     const FOREVER: &str = "public, max-age=31536000";
     let commitment = match hex::decode(&hex_commitment) {
-        Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX => c,
+        Ok(c) if hex_commitment.len() <= MAX_COMMITMENT_HEX && query.is_none() => c,
         _ => {
             return text(
                 StatusCode::BAD_REQUEST,
@@ -113,19 +111,22 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
         Status::Mined { txid, .. } => {
             let mut display = txid;
             display.reverse();
+            // The configured total, as the Python server prints it (not the number still needed).
             let reason = format!(
                 "Timestamped by transaction {}; waiting for {} confirmations",
                 hex::encode(display),
-                state
-                    .read_view()
-                    .stamps()
-                    .state
-                    .min_confirmations
-                    .saturating_sub(1)
+                state.read_view().stamps().state.min_confirmations
             );
             text(StatusCode::NOT_FOUND, &reason, Some("public, max-age=60"))
         }
         Status::Complete { proof, .. } => octets(Bytes::from(proof), Some(FOREVER)),
+        Status::Imported { seal_seq, .. } => match imported_proof(&state, seal_seq) {
+            Ok(proof) => octets(Bytes::from(proof), Some(FOREVER)),
+            Err(why) => {
+                tracing::error!(seal_seq, "cannot serve an imported proof: {why}");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+            }
+        },
         Status::Unknown => text(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -134,46 +135,43 @@ pub fn get_timestamp(hex_commitment: String, state: Arc<AppState>) -> WarpRespon
     }
 }
 
-/// The rounds a cached tip covers: (first pending, next to seal).
-type TipRounds = (u64, u64);
-
-/// The Merkle tip of the pending commitments; with many of them, recomputed at most every
-/// [`TIP_MAX_AGE`].
-#[derive(Default)]
-pub struct TipCache {
-    computed: Option<(Instant, TipRounds, Option<Vec<u8>>)>,
+/// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log.
+fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+    let reader = state.log.get().ok_or("no log reader")?;
+    let event = reader
+        .read_event(seq)
+        .map_err(|e| e.to_string())?
+        .ok_or("the event is not in the log")?;
+    match crate::events::codec::decode::<crate::events::Event>(&event) {
+        Ok(crate::events::Event::CommitmentImported {
+            proof: Some(proof), ..
+        }) => Ok(proof),
+        Ok(_) => Err("the event is not a complete imported commitment".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// `GET /tip`.
+/// `GET /tip`, as the Python server: the tip (OP_RETURN payload) of the newest stamping
+/// transaction not yet mined, `404` with an empty body when there is none.
 pub fn get_tip(state: Arc<AppState>) -> WarpResponse {
     match current_tip(&state) {
-        Some(tip) => octets(Bytes::from(tip), Some("public, max-age=10")),
-        None => text(
+        Some(tip) => octets(Bytes::from(tip.to_vec()), Some("public, max-age=10")),
+        None => with_headers(
+            Response::new(Vec::new().into()),
             StatusCode::NOT_FOUND,
-            "no pending commitments",
-            Some("public, max-age=10"),
+            TEXT,
+            None,
         ),
     }
 }
 
-fn current_tip(state: &AppState) -> Option<Vec<u8>> {
-    let mut cache = crate::sync::lock(&state.tip);
-    let view = state.read_view();
-    let round = (view.first_pending_round(), view.next_round());
-    if let Some((at, r, tip)) = &cache.computed {
-        let cheap = view.pending_commitments().len() <= TIP_CHEAP_COMMITMENTS;
-        if *r == round || (!cheap && at.elapsed() < TIP_MAX_AGE) {
-            return tip.clone();
-        }
-    }
-    let tip = merkle_tip(view.pending_commitments().map(|c| &c[..]));
-    cache.computed = Some((Instant::now(), round, tip.clone()));
-    tip
+fn current_tip(state: &AppState) -> Option<[u8; 32]> {
+    state.read_view().stamps().unconfirmed_tip()
 }
 
 /// `GET /`: the info page, as HTML or (with `Accept: application/json`) as JSON.
 pub fn get_index(accept: Option<String>, state: Arc<AppState>) -> WarpResponse {
-    let tip = current_tip(&state);
+    let tip = current_tip(&state).map(|t| t.to_vec());
     let model = info::Info::gather(&state, tip);
     let wants_json = accept.is_some_and(|a| a.contains("application/json"));
     let (body, content_type) = if wants_json {
@@ -205,14 +203,28 @@ pub async fn rejection(r: warp::Rejection) -> Result<WarpResponse, Infallible> {
         ));
     }
     if r.is_not_found() {
-        return Ok(text(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some("public, max-age=3600"),
-        ));
+        return Ok(not_found());
     }
     tracing::debug!("unhandled rejection: {r:?}");
     Ok(text(StatusCode::BAD_REQUEST, "bad request", None))
+}
+
+/// A POST to any path but `/digest`, as the Python server answers it.
+pub fn post_not_found() -> WarpResponse {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found",
+        Some("public, max-age=3600"),
+    )
+}
+
+/// An unknown path, as the Python server answers it.
+pub fn not_found() -> WarpResponse {
+    text(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        Some("public, max-age=3600"),
+    )
 }
 
 fn text(status: StatusCode, body: &str, cache: Option<&'static str>) -> WarpResponse {

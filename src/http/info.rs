@@ -14,7 +14,7 @@
 //!   "digests_total": 123,               // digests accepted since the calendar began
 //!   "rounds_total": 45,
 //!   "pending_commitments": 45,          // commitments no mined stamping tx covers yet
-//!   "tip": null | "hex",                // Merkle tip of the pending commitments
+//!   "tip": null | "hex",                // tip of the newest unmined stamping transaction (GET /tip)
 //!   "latest_round": null | {"round": 44, "time": 1700000000, "digests": 3, "commitment": "hex"},
 //!   "log_next_seq": 170,                // next event-log sequence number
 //!   "bitcoin": null                     // stamper status, once the stamper runs

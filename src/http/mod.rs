@@ -12,7 +12,7 @@ pub mod handlers;
 pub mod info;
 pub mod server;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::aggregator::Intake;
@@ -32,9 +32,11 @@ pub struct AppState {
     pub uri: String,
     pub donation_addr: String,
     pub network: String,
-    pub(crate) tip: Mutex<handlers::TipCache>,
     /// The stamper's latest status (JSON), shown on the info page.
     pub bitcoin_status: crate::telemetry::StatusBoard,
+    /// The calendar's log, read for the proofs that live only there (imported commitments). Set
+    /// once at start-up; without it such a proof is answered with a `500`.
+    pub log: std::sync::OnceLock<crate::log::Reader>,
 }
 
 impl AppState {
@@ -51,8 +53,8 @@ impl AppState {
             uri,
             donation_addr,
             network,
-            tip: Mutex::default(),
             bitcoin_status: Default::default(),
+            log: std::sync::OnceLock::new(),
         })
     }
 

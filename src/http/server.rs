@@ -30,13 +30,18 @@ pub struct ServerOptions {
     pub grace: Duration,
 }
 
+impl ServerOptions {
+    /// The defaults (and those of `otsd --max-connections` and `--header-timeout`).
+    pub const DEFAULT: ServerOptions = ServerOptions {
+        max_connections: 16_384,
+        header_timeout: Duration::from_secs(5),
+        grace: Duration::from_secs(10),
+    };
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions {
-            max_connections: 16_384,
-            header_timeout: Duration::from_secs(5),
-            grace: Duration::from_secs(10),
-        }
+        ServerOptions::DEFAULT
     }
 }
 

@@ -33,6 +33,25 @@ impl Mapped {
     }
 }
 
+impl Mapped {
+    /// Maps a scratch file for random reads: one that this process wrote, closed and never writes
+    /// again (`otsctl import-otsd`'s row table in its private temporary directory).
+    pub fn scratch(path: &Path) -> Result<Mapped, LogError> {
+        let file = File::open(path).map_err(io_at("open", path))?;
+        let len = file.metadata().map_err(io_at("stat", path))?.len();
+        if len == 0 {
+            return Ok(Mapped(None));
+        }
+        // SAFETY: read-only mapping of a file that its only writer (this process) has finished and
+        // closed, inside a temporary directory no other program is told about; nothing truncates
+        // or rewrites it while the map lives, so the bytes behind the slice do not change.
+        let map = unsafe { MmapOptions::new().map(&file) }.map_err(io_at("mmap", path))?;
+        // A hint only; reading is correct without it.
+        let _ = map.advise(Advice::Random);
+        Ok(Mapped(Some(map)))
+    }
+}
+
 impl Deref for Mapped {
     type Target = [u8];
 

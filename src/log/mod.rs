@@ -25,6 +25,7 @@ pub mod atomic;
 pub mod chain;
 pub mod error;
 pub mod handle;
+pub mod lookup;
 pub mod mmap;
 pub mod progress;
 pub mod reader;

@@ -43,6 +43,9 @@ pub enum Status {
     Mined { round: u64, txid: [u8; 32] },
     /// Final: the complete proof, serialized as the timestamp on the commitment.
     Complete { round: u64, proof: Vec<u8> },
+    /// Imported from a Python calendar with its complete proof, which is kept only in the
+    /// `CommitmentImported` event at `seal_seq` (read it from the log to serve it).
+    Imported { round: u64, seal_seq: u64 },
 }
 
 /// An event that does not fit the history so far.
@@ -196,6 +199,22 @@ impl Projection {
                     0,
                 )
                 .map(|()| None),
+            Event::CommitmentImported {
+                round, commitment, ..
+            } => {
+                let stored = match commitment.len() {
+                    crate::calendar::legacy::LEGACY_LEN => {
+                        crate::calendar::legacy::stored_form(commitment).map(|c| c.to_vec())
+                    }
+                    _ => None,
+                };
+                let stored = stored.as_deref().unwrap_or(commitment);
+                self.seal(seq, *round, commitment_time(stored).unwrap_or(0), stored, 0)?;
+                Ok(self.stamps.apply(event).err().map(|e| StampProblem {
+                    seq,
+                    detail: format!("imported commitment: {e}"),
+                }))
+            }
             Event::TxBroadcast {
                 first_round,
                 last_round,
@@ -263,15 +282,20 @@ impl Projection {
         Ok(())
     }
 
-    /// Status of a commitment (any byte string a client may ask about).
+    /// Status of a commitment (any byte string a client may ask about). A legacy commitment is
+    /// found by its 36 bytes only, as the Python server finds it ([`crate::calendar::legacy`]).
     pub fn status(&self, commitment: &[u8]) -> Status {
-        let Ok(key) = Commitment::try_from(commitment) else {
+        let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
         let Some(&round) = self.by_commitment.get(&key) else {
             return Status::Unknown;
         };
         match self.stamps.round(round) {
+            RoundStamp::Imported => Status::Imported {
+                round,
+                seal_seq: self.rounds[round as usize].seal_seq,
+            },
             RoundStamp::Pending => Status::Pending { round },
             RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
             RoundStamp::Final { first_round, mined } => {

@@ -44,6 +44,8 @@ pub enum RoundStamp<'a> {
     Mined { txid: &'a Hash32 },
     /// Mined and final: the proof can be served.
     Final { first_round: u64, mined: &'a Mined },
+    /// Imported with the complete proof of the Python calendar it came from, which is served as is.
+    Imported,
 }
 
 /// Python otsd's `--btc-min-confirmations` default.
@@ -58,6 +60,10 @@ pub struct Stamps {
     /// Change output of the newest mined stamping transaction: (txid, value, height). The next
     /// cycle spends it, so coins are found from the log and no UTXO scan is needed after the first.
     change: Option<(Hash32, u64, u32)>,
+    /// Rounds imported with a complete proof (`CommitmentImported`), as ranges last round by
+    /// first round: one range per run of complete rounds in the imported journal.
+    #[serde(default)]
+    imported: BTreeMap<u64, u64>,
 }
 
 impl Default for Stamps {
@@ -73,6 +79,7 @@ impl Stamps {
             sent: HashMap::new(),
             mined: BTreeMap::new(),
             change: None,
+            imported: BTreeMap::new(),
         }
     }
 
@@ -107,6 +114,11 @@ impl Stamps {
                 block_txids,
                 ..
             } => result = self.on_confirmed(txid, *height, block_txids),
+            Event::CommitmentImported {
+                round,
+                proof: Some(_),
+                ..
+            } => self.on_imported(*round),
             Event::Reorg { fork_height, .. } => {
                 // Final transactions are out of the stamper's cycles and deeper than it follows
                 // reorgs; only the others are undone.
@@ -164,6 +176,16 @@ impl Stamps {
         Ok(())
     }
 
+    fn on_imported(&mut self, round: u64) {
+        if let Some(last) = self.imported.values_mut().next_back() {
+            if *last + 1 == round {
+                *last = round;
+                return;
+            }
+        }
+        self.imported.insert(round, round);
+    }
+
     /// Drops raw transactions of cycles that are final (only mined proofs are needed then).
     fn prune_sent(&mut self) {
         let live: std::collections::HashSet<&Hash32> = self
@@ -173,6 +195,13 @@ impl Stamps {
             .flat_map(|c| c.txs.iter().map(|t| &t.txid))
             .collect();
         self.sent.retain(|txid, _| live.contains(txid));
+    }
+
+    /// The tip (OP_RETURN payload) of the newest stamping transaction not yet mined: the Python
+    /// server's `GET /tip` (its `unconfirmed_txs[-1]`).
+    pub fn unconfirmed_tip(&self) -> Option<Hash32> {
+        let txid = self.state.open_cycle()?.latest().txid;
+        self.sent.get(&txid).map(|s| s.tip)
     }
 
     /// A sent transaction of a cycle not yet final, serialized without witness.
@@ -196,6 +225,11 @@ impl Stamps {
 
     /// Where `round` stands.
     pub fn round(&self, round: u64) -> RoundStamp<'_> {
+        if let Some((_, &last)) = self.imported.range(..=round).next_back() {
+            if round <= last {
+                return RoundStamp::Imported;
+            }
+        }
         let Some((first, mined)) = self.mined.range(..=round).next_back() else {
             return RoundStamp::Pending;
         };
@@ -218,4 +252,72 @@ impl Stamps {
 fn strip_witness(raw: &[u8]) -> Option<Vec<u8>> {
     let tx: bitcoin::Transaction = bitcoin::consensus::encode::deserialize(raw).ok()?;
     Some(crate::anchor::proof::no_witness_bytes(&tx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Projection, Status};
+    use crate::events::Event;
+
+    #[test]
+    fn imported_rounds_are_served_from_the_log_and_only_pending_ones_are_stamped() {
+        let mut view = Projection::new(6);
+        let legacy = |b: u8| vec![b; 36];
+        let events = [
+            (vec![1u8; 44], Some(vec![0x08])),
+            (legacy(2), Some(vec![0x08])),
+            (vec![3u8; 44], None),
+            (vec![4u8; 44], Some(vec![0x08])),
+            (legacy(5), None),
+        ];
+        for (round, (commitment, proof)) in events.iter().enumerate() {
+            let ev = Event::CommitmentImported {
+                round: round as u64,
+                commitment: commitment.clone(),
+                proof: proof.clone(),
+            };
+            view.apply(10 + round as u64, &ev).unwrap();
+        }
+        assert_eq!(
+            view.status(&[1; 44]),
+            Status::Imported {
+                round: 0,
+                seal_seq: 10
+            }
+        );
+        assert_eq!(
+            view.status(&legacy(2)),
+            Status::Imported {
+                round: 1,
+                seal_seq: 11
+            }
+        );
+        let mut padded = legacy(2);
+        padded.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            view.status(&padded),
+            Status::Unknown,
+            "Python finds legacy ones by 36 bytes"
+        );
+        assert_eq!(view.status(&[3; 44]), Status::Pending { round: 2 });
+        assert_eq!(
+            view.status(&[4; 44]),
+            Status::Imported {
+                round: 3,
+                seal_seq: 13
+            }
+        );
+        assert_eq!(view.status(&legacy(5)), Status::Pending { round: 4 });
+        // The complete prefix is final; the stamper starts at the first pending round.
+        assert_eq!(view.stamps().state.next_unstamped_round(), 2);
+        assert_eq!(view.first_pending_round(), 2);
+        let pending: Vec<_> = view.pending_commitments().map(|c| c[0]).collect();
+        assert_eq!(pending, vec![3, 4, 5]);
+        // A padded legacy commitment is a leaf over its 36 bytes, as its client holds it.
+        let stored = view.round_commitments(4, 4)[0];
+        assert_eq!(
+            crate::anchor::proof::tip_leaves([&stored[..]], None),
+            crate::anchor::proof::tip_leaves([&legacy(5)[..]], None)
+        );
+    }
 }

@@ -302,6 +302,7 @@ fn known_round(status: Status) -> Option<Outcome> {
         Status::Pending { round } => (round, "pending"),
         Status::Mined { round, .. } => (round, "mined"),
         Status::Complete { round, .. } => (round, "complete"),
+        Status::Imported { round, .. } => (round, "imported"),
     };
     Some(Outcome::AlreadyKnown { round, status })
 }

@@ -50,23 +50,14 @@ impl std::fmt::Debug for StamperKey {
     }
 }
 
-/// The network for otsd's `--btc-testnet`/`--btc-regtest` name.
-pub fn network_from_name(name: &str) -> Network {
-    match name {
-        "testnet" => Network::Testnet,
-        "regtest" => Network::Regtest,
-        _ => Network::Bitcoin,
-    }
-}
-
-/// The funding address of the calendar in `dir` on `network` (see [`network_from_name`]), creating
-/// the key file if the directory predates it.
+/// The funding address of the calendar in `dir` on `network`, creating the key file if the
+/// directory predates it.
 pub fn funding_address(
     dir: &crate::calendar::dir::CalendarDir,
-    network: &str,
+    network: Network,
 ) -> Result<Address, StamperKeyLoadError> {
     let key = StamperKey::from_bytes(&dir.stamper_key()?)?;
-    Ok(key.address(network_from_name(network)))
+    Ok(key.address(network))
 }
 
 /// Why the calendar's stamper key could not be loaded.

@@ -31,15 +31,20 @@ pub struct StamperConfig {
     pub min_confirmations: u32,
 }
 
+impl StamperConfig {
+    /// The Python otsd's defaults (and those of `otsd`'s flags).
+    pub const DEFAULT: StamperConfig = StamperConfig {
+        conf_target: 1008,
+        min_relay_sat_per_kvb: 1000,
+        max_fee_sat: 100_000,
+        min_tx_interval_secs: 6 * 60 * 60,
+        min_confirmations: crate::projection::stamps::DEFAULT_MIN_CONFIRMATIONS,
+    };
+}
+
 impl Default for StamperConfig {
     fn default() -> Self {
-        StamperConfig {
-            conf_target: 1008,
-            min_relay_sat_per_kvb: 1000,
-            max_fee_sat: 100_000,
-            min_tx_interval_secs: 6 * 60 * 60,
-            min_confirmations: 6,
-        }
+        StamperConfig::DEFAULT
     }
 }
 

@@ -427,3 +427,34 @@ mod projection_fold {
         assert_eq!(view.stamps().change_coin(), Some((txid, 10_000 - 200)));
     }
 }
+
+/// The proof writer on a transaction the stamper's key really signs (here, not in `anchor`, so that
+/// `anchor` never imports the stamper, not even in tests).
+#[test]
+fn proof_of_a_real_signed_stamping_transaction_reaches_the_block_root() {
+    use crate::anchor::proof::{no_witness_bytes, stamp_tip, write_proof, TxProof};
+    use crate::ots::timestamp::Timestamp;
+    use bitcoin::hashes::{sha256d, Hash as _};
+    use key::{Coin, StamperKey};
+    use sha2::{Digest, Sha256};
+    let key = StamperKey::from_bytes(&[5; 32]).unwrap();
+    let c = [7u8; 44];
+    let tip = stamp_tip([&c[..]], None).unwrap();
+    assert_eq!(tip, <[u8; 32]>::from(Sha256::digest(c)));
+    let coin = Coin {
+        outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+        value_sat: 10_000,
+    };
+    let tx = key.stamp_tx(&coin, 500, &tip, 10).unwrap();
+    let bytes = no_witness_bytes(&tx);
+    let txid = tx.compute_txid().to_byte_array();
+    assert_eq!(sha256d::Hash::hash(&bytes).to_byte_array(), txid);
+    let proof = TxProof::new(&bytes, &tip, &[[3; 32], txid].concat(), 11).unwrap();
+    let mut out = Vec::new();
+    write_proof(&mut out, &[&c[..]], None, 0, &proof).unwrap();
+    let ts = Timestamp::from_bytes(&out, c.to_vec()).unwrap();
+    let all = ts.all_attestations();
+    assert_eq!(all.len(), 1);
+    let root = sha256d::Hash::hash(&[[3u8; 32], txid].concat()).to_byte_array();
+    assert_eq!(all[0].0.to_vec(), root.to_vec());
+}

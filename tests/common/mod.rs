@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod bitcoind;
+pub mod pypeer;
 
 pub const URI: &str = "http://127.0.0.1:14788";
 pub const DONATION: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# import-bench.sh: the `otsctl import-otsd` figure. Writes (once, kept) a synthetic Python otsd
+# calendar with tools/pycal-gen.rs (journal + LevelDB in the documented row format, stamping
+# transactions of 1000 commitments in blocks of 1000 transactions), then imports it into a fresh
+# directory and prints the import report, whose last lines give commitments/s end to end (database
+# copy, row table, journal walk with MAC checks, proof rebuild, log writes and fsyncs).
+#
+# Usage: tools/import-bench.sh [COMMITMENTS] [WORKDIR]   (defaults: 10000000, /tmp/otsd-import-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-10000000}
+work=${2:-/tmp/otsd-import-bench}
+cargo build --release --bin pycal-gen --bin otsctl >&2
+mkdir -p "$work"
+src="$work/python-$n"
+if [[ ! -f "$src/.complete" ]]; then
+  rm -rf "$src"
+  target/release/pycal-gen --dir "$src" --commitments "$n" --pending 1000 --legacy 1000
+  touch "$src/.complete"
+fi
+rm -rf "$work/otsd" "$work/otsd.import-tmp"
+sync
+/usr/bin/time -v target/release/otsctl import-otsd "$src" "$work/otsd" 2> "$work/time.txt" | tee "$work/report.txt"
+grep -E "Elapsed|Maximum resident|User time|System time" "$work/time.txt"
+du -sh "$src/db" "$work/otsd/log"

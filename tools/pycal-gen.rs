@@ -1,0 +1,267 @@
+//! pycal-gen: writes a synthetic Python otsd calendar directory (for the `otsctl import-otsd`
+//! bench), in the documented format of `log-format/python-calendar.md`, through a LevelDB library
+//! (rusty-leveldb, Snappy-compressed tables like the Python server's py-leveldb).
+//!
+//! `uri`, `donation_addr`, `hmac-key` (32 bytes from `--seed`), `journal` (44-byte records, times
+//! one second apart, MACs under the key; the first `--legacy` records are legacy ones with a zero
+//! MAC) and `db/`: the rows the Python stamper writes for stamping transactions of `--per-tx`
+//! commitments each (commitment, its leaf, the tip's Merkle tree, the transaction, the block's
+//! Merkle path in a block of `--block-txs` transactions, the block header attestation), one
+//! `WriteBatch` per transaction as the Python server does. The last `--pending` records get no rows.
+//!
+//! ```text
+//! cargo build --release --bin pycal-gen
+//! target/release/pycal-gen --dir /tmp/pycal-10m --commitments 10000000
+//! ```
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rusty_leveldb::{Options, WriteBatch, DB};
+use sha2::{Digest, Sha256};
+
+use otsd::calendar::mac::CommitmentMac;
+use otsd::ots::ser::{write_varbytes, write_varuint};
+
+#[derive(Parser)]
+#[command(about = "Write a synthetic Python otsd calendar (journal + LevelDB) for benchmarks")]
+struct Args {
+    /// The Python calendar directory to create (must not exist)
+    #[arg(long)]
+    dir: PathBuf,
+    /// Journal records
+    #[arg(long, default_value_t = 10_000_000)]
+    commitments: u64,
+    /// Commitments per stamping transaction
+    #[arg(long, default_value_t = 1000)]
+    per_tx: u64,
+    /// Transactions in each block (sets the depth of the block Merkle path)
+    #[arg(long, default_value_t = 1000)]
+    block_txs: usize,
+    /// The last records have no rows (pending)
+    #[arg(long, default_value_t = 0)]
+    pending: u64,
+    /// The first records are legacy ones (zero MAC, 36-byte keys)
+    #[arg(long, default_value_t = 0)]
+    legacy: u64,
+    /// Seed of the key and of every synthetic hash
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+type Hash = [u8; 32];
+
+fn sha256(parts: &[&[u8]]) -> Hash {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn sha256d(parts: &[&[u8]]) -> Hash {
+    sha256(&[&sha256(parts)])
+}
+
+/// A row of one operation: `00 01 <op>`.
+fn op_row(tag: u8, arg: Option<&[u8]>) -> Vec<u8> {
+    let mut v = vec![0x00, 0x01, tag];
+    if let Some(arg) = arg {
+        write_varbytes(&mut v, arg);
+    }
+    v
+}
+
+const SHA256: u8 = 0x08;
+const APPEND: u8 = 0xf0;
+const PREPEND: u8 = 0xf1;
+const BITCOIN_TAG: [u8; 8] = [0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01];
+
+struct Gen {
+    db: DB,
+    seed: u64,
+    counter: u64,
+    rows: u64,
+}
+
+impl Gen {
+    fn random(&mut self) -> Hash {
+        self.counter += 1;
+        sha256(&[&self.seed.to_le_bytes(), &self.counter.to_le_bytes()])
+    }
+
+    fn put(&mut self, batch: &mut WriteBatch, key: &[u8], value: &[u8]) {
+        batch.put(key, value);
+        self.rows += 1;
+    }
+
+    /// The rows of one stamping transaction over `commitments`, in block `height`.
+    fn transaction(
+        &mut self,
+        commitments: &[Vec<u8>],
+        height: u32,
+        block_txs: usize,
+    ) -> anyhow::Result<()> {
+        let mut b = WriteBatch::default();
+        let mut level: Vec<Vec<u8>> = Vec::with_capacity(commitments.len());
+        for c in commitments {
+            self.put(&mut b, c, &op_row(SHA256, None));
+            level.push(sha256(&[c]).to_vec());
+        }
+        // python-opentimestamps make_merkle_tree: pairs, an odd last one carried up.
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len() / 2 + 1);
+            for pair in level.chunks(2) {
+                if let [l, r] = pair {
+                    self.put(&mut b, l, &op_row(APPEND, Some(r)));
+                    self.put(&mut b, r, &op_row(PREPEND, Some(l)));
+                    let cat = [&l[..], &r[..]].concat();
+                    self.put(&mut b, &cat, &op_row(SHA256, None));
+                    next.push(sha256(&[&cat]).to_vec());
+                } else {
+                    next.push(pair[0].clone());
+                }
+            }
+            level = next;
+        }
+        let tip = level.pop().unwrap_or_default();
+        let (prefix, suffix) = self.tx_around(height);
+        self.put(&mut b, &tip, &op_row(PREPEND, Some(&prefix)));
+        let with_prefix = [&prefix[..], &tip].concat();
+        self.put(&mut b, &with_prefix, &op_row(APPEND, Some(&suffix)));
+        let tx = [&with_prefix[..], &suffix].concat();
+        self.put(&mut b, &tx, &op_row(SHA256, None));
+        let once = sha256(&[&tx]);
+        self.put(&mut b, &once, &op_row(SHA256, None));
+        let txid = sha256(&[&once]);
+        self.block_path(&mut b, txid, height, block_txs);
+        self.db.write(b, false).context("LevelDB write")?;
+        Ok(())
+    }
+
+    /// A 1-in/2-out transaction (change, then `OP_RETURN <tip>`): the bytes before and after the tip.
+    fn tx_around(&mut self, height: u32) -> (Vec<u8>, Vec<u8>) {
+        let mut p = vec![1, 0, 0, 0, 1];
+        p.extend_from_slice(&self.random());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 2]);
+        p.extend_from_slice(&100_000u64.to_le_bytes());
+        p.extend_from_slice(&[0x16, 0x00, 0x14]);
+        p.extend_from_slice(&self.random()[..20]);
+        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(&[0x22, 0x6a, 0x20]);
+        (p, (height - 1).to_le_bytes().to_vec())
+    }
+
+    /// Satoshi's Merkle path of the transaction at index 1 of a block of `n` transactions.
+    fn block_path(&mut self, b: &mut WriteBatch, txid: Hash, height: u32, n: usize) {
+        let mut level: Vec<Hash> = (0..n.max(2)).map(|_| self.random()).collect();
+        level[1] = txid;
+        let mut index = 1;
+        while level.len() > 1 {
+            if level.len() % 2 == 1 {
+                level.push(level[level.len() - 1]);
+            }
+            let (node, sibling) = (level[index], level[index ^ 1]);
+            let cat = if index % 2 == 0 {
+                self.put(b, &node, &op_row(APPEND, Some(&sibling)));
+                [node, sibling].concat()
+            } else {
+                self.put(b, &node, &op_row(PREPEND, Some(&sibling)));
+                [sibling, node].concat()
+            };
+            self.put(b, &cat, &op_row(SHA256, None));
+            let once = sha256(&[&cat]);
+            self.put(b, &once, &op_row(SHA256, None));
+            level = level.chunks(2).map(|p| sha256d(&[&p[0], &p[1]])).collect();
+            index /= 2;
+        }
+        let mut att = vec![0x01];
+        att.extend_from_slice(&BITCOIN_TAG);
+        let mut payload = Vec::new();
+        write_varuint(&mut payload, u64::from(height));
+        write_varbytes(&mut att, &payload);
+        att.push(0x00);
+        self.put(b, &level[0], &att);
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    if a.dir.exists() {
+        bail!("{} exists", a.dir.display());
+    }
+    std::fs::create_dir_all(&a.dir)?;
+    let key = sha256(&[b"pycal-gen key", &a.seed.to_le_bytes()]);
+    std::fs::write(a.dir.join("hmac-key"), key)?;
+    std::fs::write(a.dir.join("uri"), "http://127.0.0.1:14788\n")?;
+    std::fs::write(a.dir.join("donation_addr"), "bcrt1qsynthetic0calendar\n")?;
+    let opts = Options {
+        compressor: 1, // Snappy, as py-leveldb writes
+        ..Options::default()
+    };
+    let db = DB::open(a.dir.join("db"), opts).context("create the LevelDB")?;
+    let mut gen = Gen {
+        db,
+        seed: a.seed,
+        counter: 0,
+        rows: 0,
+    };
+    let mut journal =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(a.dir.join("journal"))?);
+    let mut mac = CommitmentMac::new(&key);
+    let started = Instant::now();
+    let confirmed = a.commitments.saturating_sub(a.pending);
+    let mut time: u32 = 1_500_000_000;
+    let mut height = 500_000;
+    let mut next = 0u64;
+    while next < a.commitments {
+        let n = a.per_tx.min(a.commitments - next);
+        let mut round = Vec::with_capacity(n as usize);
+        for i in next..next + n {
+            time += 1;
+            let root = gen.random();
+            let mut c = mac.commitment(time, &root).to_vec();
+            if i < a.legacy {
+                c[36..].fill(0);
+            }
+            journal.write_all(&c)?;
+            let len = otsd::calendar::legacy::client_message(&c).len();
+            c.truncate(len);
+            round.push(c);
+        }
+        let stamped: Vec<Vec<u8>> = round
+            .into_iter()
+            .zip(next..)
+            .filter(|(_, i)| *i < confirmed)
+            .map(|(c, _)| c)
+            .collect();
+        if !stamped.is_empty() {
+            height += 1;
+            gen.transaction(&stamped, height, a.block_txs)?;
+        }
+        next += n;
+        if (next / a.per_tx).is_multiple_of(1000) || next == a.commitments {
+            eprintln!(
+                "... {next} commitments, {} rows, {:.0}s",
+                gen.rows,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    journal.flush()?;
+    journal.get_ref().sync_all()?;
+    gen.db.flush().context("LevelDB flush")?;
+    gen.db.close().context("LevelDB close")?;
+    println!(
+        "wrote {} commitments ({} pending, {} legacy), {} rows into {} in {:.1}s",
+        a.commitments,
+        a.commitments - confirmed,
+        a.legacy.min(a.commitments),
+        gen.rows,
+        a.dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -6,6 +6,11 @@
 //! Mounting needs root: as root the test mounts the tmpfs itself; otherwise it re-runs itself under
 //! `unshare --user --map-root-user --mount` (root in a private user and mount namespace). If neither
 //! works the test fails, saying so.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,11 @@
 //! `otsd::daemon::STAMPER_STOP_GRACE`, which is below the systemd unit's `TimeoutStopSec`. The
 //! hanging node is a real regtest bitcoind paused with SIGSTOP (it accepts the connection and never
 //! answers), with `--btc-rpc-timeout 300`: before, SIGTERM waited the whole RPC timeout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::process::Command;

@@ -256,7 +256,7 @@ fn encode(events: &[Event]) -> Result<Vec<Vec<u8>>, codec::CodecError> {
 }
 
 fn apply(view: &Arc<RwLock<Projection>>, first_seq: u64, events: &[Event]) {
-    let mut view = crate::sync::write(&view);
+    let mut view = crate::sync::write(view);
     for (i, ev) in events.iter().enumerate() {
         if let Err(e) = view.apply(first_seq + i as u64, ev) {
             // The aggregator built these events itself; a refusal is a bug, not bad input.
@@ -266,7 +266,7 @@ fn apply(view: &Arc<RwLock<Projection>>, first_seq: u64, events: &[Event]) {
 }
 
 fn read_view(view: &Arc<RwLock<Projection>>) -> std::sync::RwLockReadGuard<'_, Projection> {
-    crate::sync::read(&view)
+    crate::sync::read(view)
 }
 
 fn fail(intake: &intake::IntakeState, subs: Vec<Submission>, why: String) {

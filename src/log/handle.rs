@@ -61,7 +61,7 @@ impl WriterState {
 type DurableHead = Arc<Mutex<Head>>;
 
 fn read_head(head: &DurableHead) -> Head {
-    *crate::sync::lock(&head)
+    *crate::sync::lock(head)
 }
 
 impl WriterHandle {
@@ -224,7 +224,7 @@ fn run(
         }
         // Published before the replies, so whoever learns that its batch is durable sees a head
         // at least as new.
-        *crate::sync::lock(&head) = writer.head();
+        *crate::sync::lock(head) = writer.head();
         reply(jobs, result);
     }
     if writer.is_poisoned() {

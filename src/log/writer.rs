@@ -297,9 +297,12 @@ impl Writer {
                 self.successor = None;
                 Ok(())
             }
-            Err(e @ LogError::Io { op, .. })
-                if matches!(op, "create" | "write" | "preallocate") =>
-            {
+            Err(
+                e @ LogError::Io {
+                    op: "create" | "write" | "preallocate",
+                    ..
+                },
+            ) => {
                 tracing::warn!(error = %e, "cannot start the next segment yet (nothing written)");
                 Err(e)
             }

@@ -256,7 +256,7 @@ impl Checkpointer {
     /// Folds what was sealed since the last look, checkpoints it, and stops the thread.
     pub fn stop(mut self) {
         let (lock, cvar) = &*self.stop;
-        *crate::sync::lock(&lock) = true;
+        *crate::sync::lock(lock) = true;
         cvar.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -275,7 +275,7 @@ fn run(
     loop {
         let stopping = {
             let (lock, cvar) = stop;
-            let guard = crate::sync::lock(&lock);
+            let guard = crate::sync::lock(lock);
             let (guard, _) = cvar
                 .wait_timeout_while(guard, CHECKPOINT_POLL, |stopped| !*stopped)
                 .unwrap_or_else(|_| crate::sync::poisoned("the checkpointer's stop flag"));

@@ -147,11 +147,11 @@ pub async fn run(
 }
 
 fn set_status(board: &StatusBoard, v: Value) {
-    *crate::sync::lock(&board) = Some(v);
+    *crate::sync::lock(board) = Some(v);
 }
 
 fn with_chain(mut report: Value, view: &Arc<RwLock<Projection>>) -> Value {
-    let view = crate::sync::read(&view);
+    let view = crate::sync::read(view);
     let s = &view.stamps().state;
     report["best_height"] = json!(s.tip().map(|t| t.0));
     report["open_cycles"] = json!(s.cycles.len());

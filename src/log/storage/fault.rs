@@ -47,7 +47,7 @@ pub struct FaultStorage {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    crate::sync::lock(&state)
+    crate::sync::lock(state)
 }
 
 fn not_found(name: &str) -> io::Error {

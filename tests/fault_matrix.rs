@@ -12,7 +12,7 @@ fn the_short_fault_matrix_survives_every_injection() {
     let seed: u64 = std::env::var("OTSD_FAULT_MATRIX_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     let out = Command::new(env!("CARGO_BIN_EXE_fault-matrix"))
         .args(["--seed", &seed.to_string()])
         .args(["--cuts", "150", "--eio", "150", "--damage", "1000"])

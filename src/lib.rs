@@ -58,6 +58,8 @@
 //! | `otsctl init` / `address`              | `src/ctl/init.rs` / `src/ctl/address.rs`        |
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
+//! | lock-poisoning policy                  | `src/sync.rs`                                   |
+//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix.rs` (short run: `tests/fault_matrix.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 

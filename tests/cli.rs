@@ -66,7 +66,7 @@ fn otsd_help_lists_flags_with_their_defaults() {
             "[default: 0.001]",
             "[default: 14788]",
             "[default: 16384]",
-            "[default: 64]",
+            "[default: 16]",
             "[default: 1008]",
             "[default: 21600]",
             "--btc-min-confirmations <N>",

@@ -1,33 +1,58 @@
-//! Prints replay and start-up figures on a large calendar: the issue's "log of 10 million digests:
-//! replay time and start-up time".
+//! Prints replay, start-up, memory and proof-serving figures on a large calendar: the figures of
+//! issues "replay and start-up on a log of 10 million digests" and "history at real scale".
 //!
 //! Creates (once, then reuses) a calendar in `--dir` whose log holds `--digests` digests in rounds
-//! of `--round-size`, written through the real writer and round sealer. Then measures:
-//! - `otsctl replay` in process: the whole log read, verified (CRC, both chains, seals), decoded and
-//!   folded, digests/s end to end, and the checkpoint written;
-//! - otsd start-up (the `otsd` binary next to this one) until it accepts connections, with the
-//!   checkpoint, and without it (a full replay, which writes the checkpoint again).
+//! of `--round-size`, written through the real writer and round sealer. With `--tx-rounds` (the
+//! default), its rounds are also covered by synthetic but valid stamping transactions: each a real
+//! signed transaction whose OP_RETURN tip is the Merkle tip of its rounds, broadcast, confirmed in a
+//! block with another transaction and buried under six blocks, so it is final; their sizes are
+//! drawn between `--tx-rounds MIN,MAX` rounds (all but the newest rounds end up covered). Then:
+//! - `otsctl replay` in process: the whole log read, verified, folded and written to
+//!   `DIR/projection`; rounds/s and digests/s end to end;
+//! - otsd start-up (the `otsd` binary next to this one) with the checkpoint, until it accepts
+//!   connections, and its resident memory (VmRSS) then;
+//! - `GET /timestamp` of random historical commitments: latency percentiles one at a time from a
+//!   warm page cache, then cold (the calendar's files dropped from the page cache with
+//!   `posix_fadvise(DONTNEED)`, which touches no one else's cache), and proofs/s from
+//!   `--concurrency` keep-alive connections; RSS after that load;
+//! - start-up without a checkpoint (a full replay that writes one), unless `--skip-full`.
 //!
-//! `cargo build --release && target/release/replay-bench [--dir D] [--digests N] [--round-size R]`
-use std::net::TcpStream;
+//! `cargo build --release && target/release/replay-bench [--dir D] [--digests N] [--round-size R]
+//! [--tx-rounds MIN,MAX | --tx-rounds 0] [--runs K] [--requests N] [--concurrency C] [--seconds S]
+//! [--skip-full]`
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bitcoin::hashes::Hash as _;
 use otsd::aggregator::RoundSealer;
 use otsd::audit::replay::{replay, Output};
 use otsd::calendar::dir::CalendarDir;
-use otsd::events::codec;
+use otsd::events::{codec, Event};
 use otsd::log::{LogKey, Writer, WriterOptions};
+use otsd::ots::merkle::Hash;
 use otsd::projection::checkpoint::PROJECTION_DIR;
-use rand::RngCore;
+use otsd::projection::table::{decode_round, ROUND_LEN};
+use otsd::projection::tiptree;
+use otsd::stamper::key::{Coin, StamperKey};
+use rand::{Rng, RngCore, SeedableRng};
 
 struct Args {
     dir: PathBuf,
     digests: u64,
     round_size: u64,
+    /// Rounds per stamping transaction, drawn in this range; `None`: no transactions.
+    tx_rounds: Option<(u64, u64)>,
     runs: u32,
+    requests: usize,
+    concurrency: usize,
+    seconds: u64,
+    skip_full: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -35,10 +60,19 @@ fn parse_args() -> anyhow::Result<Args> {
         dir: std::env::temp_dir().join("otsd-replay-bench"),
         digests: 10_000_000,
         round_size: 24,
+        tx_rounds: Some((20_000, 2_000_000)),
         runs: 3,
+        requests: 20_000,
+        concurrency: 64,
+        seconds: 10,
+        skip_full: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--skip-full" {
+            args.skip_full = true;
+            continue;
+        }
         let value = it
             .next()
             .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
@@ -49,8 +83,25 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.round_size = value.parse()?;
                 anyhow::ensure!(args.round_size >= 1, "--round-size must be at least 1");
             }
+            "--tx-rounds" if value == "0" => args.tx_rounds = None,
+            "--tx-rounds" => {
+                let (lo, hi) = value
+                    .split_once(',')
+                    .context("--tx-rounds MIN,MAX (or 0)")?;
+                args.tx_rounds = Some((lo.parse()?, hi.parse()?));
+                anyhow::ensure!(
+                    1 <= lo.parse::<u64>()? && lo.parse::<u64>()? <= hi.parse::<u64>()?,
+                    "--tx-rounds MIN,MAX needs 1 <= MIN <= MAX"
+                );
+            }
             "--runs" => args.runs = value.parse()?,
-            _ => anyhow::bail!("unknown flag {flag} (--dir, --digests, --round-size, --runs)"),
+            "--requests" => args.requests = value.parse()?,
+            "--concurrency" => args.concurrency = value.parse()?,
+            "--seconds" => args.seconds = value.parse()?,
+            _ => anyhow::bail!(
+                "unknown flag {flag} (--dir, --digests, --round-size, --tx-rounds, --runs, \
+                 --requests, --concurrency, --seconds, --skip-full)"
+            ),
         }
     }
     Ok(args)
@@ -59,57 +110,224 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = prepare(&args)?;
+    println!("log: {} bytes", dir_size(&dir.log_dir())?);
     let mut sink = |_: &otsd::log::Progress| {};
     let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
     println!(
-        "otsctl replay (full, in process): {} events, {} digests, {} rounds in {:.3} s: \
-         {:.2}M digests/s, {:.2}M events/s",
+        "otsctl replay (full, in process, writes the projection): {} events, {} digests, {} rounds \
+         in {:.3} s: {:.2}M rounds/s, {:.2}M digests/s, {:.2}M events/s",
         s.events,
         s.digests,
         s.rounds,
         s.seconds,
+        s.rounds as f64 / s.seconds / 1e6,
         s.digests_per_second / 1e6,
         s.events_per_second / 1e6
     );
+    let proj = dir.path.join(PROJECTION_DIR);
+    for name in ["rounds", "index", "txs", "proofs", "checkpoint"] {
+        let len = std::fs::metadata(proj.join(name)).map_or(0, |m| m.len());
+        println!(
+            "projection/{name}: {len} bytes ({:.1} bytes/round)",
+            len as f64 / s.rounds.max(1) as f64
+        );
+    }
     let otsd = std::env::current_exe()?
         .parent()
         .context("exe dir")?
         .join("otsd");
     for run in 1..=args.runs {
-        let t = start_up(&otsd, &dir)?;
+        let (t, rss) = start_up(&otsd, &dir, |_| Ok(()))?;
         println!(
-            "otsd start-up with the checkpoint, run {run}: {:.3} s",
-            t.as_secs_f64()
+            "otsd start-up with the checkpoint, run {run}: {:.3} s, RSS {:.1} MiB",
+            t.as_secs_f64(),
+            rss as f64 / 1024.0
         );
     }
-    std::fs::remove_dir_all(dir.path.join(PROJECTION_DIR))?;
-    let t = start_up(&otsd, &dir)?;
+    let sample = sample_commitments(&proj, args.requests)?;
+    start_up(&otsd, &dir, |addr| {
+        serve_figures(&args, &dir, addr, &sample)
+    })?;
+    if !args.skip_full {
+        std::fs::remove_dir_all(&proj)?;
+        let (t, rss) = start_up(&otsd, &dir, |_| Ok(()))?;
+        println!(
+            "otsd start-up without a checkpoint (full replay, writes one): {:.3} s, RSS {:.1} MiB",
+            t.as_secs_f64(),
+            rss as f64 / 1024.0
+        );
+        let (t, rss) = start_up(&otsd, &dir, |_| Ok(()))?;
+        println!(
+            "otsd start-up from that checkpoint: {:.3} s, RSS {:.1} MiB",
+            t.as_secs_f64(),
+            rss as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// Latency percentiles (warm, cold), proofs/s at concurrency, and RSS after that load.
+fn serve_figures(
+    args: &Args,
+    dir: &CalendarDir,
+    (addr, pid): (SocketAddr, u32),
+    sample: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let mut conn = Conn::open(addr)?;
+    let statuses = one_by_one(&mut conn, sample)?.1;
+    let (warm, _) = one_by_one(&mut conn, sample)?;
     println!(
-        "otsd start-up without a checkpoint (full replay, writes one): {:.3} s",
-        t.as_secs_f64()
+        "GET /timestamp, {} random historical commitments ({} complete proofs, {} pending), warm: {}",
+        sample.len(),
+        statuses.0,
+        statuses.1,
+        percentiles(warm)
     );
-    let t = start_up(&otsd, &dir)?;
+    let dropped = drop_cache(&dir.path)?;
+    let cold_n = sample.len().min(2000);
+    let (cold, _) = one_by_one(&mut conn, &sample[sample.len() - cold_n..])?;
     println!(
-        "otsd start-up from that checkpoint: {:.3} s",
-        t.as_secs_f64()
+        "GET /timestamp, {cold_n} others, cold ({:.0} MiB of calendar files dropped from the page \
+         cache first): {}",
+        dropped as f64 / (1 << 20) as f64,
+        percentiles(cold)
+    );
+    let (n, secs) = hammer(addr, sample, args.concurrency, args.seconds)?;
+    println!(
+        "GET /timestamp at concurrency {}: {n} answers in {secs:.1} s: {:.0} proofs/s",
+        args.concurrency,
+        n as f64 / secs
+    );
+    println!(
+        "otsd RSS after that load: {:.1} MiB",
+        rss_kib(pid)? as f64 / 1024.0
     );
     Ok(())
 }
 
-/// Creates the calendar and its log unless it already holds enough digests.
-fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
-    if args.dir.join("hmac-key").exists() {
-        let dir = CalendarDir::load(&args.dir)?;
-        let mut sink = |_: &otsd::log::Progress| {};
-        let (view, _) = replay(&args.dir, &Output::Nowhere, 6, &mut sink)?;
-        if view.digests_total() >= args.digests {
-            println!(
-                "reusing {} ({} digests)",
-                args.dir.display(),
-                view.digests_total()
-            );
-            return Ok(dir);
+/// Requests each commitment in turn; latencies in µs and (complete, pending) counts.
+fn one_by_one(conn: &mut Conn, sample: &[Vec<u8>]) -> anyhow::Result<(Vec<u64>, (u64, u64))> {
+    let mut lat = Vec::with_capacity(sample.len());
+    let (mut complete, mut pending) = (0, 0);
+    for c in sample {
+        let t = Instant::now();
+        let status = conn.get(&format!("/timestamp/{}", hex::encode(c)))?;
+        lat.push(t.elapsed().as_micros() as u64);
+        match status {
+            200 => complete += 1,
+            404 => pending += 1,
+            s => anyhow::bail!("GET /timestamp answered {s}"),
         }
+    }
+    Ok((lat, (complete, pending)))
+}
+
+fn percentiles(mut lat: Vec<u64>) -> String {
+    lat.sort_unstable();
+    let at = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    format!(
+        "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+/// `concurrency` keep-alive connections asking for random commitments for `seconds`.
+fn hammer(
+    addr: SocketAddr,
+    sample: &[Vec<u8>],
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<(u64, f64)> {
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let (done, stop) = (&done, &stop);
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut conn = Conn::open(addr)?;
+                    let mut i = w * 7919;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = &sample[i % sample.len()];
+                        conn.get(&format!("/timestamp/{}", hex::encode(c)))?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((
+        done.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// `n` commitments of random rounds, read from the projection's round table.
+fn sample_commitments(proj: &Path, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let file = std::fs::File::open(proj.join("rounds"))?;
+    let rounds = file.metadata()?.len() / ROUND_LEN as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    (0..n)
+        .map(|_| {
+            let mut b = [0u8; ROUND_LEN];
+            file.read_exact_at(&mut b, rng.gen_range(0..rounds) * ROUND_LEN as u64)?;
+            let r = decode_round(&b).context("a round entry fails its CRC")?;
+            Ok(r.commitment.to_vec())
+        })
+        .collect()
+}
+
+/// Drops the calendar's files (log and projection) from the page cache; returns their bytes.
+fn drop_cache(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for sub in ["log", PROJECTION_DIR] {
+        for entry in std::fs::read_dir(dir.join(sub))? {
+            let file = std::fs::File::open(entry?.path())?;
+            let len = file.metadata()?.len();
+            file.sync_all()?;
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+            total += len;
+        }
+    }
+    Ok(total)
+}
+
+fn dir_size(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}
+
+/// What the calendar in `--dir` was made with; a different request makes it again.
+fn params(args: &Args) -> String {
+    format!(
+        "digests {} round-size {} tx-rounds {:?}\n",
+        args.digests, args.round_size, args.tx_rounds
+    )
+}
+
+/// Creates the calendar and its log unless it was made with the same parameters.
+fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
+    let marker = args.dir.join("bench-params");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&params(args)) {
+        println!("reusing {} ({})", args.dir.display(), params(args).trim());
+        return Ok(CalendarDir::load(&args.dir)?);
+    }
+    if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
     }
     let dir = CalendarDir::init(
@@ -117,13 +335,132 @@ fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
         "http://bench.invalid",
         "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
     )?;
+    let started = Instant::now();
+    let (rounds, txs) = write_log(args, &dir)?;
+    std::fs::write(&marker, params(args))?;
+    println!(
+        "wrote {} digests in {rounds} rounds and {txs} final stamping transactions to {} in {:.1} s",
+        args.digests,
+        args.dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}
+
+/// Stamping transactions as the stamper would record them, synthetic but valid.
+struct Stamping {
+    key: StamperKey,
+    rng: rand::rngs::StdRng,
+    range: (u64, u64),
+    /// Chunk roots of the rounds since the last transaction (see `tiptree`).
+    chunks: Vec<Hash>,
+    leaves: Vec<Hash>,
+    first_round: u64,
+    size: u64,
+    height: u32,
+    txs: u64,
+}
+
+impl Stamping {
+    fn new(range: (u64, u64)) -> anyhow::Result<Stamping> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let size = rng.gen_range(range.0..=range.1);
+        Ok(Stamping {
+            key: StamperKey::from_bytes(&[5; 32])?,
+            rng,
+            range,
+            chunks: Vec::new(),
+            leaves: Vec::new(),
+            first_round: 0,
+            size,
+            height: 1000,
+            txs: 0,
+        })
+    }
+
+    /// Notes round `round`'s commitment; returns the events of a transaction when one is due.
+    fn round(&mut self, round: u64, commitment: &[u8]) -> anyhow::Result<Option<Vec<Event>>> {
+        self.leaves.push(tiptree::leaf(commitment));
+        if self.leaves.len() as u64 == tiptree::CHUNK {
+            self.chunks
+                .extend(tiptree::chunk_root(std::mem::take(&mut self.leaves)));
+        }
+        if round + 1 - self.first_round < self.size {
+            return Ok(None);
+        }
+        if !self.leaves.is_empty() {
+            self.chunks
+                .extend(tiptree::chunk_root(std::mem::take(&mut self.leaves)));
+        }
+        let mut scratch = Vec::new();
+        let tip = tiptree::build_levels(std::mem::take(&mut self.chunks), &mut scratch)
+            .context("a transaction covers rounds")?;
+        let mut outpoint_txid = [0u8; 32];
+        self.rng.fill_bytes(&mut outpoint_txid);
+        let coin = Coin {
+            outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array(outpoint_txid), 0),
+            value_sat: 100_000,
+        };
+        let h = self.height;
+        let tx = self.key.stamp_tx(&coin, 1_000, &tip, h)?;
+        let txid = tx.compute_txid().to_byte_array();
+        let block = |height: u32| {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&height.to_le_bytes());
+            Event::BlockSeen { height, hash }
+        };
+        let mut events = vec![
+            block(h),
+            Event::TxBroadcast {
+                txid,
+                raw_tx: bitcoin::consensus::encode::serialize(&tx),
+                tip,
+                first_round: self.first_round,
+                last_round: round,
+                fee_sat: 1_000,
+                feerate_sat_per_kvb: 5_000,
+                input_sat: 100_000,
+                height: h,
+                replaces: None,
+                log_head: None,
+            },
+            block(h + 1),
+        ];
+        // A block of a few thousand transactions, ours among them.
+        let n = 2_000 + self.rng.gen_range(0..2_000usize);
+        let at = self.rng.gen_range(0..n);
+        let mut txids = vec![0u8; 32 * n];
+        self.rng.fill_bytes(&mut txids);
+        txids[32 * at..32 * at + 32].copy_from_slice(&txid);
+        events.push(Event::TxConfirmed {
+            txid,
+            block_hash: match &events[2] {
+                Event::BlockSeen { hash, .. } => *hash,
+                _ => [0; 32],
+            },
+            height: h + 1,
+            block_txids: txids,
+        });
+        events.extend((h + 2..h + 7).map(block));
+        self.height = h + 7;
+        self.first_round = round + 1;
+        self.size = self.rng.gen_range(self.range.0..=self.range.1);
+        self.txs += 1;
+        Ok(Some(events))
+    }
+}
+
+/// Writes the log: `--digests` digests in rounds, and the stamping transactions; returns the
+/// number of rounds and transactions.
+fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
     let key = LogKey::derive(&dir.hmac_key);
     let (mut writer, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default())?;
     let mut sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).context("uri")?;
+    let mut stamping = args.tx_rounds.map(Stamping::new).transpose()?;
     let mut rng = rand::thread_rng();
-    let started = Instant::now();
     let (mut written, mut round) = (0u64, 0u64);
     let time = 1_763_900_000u32;
+    let mut tick = Instant::now();
     while written < args.digests {
         let mut group = Vec::new();
         for _ in 0..256 {
@@ -146,22 +483,39 @@ fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
                 .map(codec::encode)
                 .collect::<Result<Vec<_>, _>>()?;
             group.push(batch);
+            if let Some(s) = stamping.as_mut() {
+                let Some(Event::RoundSealed { commitment, .. }) = sealed.events.last() else {
+                    anyhow::bail!("a sealed round ends with RoundSealed");
+                };
+                if let Some(events) = s.round(round, commitment)? {
+                    group.push(
+                        events
+                            .iter()
+                            .map(codec::encode)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
+                }
+            }
             written += n as u64;
             round += 1;
         }
         writer.append_batches(&group)?;
+        if tick.elapsed() > Duration::from_secs(10) {
+            tick = Instant::now();
+            println!("  ... {written} digests, {round} rounds");
+        }
     }
     drop(writer);
-    println!(
-        "wrote {written} digests in {round} rounds to {} in {:.1} s",
-        args.dir.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(dir)
+    Ok((round, stamping.map_or(0, |s| s.txs)))
 }
 
-/// Starts otsd on `dir` and returns how long until it accepted a connection; then stops it.
-fn start_up(otsd: &Path, dir: &CalendarDir) -> anyhow::Result<Duration> {
+/// Starts otsd on `dir`; once it accepts connections, measures its RSS and runs `then` with its
+/// address and pid; then stops it. Returns the start-up time and that RSS in KiB.
+fn start_up(
+    otsd: &Path,
+    dir: &CalendarDir,
+    then: impl FnOnce((SocketAddr, u32)) -> anyhow::Result<()>,
+) -> anyhow::Result<(Duration, u64)> {
     let port = free_port()?;
     let started = Instant::now();
     let child = Command::new(otsd)
@@ -184,17 +538,75 @@ fn start_up(otsd: &Path, dir: &CalendarDir) -> anyhow::Result<Duration> {
         if let Some(status) = child.0.try_wait()? {
             anyhow::bail!("otsd exited during start-up: {status}");
         }
-        if started.elapsed() > Duration::from_secs(120) {
-            anyhow::bail!("otsd did not listen within 120 s");
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("otsd did not listen within 600 s");
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     let took = started.elapsed();
+    let pid = child.0.id();
+    let rss = rss_kib(pid)?;
+    then((SocketAddr::from(([127, 0, 0, 1], port)), pid))?;
     Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
+        .args(["-TERM", &pid.to_string()])
         .status()?;
     child.0.wait()?;
-    Ok(took)
+    Ok((took, rss))
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS in /proc/PID/status")
+}
+
+/// One HTTP/1.1 keep-alive connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
+    /// GET `path`; returns the status (the body is read and dropped).
+    fn get(&mut self, path: &str) -> anyhow::Result<u16> {
+        write!(self.writer, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut line = String::new();
+        let (mut status, mut len) = (0u16, 0usize);
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                anyhow::bail!("connection closed");
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(code) = l.strip_prefix("HTTP/1.1 ") {
+                status = code.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse()?;
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body)?;
+        Ok(status)
+    }
 }
 
 /// Kills the child if the bench fails before stopping it.

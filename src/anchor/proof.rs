@@ -119,6 +119,32 @@ impl TxProof {
     }
 }
 
+/// The txid (internal byte order) of the transaction `tx` describes when it commits to `tip`.
+pub fn txid_of(tx: &TxProof, tip: &Hash) -> Hash {
+    sha256d(&[&tx.prefix, tip, &tx.suffix])
+}
+
+/// Writes the part of every proof in `tx` that follows the tip: into the transaction, up the
+/// block's Merkle tree, and the attestation. The same bytes end every commitment's proof.
+pub fn write_tx_tail(out: &mut Vec<u8>, tx: &TxProof) {
+    write_tail(&mut PathWriter::new(out), tx);
+}
+
+fn write_tail(w: &mut PathWriter<'_>, tx: &TxProof) {
+    w.prepend(&tx.prefix).append(&tx.suffix).sha256().sha256();
+    for (side, sibling) in &tx.branch {
+        match side {
+            Side::Append => w.append(sibling),
+            Side::Prepend => w.prepend(sibling),
+        }
+        .sha256()
+        .sha256();
+    }
+    w.attest(&Attestation::Bitcoin {
+        height: u64::from(tx.height),
+    });
+}
+
 /// The transaction's serialization without witness: the txid preimage.
 pub fn no_witness_bytes(tx: &bitcoin::Transaction) -> Vec<u8> {
     let mut stripped = tx.clone();
@@ -221,18 +247,7 @@ fn write_tree_proof(
     for step in path {
         w.step(&step);
     }
-    w.prepend(&tx.prefix).append(&tx.suffix).sha256().sha256();
-    for (side, sibling) in &tx.branch {
-        match side {
-            Side::Append => w.append(sibling),
-            Side::Prepend => w.prepend(sibling),
-        }
-        .sha256()
-        .sha256();
-    }
-    w.attest(&Attestation::Bitcoin {
-        height: u64::from(tx.height),
-    });
+    write_tail(w, tx);
     Ok(())
 }
 

@@ -86,7 +86,9 @@ pub(crate) fn check_tip(
     head: Option<&LogHead>,
     tip: &[u8; 32],
 ) -> Result<(), String> {
-    let commitments = view.round_commitments(first, last);
+    let commitments = view
+        .round_commitments(first, last)
+        .map_err(|e| e.to_string())?;
     let expected = stamp_tip(commitments.iter().map(|c| &c[..]), head.map(|h| &h.hash));
     match expected {
         Some(t) if &t == tip => Ok(()),

@@ -306,6 +306,7 @@ impl Finder<'_> {
             Some(Status::Pending { .. }) => "pending",
             Some(Status::Mined { .. }) => "mined",
             Some(Status::Complete { .. }) => "complete",
+            Some(Status::Unavailable(_)) => "unavailable",
             Some(Status::Imported { .. }) => "imported",
         }
         .to_owned();

@@ -46,12 +46,14 @@ pub fn prove_head(
     let view = super::replay::fold_source(source, progress)?;
     let (first_round, mined, head) = pick(&view, seq)?;
     check_on_chain(source, &head, &mined.txid)?;
-    let commitments = view.round_commitments(first_round, mined.last_round);
-    let refs: Vec<&[u8]> = commitments.iter().map(|c| &c[..]).collect();
-    let mut path = Vec::new();
     let unprovable = |e: &dyn std::fmt::Display| {
         ToolError::NoHeadProof(format!("transaction {}: {e}", txid_hex(&mined.txid)))
     };
+    let commitments = view
+        .round_commitments(first_round, mined.last_round)
+        .map_err(|e| unprovable(&e))?;
+    let refs: Vec<&[u8]> = commitments.iter().map(|c| &c[..]).collect();
+    let mut path = Vec::new();
     write_head_proof(&mut path, &refs, &head.hash, &mined.proof).map_err(|e| unprovable(&e))?;
     let timestamp = Timestamp::from_bytes(&path, head.hash.to_vec()).map_err(|e| unprovable(&e))?;
     let file = DetachedTimestampFile {

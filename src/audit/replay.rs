@@ -3,8 +3,9 @@
 //! directory), and reports what it holds and how fast the fold ran.
 //!
 //! The checkpoint otsd starts from is thereby always rebuildable: delete `DIR/projection`, or run
-//! this, and the next start uses a projection made from nothing but the log. Safe while otsd runs:
-//! files are replaced atomically and otsd only ever appends the same rounds.
+//! this, and the next start uses a projection made from nothing but the log. In place it takes the
+//! log's writer lock (otsd's checkpointer writes those files while otsd runs); `--out DIR2` writes
+//! elsewhere beside a running otsd, and the files can be moved into place while otsd is stopped.
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use super::{LogSource, ToolError};
 use crate::calendar::dir::CalendarDir;
 use crate::log::progress::{Progress, Ticker};
 use crate::log::{LogKey, Reader};
-use crate::projection::checkpoint::{CheckpointFiles, PROJECTION_DIR};
+use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{fold_one, rebuild, RebuildError, RebuildOptions};
 use crate::projection::Projection;
 
@@ -83,9 +84,15 @@ pub fn replay(
             return Err(ToolError::Exists(p.clone()));
         }
     }
+    // otsd's checkpointer writes DIR/projection while it runs: replacing it in place needs the
+    // log's writer lock, which otsd holds (`--out` and `--dry-run` may run beside otsd).
+    let _lock = match output {
+        Output::InPlace => Some(crate::log::FsStorage::new_locked(&log_dir)?),
+        _ => None,
+    };
     let opts = RebuildOptions {
         use_checkpoint: false,
-        write_checkpoint: false,
+        write_checkpoint: *output != Output::Nowhere,
     };
     let mut ticker = Ticker::new(progress);
     let rebuilt = rebuild(
@@ -102,7 +109,19 @@ pub fn replay(
             detail: problem,
         }),
         RebuildError::Log(e) => ToolError::Log(e),
+        RebuildError::Checkpoint(problem) => ToolError::Replay(ReplayStopped {
+            seq: 0,
+            detail: format!("writing the projection: {problem}"),
+        }),
     })?;
+    if *output != Output::Nowhere {
+        if let Some(why) = &rebuilt.stats.checkpoint_error {
+            return Err(ToolError::Replay(ReplayStopped {
+                seq: rebuilt.at.next_seq,
+                detail: format!("writing the projection to {}: {why}", target.display()),
+            }));
+        }
+    }
     let view = rebuilt.live;
     let p = ticker.progress(view.next_seq().saturating_sub(1));
     let mut summary = Summary {
@@ -118,9 +137,6 @@ pub fn replay(
         checkpoint_seq: None,
     };
     if *output != Output::Nowhere {
-        let mut files = CheckpointFiles::new(&target, &key);
-        files.remove()?;
-        files.write(&rebuilt.base, rebuilt.at)?;
         summary.checkpoint = Some(target);
         summary.checkpoint_seq = Some(rebuilt.at.next_seq);
     }

@@ -26,8 +26,9 @@ pub enum OtsctlCommand {
     Verify(VerifyArgs),
     /// Dump the log's events, or find where a digest or commitment is
     Inspect(InspectArgs),
-    /// Rebuild the projection otsd serves from (its checkpoint in DIR/projection) from the log alone,
-    /// in place or into another directory, and report how long it took
+    /// Rebuild the projection otsd serves from (its history and checkpoint in DIR/projection) from
+    /// the log alone, in place (stop otsd first) or into another directory, and report how long it
+    /// took
     Replay(ReplayArgs),
     /// Copy the calendar's log segments into a mirror directory, incrementally (for `recover`).
     /// Safe to run from cron while otsd runs; serve the mirror with any static HTTP server to make
@@ -154,7 +155,7 @@ pub struct ReplayArgs {
     /// Write the rebuilt projection into this (new or empty) directory instead of DIR/projection
     #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
     pub out: Option<PathBuf>,
-    /// Only fold the log and report; write no checkpoint
+    /// Only fold the log (in memory: for small logs) and report; write no checkpoint
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]

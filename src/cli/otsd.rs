@@ -125,7 +125,8 @@ pub struct OtsdArgs {
           value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_TIMEOUT_SECS))]
     pub header_timeout: u64,
-    /// Size at which a log segment is sealed and a new one started, in MiB
+    /// Size at which a log segment is sealed and a new one started, in MiB (the projection is
+    /// checkpointed at each: start-up folds at most one segment)
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE >> 20, value_name = "MIB",
           value_parser = clap::value_parser!(u64).range(1..=MAX_SEGMENT_SIZE_MIB))]
     pub segment_size_mib: u64,

@@ -85,6 +85,7 @@ pub fn replay(
     .map_err(|e| match e {
         RebuildError::Fold { seq, problem } => ServeError::Replay { seq, problem },
         RebuildError::Log(e) => ServeError::Log(e),
+        RebuildError::Checkpoint(problem) => ServeError::Replay { seq: 0, problem },
     })?;
     let s = &rebuilt.stats;
     let view = &rebuilt.live;
@@ -192,7 +193,7 @@ fn load_projection(
 ) -> Result<(Arc<RwLock<Projection>>, Checkpointer), ServeError> {
     let mut rebuilt = replay(dir, key, min_confirmations)?;
     let view = Arc::new(RwLock::new(std::mem::take(&mut rebuilt.live)));
-    let checkpointer = Checkpointer::spawn(&dir.log_dir(), key, rebuilt);
+    let checkpointer = Checkpointer::spawn(&dir.log_dir(), key, rebuilt, view.clone());
     Ok((view, checkpointer))
 }
 

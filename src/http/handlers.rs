@@ -13,7 +13,7 @@ use warp::Reply;
 
 use super::{info, AppState, BODY_TIMEOUT, MAX_COMMITMENT_HEX, MAX_DIGEST_LEN};
 use crate::aggregator::SubmitError;
-use crate::projection::Status;
+use crate::projection::{Projection, Status};
 
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
@@ -101,7 +101,7 @@ pub fn get_timestamp(
             )
         }
     };
-    let status = state.read_view().status(&commitment);
+    let status = Projection::status_shared(&state.view, &commitment);
     match status {
         Status::Pending { .. } => text(
             StatusCode::NOT_FOUND,
@@ -132,6 +132,16 @@ pub fn get_timestamp(
             "Not found",
             Some("public, max-age=60"),
         ),
+        Status::Unavailable(_) => {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "proof history unavailable; the operator has been told",
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+            resp
+        }
     }
 }
 

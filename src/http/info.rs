@@ -57,7 +57,7 @@ impl Info {
     pub fn gather(state: &AppState, tip: Option<Vec<u8>>) -> Info {
         let refusal = state.intake.refusal().map(|e| e.to_string());
         let view = state.read_view();
-        let pending_commitments = view.pending_commitments().len();
+        let pending_commitments = view.pending_count() as usize;
         Info {
             version: env!("CARGO_PKG_VERSION"),
             uri: state.uri.clone(),

@@ -9,21 +9,22 @@ type HmacSha256 = Hmac<Sha256>;
 /// The domain-separation message of [`LogKey::derive`].
 pub const KEY_DERIVATION_MESSAGE: &[u8] = b"otsd log chain v1";
 
-/// The key of the HMAC chain, derived from the calendar's `hmac-key`.
+/// The key of the HMAC chain, derived from the calendar's `hmac-key`, with the HMAC state after
+/// the key blocks prepared once (each chain step then hashes two blocks fewer).
 #[derive(Clone)]
-pub struct LogKey([u8; 32]);
+pub struct LogKey([u8; 32], HmacSha256);
 
 impl LogKey {
     /// Derives the log-chain key: `HMAC-SHA256(calendar_hmac_key, "otsd log chain v1")`.
     pub fn derive(calendar_hmac_key: &[u8]) -> LogKey {
         let mut mac = new_mac(calendar_hmac_key);
         mac.update(KEY_DERIVATION_MESSAGE);
-        LogKey(mac.finalize().into_bytes().into())
+        LogKey::from_bytes(mac.finalize().into_bytes().into())
     }
 
     /// Wraps an already derived key.
     pub fn from_bytes(bytes: [u8; 32]) -> LogKey {
-        LogKey(bytes)
+        LogKey(bytes, new_mac(&bytes))
     }
 
     /// The key bytes.
@@ -72,7 +73,7 @@ impl ChainState {
 
     /// `t_i = HMAC-SHA256(K, t_{i-1} || h_i)`.
     pub fn next_tag(&self, key: &LogKey, hash: &[u8; 32]) -> [u8; 32] {
-        let mut mac = new_mac(&key.0);
+        let mut mac = key.1.clone();
         mac.update(&self.tag);
         mac.update(hash);
         mac.finalize().into_bytes().into()

@@ -59,3 +59,45 @@ impl Deref for Mapped {
         self.0.as_deref().unwrap_or(&[])
     }
 }
+
+/// A writable shared map of a whole file: the bulk builder of the projection's rebuildable
+/// indexes writes through it instead of one `pwrite` per 8-byte slot.
+#[derive(Debug)]
+pub struct MappedMut(Option<memmap2::MmapMut>);
+
+impl MappedMut {
+    /// Maps `file` (opened read-write, already sized and allocated) for reading and writing.
+    pub fn whole(file: &File, path: &Path) -> Result<MappedMut, LogError> {
+        let len = file.metadata().map_err(io_at("stat", path))?.len();
+        if len == 0 {
+            return Ok(MappedMut(None));
+        }
+        // SAFETY: callers map only files of a projection directory they write exclusively (otsd's
+        // checkpointer, or `otsctl replay` under the log's writer lock), after sizing them with
+        // `fallocate`, so the file is not truncated or written by anyone else while the map lives
+        // and stores into it cannot fault for lack of space. Readers of the same files use `pread`
+        // and tolerate any byte they see: every slot and entry is checked before it is used.
+        let map = unsafe { memmap2::MmapMut::map_mut(file) }.map_err(io_at("mmap", path))?;
+        let _ = map.advise(Advice::Random);
+        Ok(MappedMut(Some(map)))
+    }
+
+    /// Writes the dirty pages back and waits for them (`msync`).
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.0.as_ref().map_or(Ok(()), |m| m.flush())
+    }
+}
+
+impl Deref for MappedMut {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::ops::DerefMut for MappedMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().unwrap_or(&mut [])
+    }
+}

@@ -97,7 +97,8 @@ impl MerkleTree {
     }
 }
 
-fn next_level(level: &[Hash]) -> Vec<Hash> {
+/// The level above `level`: pairs hashed with [`cat_sha256`], an odd last node carried up unchanged.
+pub fn next_level(level: &[Hash]) -> Vec<Hash> {
     let mut next: Vec<Hash> = level
         .chunks_exact(2)
         .map(|p| cat_sha256(&p[0], &p[1]))

@@ -1,66 +1,106 @@
-//! Projection checkpoints: the projection as folded up to a segment boundary, kept on disk so otsd
-//! starts without replaying the whole log.
+//! Projection checkpoints: the projection's history on disk, folded up to a segment boundary, so
+//! that otsd neither replays nor holds its whole history.
 //!
-//! A checkpoint is a rebuildable cache, never a source of truth: `otsctl replay` rebuilds it from
-//! the log alone, and a checkpoint that is missing, damaged, from another version, from another
+//! Everything here is a rebuildable cache, never a source of truth: `otsctl replay` rebuilds it
+//! from the log alone, and a checkpoint that is missing, damaged, from another version, from another
 //! calendar or for another log is ignored (with a warning) and the log is replayed in full.
 //!
-//! Two files under `DIR/projection/`:
+//! Files under `DIR/projection/`, all append-only but `index` and `checkpoint`:
 //!
-//! - `rounds`: the round table, append-only, [`ROUND_LEN`] bytes per round:
-//!   `commitment (44) | time u32 LE | digests u32 LE | seal_seq u64 LE`. Rounds never change once
-//!   sealed, so each checkpoint only appends the rounds sealed since the previous one; bytes past the
-//!   count the snapshot names are leftovers of an interrupted write and are cut off.
-//! - `checkpoint`: the snapshot, replaced atomically (`.tmp`, fsync, rename, directory fsync):
+//! - `rounds`: the round table, [`ROUND_LEN`] bytes per round (layout in [`super::table`]).
+//! - `index`: commitment -> round, an on-disk hash table (layout in [`super::index`]).
+//! - `txs`: final stamping transactions, [`TX_LEN`] bytes each, in round order ([`super::table`]).
+//! - `proofs`: per final transaction, `has_head u8 | log head (32) | proof tail | CRC-32 of the
+//!   three | the tip tree's levels from [`super::tiptree::LOW_LEVELS`] up, 32 bytes per node`. The
+//!   proof tail is the serialized timestamp from the tip on: transaction, block, attestation.
+//! - `checkpoint`: the snapshot naming how much of each file it covers, replaced atomically
+//!   (`.tmp`, fsync, rename, directory fsync) after the other files are synced:
 //!
 //! ```text
 //! offset size
 //!      0    8  magic "OTSDCKPT"
-//!      8    4  version, u32 LE (1)
+//!      8    4  version, u32 LE (2)
 //!     12    4  min_confirmations the fold used, u32 LE
 //!     16    8  next_seq: first sequence number not folded, u64 LE (a segment's first_seq)
 //!     24   32  public chain value after the last record before next_seq (that segment's header)
 //!     56   32  HMAC chain value, likewise
-//!     88    8  rounds: how many entries of `rounds` belong to this snapshot, u64 LE
-//!     96   32  SHA-256 of those rounds * ROUND_LEN bytes of `rounds`
-//!    128    4  body length, u32 LE
-//!    132    n  body: the rest of the projection (digest count, stamper state), packed CBOR
-//!  132+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 132+n
+//!     88    8  rounds in `rounds`, u64 LE
+//!     96   32  rounds chain: c(0) = 0^32, c(k+1) = SHA-256(c(k) || block k), over the complete
+//!              blocks of ROUND_BLOCK rounds
+//!    128   32  SHA-256(rounds chain || the rounds after the last complete block)
+//!    160    8  entries in `txs`, u64 LE
+//!    168    8  bytes of `proofs`, u64 LE
+//!    176    8  slots of `index` (a power of two), u64 LE
+//!    184    8  entries in `index`, u64 LE
+//!    192    8  last round of the last entry of `txs` plus one (0: none), u64 LE
+//!    200    8  salt of `index`, u64 LE
+//!    208    4  body length, u32 LE
+//!    212    n  body: the rest of the projection (digest count, stamper state), packed CBOR
+//!  212+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 212+n
 //! ```
 //!
 //! The checkpoint key is `HMAC-SHA256(log key, "otsd checkpoint v1")`, so only the holder of the
 //! calendar's `hmac-key` can make a checkpoint otsd accepts, as for the log itself. The chain values
-//! tie the snapshot to one log: the segment named `next_seq` must carry them in its header, and the
-//! records after it chain from them under the key, so a snapshot cannot be replayed onto another or
-//! a truncated log.
+//! tie the snapshot to one log: the segment named `next_seq` must carry them in its header.
+//!
+//! Crash safety: the files are written and synced before the snapshot that names them, and bytes
+//! past what the snapshot names are leftovers of an interrupted flush: load cuts them off (the
+//! index's leftover slots are skipped and reused, see [`super::index`]). A SIGKILL or power cut at
+//! any point leaves the previous checkpoint or the new one, and the log tail after it is folded
+//! again at start.
+//!
+//! Checks at load, bounded so that start-up does not read history: the snapshot's HMAC; file
+//! sizes; the rounds chain over the whole table when it holds at most [`FULL_VERIFY_ROUNDS`]
+//! rounds, else the last incomplete block; every index slot when the table holds at most as many.
+//! Older damage is caught on read by the per-entry checks (see [`super::history`]).
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Projection, RoundEntry, Stamps};
-use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
+use super::history::{
+    Extent, History, HistoryError, INDEX_FILE, PROOFS_FILE, PROOF_HEAD_LEN, ROUNDS_FILE, TXS_FILE,
+};
+use super::index::{self, FileSlots, IndexError, MapSlots};
+pub use super::table::ROUND_LEN;
+use super::table::{decode_round, encode_round, TxEntry, TX_LEN};
+use super::tiptree::{self, CHUNK};
+use super::{Projection, Stamps};
+use crate::calendar::commitment::Commitment;
 use crate::events::codec;
 use crate::log::atomic::write_atomically;
 use crate::log::chain::ChainState;
+use crate::log::mmap::MappedMut;
 use crate::log::{Head, LogKey};
+use crate::ots::merkle::Hash;
 
 /// Name of the projection directory inside the calendar directory.
 pub const PROJECTION_DIR: &str = "projection";
-/// Bytes per round in the `rounds` file.
-pub const ROUND_LEN: usize = COMMITMENT_LEN + 4 + 4 + 8;
 /// Largest snapshot body accepted (the stamper state is small; this bounds a damaged length).
 pub const MAX_BODY_LEN: usize = 256 << 20;
+/// Rounds per block of the rounds chain (1 MiB).
+pub const ROUND_BLOCK: u64 = 16_384;
+/// Up to this many rounds (64 MiB of table), load verifies the whole round table and index.
+pub const FULL_VERIFY_ROUNDS: u64 = 1 << 20;
+/// Rounds read per step when the table is read in bulk (4 MiB).
+const READ_ROUNDS: u64 = 65_536;
 
-const ROUNDS_FILE: &str = "rounds";
 const SNAPSHOT_FILE: &str = "checkpoint";
+const ALL_FILES: [&str; 5] = [
+    SNAPSHOT_FILE,
+    ROUNDS_FILE,
+    INDEX_FILE,
+    TXS_FILE,
+    PROOFS_FILE,
+];
 const MAGIC: &[u8; 8] = b"OTSDCKPT";
-const VERSION: u32 = 1;
-const FIXED_LEN: usize = 132;
+const VERSION: u32 = 2;
+const FIXED_LEN: usize = 212;
 const TAG_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -78,6 +118,10 @@ pub enum CheckpointError {
     Invalid { path: PathBuf, why: String },
     #[error("encoding the checkpoint: {0}")]
     Codec(#[from] codec::CodecError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("{}: {source}", path.display())]
+    Index { path: PathBuf, source: IndexError },
 }
 
 fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> CheckpointError + 'p {
@@ -103,16 +147,22 @@ pub struct Loaded {
     pub at: Head,
 }
 
-/// The checkpoint files of one projection directory, and how much of `rounds` is written.
+/// The files of one projection directory: the single writer of its history.
 #[derive(Debug)]
 pub struct CheckpointFiles {
     dir: PathBuf,
     key: [u8; 32],
-    /// Rounds already in `rounds` (and covered by `rounds_sha256`).
-    rounds_written: u64,
-    rounds_sha256: Sha256,
+    extent: Extent,
+    /// Rounds chain over the complete blocks of `rounds`.
+    chain: [u8; 32],
+    /// SHA-256 state over `chain` and the rounds of the incomplete block so far.
+    block: Option<Sha256>,
+    archived_through: Option<u64>,
     /// Log head the current snapshot stands for.
     at: Option<Head>,
+    /// Map the index for inserts (bulk rebuilds) instead of one `pwrite` per slot.
+    bulk: bool,
+    damaged: Arc<AtomicBool>,
 }
 
 impl CheckpointFiles {
@@ -121,10 +171,20 @@ impl CheckpointFiles {
         CheckpointFiles {
             dir: dir.to_path_buf(),
             key: checkpoint_key(log_key),
-            rounds_written: 0,
-            rounds_sha256: Sha256::new(),
+            extent: Extent::default(),
+            chain: [0; 32],
+            block: None,
+            archived_through: None,
             at: None,
+            bulk: false,
+            damaged: Arc::default(),
         }
+    }
+
+    /// Inserts through a map of the index (fast for many rounds at once, but the pages touched
+    /// count in the process's memory until the flush ends): for rebuilds.
+    pub fn set_bulk(&mut self, bulk: bool) {
+        self.bulk = bulk;
     }
 
     /// The projection directory.
@@ -135,6 +195,12 @@ impl CheckpointFiles {
     /// The log head of the last snapshot written or loaded.
     pub fn at(&self) -> Option<Head> {
         self.at
+    }
+
+    /// Whether a reader of this history found damage (the checkpointer then stops and drops the
+    /// checkpoint).
+    pub fn damage_flag(&self) -> Arc<AtomicBool> {
+        self.damaged.clone()
     }
 
     /// Reads the checkpoint, if there is one. `Ok(None)`: none on disk. An error names what is
@@ -158,20 +224,19 @@ impl CheckpointFiles {
             )));
         }
         let body: Body = codec::decode(snap.body).map_err(|e| invalid(e.to_string()))?;
-        let rounds_path = self.dir.join(ROUNDS_FILE);
-        let (rounds, sha) = read_rounds(&rounds_path, snap.rounds)?;
-        let digest: [u8; 32] = sha.clone().finalize().into();
-        if digest != snap.rounds_sha256 {
-            return Err(CheckpointError::Invalid {
-                path: rounds_path,
-                why: "round table does not match its checkpoint".into(),
-            });
-        }
-        self.rounds_written = snap.rounds;
-        self.rounds_sha256 = sha;
+        self.check_sizes(&snap.extent)?;
+        let block = self.verify_rounds(&snap)?;
+        self.verify_txs(&snap.extent)?;
+        self.extent = snap.extent;
+        self.chain = snap.rounds_chain;
+        self.block = Some(block);
+        self.archived_through = snap.archived_through;
+        self.cut_leftovers()?;
+        self.verify_index()?;
         self.at = Some(snap.at);
+        let history = self.history()?;
         let view = Projection::restore(
-            rounds,
+            history,
             body.digests_total,
             body.open_digests,
             snap.at.next_seq,
@@ -180,48 +245,418 @@ impl CheckpointFiles {
         Ok(Some(Loaded { view, at: snap.at }))
     }
 
-    /// Writes `view`, the fold of the log up to `at`, as the new checkpoint: appends its new rounds
-    /// to `rounds`, syncs, then replaces the snapshot atomically. A crash at any point leaves the
-    /// previous checkpoint or the new one, never a mix.
-    pub fn write(&mut self, view: &Projection, at: Head) -> Result<(), CheckpointError> {
-        fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
-        let rounds = view.rounds();
-        if (rounds.len() as u64) < self.rounds_written {
-            // A projection behind the files (another log): start the table again.
-            self.rounds_written = 0;
-            self.rounds_sha256 = Sha256::new();
+    fn history(&self) -> Result<Arc<History>, CheckpointError> {
+        Ok(Arc::new(History::open(
+            &self.dir,
+            self.extent,
+            self.archived_through,
+            self.damaged.clone(),
+        )?))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn check_sizes(&self, e: &Extent) -> Result<(), CheckpointError> {
+        let need = [
+            (ROUNDS_FILE, e.rounds * ROUND_LEN as u64),
+            (TXS_FILE, e.txs * TX_LEN as u64),
+            (PROOFS_FILE, e.proofs_len),
+        ];
+        for (name, len) in need {
+            let path = self.path(name);
+            let size = fs::metadata(&path).map_err(io("stat", &path))?.len();
+            if size < len {
+                let what = if name == ROUNDS_FILE {
+                    "round table does not match its checkpoint: "
+                } else {
+                    ""
+                };
+                return Err(CheckpointError::Invalid {
+                    path,
+                    why: format!("{what}holds {size} bytes, the checkpoint names {len}"),
+                });
+            }
         }
-        let rounds_path = self.dir.join(ROUNDS_FILE);
+        Ok(())
+    }
+
+    /// The rounds chain and tail hash, over the whole table when it is small, else over its tail.
+    /// Returns the hash state over the incomplete block, to continue from.
+    fn verify_rounds(&self, snap: &Snapshot<'_>) -> Result<Sha256, CheckpointError> {
+        let path = self.path(ROUNDS_FILE);
+        let file = File::open(&path).map_err(io("open", &path))?;
+        let blocks = snap.extent.rounds / ROUND_BLOCK;
+        let chain_ok = if snap.extent.rounds <= FULL_VERIFY_ROUNDS {
+            chain_blocks(&file, &path, [0; 32], 0, blocks)? == snap.rounds_chain
+        } else {
+            true
+        };
+        let from = blocks * ROUND_BLOCK;
+        let mut buf = vec![0u8; ((snap.extent.rounds - from) as usize) * ROUND_LEN];
+        file.read_exact_at(&mut buf, from * ROUND_LEN as u64)
+            .map_err(io("read", &path))?;
+        let block = Sha256::new()
+            .chain_update(snap.rounds_chain)
+            .chain_update(&buf);
+        if !chain_ok || <[u8; 32]>::from(block.clone().finalize()) != snap.rounds_tail {
+            return Err(CheckpointError::Invalid {
+                path,
+                why: "round table does not match its checkpoint".into(),
+            });
+        }
+        Ok(block)
+    }
+
+    /// Feeds rounds appended from `first` on into the rounds chain.
+    fn chain_rounds(&mut self, mut bytes: &[u8], first: u64) {
+        let mut round = first;
+        while !bytes.is_empty() {
+            let room = ((ROUND_BLOCK - round % ROUND_BLOCK) as usize) * ROUND_LEN;
+            let take = room.min(bytes.len());
+            let chain = self.chain;
+            self.block
+                .get_or_insert_with(|| Sha256::new().chain_update(chain))
+                .update(&bytes[..take]);
+            round += (take / ROUND_LEN) as u64;
+            bytes = &bytes[take..];
+            if round.is_multiple_of(ROUND_BLOCK) {
+                if let Some(block) = self.block.take() {
+                    self.chain = block.finalize().into();
+                }
+            }
+        }
+    }
+
+    fn verify_txs(&self, e: &Extent) -> Result<(), CheckpointError> {
+        let path = self.path(TXS_FILE);
+        let first = e.txs.saturating_sub(FULL_VERIFY_ROUNDS / 16);
+        let mut buf = vec![0u8; ((e.txs - first) as usize) * TX_LEN];
+        let file = File::open(&path).map_err(io("open", &path))?;
+        file.read_exact_at(&mut buf, first * TX_LEN as u64)
+            .map_err(io("read", &path))?;
+        let mut end = 0;
+        for (i, b) in buf.chunks_exact(TX_LEN).enumerate() {
+            let tx = TxEntry::decode(b).ok_or_else(|| CheckpointError::Invalid {
+                path: path.clone(),
+                why: format!("transaction {} fails its CRC", first + i as u64),
+            })?;
+            if tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4 > e.proofs_len
+                || tx.first_round < end
+            {
+                return Err(CheckpointError::Invalid {
+                    path: path.clone(),
+                    why: format!(
+                        "transaction {} does not fit the checkpoint",
+                        first + i as u64
+                    ),
+                });
+            }
+            end = tx.last_round + 1;
+        }
+        Ok(())
+    }
+
+    /// Cuts bytes past the extent off the append-only files (an interrupted flush).
+    fn cut_leftovers(&self) -> Result<(), CheckpointError> {
+        let e = &self.extent;
+        for (name, len) in [
+            (ROUNDS_FILE, e.rounds * ROUND_LEN as u64),
+            (TXS_FILE, e.txs * TX_LEN as u64),
+            (PROOFS_FILE, e.proofs_len),
+        ] {
+            let path = self.path(name);
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io("open", &path))?;
+            if file.metadata().map_err(io("stat", &path))?.len() > len {
+                file.set_len(len).map_err(io("truncate", &path))?;
+                file.sync_all().map_err(io("fsync", &path))?;
+            }
+        }
+        let _ = fs::remove_file(self.path("index.tmp"));
+        Ok(())
+    }
+
+    /// Checks the index against the extent (every slot when small); rebuilds it from the round
+    /// table, which is verified, when it does not match.
+    fn verify_index(&mut self) -> Result<(), CheckpointError> {
+        let path = self.path(INDEX_FILE);
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut problem = None;
+        if size != self.extent.index_slots * 8 || !self.extent.index_slots.is_power_of_two() {
+            problem = Some(format!(
+                "holds {size} bytes for {} slots",
+                self.extent.index_slots
+            ));
+        } else if self.extent.index_slots <= 2 * FULL_VERIFY_ROUNDS {
+            let bytes = fs::read(&path).map_err(io("read", &path))?;
+            match index::scan(&bytes, self.extent.index_salt) {
+                Ok(used) if used >= self.extent.index_entries => {}
+                Ok(used) => {
+                    problem = Some(format!(
+                        "{used} slots in use, the checkpoint names {}",
+                        self.extent.index_entries
+                    ))
+                }
+                Err(e) => problem = Some(e.to_string()),
+            }
+        }
+        if let Some(why) = problem {
+            tracing::warn!(
+                "projection index {} does not match its checkpoint ({why}); rebuilding it from the \
+                 round table",
+                path.display()
+            );
+            self.rebuild_index(self.extent.rounds)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rounds and final transactions `view` folded since the last write, syncs them,
+    /// then replaces the snapshot atomically; `view` then serves them from disk. A crash at any
+    /// point leaves the previous checkpoint or the new one, never a mix.
+    pub fn write(&mut self, view: &mut Projection, at: Head) -> Result<(), CheckpointError> {
+        fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        if view.history_rounds() != self.extent.rounds || self.at.is_none() {
+            if view.history_rounds() != 0 {
+                return Err(CheckpointError::Invalid {
+                    path: self.dir.clone(),
+                    why: "the projection was not loaded from these files".into(),
+                });
+            }
+            // A fresh start: nothing on disk belongs to this projection.
+            self.remove()?;
+        }
+        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE] {
+            let path = self.path(name);
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io("create", &path))?;
+        }
+        if self.extent.index_slots == 0 {
+            self.rebuild_index(0)?;
+        }
+        self.append_rounds(view)?;
+        self.archive_final(view)?;
+        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE] {
+            let path = self.path(name);
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(io("fdatasync", &path))?;
+        }
+        self.write_snapshot(view, at)?;
+        let history = self.history()?;
+        view.adopt(history);
+        Ok(())
+    }
+
+    fn open_rw(&self, name: &str) -> Result<(File, PathBuf), CheckpointError> {
+        let path = self.path(name);
         let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
+            .read(true)
             .write(true)
-            .open(&rounds_path)
-            .map_err(io("open", &rounds_path))?;
-        let start = self.rounds_written * ROUND_LEN as u64;
-        file.set_len(start).map_err(io("truncate", &rounds_path))?;
-        let new = &rounds[self.rounds_written as usize..];
+            .open(&path)
+            .map_err(io("open", &path))?;
+        Ok((file, path))
+    }
+
+    /// Appends the view's rounds to `rounds`, the rounds chain, and the index.
+    fn append_rounds(&mut self, view: &Projection) -> Result<(), CheckpointError> {
+        let new = view.recent_rounds();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let first = self.extent.rounds;
+        let (file, path) = self.open_rw(ROUNDS_FILE)?;
         let mut buf = Vec::with_capacity(new.len() * ROUND_LEN);
         for r in new {
             encode_round(r, &mut buf);
         }
-        file.write_all_at(&buf, start)
-            .map_err(io("write", &rounds_path))?;
-        file.sync_data().map_err(io("fdatasync", &rounds_path))?;
-        let mut sha = self.rounds_sha256.clone();
-        sha.update(&buf);
+        file.set_len(first * ROUND_LEN as u64)
+            .map_err(io("truncate", &path))?;
+        file.write_all_at(&buf, first * ROUND_LEN as u64)
+            .map_err(io("write", &path))?;
+        let end = first + new.len() as u64;
+        self.chain_rounds(&buf, first);
+        self.extent.rounds = end;
 
+        let entries = self.extent.index_entries + new.len() as u64;
+        if index::overfull(entries, self.extent.index_slots) {
+            return self.rebuild_index(end);
+        }
+        let (index_file, index_path) = self.open_rw(INDEX_FILE)?;
+        let commitment_of = |r: u64| -> Result<Commitment, IndexError> {
+            if r >= first {
+                return new
+                    .get((r - first) as usize)
+                    .map(|e| e.commitment)
+                    .ok_or(IndexError::Round(format!("round {r} past the table")));
+            }
+            read_commitment(&file, r)
+        };
+        let mut added = 0;
+        let res = if self.bulk {
+            let mut map = MappedMut::whole(&index_file, &index_path)
+                .map_err(|e| io("mmap", &index_path)(std::io::Error::other(e.to_string())))?;
+            let mut slots = MapSlots(&mut map, self.extent.index_salt);
+            let mut res = Ok(());
+            for (i, r) in new.iter().enumerate() {
+                match index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of) {
+                    Ok(a) => added += u64::from(a),
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
+            }
+            map.flush().map_err(io("msync", &index_path))?;
+            res
+        } else {
+            let mut slots = FileSlots {
+                file: &index_file,
+                slots: self.extent.index_slots,
+                salt: self.extent.index_salt,
+            };
+            new.iter().enumerate().try_for_each(|(i, r)| {
+                index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of)
+                    .map(|a| added += u64::from(a))
+            })
+        };
+        res.map_err(|source| CheckpointError::Index {
+            path: index_path,
+            source,
+        })?;
+        self.extent.index_entries += added;
+        Ok(())
+    }
+
+    /// Builds `index` anew (twice as large as needed) from rounds `0..rounds` of the table.
+    fn rebuild_index(&mut self, rounds: u64) -> Result<(), CheckpointError> {
+        let slots = index::slots_for(rounds);
+        let tmp = self.path("index.tmp");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        file.set_len(slots * 8).map_err(io("size", &tmp))?;
+        let _ = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, slots * 8);
+        let rounds_path = self.path(ROUNDS_FILE);
+        let table = File::open(&rounds_path).map_err(io("open", &rounds_path))?;
+        let mut added = 0;
+        let salt = index::new_salt();
+        {
+            let mut map = MappedMut::whole(&file, &tmp)
+                .map_err(|e| io("mmap", &tmp)(std::io::Error::other(e.to_string())))?;
+            let mut slots = MapSlots(&mut map, salt);
+            slots.clear();
+            let mut first = 0;
+            while first < rounds {
+                let end = (first + READ_ROUNDS).min(rounds);
+                let chunk = read_rounds(&table, &rounds_path, first, end)?;
+                for (i, c) in chunk.iter().enumerate() {
+                    let round = first + i as u64;
+                    let commitment_of = |r: u64| match r.checked_sub(first) {
+                        Some(k) if k < chunk.len() as u64 => Ok(chunk[k as usize]),
+                        _ => read_commitment(&table, r),
+                    };
+                    added +=
+                        u64::from(index::insert(&mut slots, c, round, commitment_of).map_err(
+                            |source| CheckpointError::Index {
+                                path: tmp.clone(),
+                                source,
+                            },
+                        )?);
+                }
+                first = end;
+            }
+            map.flush().map_err(io("msync", &tmp))?;
+        }
+        file.sync_all().map_err(io("fsync", &tmp))?;
+        let path = self.path(INDEX_FILE);
+        fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
+        sync_dir(&self.dir)?;
+        self.extent.index_slots = slots;
+        self.extent.index_entries = added;
+        self.extent.index_salt = salt;
+        Ok(())
+    }
+
+    /// Moves the view's final stamping transactions to `txs` and `proofs`.
+    fn archive_final(&mut self, view: &mut Projection) -> Result<(), CheckpointError> {
+        let final_through = view.stamps.state.final_through;
+        let ready: Vec<(u64, super::stamps::Mined)> = view
+            .stamps
+            .archivable(final_through, self.archived_through)
+            .map(|(f, m)| (f, m.clone()))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let (rounds, rounds_path) = self.open_rw(ROUNDS_FILE)?;
+        let (txs, txs_path) = self.open_rw(TXS_FILE)?;
+        let (proofs, proofs_path) = self.open_rw(PROOFS_FILE)?;
+        txs.set_len(self.extent.txs * TX_LEN as u64)
+            .map_err(io("truncate", &txs_path))?;
+        proofs
+            .set_len(self.extent.proofs_len)
+            .map_err(io("truncate", &proofs_path))?;
+        for (first, mined) in ready {
+            if mined.last_round >= self.extent.rounds {
+                break;
+            }
+            let (record, tip) = proof_record(&rounds, &rounds_path, first, &mined)?;
+            let entry = TxEntry {
+                first_round: first,
+                last_round: mined.last_round,
+                tip,
+                offset: self.extent.proofs_len,
+                tail_len: (record.tail_len) as u32,
+            };
+            proofs
+                .write_all_at(&record.bytes, self.extent.proofs_len)
+                .map_err(io("write", &proofs_path))?;
+            let mut b = Vec::with_capacity(TX_LEN);
+            entry.encode(&mut b);
+            txs.write_all_at(&b, self.extent.txs * TX_LEN as u64)
+                .map_err(io("write", &txs_path))?;
+            self.extent.proofs_len += record.bytes.len() as u64;
+            self.extent.txs += 1;
+            self.archived_through = Some(mined.last_round);
+        }
+        Ok(())
+    }
+
+    fn write_snapshot(&mut self, view: &Projection, at: Head) -> Result<(), CheckpointError> {
+        let chain = self.chain;
+        let block = self.block.clone();
+        let rounds_tail = block
+            .unwrap_or_else(|| Sha256::new().chain_update(chain))
+            .finalize()
+            .into();
         let (digests_total, open_digests, stamps) = view.checkpoint_parts();
+        let mut stamps = stamps.clone();
+        stamps.forget_archived(self.archived_through);
         let body = codec::encode(&Body {
             digests_total,
             open_digests,
-            stamps: stamps.clone(),
+            stamps,
         })?;
         let snap = Snapshot {
             min_confirmations: view.min_confirmations(),
             at,
-            rounds: rounds.len() as u64,
-            rounds_sha256: sha.clone().finalize().into(),
+            extent: self.extent,
+            rounds_chain: self.chain,
+            rounds_tail,
+            archived_through: self.archived_through,
             body: &body,
         };
         let bytes = snap.encode(&self.key);
@@ -230,15 +665,17 @@ impl CheckpointFiles {
             path: e.path,
             source: e.source,
         })?;
-        self.rounds_written = rounds.len() as u64;
-        self.rounds_sha256 = sha;
         self.at = Some(at);
         Ok(())
     }
 
     /// Removes the checkpoint files (a full replay follows).
     pub fn remove(&mut self) -> Result<(), CheckpointError> {
-        for name in [SNAPSHOT_FILE, ROUNDS_FILE] {
+        for name in ALL_FILES
+            .iter()
+            .copied()
+            .chain(["index.tmp", "checkpoint.tmp"])
+        {
             let path = self.dir.join(name);
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -246,11 +683,29 @@ impl CheckpointFiles {
                 Err(e) => return Err(io("remove", &path)(e)),
             }
         }
-        self.rounds_written = 0;
-        self.rounds_sha256 = Sha256::new();
+        self.extent = Extent::default();
+        self.chain = [0; 32];
+        self.block = None;
+        self.archived_through = None;
         self.at = None;
         Ok(())
     }
+
+    /// Removes only the snapshot, so that the next start rebuilds everything from the log.
+    pub fn drop_snapshot(&mut self) -> Result<(), CheckpointError> {
+        let path = self.path(SNAPSHOT_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &path)(e)),
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))
 }
 
 fn checkpoint_key(log_key: &LogKey) -> [u8; 32] {
@@ -266,63 +721,135 @@ fn new_mac(key: &[u8]) -> HmacSha256 {
     }
 }
 
-fn encode_round(r: &RoundEntry, out: &mut Vec<u8>) {
-    out.extend_from_slice(&r.commitment);
-    out.extend_from_slice(&r.time.to_le_bytes());
-    out.extend_from_slice(&r.digests.to_le_bytes());
-    out.extend_from_slice(&r.seal_seq.to_le_bytes());
+fn read_commitment(file: &File, r: u64) -> Result<Commitment, IndexError> {
+    let mut b = [0u8; ROUND_LEN];
+    file.read_exact_at(&mut b, r * ROUND_LEN as u64)?;
+    decode_round(&b)
+        .map(|e| e.commitment)
+        .ok_or(IndexError::Round(format!("round {r} fails its CRC")))
 }
 
-fn decode_round(b: &[u8]) -> RoundEntry {
-    let le4 = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let mut commitment: Commitment = [0; COMMITMENT_LEN];
-    commitment.copy_from_slice(&b[..COMMITMENT_LEN]);
-    let mut seq = [0u8; 8];
-    seq.copy_from_slice(&b[COMMITMENT_LEN + 8..ROUND_LEN]);
-    RoundEntry {
-        commitment,
-        time: le4(COMMITMENT_LEN),
-        digests: le4(COMMITMENT_LEN + 4),
-        seal_seq: u64::from_le_bytes(seq),
+/// Commitments of rounds `first..end` of the table, CRC-checked.
+fn read_rounds(
+    file: &File,
+    path: &Path,
+    first: u64,
+    end: u64,
+) -> Result<Vec<Commitment>, CheckpointError> {
+    let mut buf = vec![0u8; ((end - first) as usize) * ROUND_LEN];
+    file.read_exact_at(&mut buf, first * ROUND_LEN as u64)
+        .map_err(io("read", path))?;
+    buf.chunks_exact(ROUND_LEN)
+        .enumerate()
+        .map(|(i, b)| {
+            decode_round(b)
+                .map(|e| e.commitment)
+                .ok_or_else(|| CheckpointError::Invalid {
+                    path: path.to_path_buf(),
+                    why: format!(
+                        "round table does not match its checkpoint: round {} fails its CRC",
+                        first + i as u64
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// Continues the rounds chain over blocks `from..to` of the table.
+fn chain_blocks(
+    file: &File,
+    path: &Path,
+    mut chain: [u8; 32],
+    from: u64,
+    to: u64,
+) -> Result<[u8; 32], CheckpointError> {
+    let mut buf = vec![0u8; (ROUND_BLOCK as usize) * ROUND_LEN];
+    for block in from..to {
+        file.read_exact_at(&mut buf, block * ROUND_BLOCK * ROUND_LEN as u64)
+            .map_err(io("read", path))?;
+        chain = Sha256::new()
+            .chain_update(chain)
+            .chain_update(&buf)
+            .finalize()
+            .into();
     }
+    Ok(chain)
 }
 
-/// Reads the first `count` rounds of the table, and the SHA-256 state over their bytes.
-fn read_rounds(path: &Path, count: u64) -> Result<(Vec<RoundEntry>, Sha256), CheckpointError> {
-    let len = count
-        .checked_mul(ROUND_LEN as u64)
-        .and_then(|l| usize::try_from(l).ok())
-        .ok_or_else(|| CheckpointError::Invalid {
+/// A `proofs` record and where its tail ends.
+struct ProofRecord {
+    bytes: Vec<u8>,
+    tail_len: usize,
+}
+
+/// Builds the `proofs` record of a final transaction from its rounds in the table, and checks
+/// that the recomputed tip is the one the transaction commits to (its txid must come out).
+fn proof_record(
+    rounds: &File,
+    path: &Path,
+    first: u64,
+    mined: &super::stamps::Mined,
+) -> Result<(ProofRecord, Hash), CheckpointError> {
+    let covered = mined.last_round - first + 1;
+    let head = mined.log_head.map(|h| h.hash);
+    let mut chunks: Vec<Hash> = Vec::with_capacity((covered / CHUNK + 1) as usize);
+    let mut leaves: Vec<Hash> = Vec::with_capacity(CHUNK as usize);
+    let mut at = first;
+    while at <= mined.last_round {
+        let end = (at + READ_ROUNDS).min(mined.last_round + 1);
+        for c in read_rounds(rounds, path, at, end)? {
+            leaves.push(tiptree::leaf(&c));
+            if leaves.len() as u64 == CHUNK {
+                chunks.extend(tiptree::chunk_root(std::mem::take(&mut leaves)));
+            }
+        }
+        at = end;
+    }
+    leaves.extend(head);
+    if !leaves.is_empty() {
+        chunks.extend(tiptree::chunk_root(leaves));
+    }
+    let mut bytes = Vec::new();
+    bytes.push(u8::from(head.is_some()));
+    bytes.extend_from_slice(&head.unwrap_or([0; 32]));
+    crate::anchor::proof::write_tx_tail(&mut bytes, &mined.proof);
+    let tail_len = bytes.len() - PROOF_HEAD_LEN as usize;
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let tip =
+        tiptree::build_levels(chunks, &mut bytes).ok_or_else(|| CheckpointError::Invalid {
             path: path.to_path_buf(),
-            why: format!("{count} rounds do not fit in memory"),
+            why: format!(
+                "transaction over rounds {first}..={} is empty",
+                mined.last_round
+            ),
         })?;
-    let mut file = File::open(path).map_err(io("open", path))?;
-    let size = file.metadata().map_err(io("stat", path))?.len();
-    if size < len as u64 {
+    if crate::anchor::proof::txid_of(&mined.proof, &tip) != mined.txid {
         return Err(CheckpointError::Invalid {
             path: path.to_path_buf(),
-            why: format!("holds {size} bytes, the checkpoint names {len}"),
+            why: format!(
+                "the rounds {first}..={} do not give the tip of their transaction",
+                mined.last_round
+            ),
         });
     }
-    let mut bytes = vec![0u8; len];
-    file.read_exact(&mut bytes).map_err(io("read", path))?;
-    let mut sha = Sha256::new();
-    sha.update(&bytes);
-    let rounds = bytes.chunks_exact(ROUND_LEN).map(decode_round).collect();
-    Ok((rounds, sha))
+    Ok((ProofRecord { bytes, tail_len }, tip))
 }
 
 /// The `checkpoint` file, decoded.
 struct Snapshot<'a> {
     min_confirmations: u32,
     at: Head,
-    rounds: u64,
-    rounds_sha256: [u8; 32],
+    extent: Extent,
+    rounds_chain: [u8; 32],
+    rounds_tail: [u8; 32],
+    archived_through: Option<u64>,
     body: &'a [u8],
 }
 
 impl<'a> Snapshot<'a> {
     fn encode(&self, key: &[u8; 32]) -> Vec<u8> {
+        let e = &self.extent;
         let mut out = Vec::with_capacity(FIXED_LEN + self.body.len() + TAG_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -330,8 +857,19 @@ impl<'a> Snapshot<'a> {
         out.extend_from_slice(&self.at.next_seq.to_le_bytes());
         out.extend_from_slice(&self.at.chain.hash);
         out.extend_from_slice(&self.at.chain.tag);
-        out.extend_from_slice(&self.rounds.to_le_bytes());
-        out.extend_from_slice(&self.rounds_sha256);
+        out.extend_from_slice(&e.rounds.to_le_bytes());
+        out.extend_from_slice(&self.rounds_chain);
+        out.extend_from_slice(&self.rounds_tail);
+        for v in [
+            e.txs,
+            e.proofs_len,
+            e.index_slots,
+            e.index_entries,
+            self.archived_through.map_or(0, |r| r + 1),
+            e.index_salt,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
         out.extend_from_slice(&(self.body.len() as u32).to_le_bytes());
         out.extend_from_slice(self.body);
         let mut mac = new_mac(key);
@@ -342,7 +880,7 @@ impl<'a> Snapshot<'a> {
     }
 
     fn decode(bytes: &'a [u8], key: &[u8; 32]) -> Result<Snapshot<'a>, String> {
-        if bytes.len() < FIXED_LEN + TAG_LEN || &bytes[..8] != MAGIC {
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err("not a checkpoint (bad magic or too short)".into());
         }
         let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
@@ -354,7 +892,10 @@ impl<'a> Snapshot<'a> {
                 "checkpoint version {version}, this otsd reads {VERSION}"
             ));
         }
-        let body_len = u32_at(128) as usize;
+        if bytes.len() < FIXED_LEN + TAG_LEN {
+            return Err("not a checkpoint (too short)".into());
+        }
+        let body_len = u32_at(208) as usize;
         if body_len > MAX_BODY_LEN || bytes.len() != FIXED_LEN + body_len + TAG_LEN {
             return Err("length does not match its header (truncated?)".into());
         }
@@ -364,6 +905,7 @@ impl<'a> Snapshot<'a> {
         if mac.verify_slice(&bytes[FIXED_LEN + body_len..]).is_err() {
             return Err("HMAC does not verify: damaged, or made with another key".into());
         }
+        let archived = u64_at(192);
         Ok(Snapshot {
             min_confirmations: u32_at(12),
             at: Head {
@@ -373,8 +915,17 @@ impl<'a> Snapshot<'a> {
                     tag: b32_at(56),
                 },
             },
-            rounds: u64_at(88),
-            rounds_sha256: b32_at(96),
+            extent: Extent {
+                rounds: u64_at(88),
+                txs: u64_at(160),
+                proofs_len: u64_at(168),
+                index_slots: u64_at(176),
+                index_entries: u64_at(184),
+                index_salt: u64_at(200),
+            },
+            rounds_chain: b32_at(96),
+            rounds_tail: b32_at(128),
+            archived_through: archived.checked_sub(1),
             body: &bytes[FIXED_LEN..FIXED_LEN + body_len],
         })
     }
@@ -383,12 +934,13 @@ impl<'a> Snapshot<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::commitment::COMMITMENT_LEN;
     use crate::events::Event;
+    use crate::projection::Status;
 
-    fn view_with_rounds(n: u64) -> Projection {
-        let mut view = Projection::new(3);
-        let mut seq = 0;
-        for round in 0..n {
+    fn fold_rounds(view: &mut Projection, from: u64, to: u64) {
+        let mut seq = view.next_seq();
+        for round in from..to {
             view.apply(
                 seq,
                 &Event::DigestSubmitted {
@@ -398,7 +950,10 @@ mod tests {
             )
             .unwrap();
             let mut commitment = vec![round as u8; COMMITMENT_LEN];
-            commitment[0..8].copy_from_slice(&round.to_be_bytes());
+            commitment[4..12].copy_from_slice(&(round * 0x9E37_79B9).to_le_bytes());
+            commitment[12..20].copy_from_slice(&round.to_be_bytes());
+            // A non-zero MAC: a zero one would be a legacy (36-byte) commitment.
+            commitment[43] = 0xa5;
             view.apply(
                 seq + 1,
                 &Event::RoundSealed {
@@ -413,7 +968,6 @@ mod tests {
             .unwrap();
             seq += 2;
         }
-        view
     }
 
     fn head(next_seq: u64) -> Head {
@@ -431,21 +985,228 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = LogKey::from_bytes([9; 32]);
         let mut files = CheckpointFiles::new(dir.path(), &key);
-        let small = view_with_rounds(3);
-        files.write(&small, head(6)).unwrap();
-        let big = view_with_rounds(10);
-        files.write(&big, head(20)).unwrap();
+        let mut all = Projection::new(3);
+        fold_rounds(&mut all, 0, 3000);
+        let mut view = Projection::new(3);
+        fold_rounds(&mut view, 0, 3);
+        files.write(&mut view, head(6)).unwrap();
+        fold_rounds(&mut view, 3, 3000);
+        files.write(&mut view, head(6000)).unwrap();
         let size = fs::metadata(dir.path().join(ROUNDS_FILE)).unwrap().len();
-        assert_eq!(size, 10 * ROUND_LEN as u64);
+        assert_eq!(size, 3000 * ROUND_LEN as u64);
 
         let mut again = CheckpointFiles::new(dir.path(), &key);
         let loaded = again.load(3).unwrap().expect("a checkpoint");
-        assert_eq!(loaded.at, head(20));
-        assert_eq!(loaded.view.rounds(), big.rounds());
-        assert_eq!(loaded.view.digests_total(), 10);
-        assert_eq!(loaded.view.next_seq(), 20);
-        let c = big.rounds()[4].commitment;
-        assert_eq!(loaded.view.status(&c), big.status(&c));
+        assert_eq!(loaded.at, head(6000));
+        assert_eq!(loaded.view.next_round(), 3000);
+        assert_eq!(loaded.view.digests_total(), 3000);
+        assert_eq!(loaded.view.next_seq(), 6000);
+        for r in [0u64, 4, 2047, 2999] {
+            let c = all.round_commitments(r, r).unwrap()[0];
+            assert_eq!(loaded.view.status(&c), all.status(&c), "round {r}");
+            assert_eq!(view.status(&c), all.status(&c), "round {r}");
+        }
+    }
+
+    /// Rounds 0..n stamped by one transaction (with a log head leaf) that becomes final: every
+    /// proof served from the archived files equals the one the in-memory fold writes.
+    #[test]
+    fn archived_final_transactions_serve_the_same_proofs_as_memory() {
+        use crate::anchor::proof::stamp_tip;
+        use crate::events::LogHead;
+        use crate::stamper::key::{Coin, StamperKey};
+        use bitcoin::hashes::Hash as _;
+
+        for n in [1u64, 5, 32, 33, 100, 1000] {
+            let mut mem = Projection::new(1);
+            fold_rounds(&mut mem, 0, n);
+            let commitments = mem.round_commitments(0, n - 1).unwrap();
+            let log_head = LogHead {
+                next_seq: 2 * n,
+                hash: [0xab; 32],
+            };
+            let tip = stamp_tip(commitments.iter().map(|c| &c[..]), Some(&log_head.hash)).unwrap();
+            let key = StamperKey::from_bytes(&[3; 32]).unwrap();
+            let coin = Coin {
+                outpoint: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([1; 32]), 0),
+                value_sat: 10_000,
+            };
+            let tx = key.stamp_tx(&coin, 200, &tip, 100).unwrap();
+            let txid = tx.compute_txid().to_byte_array();
+            let events = [
+                Event::BlockSeen {
+                    height: 100,
+                    hash: [1; 32],
+                },
+                Event::TxBroadcast {
+                    txid,
+                    raw_tx: bitcoin::consensus::encode::serialize(&tx),
+                    tip,
+                    first_round: 0,
+                    last_round: n - 1,
+                    fee_sat: 200,
+                    feerate_sat_per_kvb: 1300,
+                    input_sat: 10_000,
+                    height: 100,
+                    replaces: None,
+                    log_head: Some(log_head),
+                },
+                Event::BlockSeen {
+                    height: 101,
+                    hash: [2; 32],
+                },
+                Event::TxConfirmed {
+                    txid,
+                    block_hash: [2; 32],
+                    height: 101,
+                    block_txids: [[9u8; 32], txid, [8; 32]].concat(),
+                },
+            ];
+            let mut seq = mem.next_seq();
+            for ev in &events {
+                mem.apply(seq, ev).unwrap();
+                seq += 1;
+            }
+            assert_eq!(mem.stamps().state.final_through, Some(n - 1), "n={n}");
+
+            let dir = tempfile::tempdir().unwrap();
+            let key = LogKey::from_bytes([9; 32]);
+            let mut disk = mem.clone();
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            files.write(&mut disk, head(seq)).unwrap();
+            assert_eq!(disk.history().unwrap().extent().txs, 1, "n={n}");
+            assert_eq!(disk.stamps().mined().count(), 0, "archived, n={n}");
+            let loaded = CheckpointFiles::new(dir.path(), &key)
+                .load(1)
+                .unwrap()
+                .unwrap()
+                .view;
+            for (r, c) in commitments.iter().enumerate() {
+                let want = mem.status(c);
+                assert!(matches!(want, Status::Complete { .. }), "n={n} r={r}");
+                assert_eq!(disk.status(c), want, "n={n} r={r}");
+                assert_eq!(loaded.status(c), want, "n={n} r={r}");
+            }
+            // A flipped bit in the stored tree levels is refused, never served: here in node 1
+            // of the lowest stored level, round 0's sibling there.
+            let tx = loaded.history().unwrap().tx_for(0).unwrap().unwrap();
+            let at = (tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4 + 32) as usize;
+            let proofs = dir.path().join(PROOFS_FILE);
+            let mut bytes = fs::read(&proofs).unwrap();
+            if n > CHUNK {
+                bytes[at] ^= 1;
+                fs::write(&proofs, &bytes).unwrap();
+                let c = &commitments[0];
+                assert!(
+                    matches!(loaded.status(c), Status::Unavailable(_)),
+                    "n={n}: {:?}",
+                    loaded.status(c)
+                );
+                assert!(loaded.history().unwrap().is_damaged());
+            }
+        }
+    }
+
+    /// A kill part-way through a flush (rounds and index written, the index regrown, a half-written
+    /// snapshot) leaves the previous checkpoint; catching up from it answers as a fold from scratch.
+    #[test]
+    fn an_interrupted_flush_leaves_the_previous_checkpoint_and_is_caught_up() {
+        let key = LogKey::from_bytes([9; 32]);
+        let mut all = Projection::new(3);
+        fold_rounds(&mut all, 0, 3000);
+        for steps in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            let mut view = Projection::new(3);
+            fold_rounds(&mut view, 0, 100);
+            files.write(&mut view, head(200)).unwrap();
+            // Step 1 inserts into the index in place (leftover slots past the checkpoint),
+            // steps 2 and 3 overfill it and build a larger one.
+            fold_rounds(&mut view, 100, if steps == 1 { 150 } else { 3000 });
+            files.append_rounds(&view).unwrap();
+            if steps >= 2 {
+                files.rebuild_index(3000).unwrap();
+            }
+            if steps >= 3 {
+                fs::write(dir.path().join("checkpoint.tmp"), b"half a snap").unwrap();
+            }
+            drop(files);
+
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            let mut loaded = files
+                .load(3)
+                .unwrap()
+                .expect("the previous checkpoint")
+                .view;
+            assert_eq!(loaded.next_round(), 100, "steps {steps}");
+            assert_eq!(
+                fs::metadata(dir.path().join(ROUNDS_FILE)).unwrap().len(),
+                100 * ROUND_LEN as u64,
+                "leftover rounds cut, steps {steps}"
+            );
+            fold_rounds(&mut loaded, 100, 3000);
+            files.write(&mut loaded, head(6000)).unwrap();
+            let reloaded = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap()
+                .view;
+            for r in (0..3000u64).step_by(37).chain([2999]) {
+                let c = all.round_commitments(r, r).unwrap()[0];
+                assert_eq!(loaded.status(&c), all.status(&c), "steps {steps} round {r}");
+                assert_eq!(
+                    reloaded.status(&c),
+                    all.status(&c),
+                    "steps {steps} round {r}"
+                );
+            }
+            let unknown = [0x42; COMMITMENT_LEN];
+            assert_eq!(reloaded.status(&unknown), Status::Unknown);
+        }
+    }
+
+    /// A damaged or foreign index is never served: it is found at load and rebuilt from the
+    /// (verified) round table.
+    #[test]
+    fn a_damaged_or_foreign_index_is_rebuilt_at_load() {
+        let key = LogKey::from_bytes([9; 32]);
+        let mut all = Projection::new(3);
+        fold_rounds(&mut all, 0, 500);
+        let make = |dir: &Path| {
+            let mut files = CheckpointFiles::new(dir, &key);
+            let mut view = Projection::new(3);
+            fold_rounds(&mut view, 0, 500);
+            files.write(&mut view, head(1000)).unwrap();
+        };
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        make(dir.path());
+        make(other.path());
+        let index = dir.path().join(INDEX_FILE);
+        let original = fs::read(&index).unwrap();
+        let mut flipped = original.clone();
+        flipped[8 * 77 + 3] ^= 4;
+        let damages = [
+            flipped,
+            fs::read(other.path().join(INDEX_FILE)).unwrap(),
+            vec![0; original.len()],
+        ];
+        for (i, bytes) in damages.into_iter().enumerate() {
+            fs::write(&index, &bytes).unwrap();
+            let view = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap()
+                .view;
+            assert_ne!(
+                fs::read(&index).unwrap(),
+                bytes,
+                "case {i}: index not rebuilt"
+            );
+            for r in (0..500u64).step_by(7) {
+                let c = all.round_commitments(r, r).unwrap()[0];
+                assert_eq!(view.status(&c), all.status(&c), "case {i} round {r}");
+            }
+        }
     }
 
     #[test]
@@ -453,7 +1214,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = LogKey::from_bytes([9; 32]);
         let mut files = CheckpointFiles::new(dir.path(), &key);
-        files.write(&view_with_rounds(4), head(8)).unwrap();
+        let mut view = Projection::new(3);
+        fold_rounds(&mut view, 0, 4);
+        files.write(&mut view, head(8)).unwrap();
 
         let other = LogKey::from_bytes([1; 32]);
         let err = CheckpointFiles::new(dir.path(), &other)
@@ -469,6 +1232,8 @@ mod tests {
         fs::write(&rounds, &bytes).unwrap();
         let err = CheckpointFiles::new(dir.path(), &key).load(3).unwrap_err();
         assert!(err.to_string().contains("round table"), "{err}");
+        bytes[5] ^= 1;
+        fs::write(&rounds, &bytes).unwrap();
 
         let snap = dir.path().join(SNAPSHOT_FILE);
         let mut bytes = fs::read(&snap).unwrap();

@@ -6,17 +6,35 @@
 //! Its only files are the rebuildable [`checkpoint`] of the fold, which [`rebuild`] loads at
 //! start-up and keeps current while otsd runs.
 //!
-//! Memory: one [`RoundEntry`] (about 70 bytes) per round plus a hash-map slot per commitment; nothing
-//! per digest. Under load a round holds hundreds of digests, so ten million digests need a few
-//! tens of thousands of entries. A cache outside the folded state keeps the tip trees of the
-//! [`TIP_TREES_CACHED`] most recently served final transactions (64 bytes per round they cover).
+//! Memory is bounded, history lives on disk. Rounds up to the last checkpoint (a segment
+//! boundary) are served from the files of [`checkpoint`] through [`History`]: the round table, an
+//! on-disk hash index commitment -> round, and per final stamping transaction its proof tail and
+//! the upper levels of its tip tree ([`tiptree`]), all read with `pread`. Memory holds only the
+//! rounds sealed since the checkpoint (at most a segment's worth: one [`RoundEntry`] and a hash-map
+//! slot each, about 130 bytes), the stamper's state and the mined transactions not yet final. A
+//! cache outside the folded state keeps the tip trees of the [`TIP_TREES_CACHED`] most recently
+//! served transactions that became final since the checkpoint (or of every final transaction, in
+//! a projection without history: the `otsctl` tools that fold a log in memory).
+//!
+//! `GET /timestamp` of a historical commitment costs an index probe (one or two slots), a round
+//! entry, a binary search of the final transactions, one read of [`tiptree::CHUNK`] round entries
+//! and one node per upper tree level; [`Projection::status_shared`] does those reads without
+//! holding the projection's lock.
 pub mod checkpoint;
+pub mod history;
+pub mod index;
 pub mod rebuild;
 pub mod stamps;
+pub mod table;
+pub mod tiptree;
 
 pub use stamps::{RoundStamp, Stamps};
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock};
+
+pub use history::{History, HistoryError};
 
 use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
@@ -43,6 +61,9 @@ pub enum Status {
     Mined { round: u64, txid: [u8; 32] },
     /// Final: the complete proof, serialized as the timestamp on the commitment.
     Complete { round: u64, proof: Vec<u8> },
+    /// The on-disk history could not answer (damage or an I/O error, logged): the answer is
+    /// refused rather than guessed.
+    Unavailable(String),
     /// Imported from a Python calendar with its complete proof, which is kept only in the
     /// `CommitmentImported` event at `seal_seq` (read it from the log to serve it).
     Imported { round: u64, seal_seq: u64 },
@@ -124,10 +145,21 @@ impl std::fmt::Debug for TipTrees {
 }
 
 /// The calendar's state as folded from its log.
+///
+/// Rounds up to the last checkpoint live on disk in [`History`] (when the projection was loaded
+/// from or written to a checkpoint); the rounds after it, at most a segment's worth, in memory.
+/// A projection without history (the `otsctl` tools that fold a log or a replica) keeps
+/// everything in memory.
 #[derive(Debug, Default, Clone)]
 pub struct Projection {
+    /// Rounds `base..`, sealed since the history's end.
     rounds: Vec<RoundEntry>,
-    by_commitment: HashMap<Commitment, u64>,
+    base: u64,
+    by_commitment: HashMap<Commitment, u64, BuildHasherDefault<CommitmentHasher>>,
+    history: Option<Arc<History>>,
+    /// Keep no commitment map for the rounds in memory: a projection that only folds into
+    /// checkpoints (the checkpointer's, a rebuild's) never answers look-ups.
+    fold_only: bool,
     digests_total: u64,
     /// DigestSubmitted events seen since the last RoundSealed.
     open_digests: u32,
@@ -244,7 +276,7 @@ impl Projection {
         commitment: &[u8],
         digests: u32,
     ) -> Result<(), ProjectionError> {
-        let expected = self.rounds.len() as u64;
+        let expected = self.next_round();
         if round != expected {
             return Err(ProjectionError::RoundOutOfOrder {
                 seq,
@@ -270,8 +302,11 @@ impl Projection {
                     len: commitment.len(),
                 })?;
         // The first round with a commitment keeps it: a repeat (a readmission of a commitment
-        // the log still had) must not turn a stamped commitment back into a pending one.
-        self.by_commitment.entry(commitment).or_insert(round);
+        // the log still had) must not turn a stamped commitment back into a pending one. A first
+        // round in the history wins over this one when looked up (see `round_of`).
+        if !self.fold_only {
+            self.by_commitment.entry(commitment).or_insert(round);
+        }
         self.rounds.push(RoundEntry {
             commitment,
             time,
@@ -282,19 +317,85 @@ impl Projection {
         Ok(())
     }
 
+    /// The first round holding `c`: the history's first, else the memory's.
+    fn round_of(&self, c: &Commitment) -> Result<Option<u64>, HistoryError> {
+        if let Some(h) = &self.history {
+            if let Some(r) = h.find(c)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(self.by_commitment.get(c).copied())
+    }
+
     /// Status of a commitment (any byte string a client may ask about). A legacy commitment is
     /// found by its 36 bytes only, as the Python server finds it ([`crate::calendar::legacy`]).
     pub fn status(&self, commitment: &[u8]) -> Status {
         let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
-        let Some(&round) = self.by_commitment.get(&key) else {
+        match self.round_of(&key) {
+            Ok(Some(round)) => self.round_status(round),
+            Ok(None) => Status::Unknown,
+            Err(e) => Status::Unavailable(e.to_string()),
+        }
+    }
+
+    /// [`Self::status`] of the projection behind `view`, holding its lock only for memory
+    /// look-ups: the disk reads (index, round table, archived proofs) run without it, so a
+    /// cold page cache never makes the aggregator or the stamper wait for the lock.
+    pub fn status_shared(view: &RwLock<Projection>, commitment: &[u8]) -> Status {
+        let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
+        let read = || crate::sync::read(view);
+        let mut searched: Option<Arc<History>> = None;
+        // A checkpoint can move rounds from memory to a newer history between the two looks;
+        // the loop then searches that history too.
+        for _ in 0..4 {
+            let history = read().history.clone();
+            let Some(h) = history.filter(|h| !searched.as_ref().is_some_and(|s| Arc::ptr_eq(s, h)))
+            else {
+                let v = read();
+                return match v.by_commitment.get(&key) {
+                    Some(&round) => v.round_status(round),
+                    None if v.history.as_ref().map(Arc::as_ptr)
+                        != searched.as_ref().map(Arc::as_ptr) =>
+                    {
+                        continue
+                    }
+                    None => Status::Unknown,
+                };
+            };
+            match h.find(&key) {
+                Err(e) => return Status::Unavailable(e.to_string()),
+                Ok(Some(round))
+                    if h.archived_through().is_some_and(|t| round <= t)
+                        && !matches!(read().stamps.round(round), RoundStamp::Imported) =>
+                {
+                    return archived_status(&h, round)
+                }
+                Ok(Some(round)) => return read().round_status(round),
+                Ok(None) => searched = Some(h),
+            }
+        }
+        Status::Unavailable("the projection changed under four look-ups in a row".into())
+    }
+
+    fn round_status(&self, round: u64) -> Status {
+        let imported = matches!(self.stamps.round(round), RoundStamp::Imported);
+        if let Some(h) = &self.history {
+            if !imported && h.archived_through().is_some_and(|t| round <= t) {
+                return archived_status(h, round);
+            }
+        }
         match self.stamps.round(round) {
-            RoundStamp::Imported => Status::Imported {
-                round,
-                seal_seq: self.rounds[round as usize].seal_seq,
+            RoundStamp::Imported => match self.round(round) {
+                Ok(Some(r)) => Status::Imported {
+                    round,
+                    seal_seq: r.seal_seq,
+                },
+                Ok(None) => Status::Unknown,
+                Err(e) => Status::Unavailable(e.to_string()),
             },
             RoundStamp::Pending => Status::Pending { round },
             RoundStamp::Mined { txid } => Status::Mined { round, txid: *txid },
@@ -304,11 +405,11 @@ impl Projection {
                 let tree = self
                     .tip_trees
                     .get_or_build((first_round, last, mined.txid), || {
-                        // The fold admits only transactions over sealed rounds; `get` keeps
-                        // even a broken invariant from panicking a request.
-                        let rounds = self.rounds.get(first_round as usize..=last as usize)?;
-                        let commitments = rounds.iter().map(|r| &r.commitment[..]);
-                        crate::anchor::proof::tip_tree(commitments, head.as_ref())
+                        let commitments = self.round_commitments(first_round, last).ok()?;
+                        crate::anchor::proof::tip_tree(
+                            commitments.iter().map(|c| &c[..]),
+                            head.as_ref(),
+                        )
                     });
                 let mut proof = Vec::new();
                 let written = tree
@@ -332,7 +433,7 @@ impl Projection {
 
     /// Number of the next round to seal.
     pub fn next_round(&self) -> u64 {
-        self.rounds.len() as u64
+        self.base + self.rounds.len() as u64
     }
 
     /// The next log sequence number after everything folded so far.
@@ -340,18 +441,33 @@ impl Projection {
         self.next_seq
     }
 
+    /// Round `round`, from memory or from the history.
+    pub fn round(&self, round: u64) -> Result<Option<RoundEntry>, HistoryError> {
+        if round >= self.base {
+            return Ok(self.rounds.get((round - self.base) as usize).cloned());
+        }
+        match &self.history {
+            Some(h) => h.round(round).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The most recent round, if any.
-    pub fn latest_round(&self) -> Option<(u64, &RoundEntry)> {
-        self.rounds
-            .last()
-            .map(|r| (self.rounds.len() as u64 - 1, r))
+    pub fn latest_round(&self) -> Option<(u64, RoundEntry)> {
+        let last = self.next_round().checked_sub(1)?;
+        self.round(last).ok().flatten().map(|r| (last, r))
     }
 
     /// Commitments of the rounds no mined stamping transaction covers yet, oldest first
     /// (see [`crate::anchor::state::StamperState::first_unmined_round`]).
-    pub fn pending_commitments(&self) -> impl ExactSizeIterator<Item = &Commitment> {
-        let first = self.first_pending_round().min(self.next_round()) as usize;
-        self.rounds[first..].iter().map(|r| &r.commitment)
+    pub fn pending_commitments(&self) -> Result<Vec<Commitment>, HistoryError> {
+        self.round_commitments(self.first_pending_round(), u64::MAX)
+    }
+
+    /// How many [`Self::pending_commitments`] there are.
+    pub fn pending_count(&self) -> u64 {
+        self.next_round()
+            .saturating_sub(self.first_pending_round().min(self.next_round()))
     }
 
     /// The first round of [`Self::pending_commitments`].
@@ -360,11 +476,28 @@ impl Projection {
     }
 
     /// Commitments of rounds `first..=last` that exist, in order.
-    pub fn round_commitments(&self, first: u64, last: u64) -> Vec<Commitment> {
+    pub fn round_commitments(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Commitment>, HistoryError> {
         let end = (last.saturating_add(1)).min(self.next_round());
-        (first..end)
-            .map(|r| self.rounds[r as usize].commitment)
-            .collect()
+        let mut out = Vec::with_capacity(end.saturating_sub(first) as usize);
+        if let (Some(h), true) = (&self.history, first < self.base) {
+            let disk_end = end.min(self.base);
+            let mut at = first;
+            while at < disk_end {
+                let step = (disk_end - at).min(1 << 16);
+                out.extend(h.rounds_range(at, at + step)?.iter().map(|r| r.commitment));
+                at += step;
+            }
+        }
+        let from = first.max(self.base);
+        if from < end {
+            let range = (from - self.base) as usize..(end - self.base) as usize;
+            out.extend(self.rounds[range].iter().map(|r| r.commitment));
+        }
+        Ok(out)
     }
 
     /// Total digests accepted.
@@ -372,9 +505,19 @@ impl Projection {
         self.digests_total
     }
 
-    /// Every round, oldest first (what a checkpoint stores).
-    pub fn rounds(&self) -> &[RoundEntry] {
+    /// The rounds folded since the history's end, oldest first (what the next checkpoint writes).
+    pub fn recent_rounds(&self) -> &[RoundEntry] {
         &self.rounds
+    }
+
+    /// Rounds on disk (0 without history).
+    pub fn history_rounds(&self) -> u64 {
+        self.base
+    }
+
+    /// The on-disk history, if any.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.as_ref()
     }
 
     /// The `--btc-min-confirmations` this projection folds with.
@@ -389,25 +532,97 @@ impl Projection {
 
     /// A projection restored from a checkpoint: exactly the fold of the log up to `next_seq`.
     pub(crate) fn restore(
-        rounds: Vec<RoundEntry>,
+        history: Arc<History>,
         digests_total: u64,
         open_digests: u32,
         next_seq: u64,
         stamps: Stamps,
     ) -> Projection {
-        // As the fold does: a commitment that appears twice stays with its first round.
-        let mut by_commitment = HashMap::with_capacity(rounds.len());
-        for (i, r) in rounds.iter().enumerate() {
-            by_commitment.entry(r.commitment).or_insert(i as u64);
-        }
         Projection {
-            rounds,
-            by_commitment,
+            rounds: Vec::new(),
+            base: history.rounds(),
+            by_commitment: HashMap::default(),
+            history: Some(history),
+            fold_only: false,
             digests_total,
             open_digests,
             next_seq,
             stamps,
             tip_trees: TipTrees::default(),
         }
+    }
+
+    /// A projection that only folds into checkpoints keeps no commitment map (see
+    /// [`CheckpointFiles::write`](checkpoint::CheckpointFiles::write)); turning look-ups back on
+    /// maps the rounds in memory again.
+    pub fn set_fold_only(&mut self, fold_only: bool) {
+        self.fold_only = fold_only;
+        self.by_commitment.clear();
+        if !fold_only {
+            for (i, r) in self.rounds.iter().enumerate() {
+                self.by_commitment
+                    .entry(r.commitment)
+                    .or_insert(self.base + i as u64);
+            }
+        }
+    }
+
+    /// Serves from `history` (a checkpoint of this very fold, at or behind it) what it covers,
+    /// dropping those rounds and final transactions from memory.
+    pub fn adopt(&mut self, history: Arc<History>) {
+        let upto = history.rounds().min(self.next_round());
+        if upto < self.base {
+            return;
+        }
+        let moved = (upto - self.base) as usize;
+        for r in self.rounds.drain(..moved) {
+            if self
+                .by_commitment
+                .get(&r.commitment)
+                .is_some_and(|&x| x < upto)
+            {
+                self.by_commitment.remove(&r.commitment);
+            }
+        }
+        self.base = upto;
+        self.stamps.forget_archived(history.archived_through());
+        self.tip_trees = TipTrees::default();
+        self.history = Some(history);
+    }
+}
+
+/// A fast hash for the in-memory commitment map (FxHash-style over all bytes). Commitments are
+/// made by the calendar (a MAC'd Merkle root), so no client can choose keys that collide; the
+/// default SipHash cost a tenth of the fold's time.
+#[derive(Default)]
+pub struct CommitmentHasher(u64);
+
+impl Hasher for CommitmentHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The status of a round an archived (final) transaction stamps.
+fn archived_status(h: &History, round: u64) -> Status {
+    let proof = h.tx_for(round).and_then(|tx| match tx {
+        Some(tx) => h.proof(&tx, round).map(Some),
+        None => Ok(None),
+    });
+    match proof {
+        Ok(Some(proof)) => Status::Complete { round, proof },
+        Ok(None) => Status::Unavailable(format!(
+            "round {round} is archived but no transaction covers it"
+        )),
+        Err(e) => Status::Unavailable(e.to_string()),
     }
 }

@@ -11,7 +11,7 @@
 //! every segment folded. The checkpoint itself is trusted only after its HMAC, its round-table hash
 //! and its chain values (which the next segment's header must carry) all match.
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub enum RebuildError {
     Log(#[from] LogError),
     #[error("event log seq {seq}: {problem}")]
     Fold { seq: u64, problem: String },
+    #[error("projection checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// How a rebuild went.
@@ -45,6 +47,8 @@ pub struct RebuildStats {
     pub segments_read: u64,
     /// Whether a new checkpoint was written.
     pub checkpoint_written: bool,
+    /// Why writing it stopped, if it did.
+    pub checkpoint_error: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -84,6 +88,12 @@ pub fn rebuild(
     let segs = reader.segments()?;
     let mut files = CheckpointFiles::new(projection_dir, key);
     let mut stats = RebuildStats::default();
+    if !opts.use_checkpoint && opts.write_checkpoint {
+        // Written from nothing: whatever the directory held is replaced.
+        files
+            .remove()
+            .map_err(|e| RebuildError::Checkpoint(e.to_string()))?;
+    }
     let genesis = || {
         (
             Projection::new(min_confirmations),
@@ -102,14 +112,17 @@ pub fn rebuild(
                     (base, at) = (loaded.view, loaded.at);
                 }
                 Err(why) => {
-                    // Forget the loaded round table too: the next write must not append this
-                    // log's rounds to another log's.
+                    // Forget the loaded files too: the next write must not append this log's
+                    // rounds to another log's.
                     files = CheckpointFiles::new(projection_dir, key);
                     stats.checkpoint_ignored = Some(why);
                 }
             },
             Ok(None) => {}
-            Err(e) => stats.checkpoint_ignored = Some(e.to_string()),
+            Err(e) => {
+                files = CheckpointFiles::new(projection_dir, key);
+                stats.checkpoint_ignored = Some(e.to_string());
+            }
         }
         if let Some(why) = &stats.checkpoint_ignored {
             tracing::warn!("ignoring the projection checkpoint ({why}); replaying the whole log");
@@ -118,18 +131,35 @@ pub fn rebuild(
     let mut fold = Folder::new(progress);
     let start = segs.iter().position(|&s| s == at.next_seq).unwrap_or(0);
     let sealed_end = segs.len().saturating_sub(1);
-    let mut folded_sealed = false;
+    let mut writing = opts.write_checkpoint;
+    files.set_bulk(true);
+    base.set_fold_only(writing);
     for &first_seq in &segs[start.min(sealed_end)..sealed_end] {
         at = fold.segment(&reader, &mut base, first_seq, at, true)?;
-        folded_sealed = true;
-    }
-    if opts.write_checkpoint && (folded_sealed || stats.checkpoint_seq.is_none()) {
-        match files.write(&base, at) {
-            Ok(()) => stats.checkpoint_written = true,
-            Err(e) => tracing::warn!("cannot write the projection checkpoint: {e}"),
+        // Each sealed segment goes to disk at once, so a rebuild holds at most one in memory.
+        if writing {
+            match files.write(&mut base, at) {
+                Ok(()) => stats.checkpoint_written = true,
+                Err(e) => {
+                    tracing::warn!("cannot write the projection checkpoint: {e}");
+                    stats.checkpoint_error = Some(e.to_string());
+                    writing = false;
+                }
+            }
         }
     }
+    if writing && stats.checkpoint_seq.is_none() && !stats.checkpoint_written {
+        match files.write(&mut base, at) {
+            Ok(()) => stats.checkpoint_written = true,
+            Err(e) => {
+                tracing::warn!("cannot write the projection checkpoint: {e}");
+                stats.checkpoint_error = Some(e.to_string());
+            }
+        }
+    }
+    files.set_bulk(false);
     let mut live = base.clone();
+    live.set_fold_only(false);
     if let Some(&last) = segs.last().filter(|&&s| s >= at.next_seq) {
         fold.segment(&reader, &mut live, last, at, false)?;
     }
@@ -231,8 +261,14 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread from a rebuild's base projection.
-    pub fn spawn(log_dir: &Path, key: &LogKey, rebuilt: Rebuilt) -> Checkpointer {
+    /// Starts the thread from a rebuild's base projection; each checkpoint it writes is handed to
+    /// `live`, which then serves those rounds from disk and drops them from memory.
+    pub fn spawn(
+        log_dir: &Path,
+        key: &LogKey,
+        rebuilt: Rebuilt,
+        live: Arc<RwLock<Projection>>,
+    ) -> Checkpointer {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
         let reader = Reader::open(log_dir, Some(key.clone()));
@@ -240,7 +276,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("otsd-checkpoint".into())
             .spawn(move || match reader {
-                Ok(reader) => run(reader, base, at, files, &flag),
+                Ok(reader) => run(reader, base, at, files, &live, &flag),
                 Err(e) => tracing::error!("checkpointer cannot read the log: {e}"),
             });
         let thread = match thread {
@@ -269,9 +305,11 @@ fn run(
     mut base: Projection,
     mut at: Head,
     mut files: CheckpointFiles,
+    live: &RwLock<Projection>,
     stop: &(Mutex<bool>, Condvar),
 ) {
     let mut noop = |_| {};
+    let damaged = files.damage_flag();
     loop {
         let stopping = {
             let (lock, cvar) = stop;
@@ -281,21 +319,25 @@ fn run(
                 .unwrap_or_else(|_| crate::sync::poisoned("the checkpointer's stop flag"));
             *guard
         };
-        match catch_up(&reader, &mut base, &mut at, &mut noop) {
-            Ok(0) => {}
-            Ok(n) => match files.write(&base, at) {
-                Ok(()) => tracing::debug!(
-                    segments = n,
-                    next_seq = at.next_seq,
-                    "projection checkpoint written"
+        if damaged.load(std::sync::atomic::Ordering::Relaxed) {
+            // A reader found damage: the next start must rebuild, not trust these files.
+            match files.drop_snapshot() {
+                Ok(()) => tracing::error!(
+                    "dropped the projection checkpoint after damage; the next start replays the log"
                 ),
-                Err(e) => {
-                    tracing::error!("cannot write the projection checkpoint: {e}; not retrying");
-                    return;
-                }
-            },
+                Err(e) => tracing::error!("cannot drop the damaged projection checkpoint: {e}"),
+            }
+            return;
+        }
+        match catch_up(&reader, &mut base, &mut at, &mut files, live, &mut noop) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                segments = n,
+                next_seq = at.next_seq,
+                "projection checkpoint written"
+            ),
             Err(e) => {
-                tracing::error!("checkpointer stopped: {e}");
+                tracing::error!("checkpointer stopped: {e}; not retrying");
                 return;
             }
         }
@@ -305,11 +347,13 @@ fn run(
     }
 }
 
-/// Folds every sealed segment after `at` into `base`; returns how many.
+/// Folds every sealed segment after `at` into `base`, checkpointing each; returns how many.
 fn catch_up(
     reader: &Reader,
     base: &mut Projection,
     at: &mut Head,
+    files: &mut CheckpointFiles,
+    live: &RwLock<Projection>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, RebuildError> {
     let segs = reader.segments()?;
@@ -320,6 +364,13 @@ fn catch_up(
     let sealed = &segs[start..segs.len().saturating_sub(1).max(start)];
     for &first_seq in sealed {
         *at = fold.segment(reader, base, first_seq, *at, true)?;
+        files
+            .write(base, *at)
+            .map_err(|e| RebuildError::Checkpoint(e.to_string()))?;
+        if let Some(history) = base.history() {
+            let history = history.clone();
+            crate::sync::write(live).adopt(history);
+        }
     }
     Ok(sealed.len() as u64)
 }

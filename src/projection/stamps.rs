@@ -223,6 +223,27 @@ impl Stamps {
             .map(move |(first, m)| (*first, m, self.state.is_final(m.proof.height, tip)))
     }
 
+    /// Mined transactions that are final and out of the stamper's cycles (`last_round <=
+    /// final_through`), after `archived_through`, in round order: what a checkpoint moves to disk.
+    pub(crate) fn archivable(
+        &self,
+        final_through: Option<u64>,
+        archived_through: Option<u64>,
+    ) -> impl Iterator<Item = (u64, &Mined)> {
+        let from = archived_through.map_or(0, |r| r + 1);
+        self.mined
+            .range(from..)
+            .take_while(move |(_, m)| final_through.is_some_and(|f| m.last_round <= f))
+            .map(|(first, m)| (*first, m))
+    }
+
+    /// Drops the mined transactions a checkpoint archived (rounds up to `archived_through`).
+    pub(crate) fn forget_archived(&mut self, archived_through: Option<u64>) {
+        if let Some(through) = archived_through {
+            self.mined.retain(|_, m| m.last_round > through);
+        }
+    }
+
     /// Where `round` stands.
     pub fn round(&self, round: u64) -> RoundStamp<'_> {
         if let Some((_, &last)) = self.imported.range(..=round).next_back() {
@@ -311,10 +332,15 @@ mod tests {
         // The complete prefix is final; the stamper starts at the first pending round.
         assert_eq!(view.stamps().state.next_unstamped_round(), 2);
         assert_eq!(view.first_pending_round(), 2);
-        let pending: Vec<_> = view.pending_commitments().map(|c| c[0]).collect();
+        let pending: Vec<_> = view
+            .pending_commitments()
+            .unwrap()
+            .iter()
+            .map(|c| c[0])
+            .collect();
         assert_eq!(pending, vec![3, 4, 5]);
         // A padded legacy commitment is a leaf over its 36 bytes, as its client holds it.
-        let stored = view.round_commitments(4, 4)[0];
+        let stored = view.round_commitments(4, 4).unwrap()[0];
         assert_eq!(
             crate::anchor::proof::tip_leaves([&stored[..]], None),
             crate::anchor::proof::tip_leaves([&legacy(5)[..]], None)

@@ -17,7 +17,7 @@ pub const INDEX_FILE: &str = "segments.txt";
 pub const INDEX_HEADER: &str = "# otsd log mirror v1: name length sha256 state";
 /// Largest index accepted from a mirror.
 pub const MAX_INDEX_LEN: u64 = 4 << 20;
-/// Largest segment accepted from a mirror (segments are about `--segment-size-mib`, 64 MiB by
+/// Largest segment accepted from a mirror (segments are about `--segment-size-mib`, 16 MiB by
 /// default; one oversized group can make one larger).
 pub const MAX_SEGMENT_LEN: u64 = 1 << 30;
 

@@ -287,7 +287,9 @@ impl Driver {
         };
         let (tip, raw_prev) = {
             let view = self.read();
-            let commitments = view.round_commitments(plan.first_round, plan.last_round);
+            let commitments = view
+                .round_commitments(plan.first_round, plan.last_round)
+                .map_err(|e| e.to_string())?;
             let tip = stamp_tip(commitments.iter().map(|c| &c[..]), Some(&log_head.hash))
                 .ok_or_else(|| "no commitments for the planned rounds".to_owned())?;
             let prev = plan

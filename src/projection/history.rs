@@ -1,0 +1,279 @@
+//! The projection's history on disk, read side: the rounds, the commitment index and the final
+//! stamping transactions up to the last checkpoint, read with `pread` (no map, so nothing of it
+//! counts in otsd's resident memory; the page cache keeps the working set).
+//!
+//! A [`History`] is immutable: it answers for the rounds and transactions its checkpoint covers,
+//! and the checkpointer publishes a new one after each checkpoint (see [`super::checkpoint`]).
+//! Files only grow past what a `History` covers while it lives, so readers never lock.
+//!
+//! Every entry read is checked (CRC of round and transaction entries, CRC-8 of index slots, the
+//! recomputed tip against the stored one). A failed check is [`HistoryError::Damaged`]: the answer
+//! is refused (HTTP 503), never guessed, and the shared damage flag makes the checkpointer drop
+//! the checkpoint so that the next start rebuilds from the log.
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::index::{self, FileSlots, IndexError};
+use super::table::{decode_round, TxEntry, ROUND_LEN, TX_LEN};
+use super::tiptree::{self, CHUNK};
+use super::{Commitment, RoundEntry};
+use crate::ots::merkle::{Hash, MerkleTree, Side};
+use crate::ots::path::PathWriter;
+
+pub(crate) const ROUNDS_FILE: &str = "rounds";
+pub(crate) const INDEX_FILE: &str = "index";
+pub(crate) const TXS_FILE: &str = "txs";
+pub(crate) const PROOFS_FILE: &str = "proofs";
+
+/// Bytes before the proof tail in a `proofs` record: has_head (1) and head (32).
+pub(crate) const PROOF_HEAD_LEN: u64 = 33;
+
+/// Why the history could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("projection history damaged: {0}")]
+    Damaged(String),
+    #[error("reading projection history {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the on-disk files hold, as a checkpoint names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extent {
+    pub rounds: u64,
+    pub txs: u64,
+    pub proofs_len: u64,
+    pub index_slots: u64,
+    pub index_entries: u64,
+    pub index_salt: u64,
+}
+
+/// The history up to a checkpoint.
+#[derive(Debug)]
+pub struct History {
+    dir: PathBuf,
+    rounds: File,
+    index: File,
+    txs: File,
+    proofs: File,
+    extent: Extent,
+    /// Last round of the last archived transaction.
+    archived_through: Option<u64>,
+    damaged: Arc<AtomicBool>,
+}
+
+fn open(dir: &Path, name: &str) -> Result<File, HistoryError> {
+    let path = dir.join(name);
+    File::open(&path).map_err(|source| HistoryError::Io { path, source })
+}
+
+impl History {
+    /// Opens the files of `dir` covering `extent`.
+    pub(crate) fn open(
+        dir: &Path,
+        extent: Extent,
+        archived_through: Option<u64>,
+        damaged: Arc<AtomicBool>,
+    ) -> Result<History, HistoryError> {
+        Ok(History {
+            dir: dir.to_path_buf(),
+            rounds: open(dir, ROUNDS_FILE)?,
+            index: open(dir, INDEX_FILE)?,
+            txs: open(dir, TXS_FILE)?,
+            proofs: open(dir, PROOFS_FILE)?,
+            extent,
+            archived_through,
+            damaged,
+        })
+    }
+
+    /// Rounds `0..rounds()` are here.
+    pub fn rounds(&self) -> u64 {
+        self.extent.rounds
+    }
+
+    /// What the files hold.
+    pub fn extent(&self) -> Extent {
+        self.extent
+    }
+
+    /// Rounds up to this one are stamped by archived (final) transactions.
+    pub fn archived_through(&self) -> Option<u64> {
+        self.archived_through
+    }
+
+    /// Whether a read found damage.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged.load(Ordering::Relaxed)
+    }
+
+    fn damaged(&self, what: String) -> HistoryError {
+        if !self.damaged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "projection history in {} is damaged ({what}); not serving from it. The next start \
+                 rebuilds it from the log (or run otsctl replay)",
+                self.dir.display()
+            );
+        }
+        HistoryError::Damaged(what)
+    }
+
+    fn read(&self, file: &File, name: &str, buf: &mut [u8], at: u64) -> Result<(), HistoryError> {
+        file.read_exact_at(buf, at)
+            .map_err(|source| HistoryError::Io {
+                path: self.dir.join(name),
+                source,
+            })
+    }
+
+    /// Round `round` (which must be `< rounds()`).
+    pub fn round(&self, round: u64) -> Result<RoundEntry, HistoryError> {
+        Ok(self.rounds_range(round, round + 1)?.remove(0))
+    }
+
+    /// Rounds `first..end` (within `0..rounds()`), in one read.
+    pub fn rounds_range(&self, first: u64, end: u64) -> Result<Vec<RoundEntry>, HistoryError> {
+        let end = end.min(self.extent.rounds);
+        if first >= end {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; ((end - first) as usize) * ROUND_LEN];
+        self.read(
+            &self.rounds,
+            ROUNDS_FILE,
+            &mut buf,
+            first * ROUND_LEN as u64,
+        )?;
+        buf.chunks_exact(ROUND_LEN)
+            .enumerate()
+            .map(|(i, b)| {
+                decode_round(b).ok_or_else(|| {
+                    self.damaged(format!("round {} fails its CRC", first + i as u64))
+                })
+            })
+            .collect()
+    }
+
+    /// The first round holding commitment `c`, if the history has it.
+    pub fn find(&self, c: &Commitment) -> Result<Option<u64>, HistoryError> {
+        if self.extent.rounds == 0 {
+            return Ok(None);
+        }
+        let slots = FileSlots {
+            file: &self.index,
+            slots: self.extent.index_slots,
+            salt: self.extent.index_salt,
+        };
+        let lookup = || {
+            index::find(&slots, c, self.extent.rounds, |r| {
+                self.round(r)
+                    .map(|e| e.commitment)
+                    .map_err(|e| IndexError::Round(e.to_string()))
+            })
+        };
+        // A slot read while the checkpointer writes its neighbour can be torn: damage only counts
+        // when a second look sees it too.
+        match lookup().or_else(|_| lookup()) {
+            Ok(found) => Ok(found),
+            Err(IndexError::Io(source)) => Err(HistoryError::Io {
+                path: self.dir.join(INDEX_FILE),
+                source,
+            }),
+            Err(e) => Err(self.damaged(e.to_string())),
+        }
+    }
+
+    /// The archived transaction covering `round`, if any.
+    pub fn tx_for(&self, round: u64) -> Result<Option<TxEntry>, HistoryError> {
+        let (mut lo, mut hi) = (0u64, self.extent.txs);
+        let mut found = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let tx = self.tx(mid)?;
+            if tx.first_round <= round {
+                found = Some(tx);
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(found.filter(|t| round <= t.last_round))
+    }
+
+    fn tx(&self, i: u64) -> Result<TxEntry, HistoryError> {
+        let mut b = [0u8; TX_LEN];
+        self.read(&self.txs, TXS_FILE, &mut b, i * TX_LEN as u64)?;
+        TxEntry::decode(&b).ok_or_else(|| self.damaged(format!("transaction {i} fails its CRC")))
+    }
+
+    /// The complete proof of `round` in the archived transaction `tx`: the round's chunk is
+    /// recomputed from the round table, the levels above are read, and the result must lead to the
+    /// transaction's tip.
+    pub fn proof(&self, tx: &TxEntry, round: u64) -> Result<Vec<u8>, HistoryError> {
+        let mut head = vec![0u8; PROOF_HEAD_LEN as usize + tx.tail_len as usize + 4];
+        self.read(&self.proofs, PROOFS_FILE, &mut head, tx.offset)?;
+        let (body, crc) = head.split_at(head.len() - 4);
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err(self.damaged(format!("proof record at {} fails its CRC", tx.offset)));
+        }
+        let log_head: Option<Hash> = (body[0] == 1).then(|| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&body[1..33]);
+            h
+        });
+        let tail = &body[PROOF_HEAD_LEN as usize..];
+        let covered = tx.last_round - tx.first_round + 1;
+        let leaves = covered + u64::from(log_head.is_some());
+        let i = round - tx.first_round;
+        let chunk_first = i / CHUNK * CHUNK;
+        let chunk_end = (chunk_first + CHUNK).min(leaves);
+        let entries = self.rounds_range(
+            tx.first_round + chunk_first,
+            tx.first_round + chunk_end.min(covered),
+        )?;
+        let mut chunk_leaves: Vec<Hash> = entries
+            .iter()
+            .map(|e| tiptree::leaf(&e.commitment))
+            .collect();
+        if chunk_end > covered {
+            chunk_leaves.extend(log_head);
+        }
+        let leaf = chunk_leaves[(i - chunk_first) as usize];
+        let chunk = MerkleTree::new(chunk_leaves)
+            .ok_or_else(|| self.damaged(format!("rounds of the transaction at {}", tx.offset)))?;
+        let mut steps = tiptree::chunk_steps(&chunk, i);
+        let levels_at = tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4;
+        for (l, j, side) in tiptree::upper_siblings(leaves, i) {
+            let mut h = [0u8; 32];
+            let at = levels_at + tiptree::node_offset(leaves, l, j);
+            self.read(&self.proofs, PROOFS_FILE, &mut h, at)?;
+            steps.push((side, h));
+        }
+        let top = steps.iter().fold(leaf, |msg, (side, sibling)| match side {
+            Side::Append => crate::ots::merkle::cat_sha256(&msg, sibling),
+            Side::Prepend => crate::ots::merkle::cat_sha256(sibling, &msg),
+        });
+        if top != tx.tip {
+            return Err(self.damaged(format!(
+                "the path of round {round} does not lead to its transaction's tip"
+            )));
+        }
+        let mut out = Vec::with_capacity(64 + steps.len() * 34 + tail.len());
+        let mut w = PathWriter::new(&mut out);
+        w.sha256();
+        for (side, sibling) in &steps {
+            w.step(&crate::ots::merkle::Step {
+                side: *side,
+                sibling,
+            });
+        }
+        w.raw(tail);
+        Ok(out)
+    }
+}

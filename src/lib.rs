@@ -8,6 +8,8 @@
 //! Bitcoin, HTTP answers from the projection; the daemon wires these, and the operator tools read
 //! the log on their own).
 //!
+//! - [`sync`]: the lock-poisoning policy (a panic while a lock is held stops the process).
+//!   Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -56,6 +58,8 @@
 //! | `otsctl init` / `address`              | `src/ctl/init.rs` / `src/ctl/address.rs`        |
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
+//! | lock-poisoning policy                  | `src/sync.rs`                                   |
+//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix.rs` (short run: `tests/fault_matrix.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 
@@ -76,4 +80,5 @@ pub mod projection;
 pub mod pycal;
 pub mod replica;
 pub mod stamper;
+pub mod sync;
 pub mod telemetry;

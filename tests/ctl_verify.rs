@@ -349,3 +349,101 @@ fn a_proof_that_misses_its_block_root_is_reported() {
         "{detail}"
     );
 }
+
+/// Issue 13 hole 2: a confirmation the fold cannot prove (its txid is not among the recorded
+/// block's transactions, or the tip is not in the transaction) used to be logged by the fold and
+/// verified as OK.
+#[test]
+fn a_confirmation_whose_txid_is_not_in_its_block_is_reported() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let key = CalendarDir::load(&cal).expect("calendar").hmac_key;
+    let (mut events, _) = common::stamped_round_events(&key);
+    if let Event::TxConfirmed { block_txids, .. } = &mut events[3] {
+        *block_txids = [[0x77; 32], [0x78; 32]].concat();
+    }
+    common::append_events(&cal, &events);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok, "{report}");
+    let ps = problems(&report);
+    assert!(
+        ps.iter().any(|p| p["check"] == "stamp" && p["seq"] == 3),
+        "{report}"
+    );
+    let (ok, out, _) = otsctl(&["verify", cal.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn a_confirmation_whose_tip_is_not_in_its_transaction_is_reported() {
+    use sha2::{Digest, Sha256};
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let key = CalendarDir::load(&cal).expect("calendar").hmac_key;
+    let (mut events, _) = common::stamped_round_events(&key);
+    let raw_tx = [&[2, 0, 0, 0, 1][..], &[0x55; 32][..], &[0, 0, 0, 0][..]].concat();
+    let other: [u8; 32] = Sha256::digest(Sha256::digest(&raw_tx)).into();
+    if let Event::TxBroadcast {
+        txid, raw_tx: raw, ..
+    } = &mut events[2]
+    {
+        *txid = other;
+        *raw = raw_tx;
+    }
+    if let Event::TxConfirmed {
+        txid, block_txids, ..
+    } = &mut events[3]
+    {
+        *txid = other;
+        *block_txids = [[0x77; 32], other].concat();
+    }
+    common::append_events(&cal, &events);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok, "{report}");
+    assert!(
+        problems(&report)
+            .iter()
+            .any(|p| p["check"] == "stamp" && p["seq"] == 3),
+        "{report}"
+    );
+}
+
+/// Issue 13 hole 3: a `TxBroadcast` claiming rounds that were never sealed used to be folded, and
+/// once its confirmation was final `GET /timestamp` sliced past the sealed rounds and panicked.
+/// The fold now refuses it (the round stays pending) and `otsctl verify` names it.
+#[test]
+fn a_broadcast_over_unsealed_rounds_is_refused_by_the_fold() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    let key = CalendarDir::load(&cal).expect("calendar").hmac_key;
+    let (mut events, _) = common::stamped_round_events(&key);
+    if let Event::TxBroadcast { last_round, .. } = &mut events[2] {
+        *last_round = 3;
+    }
+    for h in 101..111 {
+        events.push(Event::BlockSeen {
+            height: h,
+            hash: [h as u8; 32],
+        });
+    }
+    let mut view = otsd::projection::Projection::new(1);
+    let mut refused = Vec::new();
+    for (seq, ev) in events.iter().enumerate() {
+        if let Some(p) = view.apply_checked(seq as u64, ev).expect("round order") {
+            refused.push(p.seq);
+        }
+    }
+    assert_eq!(refused.first(), Some(&2), "the broadcast is refused");
+    let commitment = match &events[1] {
+        Event::RoundSealed { commitment, .. } => commitment.clone(),
+        _ => unreachable!(),
+    };
+    assert!(matches!(
+        view.status(&commitment),
+        otsd::projection::Status::Pending { round: 0 }
+    ));
+    common::append_events(&cal, &events);
+    let (ok, report) = verify_json(&cal, &[]);
+    assert!(!ok, "{report}");
+}

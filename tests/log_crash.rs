@@ -31,12 +31,13 @@ fn payload(seq: u64) -> Vec<u8> {
     v
 }
 
-/// The child: appends forever, printing `ACK <next seq>` after each durable group.
+/// The child: appends forever, printing `ACK <next seq>` after each durable group. Run only by
+/// the parent (`--ignored`); a normal run lists it as ignored instead of passing it vacuously, and
+/// the parent fails if it ends any other way than by its SIGKILL (issue 13 hole 8).
 #[test]
+#[ignore = "child process of sigkill_at_random_moments_loses_no_acknowledged_event"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(DIR_ENV) else {
-        return;
-    };
+    let dir = std::env::var(DIR_ENV).expect("crash_child is run by the parent test only");
     let seed: u64 = std::env::var(SEED_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -67,14 +68,26 @@ fn crash_child() {
 /// Runs the child once, kills it after `delay`, returns the highest acknowledged next-seq.
 fn run_and_kill(dir: &Path, seed: u64, delay: Duration) -> u64 {
     let mut child = Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DIR_ENV, dir)
         .env(SEED_ENV, seed.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("child stdout");
+    let mut stderr = child.stderr.take().expect("child stderr");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     let reader = std::thread::spawn(move || {
         let mut acked = 0u64;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -86,8 +99,15 @@ fn run_and_kill(dir: &Path, seed: u64, delay: Duration) -> u64 {
     });
     std::thread::sleep(delay);
     child.kill().expect("SIGKILL child");
-    child.wait().expect("reap child");
-    reader.join().expect("reader thread")
+    let status = child.wait().expect("reap child");
+    let acked = reader.join().expect("reader thread");
+    let errors = errors.join().expect("stderr thread");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the child ended by itself ({status}) before the kill:\n{errors}"
+    );
+    acked
 }
 
 /// Checks the log holds exactly events `0..n` with the right contents, `n >= acked`; returns `n`.
@@ -122,9 +142,6 @@ fn check_log(dir: &Path, acked: u64, round: usize) -> u64 {
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_event() {
-    if std::env::var(DIR_ENV).is_ok() {
-        return;
-    }
     let seed: u64 = match std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()) {
         Some(s) => s,
         None => rand::thread_rng().gen(),

@@ -23,6 +23,10 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("calendar log unavailable")]
     LogUnavailable(String),
+    /// The log refused a round without writing anything (no space for the next segment, its
+    /// writer's queue full): the calendar is fine, try again later.
+    #[error("calendar log cannot take digests right now; try again later")]
+    LogBusy(String),
 }
 
 /// Shared refusal state: shutting down, or the log writer poisoned.
@@ -45,16 +49,12 @@ impl IntakeState {
 
     /// The log failure that stopped intake, if any.
     pub fn poisoned(&self) -> Option<SubmitError> {
-        let why = self
-            .poisoned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let why = crate::sync::lock(&self.poisoned).clone();
         why.map(SubmitError::LogUnavailable)
     }
 
     pub(crate) fn poison(&self, why: String) {
-        *self.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        *crate::sync::lock(&self.poisoned) = Some(why);
     }
 }
 

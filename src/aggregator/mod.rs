@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::events::codec;
 use crate::events::Event;
-use crate::log::{Ack, WriterHandle};
+use crate::log::{Ack, LogError, WriterHandle, WriterState};
 use crate::projection::Projection;
 use crate::telemetry::metrics::Metrics;
 
@@ -74,12 +74,14 @@ pub async fn run(
         done_rx,
         view.clone(),
         intake.clone(),
+        writer.state(),
         opts.metrics.clone(),
     ));
     let mut next_round = read_view(&view).next_round();
     let mut last_start: Option<Instant> = None;
     let mut stop = std::pin::pin!(stop);
     let mut stopping = false;
+    let mut stall_check = tokio::time::interval(STALL_CHECK);
     loop {
         let first = tokio::select! {
             s = queue.recv() => match s { Some(s) => s, None => break },
@@ -89,8 +91,16 @@ pub async fn run(
                 stopping = true;
                 continue;
             }
+            // While idle too: the stamper's appends wait for the resume.
+            _ = stall_check.tick(), if writer.is_stalled() => {
+                next_round = resync(&slots, &writer, &view).await.unwrap_or(next_round);
+                continue;
+            }
         };
         pace(&mut queue, last_start, opts.min_round_interval).await;
+        if writer.is_stalled() {
+            next_round = resync(&slots, &writer, &view).await.unwrap_or(next_round);
+        }
         // Waiting for a slot lets digests pile up for this round while earlier ones sync.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
@@ -108,6 +118,29 @@ pub async fn run(
         tracing::error!("the round completer task panicked");
     }
     writer
+}
+
+/// How often an idle aggregator checks whether the log writer stalled.
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
+/// After an append failed without writing anything (the writer is stalled), waits until no round
+/// is in flight (each has been answered or refused), takes the next round number from the
+/// projection (refused rounds are numbered again) and resumes the writer. `None` if the slots
+/// are closed.
+async fn resync(
+    slots: &Arc<Semaphore>,
+    writer: &WriterHandle,
+    view: &Arc<RwLock<Projection>>,
+) -> Option<u64> {
+    let all = slots
+        .clone()
+        .acquire_many_owned(MAX_ROUNDS_IN_FLIGHT as u32)
+        .await
+        .ok()?;
+    let next = read_view(view).next_round();
+    writer.resume();
+    drop(all);
+    Some(next)
 }
 
 fn drain(first: Submission, queue: &mut mpsc::Receiver<Submission>) -> Vec<Submission> {
@@ -146,13 +179,21 @@ fn seal_and_submit(
     }
     let digests: Vec<&[u8]> = subs.iter().map(|s| s.digest.as_slice()).collect();
     let sealed = sealer.seal(round, unix_now(), &digests);
-    let submitted = encode(&sealed.events)
-        .map_err(|e| format!("encoding round {round}: {e}"))
-        .and_then(|batch| {
-            writer
-                .submit(batch)
-                .map_err(|e| format!("log writer refused round {round}: {e}"))
-        });
+    let batch = match encode(&sealed.events) {
+        Ok(batch) => batch,
+        Err(e) => {
+            fail(intake, subs, format!("encoding round {round}: {e}"));
+            return None;
+        }
+    };
+    let submitted = match writer.submit(batch) {
+        Err(e) if try_later(&e, &writer.state()) => {
+            tracing::warn!("log writer cannot take round {round} now: {e}");
+            refuse_all(subs, SubmitError::LogBusy(e.to_string()));
+            return None;
+        }
+        other => other.map_err(|e| format!("log writer refused round {round}: {e}")),
+    };
     match submitted {
         Ok(ack) => Some(InFlight {
             round,
@@ -170,16 +211,28 @@ fn seal_and_submit(
     }
 }
 
+/// A writer error that left the log unchanged: the round's clients are told to try later and
+/// intake goes on ([`resync`] renumbers). Anything else stops intake.
+fn try_later(e: &LogError, writer: &WriterState) -> bool {
+    e.is_try_later() || (matches!(e, LogError::Io { .. }) && !writer.is_poisoned())
+}
+
 /// Answers rounds in the order they were sealed, each only once the log reports it durable.
 async fn complete_rounds(
     mut rounds: mpsc::UnboundedReceiver<InFlight>,
     view: Arc<RwLock<Projection>>,
     intake: Arc<intake::IntakeState>,
+    writer: WriterState,
     metrics: Arc<Metrics>,
 ) {
     while let Some(r) = rounds.recv().await {
         let range = match r.ack.await {
             Ok(Ok(range)) => range,
+            Ok(Err(e)) if try_later(&e, &writer) => {
+                tracing::warn!("round {} not written, nothing lost: {e}", r.round);
+                refuse_all(r.subs, SubmitError::LogBusy(e.to_string()));
+                continue;
+            }
             Ok(Err(e)) => {
                 fail(
                     &intake,
@@ -217,7 +270,7 @@ fn encode(events: &[Event]) -> Result<Vec<Vec<u8>>, codec::CodecError> {
 }
 
 fn apply(view: &Arc<RwLock<Projection>>, first_seq: u64, events: &[Event]) {
-    let mut view = view.write().unwrap_or_else(|p| p.into_inner());
+    let mut view = crate::sync::write(view);
     for (i, ev) in events.iter().enumerate() {
         if let Err(e) = view.apply(first_seq + i as u64, ev) {
             // The aggregator built these events itself; a refusal is a bug, not bad input.
@@ -227,7 +280,7 @@ fn apply(view: &Arc<RwLock<Projection>>, first_seq: u64, events: &[Event]) {
 }
 
 fn read_view(view: &Arc<RwLock<Projection>>) -> std::sync::RwLockReadGuard<'_, Projection> {
-    view.read().unwrap_or_else(|p| p.into_inner())
+    crate::sync::read(view)
 }
 
 fn fail(intake: &intake::IntakeState, subs: Vec<Submission>, why: String) {

@@ -269,8 +269,12 @@ impl Checker {
         if self.gap {
             return;
         }
-        if let Err(e) = self.view.apply(seq, &event) {
-            self.problem(seq, "order", e.to_string());
+        match self.view.apply_checked(seq, &event) {
+            Ok(None) => {}
+            // A broadcast over unsealed rounds is already named by `check_broadcast`.
+            Ok(Some(_)) if self.named_already(&event) => {}
+            Ok(Some(stamp)) => self.problem(seq, "stamp", stamp.detail),
+            Err(e) => self.problem(seq, "order", e.to_string()),
         }
     }
 
@@ -349,6 +353,16 @@ impl Checker {
                 }
             }
             Event::BlockSeen { .. } | Event::Reorg { .. } => {}
+        }
+    }
+
+    /// Whether the problem the fold has with this stamping event is already reported: a broadcast
+    /// over unsealed rounds, a confirmation without a broadcast.
+    fn named_already(&self, event: &Event) -> bool {
+        match event {
+            Event::TxBroadcast { .. } => true,
+            Event::TxConfirmed { txid, .. } => !self.broadcast.contains(txid),
+            _ => false,
         }
     }
 

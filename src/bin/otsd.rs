@@ -5,6 +5,7 @@ use otsd::config;
 
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
+    otsd::sync::abort_on_panic();
     otsd::telemetry::init_with(args.verbosity(), args.debug_file.as_deref(), args.log_json)
         .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -17,11 +18,15 @@ fn main() -> anyhow::Result<()> {
             ))
             .context("otsd --dev");
     }
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let running =
             otsd::daemon::start(config::serve_config(&args), otsd::daemon::shutdown_signal())
                 .await?;
         running.done.await.context("otsd main task")??;
         Ok(())
-    })
+    });
+    // The log is closed by now. A stamper RPC cancelled at shutdown may still block a thread until
+    // its --btc-rpc-timeout; do not wait for it (dropping the runtime would).
+    runtime.shutdown_timeout(otsd::daemon::RUNTIME_STOP_GRACE);
+    result
 }

@@ -89,6 +89,11 @@ pub fn cached_bitcoind() -> Option<PathBuf> {
 }
 
 impl RegtestNode {
+    /// The node's process id (to pause it with SIGSTOP in tests of a hanging node).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `bitcoind` from `bin` and waits until it answers RPC on regtest.
     pub fn start(bin: &Path, opts: &RegtestOptions) -> Result<RegtestNode, RegtestError> {
         let datadir = tempfile::tempdir().map_err(|e| RegtestError::Io(format!("tempdir: {e}")))?;

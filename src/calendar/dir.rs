@@ -18,6 +18,9 @@ pub const MAX_HMAC_KEY_LEN: usize = 4096;
 pub const MAX_URI_LEN: usize = 1000;
 /// Name of the sub-directory that holds the event log.
 pub const LOG_DIR: &str = "log";
+/// Marker file written once the calendar's log exists: from then on a missing log is a loss to
+/// recover from, never a reason to start a new history (see [`CalendarDir::has_had_history`]).
+pub const HISTORY_MARKER: &str = "log-created";
 /// File holding the stamper's secp256k1 secret key (32 raw bytes, mode 0600). It signs the stamping
 /// transactions; its coins are found on chain, so the node needs no wallet.
 pub const STAMPER_KEY_FILE: &str = "stamper-key";
@@ -121,6 +124,31 @@ impl CalendarDir {
             problem: format!("{} bytes, expected {STAMPER_KEY_LEN} raw bytes", key.len()),
             hint: "restore the file from a backup; a new key would not own the calendar's coins",
         })
+    }
+
+    /// Whether this calendar has had a log: the [`HISTORY_MARKER`] exists. A calendar made by
+    /// hand (`uri`, `donation_addr`, `hmac-key` only) or by `otsctl init` has none yet.
+    pub fn has_had_history(&self) -> bool {
+        self.path.join(HISTORY_MARKER).exists()
+    }
+
+    /// Writes the [`HISTORY_MARKER`] (durably) if it is not there yet.
+    pub fn mark_history(&self) -> Result<(), DirError> {
+        let path = self.path.join(HISTORY_MARKER);
+        if path.exists() {
+            return Ok(());
+        }
+        let note = format!(
+            "This calendar has an event log in {}/.\n\
+             If that log is ever missing, otsd refuses to start: restore it, or rebuild it with\n\
+             `otsctl recover {} --from MIRROR`. Delete this file only to start a new history.\n",
+            LOG_DIR,
+            self.path.display()
+        );
+        write_new(&path, note.as_bytes(), 0o644)?;
+        fs::File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(&self.path, e))
     }
 
     /// The directory holding the event log.

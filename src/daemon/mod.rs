@@ -9,14 +9,16 @@ pub mod systemd;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::aggregator::{self, AggregatorOptions, Intake, RoundSealer};
-use crate::calendar::dir::{CalendarDir, DirError};
+use crate::calendar::dir::{CalendarDir, DirError, HISTORY_MARKER};
 use crate::http::{self, AppState, OpsConfig};
+use crate::log::segment::list_segments;
 use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
@@ -36,6 +38,22 @@ pub enum ServeError {
     Log(#[from] LogError),
     #[error("event log seq {seq}: {problem}")]
     Replay { seq: u64, problem: String },
+    #[error(
+        "{}: no log segments, but this calendar has had a history ({evidence}). Refusing to \
+         start a new log, which would answer `Not found` for every commitment issued so far. Is \
+         the disk mounted, is -c right? Restore the log from a backup, or rebuild it from a \
+         mirror with `otsctl recover {} --from MIRROR` (otsd stopped). Only to start a new \
+         history on purpose: remove {} and {}/",
+        log_dir.display(),
+        calendar.display(),
+        calendar.join(HISTORY_MARKER).display(),
+        calendar.join(PROJECTION_DIR).display()
+    )]
+    LogMissing {
+        calendar: PathBuf,
+        log_dir: PathBuf,
+        evidence: String,
+    },
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
     #[error("stamper key: {0}")]
@@ -246,8 +264,11 @@ async fn listen_ops(cfg: &ServeConfig) -> Result<Option<(TcpListener, SocketAddr
     Ok(Some((listener, addr)))
 }
 
-/// Opens the log for writing, repairing a torn tail (logged).
+/// Opens the log for writing, repairing a torn tail (logged). A log is created only for a
+/// calendar that never had one ([`refuse_lost_history`]); once it exists, the history marker says
+/// so for good.
 fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer, ServeError> {
+    refuse_lost_history(dir)?;
     let opts = WriterOptions {
         segment_size,
         ..WriterOptions::default()
@@ -261,6 +282,7 @@ fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer
             recovery.segment
         );
     }
+    dir.mark_history()?;
     tracing::info!(
         "opened the log in {}; next sequence number {}",
         dir.log_dir().display(),
@@ -271,6 +293,30 @@ fn open_log(dir: &CalendarDir, key: &LogKey, segment_size: u64) -> Result<Writer
 
 /// The live view, its checkpointer, and the sequence number the checkpoint on disk was at.
 type LoadedProjection = (Arc<RwLock<Projection>>, Checkpointer, Option<u64>);
+
+/// Errors if the log has no segment (missing directory, empty mount point) although the calendar
+/// has had a history: the history marker, or a projection checkpoint (calendars older than the
+/// marker).
+fn refuse_lost_history(dir: &CalendarDir) -> Result<(), ServeError> {
+    let log_dir = dir.log_dir();
+    let has_segments = log_dir.exists() && !list_segments(&log_dir)?.is_empty();
+    if has_segments {
+        return Ok(());
+    }
+    let projection = dir.path.join(PROJECTION_DIR);
+    let evidence = if dir.has_had_history() {
+        format!("{} exists", dir.path.join(HISTORY_MARKER).display())
+    } else if std::fs::read_dir(&projection).is_ok_and(|mut d| d.next().is_some()) {
+        format!("{} holds a projection of it", projection.display())
+    } else {
+        return Ok(());
+    };
+    Err(ServeError::LogMissing {
+        calendar: dir.path.clone(),
+        log_dir,
+        evidence,
+    })
+}
 
 /// The live projection, rebuilt by [`replay`], and the checkpointer that keeps its checkpoint
 /// current from then on.
@@ -386,7 +432,7 @@ impl Tasks {
         self.intake.begin_shutdown();
         let _ = self.stop_stamper.send(true);
         if let Some(stamper) = self.stamper {
-            let _ = stamper.await;
+            stop_stamper(stamper).await;
         }
         let _ = self.stop_aggregator.send(());
         let writer = self.aggregator.await.map_err(|e| ServeError::Replay {
@@ -398,6 +444,35 @@ impl Tasks {
         tracing::info!("log closed cleanly; goodbye");
         Ok(())
     }
+}
+
+/// Longest a shutdown waits for the stamper to finish its current step (an RPC can take up to
+/// `--btc-rpc-timeout`, `scantxoutset` 10 minutes). Well below the systemd unit's
+/// `TimeoutStopSec=30`, which also has to cover draining the aggregator and closing the log.
+pub const STAMPER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Longest `otsd` waits, once the log is closed, for blocking threads (a cancelled stamper RPC)
+/// before it exits.
+pub const RUNTIME_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits up to [`STAMPER_STOP_GRACE`] for the stamper, then cancels it. Cancelling is safe: the
+/// stamper writes to the log only after facts (a broadcast Core accepted), and what it has not
+/// written yet it redoes after the restart, as after a crash; what it already queued for the log
+/// is still written, because the writer drains its queue before it closes.
+async fn stop_stamper(mut stamper: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(STAMPER_STOP_GRACE, &mut stamper)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        "the stamper is still waiting for Bitcoin Core after {} s; cancelling it (it resumes \
+         from the log after the restart)",
+        STAMPER_STOP_GRACE.as_secs()
+    );
+    stamper.abort();
+    let _ = stamper.await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -89,6 +89,7 @@ fn refusal_reason(e: &SubmitError) -> &'static str {
         SubmitError::QueueFull => "queue_full",
         SubmitError::ShuttingDown => "shutting_down",
         SubmitError::LogUnavailable(_) => "log_unavailable",
+        SubmitError::LogBusy(_) => "log_busy",
     }
 }
 
@@ -98,6 +99,7 @@ pub fn error_reply(e: &SubmitError) -> WarpResponse {
         SubmitError::QueueFull => "1",
         SubmitError::ShuttingDown => "5",
         SubmitError::LogUnavailable(_) => "60",
+        SubmitError::LogBusy(_) => "10",
     };
     let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None);
     resp.headers_mut()

@@ -111,6 +111,6 @@ impl AppState {
     }
 
     pub(crate) fn read_view(&self) -> std::sync::RwLockReadGuard<'_, Projection> {
-        self.view.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.view)
     }
 }

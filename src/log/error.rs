@@ -76,6 +76,11 @@ pub enum LogError {
     /// The writer thread's queue is full; try again later.
     #[error("log writer queue is full")]
     QueueFull,
+    /// An earlier append failed without writing anything (e.g. no space for the next segment);
+    /// the writer refuses appends until its owner resumes it ([`super::WriterHandle::resume`]),
+    /// so that no batch lands after a refused one its owner numbered before it. Try again later.
+    #[error("log writer stalled after a failed append that wrote nothing; try again later")]
+    Stalled,
     /// The writer thread has stopped.
     #[error("log writer has stopped")]
     Closed,
@@ -88,6 +93,13 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// Whether the log is unchanged and a later attempt may succeed: the error neither poisoned
+    /// the writer nor means it has stopped. (An I/O error is transient only if the writer is not
+    /// poisoned; check [`super::WriterHandle::is_poisoned`].)
+    pub fn is_try_later(&self) -> bool {
+        matches!(self, LogError::QueueFull | LogError::Stalled)
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
         LogError::Io {
             op,

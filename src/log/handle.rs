@@ -28,27 +28,52 @@ struct Job {
 pub struct WriterHandle {
     tx: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Result<(), LogError>>>,
-    poisoned: Arc<AtomicBool>,
+    flags: Flags,
     head: DurableHead,
+}
+
+/// What the writer thread tells submitters without a round trip.
+#[derive(Debug, Clone, Default)]
+struct Flags {
+    /// Set after a failed write or sync; for good.
+    poisoned: Arc<AtomicBool>,
+    /// Set after a failed append that wrote nothing; cleared by [`WriterHandle::resume`].
+    stalled: Arc<AtomicBool>,
+}
+
+/// Whether the writer is poisoned or stalled, readable without the handle.
+#[derive(Debug, Clone)]
+pub struct WriterState(Flags);
+
+impl WriterState {
+    /// As [`WriterHandle::is_poisoned`].
+    pub fn is_poisoned(&self) -> bool {
+        self.0.poisoned.load(Ordering::Acquire)
+    }
+
+    /// As [`WriterHandle::is_stalled`].
+    pub fn is_stalled(&self) -> bool {
+        self.0.stalled.load(Ordering::Acquire)
+    }
 }
 
 /// The head after the last durable record, updated by the writer thread after each group commit.
 type DurableHead = Arc<Mutex<Head>>;
 
 fn read_head(head: &DurableHead) -> Head {
-    *head.lock().unwrap_or_else(|p| p.into_inner())
+    *crate::sync::lock(head)
 }
 
 impl WriterHandle {
     /// Starts the writer thread with a queue of `queue_capacity` batches.
     pub fn spawn(writer: Writer, queue_capacity: usize) -> WriterHandle {
         let (tx, rx) = mpsc::sync_channel(queue_capacity.max(1));
-        let poisoned = Arc::new(AtomicBool::new(false));
+        let flags = Flags::default();
         let head = Arc::new(Mutex::new(writer.head()));
-        let (flag, shared) = (poisoned.clone(), head.clone());
+        let (shared_flags, shared) = (flags.clone(), head.clone());
         let thread = std::thread::Builder::new()
             .name("otsd-log-writer".into())
-            .spawn(move || run(writer, rx, &flag, &shared));
+            .spawn(move || run(writer, rx, &shared_flags, &shared));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -59,8 +84,32 @@ impl WriterHandle {
         WriterHandle {
             tx: thread.as_ref().map(|_| tx),
             thread,
-            poisoned,
+            flags,
             head,
+        }
+    }
+
+    /// A cloneable view of [`WriterHandle::is_poisoned`] and [`WriterHandle::is_stalled`].
+    pub fn state(&self) -> WriterState {
+        WriterState(self.flags.clone())
+    }
+
+    /// True once a write or sync failed: nothing is accepted until the log is reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.flags.poisoned.load(Ordering::Acquire)
+    }
+
+    /// True after an append failed without writing anything (e.g. a full disk): appends are refused
+    /// with [`LogError::Stalled`] until [`WriterHandle::resume`].
+    pub fn is_stalled(&self) -> bool {
+        self.flags.stalled.load(Ordering::Acquire)
+    }
+
+    /// Accepts appends again after a stall. The owner calls it once none of its batches numbered
+    /// after the failed one is still queued (the aggregator: no round in flight).
+    pub fn resume(&self) {
+        if self.flags.stalled.swap(false, Ordering::AcqRel) {
+            tracing::info!("log writer resumed after a stall");
         }
     }
 
@@ -72,7 +121,7 @@ impl WriterHandle {
     /// Queues a batch without blocking. The receiver resolves once the batch is durable, or with the
     /// error; after a failure every later call errors with [`LogError::Poisoned`].
     pub fn submit(&self, batch: Vec<Vec<u8>>) -> Result<Ack, LogError> {
-        submit(self.tx.as_ref(), &self.poisoned, batch)
+        submit(self.tx.as_ref(), &self.flags, batch)
     }
 
     /// A second, cloneable way in for another appender (the stamper). The writer thread ends only
@@ -80,7 +129,7 @@ impl WriterHandle {
     pub fn submitter(&self) -> Submitter {
         Submitter {
             tx: self.tx.clone(),
-            poisoned: self.poisoned.clone(),
+            flags: self.flags.clone(),
             head: self.head.clone(),
         }
     }
@@ -103,14 +152,14 @@ impl WriterHandle {
 #[derive(Debug, Clone)]
 pub struct Submitter {
     tx: Option<SyncSender<Job>>,
-    poisoned: Arc<AtomicBool>,
+    flags: Flags,
     head: DurableHead,
 }
 
 impl Submitter {
     /// As [`WriterHandle::submit`].
     pub fn submit(&self, batch: Vec<Vec<u8>>) -> Result<Ack, LogError> {
-        submit(self.tx.as_ref(), &self.poisoned, batch)
+        submit(self.tx.as_ref(), &self.flags, batch)
     }
 
     /// As [`WriterHandle::head`].
@@ -121,11 +170,14 @@ impl Submitter {
 
 fn submit(
     tx: Option<&SyncSender<Job>>,
-    poisoned: &AtomicBool,
+    flags: &Flags,
     batch: Vec<Vec<u8>>,
 ) -> Result<Ack, LogError> {
-    if poisoned.load(Ordering::Acquire) {
+    if flags.poisoned.load(Ordering::Acquire) {
         return Err(LogError::Poisoned);
+    }
+    if flags.stalled.load(Ordering::Acquire) {
+        return Err(LogError::Stalled);
     }
     let size = validate_batch(&batch)?;
     let tx = tx.ok_or(LogError::Closed)?;
@@ -148,22 +200,31 @@ impl Drop for WriterHandle {
 fn run(
     mut writer: Writer,
     rx: Receiver<Job>,
-    poisoned: &AtomicBool,
+    flags: &Flags,
     head: &DurableHead,
 ) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
         let mut jobs = gather(first, &rx, writer.options().max_group_bytes);
+        // Checked here, not only at submit: a job queued before the stall is refused as well.
+        if flags.stalled.load(Ordering::Acquire) {
+            reply(jobs, Err(LogError::Stalled));
+            continue;
+        }
         let batches: Vec<Vec<Vec<u8>>> = jobs
             .iter_mut()
             .map(|j| std::mem::take(&mut j.batch))
             .collect();
         let result = writer.append_batches(&batches);
         if writer.is_poisoned() {
-            poisoned.store(true, Ordering::Release);
+            flags.poisoned.store(true, Ordering::Release);
+        } else if result.is_err() {
+            // Nothing was written; set before the replies, so whoever learns of the failure
+            // finds the writer stalled.
+            flags.stalled.store(true, Ordering::Release);
         }
         // Published before the replies, so whoever learns that its batch is durable sees a head
         // at least as new.
-        *head.lock().unwrap_or_else(|p| p.into_inner()) = writer.head();
+        *crate::sync::lock(head) = writer.head();
         reply(jobs, result);
     }
     if writer.is_poisoned() {

@@ -39,7 +39,7 @@ pub mod writer;
 
 pub use chain::{ChainState, Head, LogKey};
 pub use error::{Corruption, LogError};
-pub use handle::{Ack, Submitter, WriterHandle};
+pub use handle::{Ack, Submitter, WriterHandle, WriterState};
 pub use progress::Progress;
 pub use reader::{Reader, Tail};
 pub use recovery::Recovery;

@@ -78,8 +78,18 @@ pub(crate) fn create_segment(
     let io = |op| io_at(op, &tmp_path);
     let header = SegmentHeader { first_seq, prev }.encode();
     let mut file = storage.create(&tmp).map_err(io("create"))?;
-    write_all_at(file.as_mut(), &header, 0).map_err(io("write"))?;
-    file.allocate(size).map_err(io("preallocate"))?;
+    // A `.tmp` file is never part of the log: if it cannot even be filled (a full disk), it is
+    // removed again and nothing of the log has changed.
+    let filled = write_all_at(file.as_mut(), &header, 0)
+        .map_err(io("write"))
+        .and_then(|()| file.allocate(size).map_err(io("preallocate")));
+    if let Err(e) = filled {
+        drop(file);
+        if let Err(rm) = storage.remove(&tmp) {
+            tracing::warn!(error = %rm, "cannot remove {}", tmp_path.display());
+        }
+        return Err(e);
+    }
     file.sync_all().map_err(io("fsync"))?;
     storage.rename(&tmp, &name).map_err(io("rename"))?;
     storage
@@ -107,6 +117,9 @@ pub struct Writer {
     key: LogKey,
     opts: WriterOptions,
     active: Active,
+    /// Set when the active segment is sealed but its successor could not be created yet (a full
+    /// disk): the next append creates it first. Holds the chain values after the seal record.
+    successor: Option<ChainState>,
     poisoned: bool,
     /// The encoded group being committed.
     buf: Vec<u8>,
@@ -150,6 +163,7 @@ impl Writer {
             key,
             opts,
             active,
+            successor: None,
             poisoned: false,
             buf: Vec::new(),
             pending: Pending::default(),
@@ -166,7 +180,7 @@ impl Writer {
     pub fn head(&self) -> Head {
         Head {
             next_seq: self.active.next_seq,
-            chain: self.active.chain,
+            chain: self.successor.unwrap_or(self.active.chain),
         }
     }
 
@@ -182,6 +196,11 @@ impl Writer {
 
     /// Appends each batch as one record; all with one write and one `fdatasync`.
     /// Returns one [`SeqRange`] per batch, in order, once they are durable.
+    ///
+    /// Failure policy: a failed write or sync of log bytes poisons the writer (what is on disk is
+    /// unknown). A failure that wrote nothing of the log (preallocating space, creating the next
+    /// segment's `.tmp` file: typically a full disk) is returned without poisoning; the log is as
+    /// before and a later call tries again.
     pub fn append_batches(&mut self, batches: &[Vec<Vec<u8>>]) -> Result<Vec<SeqRange>, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -193,11 +212,13 @@ impl Writer {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        if self.active.record_count > 0
+        if self.successor.is_none()
+            && self.active.record_count > 0
             && self.active.offset + size + SEAL_RECORD_LEN as u64 > self.opts.segment_size
         {
-            self.poison_on_err(Writer::roll)?;
+            self.poison_on_err(Writer::seal_active)?;
         }
+        self.start_successor()?;
         self.ensure_allocated(size)?;
         let ranges = self.encode(batches);
         self.poison_on_err(Writer::commit_buf)?;
@@ -264,8 +285,39 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the active segment and starts the next one.
-    fn roll(&mut self) -> Result<(), LogError> {
+    /// Creates the segment after a sealed active one. A failure before the new segment is renamed
+    /// into place changed nothing (the `.tmp` is removed) and does not poison; one after does.
+    fn start_successor(&mut self) -> Result<(), LogError> {
+        let Some(chain) = self.successor else {
+            return Ok(());
+        };
+        let next = self.active.next_seq;
+        let size = self.opts.segment_size;
+        match create_segment(self.storage.as_ref(), next, chain, size) {
+            Ok(active) => {
+                self.active = active;
+                self.successor = None;
+                Ok(())
+            }
+            Err(
+                e @ LogError::Io {
+                    op: "create" | "write" | "preallocate",
+                    ..
+                },
+            ) => {
+                tracing::warn!(error = %e, "cannot start the next segment yet (nothing written)");
+                Err(e)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log writer poisoned");
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Seals the active segment; [`Writer::start_successor`] then starts the next one.
+    fn seal_active(&mut self) -> Result<(), LogError> {
         let a = &mut self.active;
         let seal = Seal {
             record_count: a.record_count,
@@ -289,8 +341,7 @@ impl Writer {
         let end = a.offset + self.buf.len() as u64;
         a.file.set_len(end).map_err(io_at("truncate", &a.path))?;
         a.file.sync_all().map_err(io_at("fsync", &a.path))?;
-        let next = a.next_seq;
-        self.active = create_segment(self.storage.as_ref(), next, chain, self.opts.segment_size)?;
+        self.successor = Some(chain);
         Ok(())
     }
 }

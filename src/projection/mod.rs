@@ -85,6 +85,19 @@ pub enum ProjectionError {
     BadCommitment { seq: u64, round: u64, len: usize },
 }
 
+/// A stamping event the fold refused; see [`Projection::apply_checked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampProblem {
+    pub seq: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for StampProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seq {}: {}", self.seq, self.detail)
+    }
+}
+
 /// Most tip trees kept in the proof cache: clients ask about recent transactions.
 pub const TIP_TREES_CACHED: usize = 8;
 
@@ -103,7 +116,7 @@ impl TipTrees {
         key: TipKey,
         build: impl FnOnce() -> Option<MerkleTree>,
     ) -> Option<std::sync::Arc<MerkleTree>> {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock(&self.0);
         if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
             let hit = cache.remove(i);
             cache.push(hit.clone());
@@ -175,13 +188,30 @@ impl Projection {
         self.open_digests += 1;
     }
 
-    /// Folds one event in.
+    /// Folds one event in. A stamping event that cannot be proven is logged and left out (see
+    /// [`Projection::apply_checked`]); only an event that breaks the round order is an error.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
+        if let Some(problem) = self.apply_checked(seq, event)? {
+            // Written by our stamper after checking; the rounds stay pending rather than stopping
+            // the calendar from starting. `otsctl verify` reports it as a problem.
+            tracing::error!(seq, "{problem}");
+        }
+        Ok(())
+    }
+
+    /// Folds one event in, returning the problem with a stamping event the fold refused (left
+    /// out, its rounds stay pending): a `TxBroadcast` covering rounds not sealed, a `TxConfirmed`
+    /// whose transaction does not carry its tip or is not in its block. Auditors report these.
+    pub fn apply_checked(
+        &mut self,
+        seq: u64,
+        event: &Event,
+    ) -> Result<Option<StampProblem>, ProjectionError> {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { .. } => {
                 self.count_digest(seq);
-                Ok(())
+                Ok(None)
             }
             Event::RoundSealed {
                 round,
@@ -189,14 +219,18 @@ impl Projection {
                 commitment,
                 digests,
                 ..
-            } => self.seal(seq, *round, *time, commitment, *digests),
-            Event::CommitmentReadmitted { round, commitment } => self.seal(
-                seq,
-                *round,
-                commitment_time(commitment).unwrap_or(0),
-                commitment,
-                0,
-            ),
+            } => self
+                .seal(seq, *round, *time, commitment, *digests)
+                .map(|()| None),
+            Event::CommitmentReadmitted { round, commitment } => self
+                .seal(
+                    seq,
+                    *round,
+                    commitment_time(commitment).unwrap_or(0),
+                    commitment,
+                    0,
+                )
+                .map(|()| None),
             Event::CommitmentImported {
                 round, commitment, ..
             } => {
@@ -208,19 +242,29 @@ impl Projection {
                 };
                 let stored = stored.as_deref().unwrap_or(commitment);
                 self.seal(seq, *round, commitment_time(stored).unwrap_or(0), stored, 0)?;
-                if let Err(e) = self.stamps.apply(event) {
-                    tracing::error!(seq, "imported commitment: {e}");
-                }
-                Ok(())
+                Ok(self.stamps.apply(event).err().map(|e| StampProblem {
+                    seq,
+                    detail: format!("imported commitment: {e}"),
+                }))
             }
-            other => {
-                if let Err(e) = self.stamps.apply(other) {
-                    // Written by our stamper after checking; the rounds stay pending rather than
-                    // stopping the calendar from starting.
-                    tracing::error!(seq, "stamping event cannot be proven: {e}");
-                }
-                Ok(())
+            Event::TxBroadcast {
+                first_round,
+                last_round,
+                ..
+            } if first_round > last_round || *last_round >= self.next_round() => {
+                Ok(Some(StampProblem {
+                    seq,
+                    detail: format!(
+                        "TxBroadcast covers rounds {first_round}..={last_round}, but only {} \
+                         rounds are sealed: refused",
+                        self.next_round()
+                    ),
+                }))
             }
+            other => Ok(self.stamps.apply(other).err().map(|e| StampProblem {
+                seq,
+                detail: format!("stamping event cannot be proven: {e}"),
+            })),
         }
     }
 
@@ -303,7 +347,7 @@ impl Projection {
         let Some(key) = crate::calendar::legacy::stored_form(commitment) else {
             return Status::Unknown;
         };
-        let read = || view.read().unwrap_or_else(|p| p.into_inner());
+        let read = || crate::sync::read(view);
         let mut searched: Option<Arc<History>> = None;
         // A checkpoint can move rounds from memory to a newer history between the two looks;
         // the loop then searches that history too.

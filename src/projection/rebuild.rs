@@ -292,7 +292,7 @@ impl Checkpointer {
     /// Folds what was sealed since the last look, checkpoints it, and stops the thread.
     pub fn stop(mut self) {
         let (lock, cvar) = &*self.stop;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *crate::sync::lock(lock) = true;
         cvar.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -313,10 +313,10 @@ fn run(
     loop {
         let stopping = {
             let (lock, cvar) = stop;
-            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let guard = crate::sync::lock(lock);
             let (guard, _) = cvar
                 .wait_timeout_while(guard, CHECKPOINT_POLL, |stopped| !*stopped)
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(|_| crate::sync::poisoned("the checkpointer's stop flag"));
             *guard
         };
         if damaged.load(std::sync::atomic::Ordering::Relaxed) {
@@ -369,9 +369,7 @@ fn catch_up(
             .map_err(|e| RebuildError::Checkpoint(e.to_string()))?;
         if let Some(history) = base.history() {
             let history = history.clone();
-            live.write()
-                .unwrap_or_else(|p| p.into_inner())
-                .adopt(history);
+            crate::sync::write(live).adopt(history);
         }
     }
     Ok(sealed.len() as u64)

@@ -160,11 +160,11 @@ pub async fn run(
 }
 
 fn set_status(board: &StatusBoard, v: Value) {
-    *board.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+    *crate::sync::lock(board) = Some(v);
 }
 
 fn with_chain(mut report: Value, view: &Arc<RwLock<Projection>>) -> Value {
-    let view = view.read().unwrap_or_else(|p| p.into_inner());
+    let view = crate::sync::read(view);
     let s = &view.stamps().state;
     report["best_height"] = json!(s.tip().map(|t| t.0));
     report["open_cycles"] = json!(s.cycles.len());
@@ -180,7 +180,7 @@ fn unix_now() -> u64 {
 
 impl Driver {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Projection> {
-        self.view.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.view)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -223,7 +223,7 @@ impl Driver {
             .await
             .map_err(|_| "log writer stopped".to_owned())?
             .map_err(|e| format!("log: {e}"))?;
-        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let mut view = crate::sync::write(&self.view);
         for (i, ev) in events.iter().enumerate() {
             if let Err(e) = view.apply(range.first + i as u64, ev) {
                 tracing::error!("projection refused a stamper event: {e}");

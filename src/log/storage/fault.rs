@@ -21,6 +21,8 @@ pub struct Faults {
     pub fail_write_after: Option<usize>,
     /// Every allocation fails with "no space".
     pub no_space: bool,
+    /// Every file sync takes this long (a slow disk), so that work queues up behind it.
+    pub slow_sync: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -45,7 +47,7 @@ pub struct FaultStorage {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(state)
 }
 
 fn not_found(name: &str) -> io::Error {
@@ -225,6 +227,10 @@ struct FaultFile {
 
 impl FaultFile {
     fn sync(&mut self) -> io::Result<()> {
+        let delay = lock(&self.state).faults.slow_sync;
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         let mut s = lock(&self.state);
         fire_sync_fault(&mut s)?;
         let inode = &mut s.inodes[self.ino];

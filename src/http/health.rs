@@ -70,11 +70,7 @@ impl Snapshot {
     /// Reads the projection and the stamper's status board.
     pub fn take(state: &AppState) -> Snapshot {
         let now = unix_now();
-        let board = state
-            .bitcoin_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let board = crate::sync::lock(&state.bitcoin_status).clone();
         let text = |k: &str| {
             board
                 .as_ref()

@@ -87,11 +87,7 @@ impl Info {
     pub fn gather(state: &AppState, tip: Option<Vec<u8>>) -> Info {
         let refusal = state.intake.refusal().map(|e| e.to_string());
         let stamping = Snapshot::take(state);
-        let bitcoin = state
-            .bitcoin_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let bitcoin = crate::sync::lock(&state.bitcoin_status).clone();
         let stamper_address = bitcoin
             .as_ref()
             .and_then(|b| b["address"].as_str())

@@ -249,19 +249,10 @@ fn ops_config(cfg: &ServeConfig, dir: &CalendarDir, checkpoint_seq: Option<u64>)
 
 /// Binds the `--metrics-address` listener, if one is asked for.
 async fn listen_ops(cfg: &ServeConfig) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
-    let Some(bind) = cfg.ops.metrics_address.clone() else {
-        return Ok(None);
-    };
-    let listener = http::server::bind(&bind)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr: bind, source })?;
-    Ok(Some((listener, addr)))
+    match cfg.ops.metrics_address.clone() {
+        Some(bind) => bind_to(bind).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Opens the log for writing, repairing a torn tail (logged). A log is created only for a
@@ -334,7 +325,11 @@ fn load_projection(
 
 /// Binds the HTTP listener.
 async fn listen(cfg: &ServeConfig) -> Result<(TcpListener, SocketAddr), ServeError> {
-    let bind = format!("{}:{}", cfg.rpc_address, cfg.rpc_port);
+    bind_to(format!("{}:{}", cfg.rpc_address, cfg.rpc_port)).await
+}
+
+/// Binds `bind` and reads back the address it got (port 0 picks a free one).
+async fn bind_to(bind: String) -> Result<(TcpListener, SocketAddr), ServeError> {
     let listener = http::server::bind(&bind)
         .await
         .map_err(|source| ServeError::Bind {

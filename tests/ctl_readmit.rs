@@ -414,13 +414,7 @@ fn readmitted_commitment_is_stamped_and_upgraded() {
         let (ok, out) = ots.run(&["--btc-regtest", "-l", &url, "upgrade", proof_s]);
         (ok && out.contains("Success")).then_some(())
     });
-    let (ok, out) = ots.run(&[
-        "--btc-regtest",
-        "--bitcoin-node",
-        &node.url_with_auth(),
-        "verify",
-        proof_s,
-    ]);
+    let (ok, out) = ots.verify_regtest(&node.url_with_auth(), proof_s);
     assert!(
         ok && out.contains("Success! Bitcoin block"),
         "ots verify: {out}"

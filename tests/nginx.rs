@@ -195,13 +195,7 @@ fn ots_client_stamps_and_upgrades_through_nginx() {
         "ots upgrade through nginx: {out}"
     );
     let node_url = node.url_with_auth();
-    let (ok, out) = ots.run(&[
-        "--btc-regtest",
-        "--bitcoin-node",
-        &node_url,
-        "verify",
-        proof_s,
-    ]);
+    let (ok, out) = ots.verify_regtest(&node_url, proof_s);
     assert!(
         ok && out.contains("Success! Bitcoin block"),
         "ots verify: {out}"

@@ -235,13 +235,7 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
     let file = client_file.to_str().unwrap();
     let (ok, out) = ots.run(&["--btc-regtest", "-l", &uri, "upgrade", file]);
     assert!(ok && out.contains("Success"), "ots upgrade: {out}");
-    let (ok, out) = ots.run(&[
-        "--btc-regtest",
-        "--bitcoin-node",
-        &node.url_with_auth(),
-        "verify",
-        file,
-    ]);
+    let (ok, out) = ots.verify_regtest(&node.url_with_auth(), file);
     assert!(
         ok && out.contains("Success! Bitcoin block"),
         "ots verify: {out}"

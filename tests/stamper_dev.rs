@@ -56,13 +56,7 @@ fn dev_calendar_stamps_upgrades_and_verifies() {
         assert!(Instant::now() < deadline, "upgrade never completed: {out}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let (ok, out) = ots.run(&[
-        "--btc-regtest",
-        "--bitcoin-node",
-        &node_url,
-        "verify",
-        proof,
-    ]);
+    let (ok, out) = ots.verify_regtest(&node_url, proof);
     assert!(
         ok && out.contains("Success! Bitcoin block"),
         "ots verify: {out}"

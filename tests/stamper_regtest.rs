@@ -215,13 +215,7 @@ fn ots_client_upgrades_and_verifies_against_the_node() {
         (ok && out.contains("Success")).then_some(())
     });
     let node_url = node.url_with_auth();
-    let (ok, out) = ots.run(&[
-        "--btc-regtest",
-        "--bitcoin-node",
-        &node_url,
-        "verify",
-        proof_s,
-    ]);
+    let (ok, out) = ots.verify_regtest(&node_url, proof_s);
     assert!(ok, "ots verify: {out}");
     assert!(out.contains("Success! Bitcoin block"), "{out}");
     otsd.stop();

@@ -305,6 +305,11 @@ impl OtsClient {
         run(Command::new(&self.bin).env("HOME", &self.home).args(args))
     }
 
+    /// Runs `ots verify PROOF` on regtest against the node at `node_url` (with credentials).
+    pub fn verify_regtest(&self, node_url: &str, proof: &str) -> (bool, String) {
+        self.run(&["--btc-regtest", "--bitcoin-node", node_url, "verify", proof])
+    }
+
     /// Writes `contents` to `dir/name`, stamps it on the calendar at `url` alone, and returns the
     /// path of the proof it wrote; panics with the client's output if stamping fails.
     pub fn stamp(&self, url: &str, dir: &Path, name: &str, contents: &[u8]) -> PathBuf {

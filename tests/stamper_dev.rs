@@ -94,7 +94,7 @@ fn installed_dev_finds_bitcoind_through_otsd_cache() {
         .current_dir(tmp.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("otsd.stderr")).unwrap())
         .spawn()
         .expect("spawn the installed otsd --dev");
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -110,5 +110,6 @@ fn installed_dev_finds_bitcoind_through_otsd_cache() {
     let status = child.wait().unwrap();
     assert!(started, "otsd --dev did not start from the cache");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(status.success(), "{status}");
+    let stderr = std::fs::read_to_string(tmp.path().join("otsd.stderr")).unwrap_or_default();
+    assert!(status.success(), "{status}; otsd's stderr:\n{stderr}");
 }

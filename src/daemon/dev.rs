@@ -5,6 +5,7 @@
 //! progress on stderr), funds the stamper key by mining, mines a block every `block_interval`, and
 //! returns the configuration to serve with. Everything is removed and the node stopped when the
 //! returned [`DevCalendar`] is dropped.
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -164,7 +165,9 @@ pub async fn run(
     let cfg = serve_config(dev.calendar_dir.clone(), port, &dev.node_url);
     let running = crate::daemon::start(cfg, crate::daemon::shutdown_signal()).await?;
     let url = format!("http://127.0.0.1:{port}");
-    println!(
+    // Written, not println!: a reader that closed our stdout must not panic (and so abort) otsd.
+    let banner = writeln!(
+        std::io::stdout().lock(),
         "otsd --dev: calendar {url} on a regtest node, a block every {:.1} s\n\
          \n  ots stamp -c {url} -m 1 FILE\n\
          \n  ots --btc-regtest -l {url} upgrade FILE.ots\n\
@@ -172,6 +175,9 @@ pub async fn run(
         interval.as_secs_f64(),
         dev.node_url
     );
+    if let Err(e) = banner {
+        tracing::warn!("could not print the --dev banner to stdout: {e}");
+    }
     let result = running.done.await;
     tokio::task::spawn_blocking(move || drop(dev)).await?;
     result??;

@@ -5,3 +5,4 @@
 pub mod db;
 pub mod importer;
 pub mod journal;
+pub mod ldb;

@@ -11,6 +11,7 @@
 //! and the database and builds the events, the other encodes them and appends them to the log in
 //! batches of [`BATCH_EVENTS`] (one record each), [`GROUP_BATCHES`] batches per `fdatasync`.
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,11 @@ pub const BATCH_EVENTS: usize = 1024;
 pub const GROUP_BATCHES: usize = 16;
 /// Problems listed by journal index in the report; the rest are counted.
 pub const MAX_LISTED: usize = 100;
+/// A proof's end shorter than this is kept in its own event, not shared.
+pub const MIN_SHARED_SUFFIX: usize = 64;
+/// Shared proof ends remembered (commitments come in journal order, so one stamping
+/// transaction's commitments are neighbours).
+const RECENT_SUFFIXES: usize = 4;
 /// Marker file of an import under way in the temporary directory.
 pub const IN_PROGRESS: &str = ".otsd-import-in-progress";
 /// Name of the database copy inside the temporary directory.
@@ -117,6 +123,9 @@ pub struct ImportReport {
     /// Seconds spent copying the database, and reading its rows into the sorted row table.
     pub copy_seconds: f64,
     pub row_table_seconds: f64,
+    /// `ProofSuffixImported` events written: proof ends shared by the commitments of a stamping
+    /// transaction.
+    pub shared_suffixes: u64,
     /// Log events written, and where the calendar now is.
     pub events_written: u64,
     pub calendar: PathBuf,
@@ -168,6 +177,7 @@ pub fn import_otsd(
         key,
         WriterOptions::default(),
     )?;
+    let first_seq = writer.next_seq();
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2 * GROUP_BATCHES);
     let walker = {
         let (db_path, hmac_key, known_good) = (
@@ -177,15 +187,23 @@ pub fn import_otsd(
         );
         std::thread::Builder::new()
             .name("import-walk".into())
-            .spawn(move || walk(journal, &db_path, &hmac_key, known_good, &tx))
+            .spawn(move || walk(journal, &db_path, &hmac_key, (known_good, first_seq), &tx))
             .map_err(io(&tmp))?
     };
     let total = report_total(src)?;
     report.events_written = append_all(&mut writer, &rx, total, progress)?;
+    let next_seq = writer.next_seq();
     drop(writer);
     let walked = walker
         .join()
         .map_err(|_| ImportError::Walker("it panicked".into()))??;
+    if next_seq != walked.next_seq {
+        // The suffix references were numbered by the walker; they must be the log's numbers.
+        return Err(ImportError::Walker(format!(
+            "the log is at seq {next_seq}, the walker numbered events up to {}",
+            walked.next_seq
+        )));
+    }
     merge_walk(&mut report, walked);
     std::fs::remove_dir_all(tmp.join(DB_COPY)).map_err(io(&tmp))?;
     std::fs::remove_dir_all(tmp.join(DB_COPY).with_extension("rows")).map_err(io(&tmp))?;
@@ -301,6 +319,8 @@ fn append_all(
 #[derive(Debug, Default)]
 struct Walked {
     report: ImportReport,
+    /// Sequence number after the last event sent.
+    next_seq: u64,
 }
 
 fn merge_walk(report: &mut ImportReport, walked: Walked) {
@@ -319,6 +339,7 @@ fn merge_walk(report: &mut ImportReport, walked: Walked) {
     report.db_rows = w.db_rows;
     report.unreached_rows = w.unreached_rows;
     report.row_table_seconds = w.row_table_seconds;
+    report.shared_suffixes = w.shared_suffixes;
 }
 
 /// Reads the journal in order, answers each record from the database, and sends the events in
@@ -327,7 +348,7 @@ fn walk(
     mut journal: Journal,
     db_path: &Path,
     hmac_key: &[u8],
-    known_good: u64,
+    (known_good, first_seq): (u64, u64),
     tx: &mpsc::SyncSender<Vec<Event>>,
 ) -> Result<Walked, ImportError> {
     let scratch = db_path.with_extension("rows");
@@ -341,6 +362,8 @@ fn walk(
     let mut mac = CommitmentMac::new(hmac_key);
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     let mut seen_pending = false;
+    let mut seq = first_seq;
+    let mut recent: Vec<(Rc<[u8]>, usize, u64)> = Vec::with_capacity(RECENT_SUFFIXES);
     while let Some(record) = journal.next_record()? {
         r.commitments += 1;
         check_mac(&mut mac, &record, &mut r);
@@ -348,7 +371,7 @@ fn walk(
             Answer::Complete(bytes) => {
                 r.complete += 1;
                 r.complete_after_first_pending += u64::from(seen_pending);
-                Some(bytes.to_vec())
+                Some(bytes)
             }
             Answer::Missing { .. } => None,
             Answer::Bad { key, why } => {
@@ -363,11 +386,21 @@ fn walk(
             seen_pending = true;
             r.pending_before_known_good += u64::from(record.index < known_good);
         }
+        let (proof, suffix_seq) = match proof {
+            Some(bytes) => {
+                let (head, suffix) = share_suffix(&bytes, &mut recent, seq, &mut batch);
+                seq += u64::from(suffix.is_some_and(|(_, new)| new));
+                (Some(head), suffix.map(|(s, _)| s))
+            }
+            None => (None, None),
+        };
         batch.push(Event::CommitmentImported {
             round: record.index,
             commitment: record.commitment,
             proof,
+            suffix_seq,
         });
+        seq += 1;
         if batch.len() >= BATCH_EVENTS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
             tx.send(full)
@@ -381,7 +414,59 @@ fn walk(
     r.rows_read = db.rows_read;
     r.db_rows = db.rows();
     r.unreached_rows = db.unreached();
-    Ok(Walked { report: r })
+    r.shared_suffixes = seq - first_seq - r.commitments;
+    Ok(Walked {
+        report: r,
+        next_seq: seq,
+    })
+}
+
+/// Splits a complete proof into the head kept in its `CommitmentImported` and a shared suffix:
+/// returns the head, and the suffix's sequence number with whether a new `ProofSuffixImported`
+/// (numbered `seq`) was pushed onto `batch` for it. A suffix equal to one of the `recent` ones is
+/// reused.
+fn share_suffix(
+    proof: &Rc<[u8]>,
+    recent: &mut Vec<(Rc<[u8]>, usize, u64)>,
+    seq: u64,
+    batch: &mut Vec<Event>,
+) -> (Vec<u8>, Option<(u64, bool)>) {
+    let at = tree_end(proof);
+    let suffix = &proof[at..];
+    if at == 0 || suffix.len() < MIN_SHARED_SUFFIX {
+        return (proof.to_vec(), None);
+    }
+    let head = proof[..at].to_vec();
+    if let Some((_, _, s)) = recent.iter().find(|(p, a, _)| &p[*a..] == suffix) {
+        return (head, Some((*s, false)));
+    }
+    if recent.len() >= RECENT_SUFFIXES {
+        recent.remove(0);
+    }
+    recent.push((proof.clone(), at, seq));
+    batch.push(Event::ProofSuffixImported {
+        bytes: suffix.to_vec(),
+    });
+    (head, Some((seq, true)))
+}
+
+/// Where the Merkle-tree part of a Python proof ends: the offset of its first item that is not a
+/// `sha256` or an `append`/`prepend` of 32 bytes (the transaction's tip meets the bytes before it
+/// in the transaction there). Everything from there on is the same for every commitment of the
+/// transaction.
+fn tree_end(proof: &[u8]) -> usize {
+    use crate::ots::op::{TAG_APPEND, TAG_PREPEND, TAG_SHA256};
+    let mut i = 0;
+    while i < proof.len() {
+        match proof[i] {
+            TAG_SHA256 => i += 1,
+            TAG_APPEND | TAG_PREPEND if proof.get(i + 1) == Some(&32) && i + 34 <= proof.len() => {
+                i += 34
+            }
+            _ => return i,
+        }
+    }
+    i
 }
 
 fn check_mac(mac: &mut CommitmentMac, record: &journal::Record, r: &mut ImportReport) {

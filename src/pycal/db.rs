@@ -37,6 +37,35 @@ use crate::log::mmap::{Mapped, MappedMut};
 use crate::ots::ser::Reader;
 use crate::ots::{Attestation, Op};
 
+/// Length of the nodes memoized: the concatenation of two 32-byte hashes, which the two children
+/// of a Merkle tree node share.
+const MEMO_KEY: usize = 64;
+
+/// The memo's hasher: its keys are hash concatenations, so their first 8 bytes are hash enough.
+#[derive(Default, Clone, Copy)]
+struct MemoHash;
+
+impl std::hash::BuildHasher for MemoHash {
+    type Hasher = FirstWord;
+    fn build_hasher(&self) -> FirstWord {
+        FirstWord(0)
+    }
+}
+
+struct FirstWord(u64);
+
+impl std::hash::Hasher for FirstWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
+    }
+}
+
 /// Serialized bytes kept in the memo before it is dropped.
 pub const MEMO_BYTES: usize = 128 << 20;
 /// Deepest tree followed (Python's own recursion limit is 1000 frames).
@@ -120,7 +149,8 @@ pub struct ProofDb {
     rows: usize,
     /// One bit per slot: read while answering (exact count of rows no commitment reaches).
     reached: Vec<u64>,
-    memo: HashMap<Box<[u8]>, Rc<[u8]>>,
+    /// 64-byte node -> the answer it is the tail of, and where its own serialization starts.
+    memo: HashMap<[u8; MEMO_KEY], (Rc<[u8]>, usize), MemoHash>,
     memo_bytes: usize,
     /// Rows read (a row read again after the memo was dropped counts again).
     pub rows_read: u64,
@@ -252,7 +282,7 @@ impl ProofDb {
             part_bits,
             rows,
             reached: vec![0; (1usize << slot_bits).div_ceil(64)],
-            memo: HashMap::new(),
+            memo: HashMap::default(),
             memo_bytes: 0,
             rows_read: 0,
         })
@@ -304,14 +334,16 @@ impl ProofDb {
     /// (the concatenations two children share) are memoized when the chain ends. Any other row
     /// goes through [`ProofDb::general_node`].
     fn node(&mut self, key: &[u8], depth: usize) -> Answer {
-        let mut out = Vec::with_capacity(512);
-        let mut marks: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut out = Vec::with_capacity(1024);
+        let mut marks: Vec<([u8; MEMO_KEY], usize)> = Vec::new();
         let mut cur = key.to_vec();
         let mut next = Vec::with_capacity(128);
         for level in depth.. {
-            if let Some(hit) = self.memo.get(&cur[..]) {
-                out.extend_from_slice(hit);
-                break;
+            if let Ok(k) = <&[u8; MEMO_KEY]>::try_from(&cur[..]) {
+                if let Some((hit, at)) = self.memo.get(k) {
+                    out.extend_from_slice(&hit[*at..]);
+                    break;
+                }
             }
             if level > MAX_DEPTH {
                 return Answer::Bad {
@@ -331,15 +363,16 @@ impl ProofDb {
             };
             out.extend_from_slice(&value[2..2 + op_len]);
             self.reach(row);
-            if cur.len() == 64 {
-                marks.push((cur.clone(), out.len() - op_len));
+            if let Ok(k) = <[u8; MEMO_KEY]>::try_from(&cur[..]) {
+                marks.push((k, out.len() - op_len));
             }
             std::mem::swap(&mut cur, &mut next);
         }
-        for (k, at) in marks {
-            self.remember(&k, &Rc::from(&out[at..]));
+        let out: Rc<[u8]> = Rc::from(out);
+        if !marks.is_empty() {
+            self.remember(&marks, &out);
         }
-        Answer::Complete(Rc::from(out))
+        Answer::Complete(out)
     }
 
     /// Any row: attestations and ops sorted, `ff` before every item but the last.
@@ -389,13 +422,17 @@ impl ProofDb {
         Answer::Complete(Rc::from(out))
     }
 
-    fn remember(&mut self, key: &[u8], bytes: &Rc<[u8]>) {
-        if self.memo_bytes + bytes.len() > MEMO_BYTES {
+    /// Memoizes the 64-byte nodes `marks` of the answer `bytes` (each at its offset).
+    fn remember(&mut self, marks: &[([u8; MEMO_KEY], usize)], bytes: &Rc<[u8]>) {
+        let cost = bytes.len() + marks.len() * (MEMO_KEY + 32);
+        if self.memo_bytes + cost > MEMO_BYTES {
             self.memo.clear();
             self.memo_bytes = 0;
         }
-        self.memo_bytes += bytes.len() + key.len();
-        self.memo.insert(key.into(), bytes.clone());
+        self.memo_bytes += cost;
+        for (k, at) in marks {
+            self.memo.insert(*k, (bytes.clone(), *at));
+        }
     }
 
     /// Rows no answer has read so far.

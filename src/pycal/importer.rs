@@ -544,3 +544,69 @@ pub fn render(r: &ImportReport) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sha256`, then `append`/`prepend` of 32 bytes: the Merkle-tree part; then the transaction.
+    fn proof(sibling: u8, tx_prefix: u8) -> Rc<[u8]> {
+        let mut p = vec![0x08, 0xf0, 32];
+        p.extend_from_slice(&[sibling; 32]);
+        p.extend_from_slice(&[0x08, 0xf1, 32]);
+        p.extend_from_slice(&[7; 32]);
+        p.push(0x08);
+        let head = p.len();
+        p.extend_from_slice(&[0xf1, 60]);
+        p.extend_from_slice(&[tx_prefix; 60]);
+        p.extend_from_slice(&[
+            0x08, 0x08, 0x00, 0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01,
+        ]);
+        p.extend_from_slice(&[0x03, 0x02, 0x81, 0x01]);
+        assert_eq!(tree_end(&p), head);
+        Rc::from(p)
+    }
+
+    /// Commitments of one transaction share one suffix event; a new transaction writes another;
+    /// head ++ suffix is always the whole proof.
+    #[test]
+    fn proofs_of_one_transaction_share_their_end() {
+        let mut recent = Vec::new();
+        let mut batch = Vec::new();
+        let (a, b, c) = (proof(1, 0xaa), proof(2, 0xaa), proof(1, 0xbb));
+        let (ha, sa) = share_suffix(&a, &mut recent, 10, &mut batch);
+        assert_eq!(sa, Some((10, true)));
+        let (hb, sb) = share_suffix(&b, &mut recent, 12, &mut batch);
+        assert_eq!(sb, Some((10, false)));
+        let (hc, sc) = share_suffix(&c, &mut recent, 13, &mut batch);
+        assert_eq!(sc, Some((13, true)));
+        assert_eq!(batch.len(), 2);
+        let suffix = |i: usize| match &batch[i] {
+            Event::ProofSuffixImported { bytes } => bytes.clone(),
+            other => panic!("{other:?}"),
+        };
+        for (head, s, whole) in [(ha, 0, &a), (hb, 0, &b), (hc, 1, &c)] {
+            assert_eq!(
+                crate::events::joined_proof(&head, Some(&suffix(s))),
+                whole[..]
+            );
+        }
+    }
+
+    /// A proof with no Merkle-tree part, or a short end, stays whole in its event.
+    #[test]
+    fn short_or_unsplittable_proofs_stay_whole() {
+        let (mut recent, mut batch) = (Vec::new(), Vec::new());
+        let att: Rc<[u8]> = Rc::from(vec![0x00; 80]);
+        assert_eq!(
+            share_suffix(&att, &mut recent, 0, &mut batch),
+            (att.to_vec(), None)
+        );
+        let short: Rc<[u8]> = Rc::from(vec![0x08, 0x00, 1, 2, 3]);
+        assert_eq!(
+            share_suffix(&short, &mut recent, 0, &mut batch),
+            (short.to_vec(), None)
+        );
+        assert!(batch.is_empty());
+    }
+}

@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusty_leveldb::{Options, DB};
 use sha2::Digest;
@@ -219,11 +219,12 @@ fn read_slot(index: &[u8], slot: usize) -> u64 {
 
 impl ProofDb {
     /// Reads every row of the LevelDB copy at `copy` into row files and a hash index in
-    /// `scratch`, and maps them. `progress(rows)` is called now and then.
+    /// `scratch`, and maps them, counting the tables in `progress` (for a display on another
+    /// thread).
     pub fn build(
         copy: &Path,
         scratch: &Path,
-        progress: &mut dyn FnMut(u64),
+        progress: &TableProgress,
     ) -> Result<ProofDb, DbError> {
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -234,9 +235,9 @@ impl ProofDb {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS);
-        let read = read_tables(&tables, scratch, threads)?;
+        progress.total.store(tables.len() as u64, Ordering::Relaxed);
+        let read = read_tables(&tables, scratch, threads, &progress.read)?;
         let entries: u64 = read.iter().map(|(_, n)| n).sum();
-        progress(entries);
         let row_files = read
             .iter()
             .map(|(p, _)| {
@@ -526,6 +527,13 @@ fn settle(copy: &Path) -> Result<(), DbError> {
     db.close().map_err(level)
 }
 
+/// Tables read so far, and in all (0 until they are listed).
+#[derive(Debug, Default)]
+pub struct TableProgress {
+    pub read: AtomicU64,
+    pub total: AtomicU64,
+}
+
 /// The `.ldb` tables of the settled copy, largest first (so threads finish together).
 fn live_tables(copy: &Path) -> Result<Vec<(PathBuf, u64)>, DbError> {
     let io = |path: &Path| {
@@ -550,6 +558,7 @@ fn read_tables(
     tables: &[(PathBuf, u64)],
     scratch: &Path,
     threads: usize,
+    read: &AtomicU64,
 ) -> Result<Vec<(PathBuf, u64)>, DbError> {
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -557,7 +566,7 @@ fn read_tables(
             .map(|t| {
                 let next = &next;
                 let path = scratch.join(format!("rows.{t}"));
-                s.spawn(move || read_some(tables, next, path))
+                s.spawn(move || read_some(tables, next, path, read))
             })
             .collect();
         workers
@@ -579,6 +588,7 @@ fn read_some(
     tables: &[(PathBuf, u64)],
     next: &AtomicUsize,
     path: PathBuf,
+    read: &AtomicU64,
 ) -> Result<(PathBuf, u64), DbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -615,6 +625,7 @@ fn read_some(
         if let Some(source) = failed.take() {
             return Err(DbError::Io { path, source });
         }
+        read.fetch_add(1, Ordering::Relaxed);
         if offset >= 1 << ROW_FILE_SHIFT {
             return Err(DbError::Level {
                 why: "a row file outgrew its 40-bit offsets".into(),
@@ -724,7 +735,11 @@ mod tests {
         copy_db(&src, &truth).unwrap();
         let scratch = dir.path().join("scratch");
         std::fs::create_dir(&scratch).unwrap();
-        let pdb = ProofDb::build(&ours, &scratch, &mut |_| {}).unwrap();
+        let progress = TableProgress::default();
+        let pdb = ProofDb::build(&ours, &scratch, &progress).unwrap();
+        let tables = progress.total.load(Ordering::Relaxed);
+        assert!(tables > 1, "{tables} tables");
+        assert_eq!(progress.read.load(Ordering::Relaxed), tables);
 
         let mut truth = DB::open(&truth, Options::default()).unwrap();
         let mut it = truth.new_iter().unwrap();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::db::{self, Answer, DbError, ProofDb};
+use super::db::{self, Answer, DbError, ProofDb, TableProgress};
 use super::journal::{self, Journal, JournalError};
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::dir::{CalendarDir, DirError};
@@ -137,6 +137,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone, Copy)]
 pub struct ImportProgress {
     pub phase: &'static str,
+    /// What `done` and `total` count.
+    pub unit: &'static str,
     pub done: u64,
     pub total: u64,
 }
@@ -161,6 +163,7 @@ pub fn import_otsd(
     };
     progress(ImportProgress {
         phase: "copying the database",
+        unit: "",
         done: 0,
         total: 0,
     });
@@ -179,19 +182,24 @@ pub fn import_otsd(
     )?;
     let first_seq = writer.next_seq();
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2 * GROUP_BATCHES);
+    let tables = std::sync::Arc::new(TableProgress::default());
     let walker = {
         let (db_path, hmac_key, known_good) = (
             tmp.join(DB_COPY),
             source.hmac_key.clone(),
             report.known_good,
         );
+        let tables = tables.clone();
         std::thread::Builder::new()
             .name("import-walk".into())
-            .spawn(move || walk(journal, &db_path, &hmac_key, (known_good, first_seq), &tx))
+            .spawn(move || {
+                let from = (known_good, first_seq);
+                walk(journal, &db_path, &hmac_key, from, &tables, &tx)
+            })
             .map_err(io(&tmp))?
     };
     let total = report_total(src)?;
-    report.events_written = append_all(&mut writer, &rx, total, progress)?;
+    report.events_written = append_all(&mut writer, &rx, (total, &tables), progress)?;
     let next_seq = writer.next_seq();
     drop(writer);
     let walked = walker
@@ -274,10 +282,11 @@ fn sync_parent(dst: &Path) -> Result<(), ImportError> {
 fn append_all(
     writer: &mut Writer,
     rx: &mpsc::Receiver<Vec<Event>>,
-    total: u64,
+    (total, tables): (u64, &TableProgress),
     progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<u64, ImportError> {
-    let mut written = 0u64;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut written, mut imported) = (0u64, 0u64);
     let mut group: Vec<Vec<Vec<u8>>> = Vec::with_capacity(GROUP_BATCHES);
     let mut last_tick = Instant::now();
     let flush = |writer: &mut Writer, group: &mut Vec<Vec<Vec<u8>>>| -> Result<(), ImportError> {
@@ -287,7 +296,26 @@ fn append_all(
         }
         Ok(())
     };
-    for events in rx {
+    loop {
+        let events = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(events) => events,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if written == 0 {
+                    progress(ImportProgress {
+                        phase: "reading the database",
+                        unit: "tables",
+                        done: tables.read.load(Relaxed),
+                        total: tables.total.load(Relaxed),
+                    });
+                }
+                continue;
+            }
+        };
+        imported += events
+            .iter()
+            .filter(|e| matches!(e, Event::CommitmentImported { .. }))
+            .count() as u64;
         let batch = events
             .iter()
             .map(codec::encode)
@@ -301,7 +329,8 @@ fn append_all(
             last_tick = Instant::now();
             progress(ImportProgress {
                 phase: "importing",
-                done: written,
+                unit: "journal records",
+                done: imported,
                 total,
             });
         }
@@ -309,7 +338,8 @@ fn append_all(
     flush(writer, &mut group)?;
     progress(ImportProgress {
         phase: "importing",
-        done: written,
+        unit: "journal records",
+        done: imported,
         total,
     });
     Ok(written)
@@ -349,12 +379,13 @@ fn walk(
     db_path: &Path,
     hmac_key: &[u8],
     (known_good, first_seq): (u64, u64),
+    tables: &TableProgress,
     tx: &mpsc::SyncSender<Vec<Event>>,
 ) -> Result<Walked, ImportError> {
     let scratch = db_path.with_extension("rows");
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let started = Instant::now();
-    let mut db = ProofDb::build(db_path, &scratch, &mut |_| {})?;
+    let mut db = ProofDb::build(db_path, &scratch, tables)?;
     let mut r = ImportReport {
         row_table_seconds: started.elapsed().as_secs_f64(),
         ..ImportReport::default()

@@ -141,8 +141,8 @@ const DELETION: u64 = 0;
 /// table) the one with the highest sequence number wins, and a deletion hides the key, as in
 /// LevelDB.
 pub struct ProofDb {
-    row_files: Vec<Mapped>,
-    index: MappedMut,
+    row_files: Vec<Store>,
+    index: StoreMut,
     slot_bits: u32,
     part_bits: u32,
     /// Keys with a value.
@@ -226,51 +226,28 @@ impl ProofDb {
         scratch: &Path,
         progress: &TableProgress,
     ) -> Result<ProofDb, DbError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DbError::Io { path, source }
-        };
         settle(copy)?;
         let tables = live_tables(copy)?;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS);
         progress.total.store(tables.len() as u64, Ordering::Relaxed);
-        let read = read_tables(&tables, scratch, threads, &progress.read)?;
+        let table_bytes: u64 = tables.iter().map(|(_, len)| len).sum();
+        let budget = memory_budget();
+        let in_memory = table_bytes.saturating_mul(ROW_TABLE_EXPANSION) <= budget;
+        let read = read_tables(&tables, scratch, threads, in_memory, &progress.read)?;
         let entries: u64 = read.iter().map(|(_, n)| n).sum();
-        let row_files = read
-            .iter()
-            .map(|(p, _)| {
-                Mapped::scratch(p).map_err(|e| DbError::Io {
-                    path: p.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let row_bytes: u64 = read.iter().map(|(s, _)| s.len() as u64).sum();
+        let row_files: Vec<Store> = read.into_iter().map(|(s, _)| s).collect();
         let part_bits = usize::BITS - 1 - threads.leading_zeros();
         let wanted = (entries as usize).saturating_mul(4) / 3 + 1;
         let slot_bits = (usize::BITS - wanted.leading_zeros()).max(6 + part_bits);
-        let index_path = scratch.join("rows.index");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&index_path)
-            .map_err(io(&index_path))?;
-        rustix::fs::fallocate(
-            &file,
-            rustix::fs::FallocateFlags::empty(),
-            0,
-            (SLOT as u64) << slot_bits,
-        )
-        .map_err(|e| DbError::Io {
-            path: index_path.clone(),
-            source: e.into(),
-        })?;
-        let mut index = MappedMut::scratch(&file, &index_path).map_err(|e| DbError::Io {
-            path: index_path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let index_bytes = (SLOT as u64) << slot_bits;
+        let mut index = if row_bytes.saturating_add(index_bytes) <= budget {
+            StoreMut::Memory(vec![0; index_bytes as usize])
+        } else {
+            StoreMut::File(index_file(scratch, index_bytes)?)
+        };
         let probe = Probe {
             slot_bits,
             part_bits,
@@ -288,7 +265,36 @@ impl ProofDb {
             rows_read: 0,
         })
     }
+}
 
+/// A scratch file of `len` zero bytes for the index, allocated and mapped.
+fn index_file(scratch: &Path, len: u64) -> Result<MappedMut, DbError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DbError::Io { path, source }
+    };
+    let index_path = scratch.join("rows.index");
+    {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&index_path)
+            .map_err(io(&index_path))?;
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(|e| {
+            DbError::Io {
+                path: index_path.clone(),
+                source: e.into(),
+            }
+        })?;
+        MappedMut::scratch(&file, &index_path).map_err(|e| DbError::Io {
+            path: index_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+}
+
+impl ProofDb {
     /// Rows in the database.
     pub fn rows(&self) -> u64 {
         self.rows as u64
@@ -558,14 +564,15 @@ fn read_tables(
     tables: &[(PathBuf, u64)],
     scratch: &Path,
     threads: usize,
+    in_memory: bool,
     read: &AtomicU64,
-) -> Result<Vec<(PathBuf, u64)>, DbError> {
+) -> Result<Vec<(Store, u64)>, DbError> {
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let next = &next;
-                let path = scratch.join(format!("rows.{t}"));
+                let path = (!in_memory).then(|| scratch.join(format!("rows.{t}")));
                 s.spawn(move || read_some(tables, next, path, read))
             })
             .collect();
@@ -587,14 +594,21 @@ fn read_tables(
 fn read_some(
     tables: &[(PathBuf, u64)],
     next: &AtomicUsize,
-    path: PathBuf,
+    path: Option<PathBuf>,
     read: &AtomicU64,
-) -> Result<(PathBuf, u64), DbError> {
+) -> Result<(Store, u64), DbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DbError::Io { path, source }
     };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(io(&path))?);
+    let mut out = match &path {
+        Some(p) => Sink::File(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p).map_err(io(p))?,
+        )),
+        None => Sink::Memory(Vec::new()),
+    };
+    let path = path.unwrap_or_default();
     let (mut rows, mut offset) = (0u64, 0u64);
     let mut failed = None;
     while let Some((table, _)) = tables.get(next.fetch_add(1, Ordering::Relaxed)) {
@@ -633,14 +647,110 @@ fn read_some(
             });
         }
     }
-    out.flush().map_err(io(&path))?;
-    drop(out);
-    Ok((path, rows))
+    let store = match out {
+        Sink::Memory(v) => Store::Memory(v),
+        Sink::File(mut f) => {
+            f.flush().map_err(io(&path))?;
+            drop(f);
+            Store::File(Mapped::scratch(&path).map_err(|e| DbError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?)
+        }
+    };
+    Ok((store, rows))
+}
+
+/// Bytes of row table per byte of LevelDB table, at most (Snappy's ratio on proof rows is about
+/// 1.6, and each row gets a 16-byte head).
+const ROW_TABLE_EXPANSION: u64 = 3;
+
+/// Memory the row table and its index may take: half of `MemAvailable` (0 when unknown). Over it
+/// they are scratch files, mapped (the page cache holds what fits); under it they are ordinary
+/// memory, which the kernel cannot drop and read back under another program's memory pressure.
+fn memory_budget() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024 / 2)
+}
+
+/// Where the reading thread writes its rows.
+enum Sink {
+    File(BufWriter<File>),
+    Memory(Vec<u8>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Memory(v) => v.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(buf),
+            Sink::Memory(v) => {
+                v.extend_from_slice(buf);
+                Ok(())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// A row file: mapped scratch file, or memory.
+enum Store {
+    File(Mapped),
+    Memory(Vec<u8>),
+}
+
+impl std::ops::Deref for Store {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Store::File(m) => m,
+            Store::Memory(v) => v,
+        }
+    }
+}
+
+/// The index: mapped scratch file, or memory.
+enum StoreMut {
+    File(MappedMut),
+    Memory(Vec<u8>),
+}
+
+impl std::ops::Deref for StoreMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            StoreMut::File(m) => m,
+            StoreMut::Memory(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StoreMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            StoreMut::File(m) => m,
+            StoreMut::Memory(v) => v,
+        }
+    }
 }
 
 /// Inserts every row into the index, one thread per part, each reading all row files and taking
 /// the keys of its part; returns the keys with a value.
-fn fill_index(index: &mut [u8], row_files: &[Mapped], probe: Probe) -> usize {
+fn fill_index(index: &mut [u8], row_files: &[Store], probe: Probe) -> usize {
     let part_bytes = probe.part_len() * SLOT;
     std::thread::scope(|s| {
         let workers: Vec<_> = index
@@ -652,7 +762,7 @@ fn fill_index(index: &mut [u8], row_files: &[Mapped], probe: Probe) -> usize {
     })
 }
 
-fn fill_part(slots: &mut [u8], part: usize, row_files: &[Mapped], probe: Probe) -> usize {
+fn fill_part(slots: &mut [u8], part: usize, row_files: &[Store], probe: Probe) -> usize {
     let base = part * probe.part_len();
     let mut live = 0isize;
     for (f, file) in row_files.iter().enumerate() {

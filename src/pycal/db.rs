@@ -220,11 +220,13 @@ fn read_slot(index: &[u8], slot: usize) -> u64 {
 impl ProofDb {
     /// Reads every row of the LevelDB copy at `copy` into row files and a hash index in
     /// `scratch`, and maps them, counting the tables in `progress` (for a display on another
-    /// thread).
+    /// thread). Row files and index are kept in memory instead when they fit in `budget` bytes
+    /// (see [`memory_budget`]).
     pub fn build(
         copy: &Path,
         scratch: &Path,
         progress: &TableProgress,
+        budget: u64,
     ) -> Result<ProofDb, DbError> {
         settle(copy)?;
         let tables = live_tables(copy)?;
@@ -233,7 +235,6 @@ impl ProofDb {
             .clamp(1, MAX_THREADS);
         progress.total.store(tables.len() as u64, Ordering::Relaxed);
         let table_bytes: u64 = tables.iter().map(|(_, len)| len).sum();
-        let budget = memory_budget();
         let in_memory = table_bytes.saturating_mul(ROW_TABLE_EXPANSION) <= budget;
         let read = read_tables(&tables, scratch, threads, in_memory, &progress.read)?;
         let entries: u64 = read.iter().map(|(_, n)| n).sum();
@@ -668,7 +669,7 @@ const ROW_TABLE_EXPANSION: u64 = 3;
 /// Memory the row table and its index may take: half of `MemAvailable` (0 when unknown). Over it
 /// they are scratch files, mapped (the page cache holds what fits); under it they are ordinary
 /// memory, which the kernel cannot drop and read back under another program's memory pressure.
-fn memory_budget() -> u64 {
+pub fn memory_budget() -> u64 {
     let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     info.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
@@ -812,9 +813,16 @@ mod tests {
 
     /// Every row rusty-leveldb sees (through its own merging iterator on another copy) is what
     /// the parallel table reader and the hash index give, after overwrites in newer tables,
-    /// deletions, and rows left only in the write-ahead log.
+    /// deletions, and rows left only in the write-ahead log; with the row table in scratch files
+    /// and in memory.
     #[test]
     fn rows_match_rusty_leveldb() {
+        for budget in [0, u64::MAX] {
+            rows_match_rusty_leveldb_with(budget);
+        }
+    }
+
+    fn rows_match_rusty_leveldb_with(budget: u64) {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("db");
         let opts = Options {
@@ -846,7 +854,9 @@ mod tests {
         let scratch = dir.path().join("scratch");
         std::fs::create_dir(&scratch).unwrap();
         let progress = TableProgress::default();
-        let pdb = ProofDb::build(&ours, &scratch, &progress).unwrap();
+        let pdb = ProofDb::build(&ours, &scratch, &progress, budget).unwrap();
+        let on_disk = scratch.join("rows.0").exists();
+        assert_eq!(on_disk, budget == 0, "row files on disk");
         let tables = progress.total.load(Ordering::Relaxed);
         assert!(tables > 1, "{tables} tables");
         assert_eq!(progress.read.load(Ordering::Relaxed), tables);

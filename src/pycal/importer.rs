@@ -385,7 +385,7 @@ fn walk(
     let scratch = db_path.with_extension("rows");
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let started = Instant::now();
-    let mut db = ProofDb::build(db_path, &scratch, tables)?;
+    let mut db = ProofDb::build(db_path, &scratch, tables, db::memory_budget())?;
     let mut r = ImportReport {
         row_table_seconds: started.elapsed().as_secs_f64(),
         ..ImportReport::default()

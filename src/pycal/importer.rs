@@ -556,8 +556,9 @@ pub fn render(r: &ImportReport) -> String {
         r.bad_macs, r.torn_tail_records, r.torn_tail_bytes, r.known_good, r.pending_before_known_good, r.unusable_trees
     ));
     out.push_str(&format!(
-        "database: {} rows, {} read, {} unreachable from the journal; {} bytes copied and {} linked in {:.1}s, row table in {:.1}s\n",
-        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied, r.db_bytes_linked, r.copy_seconds, r.row_table_seconds
+        "database: {} rows, {} read, {} unreachable from the journal; {} bytes copied and {} linked in {:.1}s, row table in {:.1}s ({:.0} rows/s)\n",
+        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied, r.db_bytes_linked, r.copy_seconds, r.row_table_seconds,
+        r.db_rows as f64 / r.row_table_seconds.max(1e-9)
     ));
     if r.complete_after_first_pending > 0 {
         out.push_str(&format!(

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::digests::{self, DigestHash, DigestIndexError};
 use super::index::{self, FileSlots, IndexError};
 use super::table::{decode_round, TxEntry, ROUND_LEN, TX_LEN};
 use super::tiptree::{self, CHUNK};
@@ -27,6 +28,7 @@ pub(crate) const ROUNDS_FILE: &str = "rounds";
 pub(crate) const INDEX_FILE: &str = "index";
 pub(crate) const TXS_FILE: &str = "txs";
 pub(crate) const PROOFS_FILE: &str = "proofs";
+pub(crate) const DIGESTS_FILE: &str = "digests";
 
 /// Bytes before the proof tail in a `proofs` record: has_head (1) and head (32).
 pub(crate) const PROOF_HEAD_LEN: u64 = 33;
@@ -52,6 +54,10 @@ pub struct Extent {
     pub index_slots: u64,
     pub index_entries: u64,
     pub index_salt: u64,
+    /// The digest index ([`super::digests`]): slots, entries and salt.
+    pub digest_slots: u64,
+    pub digest_entries: u64,
+    pub digest_salt: u64,
 }
 
 /// The history up to a checkpoint.
@@ -62,6 +68,7 @@ pub struct History {
     index: File,
     txs: File,
     proofs: File,
+    digests: File,
     extent: Extent,
     /// Last round of the last archived transaction.
     archived_through: Option<u64>,
@@ -87,6 +94,7 @@ impl History {
             index: open(dir, INDEX_FILE)?,
             txs: open(dir, TXS_FILE)?,
             proofs: open(dir, PROOFS_FILE)?,
+            digests: open(dir, DIGESTS_FILE)?,
             extent,
             archived_through,
             damaged,
@@ -183,6 +191,28 @@ impl History {
             Ok(found) => Ok(found),
             Err(IndexError::Io(source)) => Err(HistoryError::Io {
                 path: self.dir.join(INDEX_FILE),
+                source,
+            }),
+            Err(e) => Err(self.damaged(e.to_string())),
+        }
+    }
+
+    /// The first round a digest with SHA-256 `h` was submitted in, if the history has it.
+    pub fn find_digest(&self, h: &DigestHash) -> Result<Option<u64>, HistoryError> {
+        if self.extent.rounds == 0 || self.extent.digest_slots == 0 {
+            return Ok(None);
+        }
+        let slots = digests::FileSlots {
+            file: &self.digests,
+            slots: self.extent.digest_slots,
+        };
+        let key = digests::Key::new(h, self.extent.digest_salt);
+        let lookup = || digests::find(&slots, key, self.extent.digest_salt, self.extent.rounds);
+        // As for the commitment index: a torn read of a slot being written is looked at twice.
+        match lookup().or_else(|_| lookup()) {
+            Ok(found) => Ok(found),
+            Err(DigestIndexError::Io(source)) => Err(HistoryError::Io {
+                path: self.dir.join(DIGESTS_FILE),
                 source,
             }),
             Err(e) => Err(self.damaged(e.to_string())),

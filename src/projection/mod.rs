@@ -21,6 +21,7 @@
 //! and one node per upper tree level; [`Projection::status_shared`] does those reads without
 //! holding the projection's lock.
 pub mod checkpoint;
+pub mod digests;
 pub mod history;
 pub mod index;
 pub mod rebuild;
@@ -39,6 +40,7 @@ pub use history::{History, HistoryError};
 use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
 use crate::ots::MerkleTree;
+use digests::{digest_hash, DigestHash};
 
 /// What the projection keeps per round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +158,12 @@ pub struct Projection {
     rounds: Vec<RoundEntry>,
     base: u64,
     by_commitment: HashMap<Commitment, u64, BuildHasherDefault<CommitmentHasher>>,
+    /// SHA-256 of each digest submitted since the history's end, with its round, in log order:
+    /// what the next checkpoint writes to the digest index. Kept by a fold-only projection.
+    digest_log: Vec<(DigestHash, u64)>,
+    /// The same digests, first round of each, for look-ups: kept by a projection that answers.
+    /// Both are bounded like `rounds`: a segment's worth (about 40 and 50 bytes a digest).
+    by_digest: HashMap<DigestHash, u64>,
     history: Option<Arc<History>>,
     /// Keep no commitment map for the rounds in memory: a projection that only folds into
     /// checkpoints (the checkpointer's, a rebuild's) never answers look-ups.
@@ -188,6 +196,16 @@ impl Projection {
         self.open_digests += 1;
     }
 
+    /// Notes a submitted digest (by its SHA-256) as part of the round being collected.
+    fn note_digest(&mut self, h: DigestHash) {
+        let round = self.next_round();
+        if self.fold_only {
+            self.digest_log.push((h, round));
+        } else {
+            self.by_digest.entry(h).or_insert(round);
+        }
+    }
+
     /// Folds one event in. A stamping event that cannot be proven is logged and left out (see
     /// [`Projection::apply_checked`]); only an event that breaks the round order is an error.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
@@ -209,7 +227,8 @@ impl Projection {
     ) -> Result<Option<StampProblem>, ProjectionError> {
         self.next_seq = seq + 1;
         match event {
-            Event::DigestSubmitted { .. } => {
+            Event::DigestSubmitted { digest, .. } => {
+                self.note_digest(digest_hash(digest));
                 self.count_digest(seq);
                 Ok(None)
             }
@@ -542,6 +561,8 @@ impl Projection {
             rounds: Vec::new(),
             base: history.rounds(),
             by_commitment: HashMap::default(),
+            digest_log: Vec::new(),
+            by_digest: HashMap::new(),
             history: Some(history),
             fold_only: false,
             digests_total,
@@ -556,8 +577,11 @@ impl Projection {
     /// [`CheckpointFiles::write`](checkpoint::CheckpointFiles::write)); turning look-ups back on
     /// maps the rounds in memory again.
     pub fn set_fold_only(&mut self, fold_only: bool) {
+        let digests = self.recent_digests();
         self.fold_only = fold_only;
         self.by_commitment.clear();
+        self.digest_log.clear();
+        self.by_digest.clear();
         if !fold_only {
             for (i, r) in self.rounds.iter().enumerate() {
                 self.by_commitment
@@ -565,6 +589,65 @@ impl Projection {
                     .or_insert(self.base + i as u64);
             }
         }
+        for (h, round) in digests {
+            if fold_only {
+                self.digest_log.push((h, round));
+            } else {
+                self.by_digest.entry(h).or_insert(round);
+            }
+        }
+    }
+
+    /// The digests submitted since the history's end (SHA-256 of each, and its round), in round
+    /// order: what the next checkpoint writes to the digest index.
+    pub fn recent_digests(&self) -> Vec<(DigestHash, u64)> {
+        if self.fold_only {
+            return self.digest_log.clone();
+        }
+        let mut out: Vec<(DigestHash, u64)> =
+            self.by_digest.iter().map(|(h, r)| (*h, *r)).collect();
+        out.sort_by_key(|&(_, r)| r);
+        out
+    }
+
+    /// The first round a digest was submitted in, from the history (on disk) or memory.
+    pub fn digest_round(&self, digest: &[u8]) -> Result<Option<u64>, HistoryError> {
+        let h = digest_hash(digest);
+        if let Some(history) = &self.history {
+            if let Some(r) = history.find_digest(&h)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(self.by_digest.get(&h).copied())
+    }
+
+    /// [`Self::digest_round`] of the projection behind `view`, reading the disk without its lock
+    /// (as [`Self::status_shared`] does).
+    pub fn digest_round_shared(
+        view: &RwLock<Projection>,
+        digest: &[u8],
+    ) -> Result<Option<u64>, HistoryError> {
+        let h = digest_hash(digest);
+        let read = || crate::sync::read(view);
+        let mut searched: Option<Arc<History>> = None;
+        // A checkpoint can move digests from memory to a newer history between two looks; the
+        // loop then searches that history too.
+        for _ in 0..4 {
+            if let Some(history) = &searched {
+                if let Some(r) = history.find_digest(&h)? {
+                    return Ok(Some(r));
+                }
+            }
+            let v = read();
+            let same = v.history.as_ref().map(Arc::as_ptr) == searched.as_ref().map(Arc::as_ptr);
+            if same {
+                return Ok(v.by_digest.get(&h).copied());
+            }
+            searched = v.history.clone();
+        }
+        Err(HistoryError::Damaged(
+            "the projection changed under four look-ups in a row".into(),
+        ))
     }
 
     /// Serves from `history` (a checkpoint of this very fold, at or behind it) what it covers,
@@ -585,6 +668,8 @@ impl Projection {
             }
         }
         self.base = upto;
+        self.digest_log.retain(|&(_, r)| r >= upto);
+        self.by_digest.retain(|_, r| *r >= upto);
         self.stamps.forget_archived(history.archived_through());
         self.tip_trees = TipTrees::default();
         self.history = Some(history);

@@ -405,6 +405,15 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
     });
     assert_eq!(s["txid"], txid.to_string(), "{s}");
     assert_eq!(s["confirmations"], 1, "{s}");
+    // The mined transaction's fee, as the stamper reports it, is the fee of the last week.
+    let fee = sample(&scrape(&otsd), "otsd_stamper_fee_satoshis").unwrap() as u64;
+    let info = {
+        let r = get(otsd.addr, "/", "Accept: application/json\r\n");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    assert_eq!(info["fees_in_last_week_sat"], fee, "{info}");
+    assert_eq!(info["txs_in_last_week"], 1, "{info}");
+    assert_eq!(info["mined"][0]["fee_sat"], fee, "{info}");
     assert_eq!(s["confirmations_needed"], 6);
     assert_eq!(
         sample(&scrape(&otsd), "otsd_stamper_confirmations"),
@@ -417,6 +426,12 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
         (s["state"] == "complete").then_some(())
     });
     let m = scrape(&otsd);
+    // Mined at H, final at H + 5 (6 confirmations), the best block.
+    assert_eq!(
+        sample(&m, "otsd_blocks_since_final_anchor"),
+        Some(5.0),
+        "{m}"
+    );
     assert!(sample(&m, "otsd_newest_complete_round_age_seconds").unwrap() >= 0.0);
     assert_eq!(sample(&m, "otsd_pending_rounds"), Some(0.0));
     assert!(sample(&m, "otsd_stamper_balance_satoshis").unwrap() > 0.0);
@@ -429,5 +444,13 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
             .contains("best height"),
         "{ready}"
     );
+    let (_, by_digest) = json(&otsd, &format!("/status/{}", hex::encode(digest)));
+    assert_eq!(by_digest["state"], "complete", "{by_digest}");
+    assert_eq!(by_digest["found_by"], "digest", "{by_digest}");
+    assert_eq!(by_digest["commitment"], hex::encode(&commitment));
+    node.mine(2);
+    wait_for("two more blocks since the final anchor", 30, || {
+        (sample(&scrape(&otsd), "otsd_blocks_since_final_anchor") == Some(7.0)).then_some(())
+    });
     otsd.stop();
 }

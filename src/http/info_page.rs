@@ -155,6 +155,18 @@ fn bitcoin(h: &mut String, info: &Info) {
             h.push_str("<tr><th>Transaction in flight</th><td id=\"in-flight\">none</td></tr>\n")
         }
     }
+    let week = match info.txs_in_last_week {
+        Some(n) => format!(
+            "{} sat in {n} mined transaction{}",
+            info.fees_in_last_week,
+            if n == 1 { "" } else { "s" }
+        ),
+        None => "unknown (the history could not be read)".to_owned(),
+    };
+    let _ = writeln!(
+        h,
+        "<tr><th>Fees of the last week</th><td id=\"fees-week\">{week}</td></tr>"
+    );
     if let Some(e) = &s.stamper_error {
         let _ = writeln!(
             h,
@@ -171,15 +183,19 @@ fn transactions(h: &mut String, info: &Info) {
     }
     h.push_str(
         "<h2>Recent stamping transactions</h2>\n<table id=\"transactions\">\n\
-         <tr><th>Transaction</th><th>Block</th><th>Confirmations</th><th>Rounds</th><th>Proofs</th></tr>\n",
+         <tr><th>Transaction</th><th>Block</th><th>Confirmations</th><th>Fee</th><th>Fee rate</th>\
+         <th>Rounds</th><th>Proofs</th></tr>\n",
     );
     for tx in &info.mined {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}&ndash;{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} sat</td><td>{:.1} sat/vB</td>\
+             <td>{}&ndash;{}</td><td>{}</td></tr>",
             tx_link(info, &tx.txid),
             tx.height,
             tx.confirmations,
+            super::info::thousands(tx.fee_sat),
+            tx.feerate_sat_per_vb,
             tx.first_round,
             tx.last_round,
             if tx.final_ {

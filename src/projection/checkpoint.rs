@@ -777,12 +777,16 @@ impl CheckpointFiles {
                 break;
             }
             let (record, tip) = proof_record(&rounds, &rounds_path, first, &mined)?;
+            let time = read_round_entry(&rounds, &rounds_path, mined.last_round)?.time;
             let entry = TxEntry {
                 first_round: first,
                 last_round: mined.last_round,
                 tip,
                 offset: self.extent.proofs_len,
                 tail_len: (record.tail_len) as u32,
+                fee_sat: mined.fee_sat,
+                time,
+                height: mined.proof.height,
             };
             proofs
                 .write_all_at(&record.bytes, self.extent.proofs_len)
@@ -890,6 +894,21 @@ fn read_commitment(file: &File, r: u64) -> Result<Commitment, IndexError> {
     decode_round(&b)
         .map(|e| e.commitment)
         .ok_or(IndexError::Round(format!("round {r} fails its CRC")))
+}
+
+/// Round `r` of the table, CRC-checked.
+fn read_round_entry(
+    file: &File,
+    path: &Path,
+    r: u64,
+) -> Result<super::RoundEntry, CheckpointError> {
+    let mut b = [0u8; ROUND_LEN];
+    file.read_exact_at(&mut b, r * ROUND_LEN as u64)
+        .map_err(io("read", path))?;
+    decode_round(&b).ok_or_else(|| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        why: format!("round table does not match its checkpoint: round {r} fails its CRC"),
+    })
 }
 
 /// Commitments of rounds `first..end` of the table, CRC-checked.
@@ -1327,6 +1346,14 @@ mod tests {
                 assert_eq!(disk.status(c), want, "n={n} r={r}");
                 assert_eq!(loaded.status(c), want, "n={n} r={r}");
             }
+            // The archived transaction keeps its fee, time (its newest round's) and height.
+            let newest = 1_700_000_000 + (n - 1) as u32;
+            for v in [&mem, &disk, &loaded] {
+                assert_eq!(v.fees_since(newest).unwrap(), (200, 1), "n={n}");
+                assert_eq!(v.fees_since(newest + 1).unwrap(), (0, 0), "n={n}");
+            }
+            let archived = disk.history().unwrap().tx_for(0).unwrap().unwrap();
+            assert_eq!((archived.fee_sat, archived.height), (200, 101));
             // A flipped bit in the stored tree levels is refused, never served: here in node 1
             // of the lowest stored level, round 0's sibling there.
             let tx = loaded.history().unwrap().tx_for(0).unwrap().unwrap();

@@ -30,6 +30,9 @@ pub(crate) const TXS_FILE: &str = "txs";
 pub(crate) const PROOFS_FILE: &str = "proofs";
 pub(crate) const DIGESTS_FILE: &str = "digests";
 
+/// Most archived transactions [`History::fees_since`] reads: a week of one a minute.
+pub const MAX_FEE_SCAN: u64 = 7 * 24 * 60;
+
 /// Bytes before the proof tail in a `proofs` record: has_head (1) and head (32).
 pub(crate) const PROOF_HEAD_LEN: u64 = 33;
 
@@ -234,6 +237,21 @@ impl History {
             }
         }
         Ok(found.filter(|t| round <= t.last_round))
+    }
+
+    /// Fees (satoshis) and count of the archived transactions whose time is `since` or later,
+    /// read from the newest back (at most [`MAX_FEE_SCAN`] of them).
+    pub fn fees_since(&self, since: u32) -> Result<(u64, u64), HistoryError> {
+        let (mut fees, mut n) = (0u64, 0u64);
+        for i in (self.extent.txs.saturating_sub(MAX_FEE_SCAN)..self.extent.txs).rev() {
+            let tx = self.tx(i)?;
+            if tx.time < since {
+                break;
+            }
+            fees = fees.saturating_add(tx.fee_sat);
+            n += 1;
+        }
+        Ok((fees, n))
     }
 
     fn tx(&self, i: u64) -> Result<TxEntry, HistoryError> {

@@ -519,6 +519,28 @@ impl Projection {
         Ok(out)
     }
 
+    /// Fees (satoshis) and count of the mined stamping transactions whose newest round was
+    /// sealed at `since` (unix seconds) or later: archived ones from the history, the others from
+    /// memory. The Python otsd's "fees used in the last week" counts its wallet's mined
+    /// transactions by the time the wallet saw them; a round's time is when the calendar made it,
+    /// shortly before the transaction covering it was sent.
+    pub fn fees_since(&self, since: u32) -> Result<(u64, u64), HistoryError> {
+        let (mut fees, mut n) = match &self.history {
+            Some(h) => h.fees_since(since)?,
+            None => (0, 0),
+        };
+        for (_, mined, _) in self.stamps.mined() {
+            if self
+                .round(mined.last_round)?
+                .is_some_and(|r| r.time >= since)
+            {
+                fees = fees.saturating_add(mined.fee_sat);
+                n += 1;
+            }
+        }
+        Ok((fees, n))
+    }
+
     /// Total digests accepted.
     pub fn digests_total(&self) -> u64 {
         self.digests_total

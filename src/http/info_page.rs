@@ -88,8 +88,15 @@ fn overview(h: &mut String, info: &Info) {
     let oldest = s.oldest_pending_time.map_or("none".to_owned(), |t| {
         format!("sealed {}", when(u64::from(t)))
     });
+    let anchor = match (s.final_anchor_height, s.best_height) {
+        (Some(h), Some(best)) => format!(
+            ", its transaction mined in block {h}, {} blocks ago",
+            best.saturating_sub(h)
+        ),
+        _ => String::new(),
+    };
     let complete = s.newest_complete_time.map_or("none yet".to_owned(), |t| {
-        format!("round sealed {}", when(u64::from(t)))
+        format!("round sealed {}{anchor}", when(u64::from(t)))
     });
     let next = match (s.stamper_enabled, s.next_tx_at) {
         (false, _) => "never: this calendar does not stamp (no Bitcoin node configured)".to_owned(),

@@ -183,6 +183,8 @@ pub struct CheckpointFiles {
     at: Option<Head>,
     /// Map the index for inserts (bulk rebuilds) instead of one `pwrite` per slot.
     bulk: bool,
+    /// A grown digest index waits in `digests.tmp` for the snapshot that names it.
+    digests_grown: bool,
     damaged: Arc<AtomicBool>,
 }
 
@@ -198,6 +200,7 @@ impl CheckpointFiles {
             archived_through: None,
             at: None,
             bulk: false,
+            digests_grown: false,
             damaged: Arc::default(),
         }
     }
@@ -399,8 +402,24 @@ impl CheckpointFiles {
             }
         }
         let _ = fs::remove_file(self.path("index.tmp"));
-        let _ = fs::remove_file(self.path("digests.tmp"));
-        Ok(())
+        self.finish_digests_swap(e.digest_slots)
+    }
+
+    /// A grown digest index is written to `digests.tmp` and renamed over `digests` only after the
+    /// snapshot naming its size is durable, so that a crash leaves the old table with the old
+    /// snapshot. At load (`slots`: the snapshot's), a `digests.tmp` of the size the snapshot names
+    /// completes that rename; any other is a leftover and removed.
+    fn finish_digests_swap(&self, slots: u64) -> Result<(), CheckpointError> {
+        let tmp = self.path("digests.tmp");
+        let Ok(meta) = fs::metadata(&tmp) else {
+            return Ok(());
+        };
+        if meta.len() == slots * digests::SLOT_LEN as u64 {
+            fs::rename(&tmp, self.path(DIGESTS_FILE)).map_err(io("rename", &tmp))?;
+        } else {
+            fs::remove_file(&tmp).map_err(io("remove", &tmp))?;
+        }
+        sync_dir(&self.dir)
     }
 
     /// Checks the digest index against the extent (every slot when small). It cannot be rebuilt
@@ -498,10 +517,6 @@ impl CheckpointFiles {
             self.rebuild_index(0)?;
         }
         let digests_before = self.extent.rounds;
-        if self.extent.digest_slots == 0 {
-            self.extent.digest_salt = index::new_salt();
-            self.grow_digests(0, &[])?;
-        }
         self.append_rounds(view)?;
         self.append_digests(view, digests_before)?;
         self.archive_final(view)?;
@@ -512,6 +527,9 @@ impl CheckpointFiles {
                 .map_err(io("fdatasync", &path))?;
         }
         self.write_snapshot(view, at)?;
+        if std::mem::take(&mut self.digests_grown) {
+            self.finish_digests_swap(self.extent.digest_slots)?;
+        }
         let history = self.history()?;
         view.adopt(history);
         Ok(())
@@ -605,14 +623,14 @@ impl CheckpointFiles {
             .into_iter()
             .filter(|&(_, r)| r >= before && r < end)
             .collect();
+        let entries = self.extent.digest_entries + new.len() as u64;
+        if self.extent.digest_slots == 0 || digests::overfull(entries, self.extent.digest_slots) {
+            return self.grow_digests(before, &new);
+        }
         if new.is_empty() {
             return Ok(());
         }
         let salt = self.extent.digest_salt;
-        let entries = self.extent.digest_entries + new.len() as u64;
-        if digests::overfull(entries, self.extent.digest_slots) {
-            return self.grow_digests(before, &new);
-        }
         let (file, path) = self.open_rw(DIGESTS_FILE)?;
         let digests_err = |source| CheckpointError::Digests {
             path: path.clone(),
@@ -645,13 +663,18 @@ impl CheckpointFiles {
         Ok(())
     }
 
-    /// Writes `digests` anew, large enough for its entries of rounds `< valid` and `new`: the
-    /// old table's slots rehashed (same salt), then `new` inserted; swapped in by rename.
+    /// Writes `digests.tmp`, large enough for the entries of rounds `< valid` and `new`: the
+    /// old table's slots rehashed (same salt; a new one for the first table), then `new`
+    /// inserted. It replaces `digests` once the snapshot is written (see
+    /// [`Self::finish_digests_swap`]).
     fn grow_digests(
         &mut self,
         valid: u64,
         new: &[(digests::DigestHash, u64)],
     ) -> Result<(), CheckpointError> {
+        if self.extent.digest_slots == 0 {
+            self.extent.digest_salt = index::new_salt();
+        }
         let salt = self.extent.digest_salt;
         let slots = digests::slots_for(self.extent.digest_entries + new.len() as u64);
         let tmp = self.path("digests.tmp");
@@ -691,11 +714,10 @@ impl CheckpointFiles {
             map.flush().map_err(io("msync", &tmp))?;
         }
         file.sync_all().map_err(io("fsync", &tmp))?;
-        let path = self.path(DIGESTS_FILE);
-        fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
         sync_dir(&self.dir)?;
         self.extent.digest_slots = slots;
         self.extent.digest_entries = added;
+        self.digests_grown = true;
         Ok(())
     }
 
@@ -855,6 +877,7 @@ impl CheckpointFiles {
         self.block = None;
         self.archived_through = None;
         self.at = None;
+        self.digests_grown = false;
         Ok(())
     }
 
@@ -1260,6 +1283,26 @@ mod tests {
             assert_eq!(v.digest_round(b"never").unwrap(), None);
         }
         let path = dir.path().join(DIGESTS_FILE);
+        let tmp = dir.path().join("digests.tmp");
+        let load_finds_digests = || {
+            let loaded = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                loaded.view.digest_round(&digest(1499, 1)).unwrap(),
+                Some(1499)
+            );
+        };
+        // A crash after a grown table's snapshot, before its rename: load completes the rename.
+        fs::rename(&path, &tmp).unwrap();
+        fs::write(&path, vec![0u8; 4096 * digests::SLOT_LEN]).unwrap();
+        load_finds_digests();
+        assert!(!tmp.exists());
+        // A crash while a table grows, before its snapshot: the new table is a leftover.
+        fs::write(&tmp, vec![0u8; 16384 * digests::SLOT_LEN]).unwrap();
+        load_finds_digests();
+        assert!(!tmp.exists());
         let mut bytes = fs::read(&path).unwrap();
         bytes[4097] ^= 0x10;
         fs::write(&path, &bytes).unwrap();

@@ -8,10 +8,12 @@
 //!
 //! Memory is bounded, history lives on disk. Rounds up to the last checkpoint (a segment
 //! boundary) are served from the files of [`checkpoint`] through [`History`]: the round table, an
-//! on-disk hash index commitment -> round, and per final stamping transaction its proof tail and
+//! on-disk hash index commitment -> round, another submitted digest -> round ([`digests`]), and
+//! per final stamping transaction its fee, proof tail and
 //! the upper levels of its tip tree ([`tiptree`]), all read with `pread`. Memory holds only the
 //! rounds sealed since the checkpoint (at most a segment's worth: one [`RoundEntry`] and a hash-map
-//! slot each, about 130 bytes), the stamper's state and the mined transactions not yet final. A
+//! slot each, about 130 bytes, and the SHA-256 of each of their digests with its round, about 50 to
+//! 80 bytes a digest), the stamper's state and the mined transactions not yet final. A
 //! cache outside the folded state keeps the tip trees of the [`TIP_TREES_CACHED`] most recently
 //! served transactions that became final since the checkpoint (or of every final transaction, in
 //! a projection without history: the `otsctl` tools that fold a log in memory).

@@ -30,7 +30,8 @@ pub fn render(info: &Info) -> String {
     let _ = writeln!(
         h,
         "<p class=\"foot\">otsd {} (Rust) &middot; network {} &middot; \
-         machine-readable: <code>Accept: application/json</code>, <code>/status/&lt;commitment&gt;</code>\
+         machine-readable: <code>Accept: application/json</code>, \
+         <code>/status/&lt;commitment or digest&gt;</code>\
          </p>\n<script>{AGO_SCRIPT}</script>\n</body></html>",
         info.version,
         escape(&info.network),
@@ -50,7 +51,7 @@ const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:1em auto;
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}\
 th{background:#f4f4f4}code{font-size:.9em;word-break:break-all}.ok{color:#060}.alarm{background:#fdd;\
 border:1px solid #c00;padding:.5em}.qr{display:inline-block;margin:.5em 2em .5em 0;text-align:center}\
-.foot{color:#777;font-size:.85em;margin-top:2em}";
+.foot{color:#777;font-size:.85em;margin-top:2em}.num{white-space:nowrap}";
 
 fn banner(h: &mut String, info: &Info) {
     if !info.stamping.alarms.is_empty() {
@@ -79,9 +80,10 @@ fn overview(h: &mut String, info: &Info) {
         .as_ref()
         .map_or("none yet".to_owned(), |r| {
             format!(
-                "#{} with {} digests, sealed {}",
+                "#{} with {} digest{}, sealed {}",
                 r.round,
                 r.digests,
+                if r.digests == 1 { "" } else { "s" },
                 when(u64::from(r.time))
             )
         });
@@ -196,7 +198,8 @@ fn transactions(h: &mut String, info: &Info) {
     for tx in &info.mined {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} sat</td><td>{:.1} sat/vB</td>\
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} sat</td>\
+             <td class=\"num\">{:.1} sat/vB</td>\
              <td>{}&ndash;{}</td><td>{}</td></tr>",
             tx_link(info, &tx.txid),
             tx.height,

@@ -166,6 +166,10 @@ pub struct Projection {
     /// The same digests, first round of each, for look-ups: kept by a projection that answers.
     /// Both are bounded like `rounds`: a segment's worth (about 40 and 50 bytes a digest).
     by_digest: HashMap<DigestHash, u64>,
+    /// Whether digests are kept at all: by the projections otsd serves and checkpoints from
+    /// ([`Projection::new`], [`Projection::restore`]), not by the auditors' in-memory folds
+    /// ([`Projection::default`]), whose memory would grow with every digest of the log.
+    track_digests: bool,
     history: Option<Arc<History>>,
     /// Keep no commitment map for the rounds in memory: a projection that only folds into
     /// checkpoints (the checkpointer's, a rebuild's) never answers look-ups.
@@ -179,10 +183,12 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// An empty projection whose proofs are final after `min_confirmations` (`--btc-min-confirmations`).
+    /// An empty projection whose proofs are final after `min_confirmations` (`--btc-min-confirmations`),
+    /// keeping the digests for the digest index.
     pub fn new(min_confirmations: u32) -> Projection {
         Projection {
             stamps: Stamps::new(min_confirmations),
+            track_digests: true,
             ..Projection::default()
         }
     }
@@ -199,7 +205,11 @@ impl Projection {
     }
 
     /// Notes a submitted digest (by its SHA-256) as part of the round being collected.
-    fn note_digest(&mut self, h: DigestHash) {
+    fn note_digest(&mut self, digest: &[u8]) {
+        if !self.track_digests {
+            return;
+        }
+        let h = digest_hash(digest);
         let round = self.next_round();
         if self.fold_only {
             self.digest_log.push((h, round));
@@ -230,7 +240,7 @@ impl Projection {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { digest, .. } => {
-                self.note_digest(digest_hash(digest));
+                self.note_digest(digest);
                 self.count_digest(seq);
                 Ok(None)
             }
@@ -587,6 +597,7 @@ impl Projection {
             by_commitment: HashMap::default(),
             digest_log: Vec::new(),
             by_digest: HashMap::new(),
+            track_digests: true,
             history: Some(history),
             fold_only: false,
             digests_total,

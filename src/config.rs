@@ -4,7 +4,7 @@
 //! option types) -> `server` (the running calendar). Every flag's default is defined once: by the
 //! library module that owns the option, or in [`crate::cli::otsd`] for flags no module owns.
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::cli::{NetworkArgs, OtsdArgs};
 use crate::http::server::ServerOptions;
 use crate::stamper::driver::DriverConfig;
 use crate::stamper::StamperConfig;
+use crate::telemetry::{DebugFile, Rotation};
 
 /// The Bitcoin network a calendar stamps on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +85,7 @@ pub struct ServeConfig {
     pub rpc_port: u16,
     pub network: Network,
     /// Digests that may wait for a round before `POST /digest` answers 503.
-    pub max_pending: usize,
+    pub max_queued_digests: usize,
     pub min_round_interval: Duration,
     pub segment_size: u64,
     /// `--btc-min-confirmations`: when proofs are final.
@@ -106,6 +107,8 @@ pub struct OpsOptions {
     pub pending_alarm_secs: Option<u64>,
     /// Block explorer URL prefix for transaction links on the info page.
     pub explorer_url: Option<String>,
+    /// `--lightning-invoice-file`, read at each info-page request.
+    pub lightning_invoice_file: Option<PathBuf>,
 }
 
 /// The default calendar directory, as the Python otsd's: `~/.otsd/calendar`.
@@ -123,11 +126,15 @@ pub const DEV_POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
     let network = Network::from(&args.network);
     ServeConfig {
-        calendar_dir: args.calendar.clone().unwrap_or_else(default_calendar_dir),
+        calendar_dir: args
+            .calendar
+            .as_deref()
+            .map(expand_tilde)
+            .unwrap_or_else(default_calendar_dir),
         rpc_address: args.rpc_address.clone(),
         rpc_port: args.rpc_port,
         network,
-        max_pending: args.max_pending,
+        max_queued_digests: args.max_queued_digests,
         min_round_interval: Duration::from_millis(args.min_round_interval_ms),
         segment_size: args.segment_size_mib << 20,
         min_confirmations: args.confirmations.btc_min_confirmations,
@@ -148,7 +155,8 @@ pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
         ops: OpsOptions {
             metrics_address: args.metrics_address.clone(),
             pending_alarm_secs: args.alarm_pending_secs,
-            explorer_url: args.explorer_url.clone(),
+            explorer_url: Some(args.explorer_url.clone()).filter(|u| !u.is_empty()),
+            lightning_invoice_file: args.lightning_invoice_file.as_deref().map(expand_tilde),
         },
     }
 }
@@ -187,6 +195,32 @@ fn stamper_policy(args: &OtsdArgs) -> StamperConfig {
         max_fee_sat: args.btc_max_fee.sat,
         min_tx_interval_secs: args.btc_min_tx_interval,
         min_confirmations: args.confirmations.btc_min_confirmations,
+        max_pending: args.max_pending,
+    }
+}
+
+/// The debug file `otsd` logs to, if any (`--debug-file` and its companions).
+pub fn debug_file(args: &OtsdArgs) -> Option<DebugFile> {
+    args.debug_file.as_ref().map(|path| DebugFile {
+        path: expand_tilde(Path::new(path)),
+        rotation: Rotation {
+            max_bytes: args.debug_file_max_size,
+            backup_count: args.debug_file_backup_count,
+        },
+        gmtime: args.debug_file_gmtime,
+    })
+}
+
+/// `~` or `~/...` with `$HOME` in front, as Python's `os.path.expanduser` (the Python otsd expands
+/// its path flags, and unit files written for it may rely on that; systemd does not expand `~`).
+pub fn expand_tilde(path: &Path) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match path.strip_prefix("~") {
+        Ok(rest) => match home() {
+            Some(h) => h.join(rest),
+            None => path.to_owned(),
+        },
+        Err(_) => path.to_owned(),
     }
 }
 

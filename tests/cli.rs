@@ -139,8 +139,16 @@ fn zero_and_huge_sizes_and_limits_are_refused() {
         &["--max-connections <N>", "0 is not in 1..=1000000"],
     );
     assert_mentions(
+        &otsd_refusal(&["--max-queued-digests", "0"]),
+        &["--max-queued-digests <N>", "0 is not in 1..=10000000"],
+    );
+    assert_mentions(
         &otsd_refusal(&["--max-pending", "0"]),
-        &["--max-pending <N>", "0 is not in 1..=10000000"],
+        &["--max-pending <N>", "0 is not in 1..=100000000"],
+    );
+    assert_mentions(
+        &otsd_refusal(&["--debug-file-backup-count", "10001"]),
+        &["--debug-file-backup-count <N>", "10001 is not in 0..=10000"],
     );
     assert_mentions(
         &otsd_refusal(&["--header-timeout", "0"]),
@@ -256,6 +264,12 @@ fn valid_values_at_the_edges_of_their_ranges_are_accepted() {
         "1",
         "--max-pending",
         "1",
+        "--max-queued-digests",
+        "1",
+        "--debug-file-max-size",
+        "0",
+        "--debug-file-backup-count",
+        "0",
         "--header-timeout",
         "1",
         "--btc-poll-interval-ms",

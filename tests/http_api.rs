@@ -218,7 +218,7 @@ fn commitments_survive_restarts() {
 #[test]
 fn a_full_queue_is_a_503_with_retry_after_not_a_hang() {
     let dir = new_calendar();
-    let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-pending", "1"]);
+    let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-queued-digests", "1"]);
     let addr = otsd.addr;
     let answers = common::in_parallel(64, 10, |w, i| post_digest(addr, &[w as u8, i as u8]));
     let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();

@@ -6,8 +6,12 @@ use otsd::config;
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
     otsd::sync::abort_on_panic();
-    otsd::telemetry::init_with(args.verbosity(), args.debug_file.as_deref(), args.log_json)
-        .context("opening --debug-file")?;
+    otsd::telemetry::init_with(
+        args.verbosity(),
+        config::debug_file(&args).as_ref(),
+        args.log_json,
+    )
+    .context("opening --debug-file")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
         return runtime

@@ -66,6 +66,9 @@ pub struct OpsConfig {
     pub min_tx_interval_secs: u64,
     /// Block explorer URL prefix for transaction links (`.../tx/` is appended to it).
     pub explorer_url: Option<String>,
+    /// `--lightning-invoice-file`: a Lightning invoice for donations, read at each info-page
+    /// request (as the Python otsd), so the operator can replace it while otsd runs.
+    pub lightning_invoice_file: Option<PathBuf>,
     /// Sequence number the projection's checkpoint was at on start-up.
     pub checkpoint_seq: Option<u64>,
 }
@@ -84,6 +87,7 @@ impl Default for OpsConfig {
             max_fee_sat: None,
             min_tx_interval_secs: 6 * 60 * 60,
             explorer_url: None,
+            lightning_invoice_file: None,
             checkpoint_seq: None,
         }
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::bitcoind::discover;
 use crate::cli::{NetworkArgs, OtsdArgs};
 use crate::http::server::ServerOptions;
 use crate::stamper::driver::DriverConfig;
@@ -122,8 +123,16 @@ pub fn default_calendar_dir() -> PathBuf {
 /// How often the `--dev` stamper looks at its node (blocks come every `--dev-block-interval-ms`).
 pub const DEV_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The configuration `otsd` serves with.
-pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
+/// The configuration `otsd` serves with. Without `--btc-rpc` (and without `--intake-only`) the
+/// node is found as the Python otsd finds it ([`discover`]); only that step reads files, and its
+/// failure (an unreadable bitcoin.conf, a bad `rpcport`) is the error.
+pub fn serve_config(args: &OtsdArgs) -> Result<ServeConfig, String> {
+    let node = node_for(args, Network::from(&args.network))?;
+    Ok(build(args, node))
+}
+
+/// The configuration, given the node to stamp with.
+fn build(args: &OtsdArgs, node: Option<(String, Option<PathBuf>)>) -> ServeConfig {
     let network = Network::from(&args.network);
     ServeConfig {
         calendar_dir: args
@@ -138,9 +147,9 @@ pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
         min_round_interval: Duration::from_millis(args.min_round_interval_ms),
         segment_size: args.segment_size_mib << 20,
         min_confirmations: args.confirmations.btc_min_confirmations,
-        stamper: args.node.btc_rpc.as_ref().map(|url| DriverConfig {
-            rpc_url: url.clone(),
-            rpc_cookie: args.node.btc_rpc_cookie.clone(),
+        stamper: node.map(|(rpc_url, rpc_cookie)| DriverConfig {
+            rpc_url,
+            rpc_cookie,
             network: network.bitcoin(),
             policy: stamper_policy(args),
             poll_interval: Duration::from_millis(args.btc_poll_interval_ms),
@@ -161,6 +170,28 @@ pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
     }
 }
 
+/// The node to stamp with, `(url, cookie file)`: `--btc-rpc`, nothing with `--intake-only`, else
+/// the one bitcoin.conf points at.
+fn node_for(
+    args: &OtsdArgs,
+    network: Network,
+) -> Result<Option<(String, Option<PathBuf>)>, String> {
+    if args.intake_only {
+        return Ok(None);
+    }
+    if let Some(url) = &args.node.btc_rpc {
+        return Ok(Some((url.clone(), args.node.btc_rpc_cookie.clone())));
+    }
+    let conf = discover::default_conf_file();
+    let found = discover::discover(&conf, network)?;
+    tracing::info!(
+        node = %crate::bitcoind::rpc::redact(&found.url),
+        from = %found.source,
+        "no --btc-rpc: stamping with the node bitcoin.conf points at (--intake-only not to stamp)"
+    );
+    Ok(Some((found.url, found.cookie)))
+}
+
 /// The configuration for `--dev`: serve `calendar` on `port` of 127.0.0.1, stamping on the dev
 /// node at `node_url` with no interval between cycles.
 pub fn dev_serve_config(
@@ -169,7 +200,7 @@ pub fn dev_serve_config(
     port: u16,
     node_url: &str,
 ) -> ServeConfig {
-    let mut cfg = serve_config(args);
+    let mut cfg = build(args, None);
     cfg.calendar_dir = calendar;
     cfg.rpc_address = "127.0.0.1".into();
     cfg.rpc_port = port;
@@ -247,7 +278,7 @@ mod tests {
     #[test]
     fn defaults_give_the_library_defaults() {
         let args = OtsdArgs::parse_from(["otsd", "--btc-rpc", "http://u:p@127.0.0.1:1/"]);
-        let cfg = serve_config(&args);
+        let cfg = serve_config(&args).unwrap();
         assert_eq!(cfg.network, Network::Mainnet);
         assert_eq!(cfg.segment_size, crate::log::writer::DEFAULT_SEGMENT_SIZE);
         assert_eq!(
@@ -278,7 +309,7 @@ mod tests {
             "--btc-min-confirmations",
             "3",
         ]);
-        let cfg = serve_config(&args);
+        let cfg = serve_config(&args).unwrap();
         assert_eq!(cfg.network, Network::Regtest);
         assert_eq!(cfg.segment_size, 2 << 20);
         let stamper = cfg.stamper.expect("stamper");

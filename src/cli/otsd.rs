@@ -64,7 +64,9 @@ pub const MAX_SEGMENT_SIZE_MIB: u64 = 1 << 20;
 #[derive(Debug, Parser)]
 #[command(name = "otsd", version)]
 #[command(mut_arg("btc_rpc", |a| a.help(
-    "Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the calendar does not stamp")))]
+    "Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the node is found as the \
+     Python otsd finds it: ~/.bitcoin/bitcoin.conf (rpcconnect, rpcport, rpcuser, rpcpassword, \
+     datadir) and the network's cookie file")))]
 pub struct OtsdArgs {
     /// Calendar directory [default: ~/.otsd/calendar]
     #[arg(short = 'c', long = "calendar", value_name = "DIR")]
@@ -87,6 +89,10 @@ pub struct OtsdArgs {
     pub dev_block_interval_ms: u64,
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Do not stamp: accept digests and serve proofs without any Bitcoin node (proofs stay
+    /// pending until a stamping otsd runs on this calendar)
+    #[arg(long, conflicts_with_all = ["btc_rpc", "dev"])]
+    pub intake_only: bool,
     /// Sign with the node's Bitcoin Core wallet (listunspent, getrawchangeaddress,
     /// signrawtransactionwithwallet) instead of the calendar's own key; name the wallet in
     /// --btc-rpc (`.../wallet/NAME`) if the node has several

@@ -22,12 +22,20 @@
 //!                                       // oldest pending, transaction in flight, alarms, ...)
 //!   "max_fee_sat": null | 100000,       // --btc-max-fee
 //!   "mined": [{"txid": "hex", "height": 800000, "confirmations": 3, "first_round": 1,
-//!              "last_round": 9, "final": false}]   // newest first, at most MINED_SHOWN
+//!              "last_round": 9, "final": false}],  // newest first, at most MINED_SHOWN
+//!   // the Python otsd's fields, with its meanings (see `info_python` for the value types):
+//!   "txs_waiting_for_confirmation": 1, "most_recent_tx": null | "txid", "prior_versions": 0,
+//!   "best_block": null | "hash", "block_height": null | 800000, "balance": null | 12345,
+//!   "address": "bc1...", "transactions": [{"txid", "confirmations", "fee", "feerate",
+//!   "blockheight"}], "time_between_transactions": null | "6.0 hours" | "N/A",
+//!   "fees_in_last_week": null | 1234, "lightning_invoice": null | "lnbc...",
+//!   "explorer_url": null | "https://mempool.space"
 //! }
 //! ```
 use serde::Serialize;
 
 use super::health::Snapshot;
+use super::info_python::{self, Inputs, PythonFields};
 use super::AppState;
 use crate::anchor::state::StamperState;
 
@@ -71,6 +79,9 @@ pub struct Info {
     pub stamper_address: Option<String>,
     #[serde(skip)]
     pub explorer_url: Option<String>,
+    /// The Python otsd's fields, with their meanings ([`super::info_python`]).
+    #[serde(flatten)]
+    pub python: PythonFields,
 }
 
 /// The most recent round.
@@ -96,6 +107,21 @@ impl Info {
         let view = state.read_view();
         let mined = mined_txs(&view, stamping.best_height);
         let pending_commitments = view.pending_count() as usize;
+        let python = PythonFields::from_state(
+            &view.stamps().state,
+            Inputs {
+                mined: &mined,
+                balance_sat: stamping.balance_sat,
+                donation_address: &state.donation_addr,
+                lightning_invoice: state
+                    .ops
+                    .lightning_invoice_file
+                    .as_deref()
+                    .and_then(info_python::read_lightning_invoice),
+                explorer_url: state.ops.explorer_url.clone(),
+                last_week: info_python::fees_in_last_week(),
+            },
+        );
         Info {
             version: env!("CARGO_PKG_VERSION"),
             uri: state.uri.clone(),
@@ -121,6 +147,7 @@ impl Info {
             mined,
             stamper_address,
             explorer_url: state.ops.explorer_url.clone(),
+            python,
         }
     }
 

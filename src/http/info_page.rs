@@ -214,6 +214,35 @@ fn funding(h: &mut String, info: &Info) {
         a = escape(&info.donation_address),
         qr = qr_svg(&format!("bitcoin:{}", info.donation_address)),
     );
+    lightning(h, info);
+    let week = match (
+        &info.python.time_between_transactions,
+        info.python.fees_in_last_week,
+    ) {
+        (Some(between), Some(fees)) => format!(
+            "Average time between transactions in the last week: {}; fees used in the last \
+             week: {fees} sat",
+            escape(between)
+        ),
+        _ => "Fees used in the last week: not known yet".to_owned(),
+    };
+    let _ = writeln!(h, "<p id=\"last-week\">{week}</p>");
+}
+
+/// `--lightning-invoice-file`: the invoice with its QR code (of the upper-cased invoice, as the
+/// Python otsd: QR codes hold upper case more compactly) and a `lightning:` link.
+fn lightning(h: &mut String, info: &Info) {
+    let Some(invoice) = &info.python.lightning_invoice else {
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<div class=\"qr\" id=\"lightning-qr\">{qr}<br>Lightning</div>\n\
+         <p id=\"lightning\">You can also donate with Lightning: \
+         <a href=\"lightning:{i}\"><code>{i}</code></a></p>",
+        i = escape(invoice),
+        qr = qr_svg(&invoice.to_uppercase()),
+    );
 }
 
 fn tx_link(info: &Info, txid: &str) -> String {

@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod health;
 pub mod info;
 pub mod info_page;
+pub mod info_python;
 pub mod metrics;
 pub mod server;
 pub mod status;

@@ -244,6 +244,7 @@ fn ops_config(cfg: &ServeConfig, dir: &CalendarDir, checkpoint_seq: Option<u64>)
         min_tx_interval_secs: interval,
         explorer_url: cfg.ops.explorer_url.clone(),
         lightning_invoice_file: cfg.ops.lightning_invoice_file.clone(),
+        backup_cache: Some(dir.path.join(http::backup::CACHE_DIR)),
         checkpoint_seq,
     }
 }

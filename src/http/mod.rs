@@ -7,8 +7,10 @@
 //!   and [`handlers::rejection`].
 //! - [`info`]: the info page model, rendered as HTML or as JSON (schema in its module docs).
 //! - [`server`]: the hyper server with the timeouts and limits warp's own server lacks.
+//! - [`backup`]: `GET /experimental/backup/<N>`, the Python otsd's chunks for `otsd-backup`.
 //! - [`health`], [`metrics`], [`status`]: what operators and users watch: `GET /healthz`,
 //!   `GET /readyz`, `GET /metrics` (Prometheus) and `GET /status/<hex>` (JSON).
+pub mod backup;
 pub mod filters;
 pub mod handlers;
 pub mod health;
@@ -70,6 +72,9 @@ pub struct OpsConfig {
     /// `--lightning-invoice-file`: a Lightning invoice for donations, read at each info-page
     /// request (as the Python otsd), so the operator can replace it while otsd runs.
     pub lightning_invoice_file: Option<PathBuf>,
+    /// Where `GET /experimental/backup/<N>` caches chunks (`DIR/backup_cache`); without it the
+    /// endpoint answers `404`.
+    pub backup_cache: Option<PathBuf>,
     /// Sequence number the projection's checkpoint was at on start-up.
     pub checkpoint_seq: Option<u64>,
 }
@@ -89,6 +94,7 @@ impl Default for OpsConfig {
             min_tx_interval_secs: 6 * 60 * 60,
             explorer_url: None,
             lightning_invoice_file: None,
+            backup_cache: None,
             checkpoint_seq: None,
         }
     }

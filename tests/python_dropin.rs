@@ -100,10 +100,7 @@ fn the_python_systemd_unit_s_command_line_starts_otsd_unchanged() {
     let info = wait_for("the info page to report the missing node", 30, || {
         let v = info_json(addr);
         let alarms = v["stamping"]["alarms"].as_array().unwrap().clone();
-        alarms
-            .iter()
-            .any(|a| a == "node_unreachable")
-            .then_some(v)
+        alarms.iter().any(|a| a == "node_unreachable").then_some(v)
     });
     assert_eq!(info["network"], "mainnet");
     assert_eq!(info["pending_commitments"], 1);
@@ -124,7 +121,10 @@ fn the_python_systemd_unit_s_command_line_starts_otsd_unchanged() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SIGINT: {}\n{err}", out.status);
-    assert!(err.contains("bitcoin.conf"), "the node's source is logged: {err}");
+    assert!(
+        err.contains("bitcoin.conf"),
+        "the node's source is logged: {err}"
+    );
 }
 
 /// `otsd --btc-regtest` with every Python flag and no `--btc-rpc` finds the regtest node through
@@ -208,27 +208,43 @@ fn python_flags_and_bitcoin_conf_discovery_stamp_on_regtest() {
     assert_eq!(first["explorer_url"], "https://explorer.example");
     assert_eq!(first["lightning_invoice"], invoice);
     assert!(first["fees_in_last_week"].is_null() || first["fees_in_last_week"].is_u64());
-    // Mine it, then the third round goes into the next transaction.
+    // Mine it (1 of 2 confirmations), then the third round goes into the next transaction.
     node.mine(1);
-    wait_for("the round left out to be stamped next", 60, || {
+    let v = wait_for("the round left out to be stamped next", 60, || {
         let v = info_json(a);
-        (v["stamping"]["in_flight"]["first_round"] == 2).then_some(())
+        (v["stamping"]["in_flight"]["first_round"] == 2).then_some(v)
     });
-    node.mine(2);
-    let v = wait_for("the node's tip on the info page", 30, || {
-        let v = info_json(a);
-        (v["block_height"].as_u64() == Some(node.height())).then_some(v)
-    });
+    assert_eq!(v["txs_waiting_for_confirmation"], 1, "{v}");
+    let txs = v["transactions"].as_array().unwrap();
+    assert_eq!(txs.len(), 1, "{v}");
+    assert_eq!(txs[0]["confirmations"], 1);
+    assert!(
+        txs[0]["fee"].as_i64().unwrap() < 0,
+        "negative, as listtransactions"
+    );
+    assert_eq!(v["block_height"].as_u64(), Some(node.height()));
     let best: String = node.rpc("getbestblockhash", &[]);
     assert_eq!(v["best_block"], best);
-    assert!(v["txs_waiting_for_confirmation"].as_u64().is_some());
-    let txs = v["transactions"].as_array().unwrap();
-    assert!(!txs.is_empty(), "{v}");
-    assert!(txs[0]["fee"].as_i64().unwrap() < 0, "negative, as listtransactions");
+    assert_eq!(v["most_recent_tx"], v["stamping"]["in_flight"]["txid"]);
     let page = get(a, "/", "").text();
-    assert!(page.contains("id=\"lightning-qr\""), "the invoice's QR code");
+    let link = format!(
+        "https://explorer.example/tx/{}",
+        txs[0]["txid"].as_str().unwrap()
+    );
+    assert!(
+        page.contains(&link),
+        "the mined tx linked through --explorer-url"
+    );
+    node.mine(2);
+    wait_for("every proof complete", 30, || {
+        (info_json(a)["pending_commitments"] == 0).then_some(())
+    });
+    let page = get(a, "/", "").text();
+    assert!(
+        page.contains("id=\"lightning-qr\""),
+        "the invoice's QR code"
+    );
     assert!(page.contains(&format!("lightning:{invoice}")));
-    assert!(page.contains("https://explorer.example/tx/"));
     // Enough log lines to rotate: -v logs every request at debug level.
     for _ in 0..200 {
         get(a, "/tip", "");
@@ -239,7 +255,10 @@ fn python_flags_and_bitcoin_conf_discovery_stamp_on_regtest() {
         .map(|i| PathBuf::from(format!("{}.{i}", log.display())))
         .collect();
     assert!(log.exists() && rotated[0].exists() && rotated[1].exists());
-    assert!(!rotated[2].exists(), "--debug-file-backup-count 2 keeps two");
+    assert!(
+        !rotated[2].exists(),
+        "--debug-file-backup-count 2 keeps two"
+    );
     for f in [&log, &rotated[0], &rotated[1]] {
         let len = std::fs::metadata(f).unwrap().len();
         assert!(len < 3000, "{} is {len} bytes", f.display());
@@ -293,7 +312,10 @@ fn otsd_backup_mirrors_otsd_and_serves_the_same_proofs() {
         let r = get(a, "/experimental/backup/0", "");
         (r.status == 200).then_some(r)
     });
-    assert_eq!(chunk.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        chunk.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(
         chunk.header("cache-control"),
         Some("public, max-age=31536000")
@@ -301,10 +323,16 @@ fn otsd_backup_mirrors_otsd_and_serves_the_same_proofs() {
     let cached = std::fs::read(cal.join("backup_cache/000/000000")).unwrap();
     assert_eq!(cached, chunk.body, "cached under Python's name");
     for (path, why) in [
-        ("/experimental/backup/1", "rounds 1000.. are not all complete"),
+        (
+            "/experimental/backup/1",
+            "rounds 1000.. are not all complete",
+        ),
         ("/experimental/backup/-1", "negative"),
         ("/experimental/backup/x", "not a number"),
-        ("/experimental/backup/0?x", "a query makes Python's int() fail"),
+        (
+            "/experimental/backup/0?x",
+            "a query makes Python's int() fail",
+        ),
     ] {
         let r = get(a, path, "");
         assert_eq!(

@@ -63,6 +63,8 @@ pub const MAX_SEGMENT_SIZE_MIB: u64 = 1 << 20;
 /// `otsctl init`) and keeps its event log in DIR/log. Stops cleanly on SIGTERM or SIGINT.
 #[derive(Debug, Parser)]
 #[command(name = "otsd", version)]
+// As Python's argparse: a repeated flag is no error, the last value wins.
+#[command(args_override_self = true)]
 #[command(mut_arg("btc_rpc", |a| a.help(
     "Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the node is found as the \
      Python otsd finds it: ~/.bitcoin/bitcoin.conf (rpcconnect, rpcport, rpcuser, rpcpassword, \

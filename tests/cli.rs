@@ -255,6 +255,10 @@ fn shared_groups_keep_their_rules_in_both_binaries() {
         &["--btc-testnet", "cannot be used with", "--btc-regtest"],
     );
     assert_mentions(
+        &otsd_refusal(&["--intake-only", "--btc-rpc", "http://127.0.0.1:1/"]),
+        &["--intake-only", "cannot be used with", "--btc-rpc <URL>"],
+    );
+    assert_mentions(
         &otsd_refusal(&["--btc-rpc-cookie", "/cookie"]),
         &["--btc-rpc <URL>", "required"],
     );
@@ -299,4 +303,25 @@ fn valid_values_at_the_edges_of_their_ranges_are_accepted() {
     assert_eq!(args.segment_size_mib, 1);
     assert_eq!(args.btc_max_fee.sat, 0);
     assert_eq!(args.btc_min_relay_feerate.sat_per_kvb, 0);
+}
+
+#[test]
+fn a_repeated_otsd_flag_is_no_error_and_the_last_one_wins_as_with_python_argparse() {
+    let args = OtsdArgs::try_parse_from([
+        "otsd",
+        "--rpc-port",
+        "1",
+        "--rpc-port",
+        "2",
+        "--btc-regtest",
+        "--btc-regtest",
+        "--max-pending",
+        "5",
+        "--max-pending",
+        "7",
+    ])
+    .expect("repeated flags are accepted");
+    assert_eq!(args.rpc_port, 2);
+    assert!(args.network.btc_regtest);
+    assert_eq!(args.max_pending, 7);
 }

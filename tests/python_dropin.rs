@@ -400,3 +400,79 @@ fn otsd_backup_mirrors_otsd_and_serves_the_same_proofs() {
     std::thread::sleep(Duration::from_millis(10));
     otsd.stop();
 }
+
+/// The debug file rotates as Python's own `logging.handlers.RotatingFileHandler` (run under
+/// `$OTS_PYTHON`): the same records, written by both with the same limits, leave the same files
+/// with the same contents (records shorter than the limit: for a longer one into an empty file,
+/// Python 3.11 rotates the empty file away and otsd does not, see `telemetry::rotate`).
+#[test]
+fn the_debug_file_rotates_as_python_s_rotating_file_handler() {
+    use std::io::Write;
+    let python = required_env("OTS_PYTHON");
+    let dir = tempfile::tempdir().unwrap();
+    let varied: Vec<String> = (0..60)
+        .map(|i| format!("record {i} {}", "x".repeat((i * 7) % 23)))
+        .collect();
+    // Ten bytes a line: the size reaches the limit exactly (Python rotates at `>=`).
+    let even: Vec<String> = (0..40).map(|i| format!("line {:04}", i)).collect();
+    let cases = [(100u64, 3u32), (64, 1), (0, 2), (100, 0), (1000, 2)];
+    for (records, (max_bytes, backups)) in cases
+        .iter()
+        .map(|c| (&varied, *c))
+        .chain([(&even, (100, 2)), (&even, (50, 5))])
+    {
+        let case = format!("{max_bytes}-{backups}-{}", records.len());
+        let ours = dir.path().join(format!("ours-{case}"));
+        let theirs = dir.path().join(format!("py-{case}"));
+        std::fs::create_dir_all(&ours).unwrap();
+        std::fs::create_dir_all(&theirs).unwrap();
+        let rotation = otsd::telemetry::Rotation {
+            max_bytes,
+            backup_count: backups,
+        };
+        let mut f = otsd::telemetry::RotatingFile::open(&ours.join("debug.log"), rotation).unwrap();
+        for r in records {
+            f.write_all(format!("{r}\n").as_bytes()).unwrap();
+        }
+        drop(f);
+        let script = format!(
+            "import logging, logging.handlers, sys\n\
+             h = logging.handlers.RotatingFileHandler(sys.argv[1], maxBytes={max_bytes}, backupCount={backups})\n\
+             h.setFormatter(logging.Formatter('%(message)s'))\n\
+             log = logging.getLogger('t'); log.addHandler(h); log.setLevel(logging.INFO)\n\
+             for line in sys.stdin.read().splitlines(): log.info(line)\n"
+        );
+        let mut child = Command::new(&python)
+            .args(["-c", &script])
+            .arg(theirs.join("debug.log"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(records.join("\n").as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let listing = |d: &Path| {
+            let mut names: Vec<(String, String)> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let ours = listing(&ours);
+        assert_eq!(ours, listing(&theirs), "max {max_bytes}, backups {backups}");
+        if max_bytes == 100 && backups == 3 {
+            assert_eq!(ours.len(), 4, "the test rotates: {ours:?}");
+        }
+    }
+}

@@ -115,6 +115,10 @@ fn the_python_systemd_unit_s_command_line_starts_otsd_unchanged() {
     let page = get(addr, "/", "").text();
     assert!(page.contains("id=\"alarms\""), "the alarm banner is shown");
     assert!(page.contains("node_unreachable"));
+    assert!(
+        page.contains("id=\"node-unreachable\">The Bitcoin node cannot be reached"),
+        "said in words too"
+    );
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -60,6 +60,23 @@ fn banner(h: &mut String, info: &Info) {
             info.stamping.alarms.join(", ")
         );
     }
+    if info
+        .stamping
+        .alarms
+        .contains(&super::health::NODE_UNREACHABLE)
+    {
+        let _ = writeln!(
+            h,
+            "<p class=\"alarm\" id=\"node-unreachable\">The Bitcoin node cannot be reached \
+             ({}): digests are accepted and kept on disk, but not stamped until it answers.</p>",
+            escape(
+                info.stamping
+                    .stamper_error
+                    .as_deref()
+                    .unwrap_or("no answer")
+            )
+        );
+    }
     match &info.refusal {
         None => h.push_str("<p class=\"ok\" id=\"intake\">Accepting digests.</p>\n"),
         Some(why) => {

@@ -126,7 +126,7 @@ pub const DEV_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// The configuration `otsd` serves with. Without `--btc-rpc` (and without `--intake-only`) the
 /// node is found as the Python otsd finds it ([`discover`]); only that step reads files, and its
 /// failure (an unreadable bitcoin.conf, a bad `rpcport`) is the error.
-pub fn serve_config(args: &OtsdArgs) -> Result<ServeConfig, String> {
+pub fn serve_config(args: &OtsdArgs) -> Result<ServeConfig, discover::DiscoverError> {
     let node = node_for(args, Network::from(&args.network))?;
     Ok(build(args, node))
 }
@@ -175,7 +175,7 @@ fn build(args: &OtsdArgs, node: Option<(String, Option<PathBuf>)>) -> ServeConfi
 fn node_for(
     args: &OtsdArgs,
     network: Network,
-) -> Result<Option<(String, Option<PathBuf>)>, String> {
+) -> Result<Option<(String, Option<PathBuf>)>, discover::DiscoverError> {
     if args.intake_only {
         return Ok(None);
     }

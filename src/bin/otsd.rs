@@ -23,7 +23,6 @@ fn main() -> anyhow::Result<()> {
             .context("otsd --dev");
     }
     let cfg = config::serve_config(&args)
-        .map_err(anyhow::Error::msg)
         .context("finding the Bitcoin node (give --btc-rpc, or --intake-only not to stamp)")?;
     let result = runtime.block_on(async {
         let running = otsd::daemon::start(cfg, otsd::daemon::shutdown_signal()).await?;

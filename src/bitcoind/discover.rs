@@ -30,6 +30,18 @@ pub struct Discovered {
     pub source: String,
 }
 
+/// Why the node could not be found from bitcoin.conf.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: rpcport={value} is not a port number", path.display())]
+    BadPort { path: PathBuf, value: String },
+}
+
 /// python-bitcoinlib's default configuration file: `$HOME/.bitcoin/bitcoin.conf`.
 pub fn default_conf_file() -> PathBuf {
     let home = std::env::var_os("HOME")
@@ -60,19 +72,27 @@ pub fn parse_conf(text: &str) -> HashMap<String, String> {
 }
 
 /// The node `conf_file` points at for `network` (reads the file and checks the cookie).
-pub fn discover(conf_file: &Path, network: Network) -> Result<Discovered, String> {
+pub fn discover(conf_file: &Path, network: Network) -> Result<Discovered, DiscoverError> {
     let text = match std::fs::read_to_string(conf_file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", conf_file.display())),
+        Err(source) => {
+            return Err(DiscoverError::Unreadable {
+                path: conf_file.to_owned(),
+                source,
+            })
+        }
     };
     let conf = parse_conf(&text);
     let cookie = cookie_file(&conf, conf_file, network);
     let readable = std::fs::read_to_string(&cookie).is_ok();
-    resolve(&conf, network, cookie, readable).map(|mut d| {
-        d.source = format!("{} ({})", conf_file.display(), d.source);
-        d
-    })
+    let mut found =
+        resolve(&conf, network, cookie, readable).map_err(|value| DiscoverError::BadPort {
+            path: conf_file.to_owned(),
+            value,
+        })?;
+    found.source = format!("{} ({})", conf_file.display(), found.source);
+    Ok(found)
 }
 
 /// `DATADIR[/testnet3|/regtest]/.cookie`.
@@ -90,7 +110,7 @@ fn cookie_file(conf: &HashMap<String, String>, conf_file: &Path, network: Networ
 }
 
 /// The decision, given what was read: the cookie if readable, else the password, else the cookie
-/// file again (to be retried).
+/// file again (to be retried). The error is an `rpcport` value that is no port.
 fn resolve(
     conf: &HashMap<String, String>,
     network: Network,
@@ -99,9 +119,7 @@ fn resolve(
 ) -> Result<Discovered, String> {
     let host = conf.get("rpcconnect").map_or("localhost", String::as_str);
     let port = match conf.get("rpcport") {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("rpcport={p} is not a port number"))?,
+        Some(p) => p.parse::<u16>().map_err(|_| p.clone())?,
         None => default_rpc_port(network),
     };
     let password = conf.get("rpcpassword").filter(|_| !cookie_readable);

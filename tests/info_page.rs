@@ -110,6 +110,9 @@ fn info_page_renders_in_chromium() {
         "Stamping pays from <code>bcrt1",
         "id=\"lightning-qr\"><svg",
         &format!("href=\"lightning:{invoice}\""),
+        "Fees of the last week</th><td id=\"fees-week\">",
+        " sat in 1 mined transaction<",
+        "<th>Fee</th><th>Fee rate</th>",
     ] {
         assert!(
             dom.contains(needed),

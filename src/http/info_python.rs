@@ -4,7 +4,7 @@
 //! Each field has the Python field's meaning; the differences are in the values' types only:
 //! - a missing value is JSON `null` where Python writes the string `"None"`;
 //! - counts and amounts are JSON numbers where Python writes `"1,234"` (`pending_commitments`,
-//!   `balance`, `fees_in_last_week`);
+//!   `balance`); `fees_in_last_week` is Python's string, in [`super::info::Info`];
 //! - `balance` is the stamper's next coin (Python: the node wallet's confirmed balance, which
 //!   otsd does not use), `address` the donation address as in Python;
 //! - `transactions` lists the mined, not yet final stamping transactions (final ones live in the
@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use super::info::MinedTx;
 use crate::anchor::state::StamperState;
-use crate::stamper::policy::STAMP_TX_VSIZE;
 
 /// Largest `--lightning-invoice-file` read: an invoice is a few hundred bytes.
 pub const MAX_LIGHTNING_INVOICE_LEN: u64 = 8 * 1024;
@@ -48,7 +47,6 @@ pub struct PythonFields {
     pub address: String,
     pub transactions: Vec<PyTx>,
     pub time_between_transactions: Option<String>,
-    pub fees_in_last_week: Option<u64>,
     pub lightning_invoice: Option<String>,
     pub explorer_url: Option<String>,
 }
@@ -60,15 +58,8 @@ pub struct Inputs<'a> {
     pub donation_address: &'a str,
     pub lightning_invoice: Option<String>,
     pub explorer_url: Option<String>,
-    /// Stamping transactions mined in the last week and their fees, if known.
-    pub last_week: Option<LastWeek>,
-}
-
-/// Stamping transactions mined in the last seven days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LastWeek {
-    pub transactions: u64,
-    pub fees_sat: u64,
+    /// Stamping transactions mined in the last week, if the history can tell.
+    pub txs_in_last_week: Option<u64>,
 }
 
 impl PythonFields {
@@ -83,9 +74,8 @@ impl PythonFields {
             block_height: tip.map(|t| t.0),
             balance: i.balance_sat,
             address: i.donation_address.to_owned(),
-            transactions: py_txs(s, i.mined),
-            time_between_transactions: i.last_week.map(|w| time_between(w.transactions)),
-            fees_in_last_week: i.last_week.map(|w| w.fees_sat),
+            transactions: py_txs(i.mined),
+            time_between_transactions: i.txs_in_last_week.map(time_between),
             lightning_invoice: i.lightning_invoice,
             explorer_url: i.explorer_url,
         }
@@ -101,25 +91,15 @@ pub fn time_between(transactions: u64) -> String {
     format!("{hours:?} hours")
 }
 
-fn py_txs(s: &StamperState, mined: &[MinedTx]) -> Vec<PyTx> {
-    let fee_of = |txid: &str| {
-        s.cycles
-            .iter()
-            .flat_map(|c| c.txs.iter())
-            .find(|t| display(&t.txid) == txid)
-            .map(|t| t.fee_sat)
-    };
+fn py_txs(mined: &[MinedTx]) -> Vec<PyTx> {
     mined
         .iter()
-        .map(|m| {
-            let fee = fee_of(&m.txid).unwrap_or(0);
-            PyTx {
-                txid: m.txid.clone(),
-                confirmations: m.confirmations,
-                fee: -(fee as i64),
-                feerate: format!("{:.2}", fee as f64 / STAMP_TX_VSIZE as f64),
-                blockheight: m.height,
-            }
+        .map(|m| PyTx {
+            txid: m.txid.clone(),
+            confirmations: m.confirmations,
+            fee: -i64::try_from(m.fee_sat).unwrap_or(i64::MAX),
+            feerate: format!("{:.2}", m.feerate_sat_per_vb),
+            blockheight: m.height,
         })
         .collect()
 }
@@ -158,15 +138,6 @@ pub fn read_lightning_invoice(path: &std::path::Path) -> Option<String> {
         return None;
     }
     Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// The fees and count of stamping transactions mined in the last week.
-///
-/// PLACEHOLDER: final stamping transactions (with their fees) are archived to the history on
-/// disk by the "status" work (issue 14); until it provides this figure, it is unknown (`null`
-/// in the JSON, "not known" on the page), never a made-up zero.
-pub fn fees_in_last_week() -> Option<LastWeek> {
-    None
 }
 
 #[cfg(test)]

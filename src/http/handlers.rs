@@ -170,7 +170,7 @@ pub fn get_timestamp(
 
 /// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log,
 /// followed by the `ProofSuffixImported` it names, if any.
-fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
     use crate::events::Event;
     let reader = state.log.get().ok_or("no log reader")?;
     let read = |seq: u64| -> Result<Event, String> {

@@ -94,6 +94,8 @@ pub struct ServeConfig {
     pub http: ServerOptions,
     /// Metrics, health and info-page settings.
     pub ops: OpsOptions,
+    /// `--ship-to`: ship the log into a bucket while running.
+    pub ship_to: Option<crate::replica::continuous::ShipTo>,
 }
 
 /// What operators watch the calendar with.
@@ -150,6 +152,13 @@ pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
             pending_alarm_secs: args.alarm_pending_secs,
             explorer_url: args.explorer_url.clone(),
         },
+        ship_to: args
+            .ship_to
+            .clone()
+            .map(|url| crate::replica::continuous::ShipTo {
+                url,
+                interval: Duration::from_millis(args.ship_interval_ms),
+            }),
     }
 }
 

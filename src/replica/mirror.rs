@@ -1,5 +1,5 @@
 //! Log mirrors: the index file `otsctl ship` writes, and reading a mirror's segments from a
-//! directory or a plain-HTTP URL for `otsctl recover`.
+//! directory, a plain-HTTP URL or a bucket ([`super::bucket`]) for `otsctl recover`.
 //!
 //! A mirror is a flat directory of segment files (named as in the log) plus [`INDEX_FILE`], one line
 //! per segment: `NAME LENGTH SHA256 sealed|open`. The index is only a listing and a convenience for
@@ -7,6 +7,7 @@
 //! against the calendar's HMAC chain.
 use std::path::{Path, PathBuf};
 
+use super::bucket::{self, Bucket, BucketError, BucketUrl};
 use super::http::{self, HttpError};
 use crate::log::segment::{list_segments, parse_segment_name};
 use crate::log::LogError;
@@ -54,6 +55,8 @@ pub enum ReplicaError {
     Log(#[from] LogError),
     #[error("{}: no such replica directory", .0.display())]
     Missing(PathBuf),
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
 }
 
 /// Renders the index, segments in order.
@@ -119,11 +122,16 @@ pub enum Replica {
     Dir(PathBuf),
     /// The base URL of a mirror served over plain HTTP; its index lists the segments.
     Url(String),
+    /// `s3://BUCKET/PREFIX`: a mirror in object storage ([`super::bucket`]); checked when used.
+    Bucket(String),
 }
 
 impl Replica {
-    /// `http://...` is a URL; anything else a directory.
+    /// `http://...` is a URL, `s3://...` a bucket; anything else a directory.
     pub fn parse(from: &str) -> Replica {
+        if BucketUrl::is_bucket_url(from) {
+            return Replica::Bucket(from.to_owned());
+        }
         if from.starts_with("http://") || from.starts_with("https://") {
             let base = from.trim_end_matches('/');
             let base = base.strip_suffix(INDEX_FILE).unwrap_or(base);
@@ -141,7 +149,7 @@ impl Replica {
     pub fn describe(&self) -> String {
         match self {
             Replica::Dir(d) => d.display().to_string(),
-            Replica::Url(u) => u.clone(),
+            Replica::Url(u) | Replica::Bucket(u) => u.clone(),
         }
     }
 
@@ -151,6 +159,7 @@ impl Replica {
         match self {
             Replica::Dir(d) => d.join(name).display().to_string(),
             Replica::Url(u) => format!("{u}/{name}"),
+            Replica::Bucket(u) => format!("{}/{name}", u.trim_end_matches('/')),
         }
     }
 
@@ -165,6 +174,11 @@ impl Replica {
                 let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
                 Ok(entries.iter().map(|e| e.first_seq).collect())
             }
+            Replica::Bucket(u) => {
+                let b = Bucket::open(&BucketUrl::parse(u)?)?;
+                let entries = bucket::block_on(async move { b.index().await })??;
+                Ok(entries.iter().map(|e| e.first_seq).collect())
+            }
         }
     }
 
@@ -177,6 +191,17 @@ impl Replica {
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
             },
+            Replica::Bucket(u) => {
+                let b = Bucket::open(&BucketUrl::parse(u)?)?;
+                let read = async move {
+                    let index = b.index().await?;
+                    match index.iter().find(|e| e.first_seq == first_seq) {
+                        Some(entry) => b.read_segment(entry).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                Ok(bucket::block_on(read)??)
+            }
         }
     }
 }

@@ -44,8 +44,10 @@ pub const OFFSET_DIGITS: usize = 20;
 pub const MAX_TAIL_OBJECTS: usize = 64;
 /// Most tail objects a reader accepts for one segment (a shipper keeps far fewer).
 pub const MAX_TAIL_OBJECTS_READ: usize = 10_000;
-/// Times an open segment is read again when a tail object vanished meanwhile (a compaction).
+/// Times an open segment is read when its tail objects change meanwhile (a compaction, a seal).
 const TAIL_READ_TRIES: usize = 3;
+/// Pause before reading an open segment again.
+const TAIL_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why the bucket could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -333,22 +335,39 @@ impl Bucket {
 
     /// The bytes of the segment `entry` describes: the sealed object, or the open segment's tail
     /// objects put together, up to `entry.len`. Not verified against `entry.sha256` (the caller
-    /// verifies records, which says more).
+    /// verifies records, which says more). An open segment sealed meanwhile (its tail objects
+    /// deleted) is read from its sealed object; tail objects that stay incomplete (a gap, a short
+    /// object) give the bytes before the gap, with a warning, as a truncated file would.
     pub async fn read_segment(&self, entry: &IndexEntry) -> Result<Vec<u8>, BucketError> {
+        let sealed_key = self.url.key(&segment_name(entry.first_seq));
         if entry.sealed {
-            let key = self.url.key(&segment_name(entry.first_seq));
-            return Ok(self.get(&key, MAX_SEGMENT_LEN).await?.to_vec());
+            return Ok(self.get(&sealed_key, MAX_SEGMENT_LEN).await?.to_vec());
         }
         let mut tries = 0;
         loop {
-            match self.read_tail(entry.first_seq, 0..entry.len).await {
-                Err(e) if e.is_not_found() && tries + 1 < TAIL_READ_TRIES => tries += 1,
-                other => return other,
+            let problem = match self.read_tail(entry.first_seq, 0..entry.len).await {
+                Ok((bytes, None)) => return Ok(bytes),
+                Ok((bytes, Some(problem))) if tries + 1 == TAIL_READ_TRIES => {
+                    tracing::warn!("{}", self.layout(entry.first_seq, problem));
+                    return Ok(bytes);
+                }
+                Ok((_, Some(problem))) => self.layout(entry.first_seq, problem),
+                Err(e) if e.is_not_found() && tries + 1 < TAIL_READ_TRIES => e,
+                Err(e) => return Err(e),
+            };
+            match self.get(&sealed_key, MAX_SEGMENT_LEN).await {
+                Ok(bytes) => return Ok(bytes.to_vec()),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
+            tracing::debug!("{problem}; reading again");
+            tries += 1;
+            tokio::time::sleep(TAIL_RETRY_PAUSE).await;
         }
     }
 
-    /// Bytes `range` of the segment `entry` describes (for a follower reading what is new).
+    /// Bytes `range` of the segment `entry` describes (for a follower reading what is new); an
+    /// incomplete tail is an error.
     pub async fn read_range(
         &self,
         entry: &IndexEntry,
@@ -364,11 +383,19 @@ impl Bucket {
                 .map_err(self.store_err(&key))?;
             return Ok(bytes.to_vec());
         }
-        self.read_tail(entry.first_seq, range).await
+        match self.read_tail(entry.first_seq, range).await? {
+            (bytes, None) => Ok(bytes),
+            (_, Some(problem)) => Err(self.layout(entry.first_seq, problem)),
+        }
     }
 
-    /// Bytes `range` of the open segment `first_seq`, from its tail objects.
-    async fn read_tail(&self, first_seq: u64, range: Range<u64>) -> Result<Vec<u8>, BucketError> {
+    /// Bytes `range` of the open segment `first_seq`, from its tail objects; if they do not cover
+    /// the range, the bytes up to the first gap and what is wrong.
+    async fn read_tail(
+        &self,
+        first_seq: u64,
+        range: Range<u64>,
+    ) -> Result<(Vec<u8>, Option<String>), BucketError> {
         let objects = self.tail_objects(first_seq).await?;
         if objects.len() > MAX_TAIL_OBJECTS_READ {
             return Err(self.layout(first_seq, format!("{} tail objects", objects.len())));
@@ -383,29 +410,25 @@ impl Bucket {
                 continue;
             }
             if o.offset > pos {
-                return Err(self.layout(first_seq, format!("no tail object holds offset {pos}")));
+                return Ok((out, Some(format!("no tail object holds offset {pos}"))));
             }
             let key = self.url.tail_key(first_seq, o.offset);
             let bytes = self.get(&key, MAX_SEGMENT_LEN).await?;
+            let end = range.end.min(o.offset + bytes.len() as u64).max(pos);
             let from = usize::try_from(pos - o.offset).unwrap_or(usize::MAX);
-            let to = usize::try_from(range.end.min(o.offset + bytes.len() as u64) - o.offset)
-                .unwrap_or(usize::MAX);
-            let Some(part) = bytes.get(from..to) else {
-                return Err(self.layout(first_seq, format!("tail object {} shrank", o.offset)));
-            };
+            let to = usize::try_from(end - o.offset).unwrap_or(usize::MAX);
+            let part = bytes.get(from..to).unwrap_or_default();
             out.extend_from_slice(part);
             pos += part.len() as u64;
         }
         if pos < range.end {
-            return Err(self.layout(
-                first_seq,
-                format!(
-                    "the tail objects end at offset {pos}, the index says {}",
-                    range.end
-                ),
-            ));
+            let problem = format!(
+                "the tail objects end at offset {pos}, the index says {}",
+                range.end
+            );
+            return Ok((out, Some(problem)));
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     fn layout(&self, first_seq: u64, problem: String) -> BucketError {

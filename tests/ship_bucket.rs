@@ -153,10 +153,15 @@ fn assert_verifies(cal: &Path) {
 /// Appends rounds `rounds` (three digests and the seal, one batch each) with the calendar's key,
 /// in 4 KiB segments, so the log has several.
 fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>) {
+    write_rounds_in(cal, rounds, 4096);
+}
+
+/// As [`write_rounds`], in segments of `segment_size` bytes.
+fn write_rounds_in(cal: &Path, rounds: std::ops::Range<u64>, segment_size: u64) {
     let dir = CalendarDir::load(cal).expect("calendar");
     let mut mac = CommitmentMac::new(&dir.hmac_key);
     let opts = WriterOptions {
-        segment_size: 4096,
+        segment_size,
         ..WriterOptions::default()
     };
     let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
@@ -359,6 +364,35 @@ fn damaged_objects_in_the_bucket_are_detected_on_recover() {
     assert_eq!(report["next_seq"], cut_seq, "{report:#}");
     assert_eq!(events(&cal), before[..cut_seq as usize].to_vec());
     assert_verifies(&cal);
+}
+
+#[test]
+fn many_small_ships_compact_the_open_segments_tail_objects() {
+    let s3 = S3Server::start();
+    let tmp = common::new_calendar();
+    let cal = tmp.path().join("calendar");
+    let tail_objects = || {
+        let dir = s3.object_file(&format!("cal/tail/{}", segment_name(0)));
+        fs::read_dir(dir).map_or(0, |d| d.count())
+    };
+    let mut most = 0;
+    for round in 0..(bucket::MAX_TAIL_OBJECTS as u64 + 6) {
+        write_rounds_in(&cal, round..round + 1, 1 << 20);
+        let report = ship(&s3, &cal, "cal");
+        assert_eq!(shipped(&report).len(), 1, "{report:#}");
+        most = most.max(tail_objects());
+    }
+    assert_eq!(
+        most,
+        bucket::MAX_TAIL_OBJECTS + 1,
+        "compacted beyond the limit"
+    );
+    assert!(tail_objects() < 8, "{} tail objects left", tail_objects());
+    let before = events(&cal);
+    fs::remove_dir_all(cal.join("log")).unwrap();
+    let (code, report) = recover(&s3, &cal, "cal");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(events(&cal), before);
 }
 
 /// `otsd-loadgen` against `addr` for `secs` seconds, in the background.

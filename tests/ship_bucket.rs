@@ -41,11 +41,14 @@ struct S3Server {
 
 impl S3Server {
     fn start() -> S3Server {
+        S3Server::start_on(common::free_port())
+    }
+
+    fn start_on(port: u16) -> S3Server {
         let bin = common::required_env("S3S_FS");
         assert!(Path::new(&bin).is_file(), "S3S_FS={bin} is not a file");
         let root = tempfile::tempdir().unwrap();
         fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let port = common::free_port();
         let child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -65,16 +68,7 @@ impl S3Server {
 
     /// The `AWS_*` variables otsd and otsctl find the server with.
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            ),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
+        s3_env(self.port)
     }
 
     /// The file the server keeps object `key` of the bucket in.
@@ -89,6 +83,17 @@ impl S3Server {
         }
         Bucket::open(&BucketUrl::parse(&format!("s3://{BUCKET}/{prefix}")).unwrap()).unwrap()
     }
+}
+
+/// The `AWS_*` variables that name an S3 server on loopback `port`.
+fn s3_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
 }
 
 impl Drop for S3Server {
@@ -552,4 +557,47 @@ fn continuous_shipping_keeps_the_bucket_seconds_behind_under_load_and_recovers_e
         "pending answers: {answers:?}"
     );
     otsd.stop();
+}
+
+#[test]
+fn an_unreachable_bucket_never_holds_up_intake_and_is_caught_up_when_it_returns() {
+    let port = common::free_port();
+    let tmp = common::new_calendar();
+    let cal = tmp.path().join("calendar");
+    let env = s3_env(port);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let to = url("late");
+    let args = ["--ship-to", &to, "--ship-interval-ms", "200"];
+    let otsd = common::Otsd::start_env(&cal, &args, &env_refs);
+    let mut digests = Vec::new();
+    for i in 0..20u32 {
+        let digest = probe_digest(i);
+        let started = Instant::now();
+        let resp = common::post_digest(otsd.addr, &digest);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert!(started.elapsed() < Duration::from_secs(2), "intake waited");
+        digests.push(digest);
+    }
+    common::wait_for("the failure to be logged", 30, || {
+        otsd.stderr
+            .lock()
+            .unwrap()
+            .contains("failed; retrying")
+            .then_some(())
+    });
+    let s3 = S3Server::start_on(port);
+    let b = s3.bucket("late");
+    common::wait_for("the bucket to catch up", 30, || {
+        digests
+            .iter()
+            .all(|d| bucket_has_after(&b, (0, 0), d))
+            .then_some(())
+    });
+    let log = otsd.stop();
+    assert!(log.contains("works again"), "{log}");
+    let before = events(&cal);
+    fs::remove_dir_all(cal.join("log")).unwrap();
+    let (code, report) = recover(&s3, &cal, "late");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(events(&cal), before);
 }

@@ -159,7 +159,12 @@ impl BucketShipper {
             _ => self.start(first_seq, is_last).await?,
         };
         let stop = advance(&mut open)?;
-        let limit = durable.unwrap_or(u64::MAX);
+        // Everything before the last segment is durable: the writer fsyncs a seal before it
+        // creates the next segment (the durable head may be published a moment later).
+        let limit = match durable {
+            Some(next_seq) if is_last => next_seq,
+            _ => u64::MAX,
+        };
         let mut ship_to = open.shipped_len;
         while let Some(&(end, next_seq)) = open.unshipped.front() {
             if next_seq > limit {

@@ -6,6 +6,7 @@
 //! `sha256sum`-style checks: nothing read from a mirror is trusted; `recover` verifies every record
 //! against the calendar's HMAC chain.
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::bucket::{self, Bucket, BucketError, BucketUrl};
 use super::http::{self, HttpError};
@@ -123,14 +124,17 @@ pub enum Replica {
     /// The base URL of a mirror served over plain HTTP; its index lists the segments.
     Url(String),
     /// `s3://BUCKET/PREFIX`: a mirror in object storage ([`super::bucket`]); checked when used.
-    Bucket(String),
+    Bucket(BucketReplica),
 }
 
 impl Replica {
     /// `http://...` is a URL, `s3://...` a bucket; anything else a directory.
     pub fn parse(from: &str) -> Replica {
         if BucketUrl::is_bucket_url(from) {
-            return Replica::Bucket(from.to_owned());
+            return Replica::Bucket(BucketReplica {
+                url: from.to_owned(),
+                index: OnceLock::new(),
+            });
         }
         if from.starts_with("http://") || from.starts_with("https://") {
             let base = from.trim_end_matches('/');
@@ -149,7 +153,8 @@ impl Replica {
     pub fn describe(&self) -> String {
         match self {
             Replica::Dir(d) => d.display().to_string(),
-            Replica::Url(u) | Replica::Bucket(u) => u.clone(),
+            Replica::Url(u) => u.clone(),
+            Replica::Bucket(b) => b.url.clone(),
         }
     }
 
@@ -159,7 +164,7 @@ impl Replica {
         match self {
             Replica::Dir(d) => d.join(name).display().to_string(),
             Replica::Url(u) => format!("{u}/{name}"),
-            Replica::Bucket(u) => format!("{}/{name}", u.trim_end_matches('/')),
+            Replica::Bucket(b) => format!("{}/{name}", b.url.trim_end_matches('/')),
         }
     }
 
@@ -174,11 +179,7 @@ impl Replica {
                 let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
                 Ok(entries.iter().map(|e| e.first_seq).collect())
             }
-            Replica::Bucket(u) => {
-                let b = Bucket::open(&BucketUrl::parse(u)?)?;
-                let entries = bucket::block_on(async move { b.index().await })??;
-                Ok(entries.iter().map(|e| e.first_seq).collect())
-            }
+            Replica::Bucket(b) => Ok(b.index()?.iter().map(|e| e.first_seq).collect()),
         }
     }
 
@@ -191,18 +192,42 @@ impl Replica {
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
             },
-            Replica::Bucket(u) => {
-                let b = Bucket::open(&BucketUrl::parse(u)?)?;
-                let read = async move {
-                    let index = b.index().await?;
-                    match index.iter().find(|e| e.first_seq == first_seq) {
-                        Some(entry) => b.read_segment(entry).await.map(Some),
-                        None => Ok(None),
-                    }
-                };
-                Ok(bucket::block_on(read)??)
-            }
+            Replica::Bucket(b) => b.segment(first_seq),
         }
+    }
+}
+
+/// A bucket replica: its URL, and its index once read (so a recover lists the bucket once and
+/// reads each segment as that listing describes it).
+#[derive(Debug, Clone)]
+pub struct BucketReplica {
+    pub url: String,
+    index: OnceLock<Vec<IndexEntry>>,
+}
+
+impl BucketReplica {
+    fn connect(&self) -> Result<Bucket, ReplicaError> {
+        Ok(Bucket::open(&BucketUrl::parse(&self.url)?)?)
+    }
+
+    /// The bucket's index, read on first use.
+    fn index(&self) -> Result<&[IndexEntry], ReplicaError> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        let b = self.connect()?;
+        let entries = bucket::block_on(async move { b.index().await })??;
+        Ok(self.index.get_or_init(|| entries))
+    }
+
+    fn segment(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
+        let Some(entry) = self.index()?.iter().find(|e| e.first_seq == first_seq) else {
+            return Ok(None);
+        };
+        let (b, entry) = (self.connect()?, entry.clone());
+        Ok(Some(bucket::block_on(async move {
+            b.read_segment(&entry).await
+        })??))
     }
 }
 

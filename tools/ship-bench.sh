@@ -51,6 +51,18 @@ s3_pid=$!
 export AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port" AWS_ACCESS_KEY_ID=bench \
     AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
 
+# thread_cpu PID: "SHIPPER_TICKS ALL_TICKS", CPU time of otsd's shipper thread and of all of otsd.
+thread_cpu() {
+    local t comm stat ship=0 all=0
+    for t in /proc/"$1"/task/*; do
+        comm=$(cat "$t/comm" 2>/dev/null) || continue
+        stat=($(sed 's/.*) //' "$t/stat" 2>/dev/null)) || continue
+        all=$((all + stat[11] + stat[12]))
+        [ "$comm" = otsd-shipper ] && ship=$((ship + stat[11] + stat[12]))
+    done
+    echo "$ship $all"
+}
+
 # run MODE N: one otsd on a fresh calendar under load; prints digests/s.
 run() {
     local mode=$1 n=$2 port cal extra=()
@@ -68,6 +80,7 @@ run() {
     done
     "$bin_dir/otsd-loadgen" --target "127.0.0.1:$port" --concurrency "$concurrency" \
         --duration "$duration" | sed -n 's/.*summary.* rate=\([0-9]*\).*/\1/p'
+    thread_cpu "$otsd_pid" >>"$work/cpu-$mode"
     kill -TERM "$otsd_pid"
     wait "$otsd_pid" || true
     otsd_pid=""
@@ -93,3 +106,4 @@ m_off=$(median "${off[@]}")
 m_on=$(median "${on[@]}")
 echo "median without shipping: $m_off digests/s; with --ship-to: $m_on digests/s"
 awk -v a="$m_off" -v b="$m_on" 'BEGIN { printf "difference: %+.1f%%\n", (b - a) * 100 / a }'
+awk '{ s += $1; a += $2 } END { printf "shipper thread CPU: %.2f s of otsd'"'"'s %.2f s (%.1f%%) in the runs with --ship-to\n", s / 100, a / 100, s * 100 / a }' "$work/cpu-ship"

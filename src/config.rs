@@ -96,6 +96,8 @@ pub struct ServeConfig {
     pub http: ServerOptions,
     /// Metrics, health and info-page settings.
     pub ops: OpsOptions,
+    /// `--ship-to`: ship the log into a bucket while running.
+    pub ship_to: Option<crate::replica::continuous::ShipTo>,
 }
 
 /// What operators watch the calendar with.
@@ -167,6 +169,13 @@ fn build(args: &OtsdArgs, node: Option<(String, Option<PathBuf>)>) -> ServeConfi
             explorer_url: Some(args.explorer_url.clone()).filter(|u| !u.is_empty()),
             lightning_invoice_file: args.lightning_invoice_file.as_deref().map(expand_tilde),
         },
+        ship_to: args
+            .ship_to
+            .clone()
+            .map(|url| crate::replica::continuous::ShipTo {
+                url,
+                interval: Duration::from_millis(args.ship_interval_ms),
+            }),
     }
 }
 

@@ -4,11 +4,17 @@
 //!   readers, from a directory or over plain HTTP.
 //! - [`http`]: the small HTTP/1.1 `GET` client the mirror reader uses (bounded, with timeouts).
 //! - [`ship`]: copy the log's segments into a mirror directory, incrementally (reads only).
+//! - [`bucket`]: a mirror in object storage (S3): its layout, the client, and reading it back.
+//! - [`bucket_ship`]: shipping the log into a bucket, verified, step by step; [`continuous`]
+//!   runs those steps inside otsd (`--ship-to`).
 //! - [`merge`]: the longest authentic log from genesis, record by record, out of a local log and
 //!   an untrusted replica.
 //! - [`recover`]: rebuild a lost or damaged log from a replica through [`merge`], moving the old
 //!   log aside.
 //! - [`readmit`]: put commitments that clients hold back after a loss, if their MAC verifies.
+pub mod bucket;
+pub mod bucket_ship;
+pub mod continuous;
 pub mod http;
 pub mod merge;
 pub mod mirror;

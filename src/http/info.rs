@@ -69,6 +69,8 @@ pub struct Info {
     pub mined: Vec<MinedTx>,
     /// The stamper's funding address, as it reports it.
     pub stamper_address: Option<String>,
+    /// `null`, or on a mirror: `{"primary": URL, "lag_ms": .., "next_seq": .., "fork": null|{..}, ..}`.
+    pub mirror: Option<serde_json::Value>,
     #[serde(skip)]
     pub explorer_url: Option<String>,
 }
@@ -120,6 +122,7 @@ impl Info {
             max_fee_sat: state.ops.max_fee_sat,
             mined,
             stamper_address,
+            mirror: mirror_status(state),
             explorer_url: state.ops.explorer_url.clone(),
         }
     }
@@ -158,4 +161,16 @@ fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<Min
         })
         .take(MINED_SHOWN)
         .collect()
+}
+
+/// On a mirror: its primary and the follower's latest status (lag, position, fork).
+fn mirror_status(state: &AppState) -> Option<serde_json::Value> {
+    let mirror = state.mirror.get()?;
+    let mut status = crate::sync::lock(&mirror.status)
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = status.as_object_mut() {
+        map.insert("primary".into(), mirror.primary.clone().into());
+    }
+    Some(status)
 }

@@ -73,9 +73,8 @@ pub async fn post_digest(
 
 /// A mirror takes no digests: `503`, naming the primary to submit to instead.
 fn mirror_refusal(primary: &str) -> WarpResponse {
-    let body = format!(
-        "this calendar is a read-only mirror of {primary}; submit digests to the primary"
-    );
+    let body =
+        format!("this calendar is a read-only mirror of {primary}; submit digests to the primary");
     text(StatusCode::SERVICE_UNAVAILABLE, &body, None)
 }
 

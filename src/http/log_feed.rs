@@ -69,7 +69,12 @@ fn serve(feed: &dyn LogFeed, name: &str, range: Option<&str>) -> WarpResponse {
     let (start, len) = match range.map(parse_range) {
         None => (0, None),
         Some(Some(r)) => r,
-        Some(None) => return plain(StatusCode::RANGE_NOT_SATISFIABLE, "only one bytes=A-B range"),
+        Some(None) => {
+            return plain(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "only one bytes=A-B range",
+            )
+        }
     };
     match feed.read(name, start, len) {
         Ok(slice) => segment_reply(slice, range.is_some()),
@@ -96,7 +101,11 @@ fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
 }
 
 fn segment_reply(slice: FeedSlice, ranged: bool) -> WarpResponse {
-    let cache = if slice.sealed { SEALED_CACHE } else { OPEN_CACHE };
+    let cache = if slice.sealed {
+        SEALED_CACHE
+    } else {
+        OPEN_CACHE
+    };
     let whole = slice.start == 0 && slice.bytes.len() as u64 == slice.total;
     let last = (slice.start + slice.bytes.len() as u64).saturating_sub(1);
     let content_range = format!("bytes {}-{last}/{}", slice.start, slice.total);

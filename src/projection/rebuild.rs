@@ -87,7 +87,14 @@ pub fn rebuild(
         chain: Some(key),
         checkpoint: key,
     };
-    rebuild_with(log_dir, projection_dir, keys, min_confirmations, opts, progress)
+    rebuild_with(
+        log_dir,
+        projection_dir,
+        keys,
+        min_confirmations,
+        opts,
+        progress,
+    )
 }
 
 /// The keys of a rebuild: the HMAC chain's, if it is to be verified (a mirror without the

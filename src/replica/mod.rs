@@ -6,6 +6,7 @@
 //!   verify, store, fold.
 //! - [`http`]: the small HTTP/1.1 `GET` client the mirror reader uses (bounded, with timeouts).
 //! - [`publish`]: the log served read-only over HTTP (`GET /log/`), up to its durable end.
+//! - [`role`]: primary or mirror: the single-writer guard and `otsctl promote`.
 //! - [`ship`]: copy the log's segments into a mirror directory, incrementally (reads only).
 //! - [`merge`]: the longest authentic log from genesis, record by record, out of a local log and
 //!   an untrusted replica.
@@ -19,4 +20,5 @@ pub mod mirror;
 pub mod publish;
 pub mod readmit;
 pub mod recover;
+pub mod role;
 pub mod ship;

@@ -83,7 +83,12 @@ impl Publisher {
     }
 
     /// Bytes `start ..` of segment `first_seq` (at most [`MAX_RANGE_LEN`], and `len` if given).
-    pub fn read(&self, first_seq: u64, start: u64, len: Option<u64>) -> Result<FeedSlice, PublishError> {
+    pub fn read(
+        &self,
+        first_seq: u64,
+        start: u64,
+        len: Option<u64>,
+    ) -> Result<FeedSlice, PublishError> {
         let end = self.end.get();
         if first_seq > end.segment {
             return Err(PublishError::NotFound);

@@ -100,8 +100,11 @@ impl LocalCopy {
             .write(true)
             .open(&path)
             .map_err(|e| LogError::io("open", &path, e))?;
-        let mut src = FileSource::new(file.try_clone().map_err(|e| LogError::io("open", &path, e))?)
-            .map_err(|e| LogError::io("stat", &path, e))?;
+        let mut src = FileSource::new(
+            file.try_clone()
+                .map_err(|e| LogError::io("open", &path, e))?,
+        )
+        .map_err(|e| LogError::io("stat", &path, e))?;
         let (mut scan, _) = SegmentScan::start(&mut src, &path, first_seq, self.key.clone(), true)?;
         let stop = scan.run(&mut src, |_| {})?;
         if stop.offset() < src.size() {
@@ -199,7 +202,8 @@ impl LocalCopy {
         };
         match result {
             Ok(Stop::Sealed { .. }) => {
-                file.sync_all().map_err(|e| LogError::io("fsync", &path, e))?;
+                file.sync_all()
+                    .map_err(|e| LogError::io("fsync", &path, e))?;
                 self.at = At::Between {
                     head: head_of(scan),
                 };

@@ -293,7 +293,10 @@ impl Loop {
     /// Posts the status shown on the info page.
     fn post(&self) {
         let lag_ms = self.caught_up.map(|t| t.elapsed().as_millis() as u64);
-        let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let unix = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
         let status = serde_json::json!({
             "source": self.f.source.describe(),
             "next_seq": self.f.copy.next_seq(),

@@ -42,7 +42,10 @@ impl HttpSource {
     /// (no path) gets `/log` appended.
     pub fn new(url: &str) -> HttpSource {
         let base = url.trim_end_matches('/');
-        let base = base.strip_suffix(INDEX_FILE).unwrap_or(base).trim_end_matches('/');
+        let base = base
+            .strip_suffix(INDEX_FILE)
+            .unwrap_or(base)
+            .trim_end_matches('/');
         let has_path = base
             .strip_prefix("http://")
             .is_some_and(|rest| rest.contains('/'));

@@ -19,6 +19,10 @@ pub const SEALED_CACHE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of the index and the active segment: they grow.
 pub const OPEN_CACHE: &str = "no-cache";
 
+/// Largest range one response carries; a client asks again from where it got to. Requests
+/// without `Range` get the whole segment (bounded by the segment size), as `otsctl recover` wants.
+pub const MAX_RANGE_LEN: u64 = 8 << 20;
+
 /// A part of a segment to send.
 #[derive(Debug)]
 pub struct FeedSlice {
@@ -68,7 +72,7 @@ fn serve(feed: &dyn LogFeed, name: &str, range: Option<&str>) -> WarpResponse {
     }
     let (start, len) = match range.map(parse_range) {
         None => (0, None),
-        Some(Some(r)) => r,
+        Some(Some((start, len))) => (start, Some(len.unwrap_or(MAX_RANGE_LEN).min(MAX_RANGE_LEN))),
         Some(None) => {
             return plain(
                 StatusCode::RANGE_NOT_SATISFIABLE,

@@ -22,9 +22,6 @@ use crate::http::log_feed::{FeedError, FeedSlice, LogFeed};
 use crate::log::segment::{list_segments, parse_segment_name, segment_name};
 use crate::log::{DurableEnd, LogError};
 
-/// Largest range one response carries; a client asks again from where it got to.
-pub const MAX_RANGE_LEN: u64 = 8 << 20;
-
 /// Why a segment or the index could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -82,7 +79,8 @@ impl Publisher {
         Ok(render_index(&entries))
     }
 
-    /// Bytes `start ..` of segment `first_seq` (at most [`MAX_RANGE_LEN`], and `len` if given).
+    /// Bytes `start ..` of segment `first_seq`, at most `len` of them (`None`: to the end; a
+    /// segment is bounded by the writer's segment size).
     pub fn read(
         &self,
         first_seq: u64,
@@ -110,9 +108,7 @@ impl Publisher {
         if start >= total {
             return Err(PublishError::Unsatisfiable { len: total });
         }
-        let n = (total - start)
-            .min(len.unwrap_or(u64::MAX))
-            .min(MAX_RANGE_LEN);
+        let n = (total - start).min(len.unwrap_or(u64::MAX));
         let mut bytes = vec![0u8; n as usize];
         file.read_exact_at(&mut bytes, start).map_err(io(&path))?;
         Ok(FeedSlice {

@@ -149,6 +149,25 @@ impl LocalCopy {
         }
     }
 
+    /// The copy's last bytes, which the source must still hold at the same place before anything
+    /// after them is taken: the trailer of the last record (its public chain value commits to the
+    /// whole history before it), or the segment header if no record follows it yet. Empty between
+    /// segments (the next header is checked against the seal instead).
+    pub fn overlap(&self) -> Result<Vec<u8>, LogError> {
+        let At::Segment { file, scan } = &self.at else {
+            return Ok(Vec::new());
+        };
+        let k = if scan.offset > HEADER_LEN as u64 {
+            record::TRAILER_LEN as u64
+        } else {
+            HEADER_LEN as u64
+        };
+        let mut buf = vec![0u8; k as usize];
+        file.read_exact_at(&mut buf, scan.offset - k)
+            .map_err(|e| LogError::io("read", &scan.verifier.path, e))?;
+        Ok(buf)
+    }
+
     /// The sequence number of the next event the copy expects.
     pub fn next_seq(&self) -> u64 {
         match &self.at {

@@ -134,13 +134,34 @@ impl Loop {
             self.index_checked = true;
         }
         let (segment, offset) = self.f.copy.want();
+        let overlap = self.f.copy.overlap().map_err(|e| e.to_string())?;
+        let from = offset - overlap.len() as u64;
         let asked = Instant::now();
         let fetched = self
             .f
             .source
-            .read_from(segment, offset)
+            .read_from(segment, from)
             .map_err(|e| e.to_string())?;
         self.reachable();
+        let fetched = match fetched {
+            Fetched::Bytes(b) if b.len() < overlap.len() => Fetched::Ends {
+                len: from + b.len() as u64,
+            },
+            Fetched::Bytes(b) if b[..overlap.len()] != overlap[..] => {
+                self.forked(Fork {
+                    segment,
+                    offset: from,
+                    our_next_seq: self.f.copy.next_seq(),
+                    their_seq: None,
+                    problem: "the primary's bytes before this mirror's end differ from its copy \
+                              (another chain value: the primary rewrote its history)"
+                        .into(),
+                });
+                return Ok(false);
+            }
+            Fetched::Bytes(b) => Fetched::Bytes(b[overlap.len()..].to_vec()),
+            other => other,
+        };
         match fetched {
             Fetched::Bytes(bytes) if !bytes.is_empty() => self.take(&bytes, asked),
             Fetched::Ends { len } if len < offset => {
@@ -199,7 +220,7 @@ impl Loop {
             return Ok(false);
         }
         self.stuck = 0;
-        if appended.leftover == 0 && (bytes.len() as u64) < source::MAX_READ_LEN {
+        if appended.leftover == 0 && (bytes.len() as u64) < source::MAX_READ_LEN / 2 {
             self.caught_up = Some(asked);
         }
         Ok(true)

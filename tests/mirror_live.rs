@@ -2,6 +2,11 @@
 //! under load, identical answers, `POST /digest` refused, the published log's HTTP behaviour,
 //! resuming after restarts and outages, fork refusal, promotion and the single-writer guard, and
 //! the failover drill (with a real regtest bitcoind for stamping).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is a failed test"
+)]
 mod common;
 
 use std::path::{Path, PathBuf};

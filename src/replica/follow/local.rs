@@ -59,7 +59,7 @@ pub struct Appended {
 #[derive(Debug)]
 enum At {
     /// Inside segment `scan` (open for appending).
-    Segment { file: File, scan: SegmentScan },
+    Segment { file: File, scan: Box<SegmentScan> },
     /// After a seal (or at genesis): the next segment's header must carry `head`.
     Between { head: Head },
 }
@@ -126,7 +126,10 @@ impl LocalCopy {
             Stop::Sealed { .. } => At::Between {
                 head: head_of(&scan),
             },
-            _ => At::Segment { file, scan },
+            _ => At::Segment {
+                file,
+                scan: Box::new(scan),
+            },
         };
         Ok(())
     }
@@ -290,7 +293,10 @@ impl LocalCopy {
             segment: head.next_seq,
             offset: HEADER_LEN as u64,
         });
-        self.at = At::Segment { file, scan };
+        self.at = At::Segment {
+            file,
+            scan: Box::new(scan),
+        };
         Ok(None)
     }
 }

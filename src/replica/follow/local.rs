@@ -362,3 +362,101 @@ impl Source for Window<'_> {
         self.base + self.bytes.len() as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Writer, WriterOptions};
+
+    /// A log of `batches` one-event batches in 4 KiB segments, written by the real writer.
+    fn log(dir: &Path, key: &LogKey, tag: u8, batches: usize) {
+        let opts = WriterOptions {
+            segment_size: 4096,
+            ..WriterOptions::default()
+        };
+        let (mut w, _) = Writer::open(dir, key.clone(), opts).expect("writer");
+        for i in 0..batches {
+            let event = vec![tag, (i % 251) as u8, 7, 7, 7, 7, 7, 7, 7, 7];
+            w.append_batches(&[vec![event; 3]]).expect("append");
+        }
+    }
+
+    /// Feeds `src`'s bytes to `copy` in chunks of at most `chunk` bytes, as a follower would,
+    /// until the copy stops advancing (the zeros of a preallocated tail end it).
+    fn follow(copy: &mut LocalCopy, src: &Path, chunk: usize) -> (u64, Option<Fork>) {
+        let (mut events, mut n) = (0, chunk);
+        loop {
+            let before = copy.want();
+            let (seg, off) = before;
+            let Ok(bytes) = std::fs::read(src.join(segment_name(seg))) else {
+                return (events, None);
+            };
+            let off = off as usize;
+            let take = &bytes[off.min(bytes.len())..bytes.len().min(off + n)];
+            let got = copy.append(take).expect("append");
+            events += got.events.len() as u64;
+            if got.fork.is_some() {
+                return (events, got.fork);
+            }
+            if copy.want() != before {
+                n = chunk;
+            } else if off + n < bytes.len() {
+                // Less than a record (or a header): ask for more, as the follower does.
+                n *= 2;
+            } else {
+                return (events, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_taken_in_pieces_is_the_log_byte_for_byte_and_resumes() {
+        let key = LogKey::from_bytes([3; 32]);
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        log(src.path(), &key, 1, 200);
+        let mut copy = LocalCopy::open(dst.path(), Some(key.clone())).unwrap();
+        let (events, fork) = follow(&mut copy, src.path(), 97);
+        assert_eq!(fork, None);
+        assert_eq!(events, 600);
+        assert_eq!(copy.next_seq(), 600);
+        let segs = list_segments(src.path()).unwrap();
+        assert!(segs.len() > 3, "several sealed segments");
+        for s in &segs[..segs.len() - 1] {
+            let name = segment_name(*s);
+            assert_eq!(
+                std::fs::read(src.path().join(&name)).unwrap(),
+                std::fs::read(dst.path().join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+        // A torn tail (a crash mid-append) is cut on reopening; the copy resumes after it.
+        let (last, end) = copy.want();
+        drop(copy);
+        let path = dst.path().join(segment_name(last));
+        let f = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &f, &[9; 10]).unwrap();
+        let copy = LocalCopy::open(dst.path(), Some(key)).unwrap();
+        assert_eq!(copy.want(), (last, end));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+    }
+
+    #[test]
+    fn another_history_is_a_fork_with_its_position() {
+        let key = LogKey::from_bytes([3; 32]);
+        let (a, b, dst) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        log(a.path(), &key, 1, 10);
+        log(b.path(), &key, 2, 30);
+        let mut copy = LocalCopy::open(dst.path(), Some(key)).unwrap();
+        follow(&mut copy, a.path(), 1 << 20);
+        let held = copy.next_seq();
+        let (_, fork) = follow(&mut copy, b.path(), 1 << 20);
+        let fork = fork.expect("a fork");
+        assert_eq!(fork.our_next_seq, held);
+        assert_eq!(fork.problem, "BadHash");
+        assert_eq!(copy.next_seq(), held, "nothing of the other history taken");
+    }
+}

@@ -36,6 +36,8 @@ pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Polls that bring only an unverifiable record before it is reported as damage.
 pub const STUCK_REPORT: u32 = 20;
+/// Most bytes of a partial record kept while reading on (the largest record the log allows).
+pub const MAX_CARRY: u64 = crate::log::record::MAX_RECORD_LEN as u64;
 
 /// What the follower needs.
 pub struct Follow {
@@ -89,6 +91,8 @@ struct Loop {
     /// SHA-256 of the copy's sealed segments, for the index comparison.
     sealed_sha: BTreeMap<u64, [u8; 32]>,
     index_checked: bool,
+    /// Bytes read after the copy's end that do not make a whole record yet.
+    carry: Vec<u8>,
 }
 
 impl Loop {
@@ -104,6 +108,7 @@ impl Loop {
             events: 0,
             sealed_sha: BTreeMap::new(),
             index_checked: false,
+            carry: Vec::new(),
         }
     }
 
@@ -132,6 +137,9 @@ impl Loop {
         if !self.index_checked {
             self.check_index()?;
             self.index_checked = true;
+        }
+        if !self.carry.is_empty() {
+            return self.extend_carry();
         }
         let (segment, offset) = self.f.copy.want();
         let overlap = self.f.copy.overlap().map_err(|e| e.to_string())?;
@@ -206,6 +214,12 @@ impl Loop {
             return Ok(false);
         }
         if appended.bytes == 0 && appended.leftover > 0 {
+            // Less than one record (a record larger than one read, or a new segment's header
+            // alone): keep it and read on from its end.
+            if (bytes.len() as u64) < MAX_CARRY {
+                self.carry = bytes.to_vec();
+                return Ok(true);
+            }
             self.stuck += 1;
             if self.stuck == STUCK_REPORT {
                 let (segment, offset) = self.f.copy.want();
@@ -224,6 +238,39 @@ impl Loop {
             self.caught_up = Some(asked);
         }
         Ok(true)
+    }
+
+    /// Reads on after a partial record kept in `carry`, and retries it with what came.
+    fn extend_carry(&mut self) -> Result<bool, String> {
+        let (segment, offset) = self.f.copy.want();
+        let asked = Instant::now();
+        let from = offset + self.carry.len() as u64;
+        let fetched = self
+            .f
+            .source
+            .read_from(segment, from)
+            .map_err(|e| e.to_string())?;
+        self.reachable();
+        let mut bytes = std::mem::take(&mut self.carry);
+        match fetched {
+            Fetched::Bytes(more) if !more.is_empty() => {
+                bytes.extend_from_slice(&more);
+                self.take(&bytes, asked)
+            }
+            _ => {
+                // Nothing more: the kept bytes do not make a valid record (yet); count it.
+                self.stuck += 1;
+                if self.stuck == STUCK_REPORT {
+                    let msg = format!(
+                        "the record at offset {offset} of the primary's {} does not verify",
+                        segment_name(segment)
+                    );
+                    tracing::error!("mirror: {msg}");
+                    self.last_error = Some(msg);
+                }
+                Ok(false)
+            }
+        }
     }
 
     fn fold(&mut self, events: &[(u64, Vec<u8>)]) {

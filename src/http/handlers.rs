@@ -180,7 +180,7 @@ pub fn get_timestamp(
 }
 
 /// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log.
-fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
     let reader = state.log.get().ok_or("no log reader")?;
     let event = reader
         .read_event(seq)

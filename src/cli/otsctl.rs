@@ -54,6 +54,20 @@ pub enum OtsctlCommand {
     /// Python server's exact answer, the others are pending and stamped by otsd. Refuses an
     /// existing DIR; an interrupted import can simply be run again
     ImportOtsd(ImportOtsdArgs),
+    /// Make a mirror (`otsd --mirror-of`) the primary, after the primary is lost for good: needs
+    /// the calendar's hmac-key in DIR, verifies the whole copy with it, and refuses while the old
+    /// primary still answers at its URL. Stop the mirror first; then start `otsd -c DIR`
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The mirror's directory
+    pub dir: PathBuf,
+    /// Promote even if the old primary's URL still answers (only when that URL now reaches some
+    /// other server: two primaries on one history fork it)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

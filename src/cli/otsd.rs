@@ -37,6 +37,8 @@ pub const MIN_DEV_BLOCK_INTERVAL_MS: u64 = 100;
 pub const MAX_INTERVAL_MS: u64 = 60 * 60 * 1000;
 /// Largest `--btc-min-tx-interval`: a year (twice it, the randomized maximum, must still be a time).
 pub const MAX_MIN_TX_INTERVAL_SECS: u64 = 365 * 24 * 60 * 60;
+/// Default `--mirror-poll-ms`.
+pub const DEFAULT_MIRROR_POLL_MS: u64 = 100;
 /// Default `--max-queued-digests`.
 pub const DEFAULT_MAX_QUEUED_DIGESTS: usize = 100_000;
 /// Largest `--max-queued-digests`: each waiting digest holds a request and up to a few hundred
@@ -201,6 +203,19 @@ pub struct OtsdArgs {
           default_value_t = DEFAULT_SHIP_INTERVAL.as_millis() as u64,
           value_parser = clap::value_parser!(u64).range(MIN_SHIP_INTERVAL_MS..=MAX_INTERVAL_MS))]
     pub ship_interval_ms: u64,
+    /// Do not serve the log read-only under /log/ (segments.txt and segment files, for mirrors
+    /// and `otsctl recover --from URL`)
+    #[arg(long)]
+    pub no_publish_log: bool,
+    /// Run as a read-only mirror of the calendar at URL (its root, or its published log
+    /// `http://HOST/log/`): follow its log live, verify and store it in DIR/log, serve proofs;
+    /// POST /digest answers 503
+    #[arg(long, value_name = "URL")]
+    pub mirror_of: Option<String>,
+    /// With --mirror-of: milliseconds to wait after a poll of the primary that brought nothing new
+    #[arg(long, default_value_t = DEFAULT_MIRROR_POLL_MS, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_INTERVAL_MS))]
+    pub mirror_poll_ms: u64,
     /// Be more verbose (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

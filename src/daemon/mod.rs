@@ -5,6 +5,7 @@
 //! requests get their answers (the aggregator still runs), then close the aggregator's queue and
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
 pub mod dev;
+pub mod mirror;
 pub mod systemd;
 
 use std::future::Future;
@@ -57,6 +58,8 @@ pub enum ServeError {
     },
     #[error("--ship-to: {0}")]
     Ship(#[from] crate::replica::bucket::BucketError),
+    #[error("{0}")]
+    Role(String),
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
     #[error("stamper key: {0}")]
@@ -123,6 +126,11 @@ pub async fn start(
     cfg: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServeError> {
+    if let Some(primary) = cfg.replica.mirror_of.clone() {
+        return mirror::start(cfg, primary, shutdown).await;
+    }
+    crate::replica::role::check_primary_dir(&cfg.calendar_dir)
+        .map_err(|e| ServeError::Role(e.to_string()))?;
     let dir = CalendarDir::load(&cfg.calendar_dir)?;
     let key = LogKey::derive(&dir.hmac_key);
     let writer = open_log(&dir, &key, cfg.segment_size)?;
@@ -131,11 +139,16 @@ pub async fn start(
     let (view, checkpointer, checkpoint_seq) = load_projection(&dir, &key, cfg.min_confirmations)?;
     let writer = WriterHandle::spawn(writer, 64);
     let durable = writer.durable_head();
+    let durable_end = writer.durable_end();
     let (listener, addr) = listen(&cfg).await?;
     let ops_listener = listen_ops(&cfg).await?;
     let ops = ops_config(&cfg, &dir, checkpoint_seq);
     let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer, ops)?;
     let shipper = start_shipper(&cfg, durable)?;
+    if cfg.replica.publish_log {
+        let feed = crate::replica::publish::Publisher::new(&dir.log_dir(), durable_end);
+        let _ = tasks.state.log_feed.set(Arc::new(feed));
+    }
     tracing::info!(%addr, uri = %dir.uri, "calendar listening");
     let notifier = Arc::new(systemd::Notifier::from_env());
     let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::chain::Head;
+use super::durable::DurableEnd;
 use super::error::LogError;
 use super::writer::{validate_batch, SeqRange, Writer};
 
@@ -30,6 +31,7 @@ pub struct WriterHandle {
     thread: Option<JoinHandle<Result<(), LogError>>>,
     flags: Flags,
     head: DurableHead,
+    end: DurableEnd,
 }
 
 /// What the writer thread tells submitters without a round trip.
@@ -82,10 +84,12 @@ impl WriterHandle {
         let (tx, rx) = mpsc::sync_channel(queue_capacity.max(1));
         let flags = Flags::default();
         let head = Arc::new(Mutex::new(writer.head()));
+        let end = DurableEnd::new(writer.end_position());
         let (shared_flags, shared) = (flags.clone(), head.clone());
+        let shared_end = end.clone();
         let thread = std::thread::Builder::new()
             .name("otsd-log-writer".into())
-            .spawn(move || run(writer, rx, &shared_flags, &shared));
+            .spawn(move || run(writer, rx, &shared_flags, &shared, &shared_end));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -98,7 +102,14 @@ impl WriterHandle {
             thread,
             flags,
             head,
+            end,
         }
+    }
+
+    /// Where the durable part of the log ends, kept current by the writer thread (for the log
+    /// publisher, which must never serve beyond it).
+    pub fn durable_end(&self) -> DurableEnd {
+        self.end.clone()
     }
 
     /// A cloneable view of [`WriterHandle::is_poisoned`] and [`WriterHandle::is_stalled`].
@@ -219,6 +230,7 @@ fn run(
     rx: Receiver<Job>,
     flags: &Flags,
     head: &DurableHead,
+    end: &DurableEnd,
 ) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
         let mut jobs = gather(first, &rx, writer.options().max_group_bytes);
@@ -242,6 +254,9 @@ fn run(
         // Published before the replies, so whoever learns that its batch is durable sees a head
         // at least as new.
         *crate::sync::lock(head) = writer.head();
+        if !writer.is_poisoned() {
+            end.set(writer.end_position());
+        }
         reply(jobs, result);
     }
     if writer.is_poisoned() {

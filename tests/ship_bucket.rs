@@ -601,3 +601,92 @@ fn an_unreachable_bucket_never_holds_up_intake_and_is_caught_up_when_it_returns(
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(events(&cal), before);
 }
+
+/// A mirror can follow a calendar through the bucket its `--ship-to` fills, as well as from the
+/// primary itself: the mirror serves the same answers as the primary, refuses submissions, and
+/// without the calendar's uri (a bucket has no info page) it refuses to start and says why.
+#[test]
+fn a_mirror_follows_the_calendar_through_its_bucket() {
+    let s3 = S3Server::start();
+    let tmp = common::new_calendar();
+    let cal = tmp.path().join("calendar");
+    let env: Vec<(&str, String)> = s3.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let to = url("followed");
+    let primary = common::Otsd::start_env(
+        &cal,
+        &["--ship-to", &to, "--ship-interval-ms", "200"],
+        &env_refs,
+    );
+
+    let mdir = tmp.path().join("mirror");
+    fs::create_dir_all(&mdir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otsd"))
+        .envs(env_refs.iter().copied())
+        .args([
+            "-c",
+            mdir.to_str().unwrap(),
+            "--rpc-port",
+            "0",
+            "--mirror-of",
+            &to,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("needs the calendar's uri"),
+        "{err}"
+    );
+    for f in ["uri", "donation_addr"] {
+        fs::copy(cal.join(f), mdir.join(f)).unwrap();
+    }
+    let mirror = common::Otsd::start_env(
+        &mdir,
+        &["--mirror-of", &to, "--mirror-poll-ms", "100"],
+        &env_refs,
+    );
+
+    let answer = |addr, c: &[u8]| {
+        let r = common::get(addr, &format!("/timestamp/{}", hex::encode(c)), "");
+        (r.status, r.body)
+    };
+    let mut commitments = Vec::new();
+    for i in 0..40u32 {
+        let digest = probe_digest(1000 + i);
+        let resp = common::post_digest(primary.addr, &digest);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        commitments.push(common::commitment_of(&digest, &resp.body));
+    }
+    let expected: Vec<_> = commitments
+        .iter()
+        .map(|c| answer(primary.addr, c))
+        .collect();
+    assert!(expected.iter().all(|a| a.0 == 404 && !a.1.is_empty()));
+    let started = Instant::now();
+    loop {
+        let got: Vec<_> = commitments.iter().map(|c| answer(mirror.addr, c)).collect();
+        if got == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the mirror did not serve every answer from the bucket within 60 s: {:?}\nmirror log:\n{}",
+            got.iter().map(|a| a.0).collect::<Vec<_>>(),
+            mirror.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "mirror through the bucket caught up in {:?}",
+        started.elapsed()
+    );
+    let unknown = answer(mirror.addr, &[7u8; 32]);
+    assert_eq!(unknown, answer(primary.addr, &[7u8; 32]));
+    let refused = common::post_digest(mirror.addr, &[1u8; 32]);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.text().contains(&to), "{}", refused.text());
+    let mlog = mirror.stop();
+    assert!(!mlog.contains("FORK"), "{mlog}");
+    primary.stop();
+}

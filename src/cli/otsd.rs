@@ -208,8 +208,9 @@ pub struct OtsdArgs {
     #[arg(long)]
     pub no_publish_log: bool,
     /// Run as a read-only mirror of the calendar at URL (its root, or its published log
-    /// `http://HOST/log/`): follow its log live, verify and store it in DIR/log, serve proofs;
-    /// POST /digest answers 503
+    /// `http://HOST/log/`), or of the bucket its `--ship-to` fills (`s3://BUCKET/PREFIX`; DIR then
+    /// needs the calendar's uri and donation_addr files): follow its log live, verify and store it
+    /// in DIR/log, serve proofs; POST /digest answers 503
     #[arg(long, value_name = "URL")]
     pub mirror_of: Option<String>,
     /// With --mirror-of: milliseconds to wait after a poll of the primary that brought nothing new

@@ -20,8 +20,10 @@ use crate::http::{self, AppState, MirrorInfo, OpsConfig};
 use crate::log::{FsStorage, LogKey};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild_with, Checkpointer, Keys, RebuildOptions};
+use crate::replica::bucket::BucketUrl;
+use crate::replica::follow::bucket_source::BucketSource;
 use crate::replica::follow::local::LocalCopy;
-use crate::replica::follow::source::HttpSource;
+use crate::replica::follow::source::{HttpSource, LogSource};
 use crate::replica::follow::{Follow, Follower};
 use crate::replica::publish::Publisher;
 use crate::replica::role;
@@ -96,8 +98,14 @@ pub async fn start(
             Arc::new(Publisher::new(&log_dir, copy.durable_end()));
         let _ = state.log_feed.set(feed);
     }
+    let source: Box<dyn LogSource> = if BucketUrl::is_bucket_url(&primary) {
+        let url = BucketUrl::parse(&primary).map_err(|e| ServeError::Role(e.to_string()))?;
+        Box::new(BucketSource::new(url))
+    } else {
+        Box::new(HttpSource::new(&primary))
+    };
     let follow = Follow {
-        source: Box::new(HttpSource::new(&primary)),
+        source,
         copy,
         view,
         status,
@@ -128,6 +136,13 @@ async fn calendar_identity(dir: &Path, primary: &str) -> Result<(String, String)
     let donation = read_optional(&dir.join("donation_addr"))?;
     if let (Some(u), Some(d)) = (&uri, &donation) {
         return Ok((text(u), text(d)));
+    }
+    if BucketUrl::is_bucket_url(primary) {
+        let problem = format!(
+            "a mirror following the bucket {primary} needs the calendar's uri and donation_addr \
+             files in its directory (a bucket has no info page): copy them from the calendar"
+        );
+        return Err(io_err(dir, std::io::Error::other(problem)));
     }
     let root = primary
         .trim_end_matches('/')

@@ -13,6 +13,7 @@
 //! primary's index is a fork: logged as an error with segment, offset and sequence numbers, shown
 //! on the info page, and following stops; the copy is kept and served. An unreachable primary is
 //! retried with a growing pause (at most [`MAX_BACKOFF`]), and the loop catches up when it answers.
+pub mod bucket_source;
 pub mod local;
 pub mod source;
 

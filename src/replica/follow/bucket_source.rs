@@ -29,14 +29,16 @@ impl BucketSource {
         &mut self,
         op: impl AsyncFnOnce(&Bucket) -> Result<T, BucketError>,
     ) -> Result<T, ReplicaError> {
-        if self.conn.is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(BucketError::Runtime)?;
-            self.conn = Some((rt, Bucket::open(&self.url)?));
-        }
-        let (rt, bucket) = self.conn.as_ref().expect("connected above");
+        let (rt, bucket) = match &mut self.conn {
+            Some(conn) => conn,
+            conn @ None => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(BucketError::Runtime)?;
+                conn.insert((rt, Bucket::open(&self.url)?))
+            }
+        };
         Ok(rt.block_on(op(bucket))?)
     }
 }

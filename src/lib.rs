@@ -10,6 +10,8 @@
 //!
 //! - [`sync`]: the lock-poisoning policy (a panic while a lock is held stops the process).
 //!   Imports nothing else of ours.
+//! - [`failpoint`]: places where a running otsd fails on purpose for the fault matrix (inert
+//!   unless `OTSD_FAILPOINTS` is set). Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -59,7 +61,7 @@
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
 //! | lock-poisoning policy                  | `src/sync.rs`                                   |
-//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix.rs` (short run: `tests/fault_matrix.rs`) |
+//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix/main.rs` (short run: `tests/fault_matrix.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 
@@ -73,6 +75,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod events;
+pub mod failpoint;
 pub mod http;
 pub mod log;
 pub mod ots;

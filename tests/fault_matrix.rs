@@ -1,4 +1,4 @@
-//! The short fault matrix of the test suite: `tools/fault-matrix.rs` with small counts (a few
+//! The short fault matrix of the test suite: `tools/fault-matrix/main.rs` with small counts (a few
 //! seconds); every row must survive every injection. The full run is in the README.
 #![allow(
     clippy::unwrap_used,

@@ -8,6 +8,7 @@ fn main() -> anyhow::Result<()> {
     otsd::sync::abort_on_panic();
     otsd::telemetry::init_with(args.verbosity(), args.debug_file.as_deref(), args.log_json)
         .context("opening --debug-file")?;
+    otsd::failpoint::check().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
         return runtime

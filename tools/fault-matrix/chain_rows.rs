@@ -356,6 +356,24 @@ fn one_reorg(
         node.mine_to(1, &other)?;
         std::thread::sleep(Duration::from_millis(300));
         Ok(None)
+    })
+    .map_err(|e| {
+        let served = harness::get(d.addr, &format!("/timestamp/{}", hex::encode(&commitment)))
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.status,
+                    hex::encode(&r.body[..r.body.len().min(400)])
+                )
+            })
+            .unwrap_or_default();
+        let log = d.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        anyhow!(
+            "{e}; otsd serves {served}; mempool {:?}; otsd log tail: {}",
+            node.mempool(),
+            tail.join(" | ")
+        )
     })?;
     let (ok, out) = ots.run(&["--btc-regtest", "-l", &c.url, "upgrade", &proof])?;
     if !ok {

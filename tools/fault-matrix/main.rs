@@ -145,10 +145,21 @@ fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         let t = Instant::now();
-        for mut r in f()? {
-            r.note
-                .push_str(&format!(" ({:.0} s)", t.elapsed().as_secs_f64()));
-            eprintln!("row done: {} {}/{}", r.fault, r.survived, r.injected);
+        let mut group = f()?;
+        let what = if group.len() > 1 {
+            " for these rows"
+        } else {
+            ""
+        };
+        if let Some(last) = group.last_mut() {
+            last.note
+                .push_str(&format!(" ({:.0} s{what})", t.elapsed().as_secs_f64()));
+        }
+        for r in group {
+            eprintln!(
+                "row done: | {} | {} | {} | {} |",
+                r.fault, r.survived, r.injected, r.note
+            );
             rows.push(r);
         }
         Ok(())

@@ -1,4 +1,5 @@
-//! The parser rows: seeded random and mutated inputs to every parser of untrusted bytes, in
+//! The parser rows: seeded random and mutated inputs (samples: the `.ots` file of
+//! `tests/vectors/python-ots-fixtures.json`, a real log, Python rows and journal) to every parser of untrusted bytes, in
 //! process: the `.ots` file parser, the log's record framing followed by the batch walk and the
 //! event codec (what the log reader does with each record once it is mapped), the segment header,
 //! the event codec alone, the Python calendar's LevelDB proof rows and its journal. A panic is
@@ -188,12 +189,15 @@ fn samples() -> Samples {
         py_rows: py_rows(),
         journal: Vec::new(),
     };
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    for e in std::fs::read_dir(&vectors).into_iter().flatten().flatten() {
-        if e.path().extension().is_some_and(|x| x == "ots") {
-            if let Ok(b) = std::fs::read(e.path()) {
-                s.ots.push(b);
-            }
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/python-ots-fixtures.json");
+    let json: serde_json::Value = std::fs::read(fixtures)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for file in json["detached_files"].as_array().into_iter().flatten() {
+        if let Some(bytes) = file.as_str().and_then(|h| hex::decode(h).ok()) {
+            s.ots.push(bytes);
         }
     }
     log_samples(&mut s);

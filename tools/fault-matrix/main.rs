@@ -158,7 +158,7 @@ fn main() -> anyhow::Result<()> {
         for r in group {
             eprintln!(
                 "row done: | {} | {} | {} | {} |",
-                r.fault, r.survived, r.injected, r.note
+                r.fault, r.injected, r.survived, r.note
             );
             rows.push(r);
         }

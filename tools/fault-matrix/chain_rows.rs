@@ -279,9 +279,10 @@ fn pending_commitment(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 // ---- reorgs --------------------------------------------------------------------------------
 
-/// `n` reorgs: a file stamped with `ots stamp` on the calendar, its transaction mined `d` deep
-/// (d random 1..=6; at 6 its proof is already final), the block holding it invalidated and a
-/// longer competing chain mined (its first block empty, so the transaction moves); once the
+/// `n` reorgs: a file stamped with `ots stamp` on the calendar, `d` blocks mined (d random 1..=6)
+/// with its transaction in the newest 1..=min(d, 5) of them (not final yet), the first of the `d`
+/// invalidated and a longer competing chain mined (its first block empty, so the transaction
+/// moves to another height); once the
 /// calendar serves a proof into the new best chain, `ots upgrade` and `ots verify` against the
 /// node must succeed.
 pub fn reorgs(seed: u64, n: u64) -> anyhow::Result<Row> {
@@ -338,7 +339,24 @@ fn one_reorg(
     let txid = wait("the stamping transaction", || {
         Ok(node.mempool().first().copied())
     })?;
-    let mined = node.mine(depth)?;
+    // `depth` blocks will be undone; the transaction is in the `confirmations` newest of them,
+    // fewer than the calendar's 6 for a final proof (a reorg deeper than the final depth undoes
+    // what the calendar already called final: out of scope by definition).
+    let confirmations = rng.gen_range(1..=depth.min(5));
+    let mut mined = Vec::new();
+    for _ in confirmations..depth {
+        let b: Value = node.client.call(
+            "generateblock",
+            &[json!(address_for(0x42)?.to_string()), json!([])],
+        )?;
+        mined.push(
+            b["hash"]
+                .as_str()
+                .unwrap_or_default()
+                .parse::<BlockHash>()?,
+        );
+    }
+    mined.extend(node.mine(confirmations)?);
     wait("the calendar to see the confirmation", || {
         let r = harness::get(d.addr, &format!("/timestamp/{}", hex::encode(&commitment)))?;
         Ok((r.status == 200 || r.text().contains(&txid.to_string())).then_some(()))

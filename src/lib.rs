@@ -61,7 +61,7 @@
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
 //! | lock-poisoning policy                  | `src/sync.rs`                                   |
-//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix/main.rs` (short run: `tests/fault_matrix.rs`) |
+//! | fault matrix (crash, power cut, EIO, damage, parsers, otsd under faults, abuse, reorgs, node faults) | `tools/fault-matrix/` (short run: `tests/fault_matrix.rs`; failpoints: `src/failpoint.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 

@@ -1,14 +1,19 @@
-//! The fault matrix (issue 13): injects faults into the event log and the parsers and prints, per
-//! row, how many injections there were and how many the calendar survived. Exits 1 if any row has
-//! a failure. `tests/fault_matrix.rs` runs a short version in the test suite; the README has the
-//! table of a full run.
+//! The fault matrix (issue 13): injects faults into the event log, the parsers, a running `otsd`
+//! and its Bitcoin node, and prints, per row, how many injections there were and how many the
+//! calendar survived. Exits 1 if any row has a failure. `tests/fault_matrix.rs` runs a short
+//! version in the test suite; the README has the table of a full run.
 //!
 //! ```text
-//! cargo run --release --bin fault-matrix -- [--seed S] [--cuts N] [--eio N] [--damage N]
-//!     [--kills N] [--parser-runs N]
+//! cargo build --release --bins   # the rows against otsd run the sibling otsd and otsctl
+//! target/release/fault-matrix [--seed S] [--cuts N] [--eio N] [--damage N] [--kills N]
+//!     [--parser-runs N] [--otsd-kills N] [--otsd-eio N] [--fold-panics N] [--slowloris N]
+//!     [--overload-secs N] [--fuzz-requests N] [--reorgs N] [--node-faults N]
 //! ```
 //!
-//! Rows (what "survived" means):
+//! A count of 0 leaves its row out. The chain rows need `$BITCOIND` (or the cache of
+//! `tools/build-bitcoind.sh`) and `$OTS_BIN` (`tools/setup-clients.sh`) and fail without them.
+//!
+//! Rows on the log alone (what "survived" means):
 //! - `process crash`: a child process (this binary) appends group commits through the real
 //!   `Writer` and prints each acknowledged sequence number; it is SIGKILLed at a seeded random
 //!   instant, the log is reopened: every acknowledged event is there, intact, nothing after it is
@@ -23,8 +28,19 @@
 //!   a sealed segment: the reader reports an error (detected) and never returns a wrong event.
 //! - `torn tail`: garbage or a cut in the unacknowledged tail of the active segment: the writer
 //!   repairs it on open, keeping every acknowledged event.
-//! - `parsers`: random and mutated inputs to the `.ots` parser, the log record and segment header
-//!   parsers, the event codec and the log reader: no panic.
+//! - `parser: ...` ([`parsers`]): one row per parser of untrusted bytes: no panic, no hang.
+//!
+//! Rows against a running `otsd` ([`daemon_rows`], [`abuse`]; failpoints: `src/failpoint.rs`):
+//! - `panic in the fold`: the daemon aborts; a restart replays the log and knows every
+//!   acknowledged digest.
+//! - `fsync EIO through otsd`: a clear `503`, the failed round never acknowledged, the writer
+//!   poisoned, every acknowledged digest there after a restart.
+//! - `otsd crash under load`: SIGKILL at random instants under HTTP load: 0 acknowledged digests
+//!   lost; restart time percentiles.
+//! - `abuse: ...`: slowloris sockets, a 10x overload, fuzzed requests.
+//!
+//! Rows against a real regtest node ([`chain_rows`]): `reorgs` (checked with the real
+//! `ots verify`) and `node faults` (SIGSTOP, restart, lost mempool).
 mod abuse;
 mod chain_rows;
 mod daemon_rows;

@@ -484,7 +484,7 @@ fn replay_out_writes_elsewhere_dry_run_writes_nothing_and_out_refuses_an_existin
     let written = dir_bytes(&other);
     assert_eq!(
         written.keys().collect::<Vec<_>>(),
-        ["checkpoint", "index", "proofs", "rounds", "txs"],
+        ["checkpoint", "digests", "index", "proofs", "rounds", "txs"],
         "{other:?}"
     );
     assert_eq!(dir_bytes(&proj), before, "DIR/projection was touched");

@@ -101,6 +101,9 @@ fn info_page_renders_in_chromium() {
         "id=\"funding-qr\"><svg",
         "id=\"donation-qr\"><svg",
         "Stamping pays from <code>bcrt1",
+        "Fees of the last week</th><td id=\"fees-week\">",
+        " sat in 1 mined transaction<",
+        "<th>Fee</th><th>Fee rate</th>",
     ] {
         assert!(
             dom.contains(needed),

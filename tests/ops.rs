@@ -219,6 +219,63 @@ fn status_of_a_commitment() {
     otsd.stop();
 }
 
+/// `/status/<digest>` finds the round of a submitted digest: from memory, from the on-disk digest
+/// index after a checkpoint and a restart, and after `otsctl replay` rebuilt that index from the
+/// log alone. A digest submitted twice is reported in its first round.
+#[test]
+fn status_of_a_submitted_digest_from_memory_disk_and_a_replay() {
+    let dir = new_calendar();
+    let cal = dir.path().join("calendar");
+    let args = ["--segment-size-mib", "1"];
+    let otsd = Otsd::start(&cal, &args);
+    let digest_of = |w: u32, i: u32| {
+        let mut d = vec![0xd1; 20];
+        d[..4].copy_from_slice(&w.to_be_bytes());
+        d[4..8].copy_from_slice(&i.to_be_bytes());
+        d
+    };
+    // About 313 bytes of log a round: 5,000 digests fill more than one 1 MiB segment.
+    let answered = common::in_parallel(4, 1250, |w, i| {
+        let d = digest_of(w, i);
+        let r = post_digest(otsd.addr, &d);
+        assert_eq!(r.status, 200);
+        (d.clone(), commitment_of(&d, &r.body))
+    });
+    let repeat = post_digest(otsd.addr, &answered[0].0);
+    assert_eq!(repeat.status, 200);
+    let checkpoint = cal.join("projection").join("checkpoint");
+    wait_for("a checkpoint", 60, || checkpoint.exists().then_some(()));
+    let check = |otsd: &Otsd, when: &str| {
+        let picks = [0, 1, 1249, 2500, answered.len() - 1];
+        for (d, commitment) in picks.iter().map(|&i| &answered[i]) {
+            let (code, s) = json(otsd, &format!("/status/{}", hex::encode(d)));
+            assert_eq!(code, 200, "{when}: {s}");
+            assert_eq!(s["found_by"], "digest", "{when}: {s}");
+            assert_eq!(s["digest"], hex::encode(d), "{when}");
+            assert_eq!(s["commitment"], hex::encode(commitment), "{when}: {s}");
+            assert_eq!(s["state"], "pending", "{when}: {s}");
+            let by_commitment = json(otsd, &format!("/status/{}", hex::encode(commitment))).1;
+            assert_eq!(by_commitment["round"], s["round"], "{when}");
+            assert_eq!(by_commitment["found_by"], "commitment", "{when}");
+        }
+        let (_, s) = json(otsd, &format!("/status/{}", hex::encode(digest_of(9, 9))));
+        assert_eq!(
+            (s["state"].as_str(), &s["found_by"]),
+            (Some("unknown"), &serde_json::Value::Null)
+        );
+    };
+    check(&otsd, "running");
+    otsd.stop();
+    let otsd = Otsd::start(&cal, &args);
+    check(&otsd, "restarted from the checkpoint");
+    otsd.stop();
+    let (ok, out, err) = common::otsctl(&["replay", cal.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let otsd = Otsd::start(&cal, &args);
+    check(&otsd, "after otsctl replay");
+    otsd.stop();
+}
+
 /// otsd under a pretend service manager: a datagram socket in `$NOTIFY_SOCKET`, as systemd
 /// provides for `Type=notify` (systemd itself cannot run in the test environment).
 #[test]
@@ -348,6 +405,15 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
     });
     assert_eq!(s["txid"], txid.to_string(), "{s}");
     assert_eq!(s["confirmations"], 1, "{s}");
+    // The mined transaction's fee, as the stamper reports it, is the fee of the last week.
+    let fee = sample(&scrape(&otsd), "otsd_stamper_fee_satoshis").unwrap() as u64;
+    let info = {
+        let r = get(otsd.addr, "/", "Accept: application/json\r\n");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    assert_eq!(info["fees_in_last_week_sat"], fee, "{info}");
+    assert_eq!(info["txs_in_last_week"], 1, "{info}");
+    assert_eq!(info["mined"][0]["fee_sat"], fee, "{info}");
     assert_eq!(s["confirmations_needed"], 6);
     assert_eq!(
         sample(&scrape(&otsd), "otsd_stamper_confirmations"),
@@ -360,6 +426,12 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
         (s["state"] == "complete").then_some(())
     });
     let m = scrape(&otsd);
+    // Mined at H, final at H + 5 (6 confirmations), the best block.
+    assert_eq!(
+        sample(&m, "otsd_blocks_since_final_anchor"),
+        Some(5.0),
+        "{m}"
+    );
     assert!(sample(&m, "otsd_newest_complete_round_age_seconds").unwrap() >= 0.0);
     assert_eq!(sample(&m, "otsd_pending_rounds"), Some(0.0));
     assert!(sample(&m, "otsd_stamper_balance_satoshis").unwrap() > 0.0);
@@ -372,5 +444,13 @@ fn status_and_stamper_metrics_follow_a_stamp_on_regtest() {
             .contains("best height"),
         "{ready}"
     );
+    let (_, by_digest) = json(&otsd, &format!("/status/{}", hex::encode(digest)));
+    assert_eq!(by_digest["state"], "complete", "{by_digest}");
+    assert_eq!(by_digest["found_by"], "digest", "{by_digest}");
+    assert_eq!(by_digest["commitment"], hex::encode(&commitment));
+    node.mine(2);
+    wait_for("two more blocks since the final anchor", 30, || {
+        (sample(&scrape(&otsd), "otsd_blocks_since_final_anchor") == Some(7.0)).then_some(())
+    });
     otsd.stop();
 }

@@ -93,7 +93,7 @@ fn sigkill_while_the_history_is_written_then_start_answers_as_a_replay() {
     append_events(&cal, &events);
 
     let txs = cal.join("projection").join("txs");
-    let archived = || std::fs::metadata(&txs).is_ok_and(|m| m.len() == 64);
+    let archived = || std::fs::metadata(&txs).is_ok_and(|m| m.len() == 80);
     let mut answered: BTreeSet<Vec<u8>> = BTreeSet::from([stamped.clone()]);
     for run in 1..=5u8 {
         let otsd = Otsd::start(&cal, &SEGMENT_ARGS);

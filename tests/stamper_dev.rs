@@ -69,9 +69,11 @@ fn dev_calendar_stamps_upgrades_and_verifies() {
     assert!(status.success(), "otsd --dev exited with {status}");
 }
 
-/// An `otsd` copied away from the source tree (as `cargo install` leaves it), with `$BITCOIND`
-/// unset and `$HOME` empty, finds bitcoind in the cache `$OTSD_CACHE` names (the layout of
-/// tools/build-bitcoind.sh, here holding a link to the real `$BITCOIND`) and serves.
+/// `cargo install --path . --debug --root TMP` (into this build's target directory, so only what
+/// changed is compiled) gives `otsd` and `otsctl` that run; the installed `otsd --dev`, away from
+/// the source tree, with `$BITCOIND` unset and `$HOME` empty, finds bitcoind in the cache
+/// `$OTSD_CACHE` names (the layout of tools/build-bitcoind.sh, here holding a link to the real
+/// `$BITCOIND`) and serves.
 #[test]
 fn installed_dev_finds_bitcoind_through_otsd_cache() {
     let real = required_env("BITCOIND");
@@ -80,9 +82,34 @@ fn installed_dev_finds_bitcoind_through_otsd_cache() {
     let bin_dir = cache.join("bitcoin-core-kernel-sys-0.4.1/bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
     std::os::unix::fs::symlink(&real, bin_dir.join("bitcoind")).unwrap();
-    let installed = tmp.path().join("bin/otsd");
-    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_otsd"), &installed).unwrap();
+    let root = tmp.path().join("root");
+    cargo_install(&root);
+    let installed = root.join("bin/otsd");
+    for (bin, needle) in [
+        (&installed, "--btc-rpc"),
+        (&root.join("bin/otsctl"), "replay"),
+    ] {
+        let out = Command::new(bin).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && help.contains(needle),
+            "{bin:?} --help: {help}"
+        );
+    }
+    let cal = tmp.path().join("cal");
+    let out = Command::new(root.join("bin/otsctl"))
+        .args(["init", cal.to_str().unwrap(), "--uri", "http://127.0.0.1:1"])
+        .args([
+            "--donation-addr",
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && cal.join("hmac-key").exists(),
+        "installed otsctl init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let port = free_port();
@@ -112,4 +139,53 @@ fn installed_dev_finds_bitcoind_through_otsd_cache() {
     assert_eq!(r.status, 200, "{}", r.text());
     let stderr = std::fs::read_to_string(tmp.path().join("otsd.stderr")).unwrap_or_default();
     assert!(status.success(), "{status}; otsd's stderr:\n{stderr}");
+}
+
+/// Most time `cargo install` may take: it compiles only the crate itself when this test's target
+/// directory is up to date, but a shared machine can be slow.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// Runs `cargo install --path . --debug --root ROOT --locked --offline` with this build's target
+/// directory, failing loudly on an error or after [`INSTALL_TIMEOUT`].
+fn cargo_install(root: &std::path::Path) {
+    let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let log = root.with_extension("log");
+    let mut child = Command::new(cargo)
+        .args([
+            "install",
+            "--path",
+            env!("CARGO_MANIFEST_DIR"),
+            "--debug",
+            "--locked",
+        ])
+        .args(["--offline", "--root"])
+        .arg(root)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("run cargo install");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > INSTALL_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success() && started.elapsed() <= INSTALL_TIMEOUT,
+        "cargo install ({status}, {:.0} s):\n{stderr}",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -125,11 +125,12 @@ fn main() -> anyhow::Result<()> {
         s.events_per_second / 1e6
     );
     let proj = dir.path.join(PROJECTION_DIR);
-    for name in ["rounds", "index", "txs", "proofs", "checkpoint"] {
+    for name in ["rounds", "index", "digests", "txs", "proofs", "checkpoint"] {
         let len = std::fs::metadata(proj.join(name)).map_or(0, |m| m.len());
         println!(
-            "projection/{name}: {len} bytes ({:.1} bytes/round)",
-            len as f64 / s.rounds.max(1) as f64
+            "projection/{name}: {len} bytes ({:.1} bytes/round, {:.1} bytes/digest)",
+            len as f64 / s.rounds.max(1) as f64,
+            len as f64 / s.digests.max(1) as f64
         );
     }
     let otsd = std::env::current_exe()?
@@ -191,6 +192,34 @@ fn serve_figures(
          cache first): {}",
         dropped as f64 / (1 << 20) as f64,
         percentiles(cold)
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let digests: Vec<[u8; 32]> = (0..sample.len())
+        .map(|_| digest_at(rng.gen_range(0..args.digests)))
+        .collect();
+    let by_digest = |conn: &mut Conn, digests: &[[u8; 32]]| -> anyhow::Result<Vec<u64>> {
+        let mut lat = Vec::with_capacity(digests.len());
+        for d in digests {
+            let t = Instant::now();
+            let status = conn.get(&format!("/status/{}", hex::encode(d)))?;
+            lat.push(t.elapsed().as_micros() as u64);
+            anyhow::ensure!(status == 200, "GET /status/<digest> answered {status}");
+        }
+        Ok(lat)
+    };
+    by_digest(&mut conn, &digests)?;
+    println!(
+        "GET /status/<digest>, {} random historical digests, warm: {}",
+        digests.len(),
+        percentiles(by_digest(&mut conn, &digests)?)
+    );
+    drop_cache(&dir.path)?;
+    let cold: Vec<[u8; 32]> = (0..cold_n)
+        .map(|_| digest_at(rng.gen_range(0..args.digests)))
+        .collect();
+    println!(
+        "GET /status/<digest>, {cold_n} others, cold: {}",
+        percentiles(by_digest(&mut conn, &cold)?)
     );
     let (n, secs) = hammer(addr, sample, args.concurrency, args.seconds)?;
     println!(
@@ -312,10 +341,21 @@ fn dir_size(dir: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
+/// The `i`th digest of the bench calendar: random-looking, and known to the bench without
+/// reading the log back (for `GET /status/<digest>`).
+fn digest_at(i: u64) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::new()
+        .chain_update(b"replay-bench digest")
+        .chain_update(i.to_le_bytes())
+        .finalize()
+        .into()
+}
+
 /// What the calendar in `--dir` was made with; a different request makes it again.
 fn params(args: &Args) -> String {
     format!(
-        "digests {} round-size {} tx-rounds {:?}\n",
+        "digests {} (derived, v2) round-size {} tx-rounds {:?}\n",
         args.digests, args.round_size, args.tx_rounds
     )
 }
@@ -457,7 +497,6 @@ fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
     let (mut writer, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default())?;
     let mut sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).context("uri")?;
     let mut stamping = args.tx_rounds.map(Stamping::new).transpose()?;
-    let mut rng = rand::thread_rng();
     let (mut written, mut round) = (0u64, 0u64);
     let time = 1_763_900_000u32;
     let mut tick = Instant::now();
@@ -468,13 +507,7 @@ fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
             if n == 0 {
                 break;
             }
-            let digests: Vec<[u8; 32]> = (0..n)
-                .map(|_| {
-                    let mut d = [0u8; 32];
-                    rng.fill_bytes(&mut d);
-                    d
-                })
-                .collect();
+            let digests: Vec<[u8; 32]> = (0..n as u64).map(|i| digest_at(written + i)).collect();
             let refs: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
             let sealed = sealer.seal(round, time + (round / 1000) as u32, &refs);
             let batch = sealed

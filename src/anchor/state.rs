@@ -85,6 +85,9 @@ pub struct StamperState {
     pub cycles: Vec<Cycle>,
     /// Last round stamped by a cycle that is final and dropped.
     pub final_through: Option<u64>,
+    /// Height of the block that holds the newest final cycle's transaction.
+    #[serde(default)]
+    pub final_height: Option<u32>,
     /// Confirmations needed before a cycle is final (at least 1).
     pub min_confirmations: u32,
 }
@@ -274,6 +277,7 @@ impl StamperState {
                 Some(conf) if self.is_final(conf.height, tip) => {
                     let through = c.covered_through();
                     self.final_through = self.final_through.max(Some(through));
+                    self.final_height = self.final_height.max(Some(conf.height));
                     self.cycles.remove(0);
                 }
                 _ => break,

@@ -52,7 +52,7 @@ pub struct Snapshot {
     pub oldest_pending_time: Option<u32>,
     /// Time of the newest round whose proof is complete.
     pub newest_complete_time: Option<u32>,
-    /// Height of the newest final stamping transaction (not kept across a checkpoint yet: `null`).
+    /// Height of the block holding the newest final stamping transaction.
     pub final_anchor_height: Option<u32>,
     pub best_height: Option<u32>,
     pub in_flight: Option<InFlight>,
@@ -91,7 +91,7 @@ impl Snapshot {
                 .flatten(),
             // From the folded stamper state (kept in the checkpoint), so a replay shows the same.
             newest_complete_time: stamps.state.final_through.and_then(time_of),
-            final_anchor_height: None,
+            final_anchor_height: stamps.state.final_height,
             best_height,
             in_flight: in_flight(&stamps.state, best_height, |t| {
                 stamps.raw_tx(t).map(<[u8]>::len)
@@ -136,6 +136,14 @@ impl Snapshot {
 /// Weight of a P2WPKH input's witness with a 72-byte signature, plus the segwit marker and flag.
 const P2WPKH_WITNESS_WU: u64 = 2 + 1 + 1 + 72 + 1 + 33;
 
+/// Virtual size of a stamping transaction whose raw form without witness is `base` bytes.
+/// Our transactions spend one P2WPKH input, whose witness weighs at most P2WPKH_WITNESS_WU;
+/// the logged raw transaction gives the base size while it is kept, else the usual size.
+pub fn vsize_of(base: Option<usize>) -> u64 {
+    base.map(|base| (base as u64 * 4 + P2WPKH_WITNESS_WU).div_ceil(4))
+        .unwrap_or(STAMP_TX_VSIZE)
+}
+
 /// The newest transaction of the newest cycle, if any.
 fn in_flight(
     state: &StamperState,
@@ -147,11 +155,7 @@ fn in_flight(
         Some(c) => cycle.tx(&c.txid).unwrap_or(cycle.latest()),
         None => cycle.latest(),
     };
-    // Our transactions spend one P2WPKH input, whose witness weighs at most P2WPKH_WITNESS_WU;
-    // the logged raw transaction (without witness) gives the base size while it is kept.
-    let vsize = raw_len(&tx.txid)
-        .map(|base| (base as u64 * 4 + P2WPKH_WITNESS_WU).div_ceil(4))
-        .unwrap_or(STAMP_TX_VSIZE);
+    let vsize = vsize_of(raw_len(&tx.txid));
     let mut display = tx.txid;
     display.reverse();
     Some(InFlight {

@@ -22,14 +22,37 @@
 //!                                       // oldest pending, transaction in flight, alarms, ...)
 //!   "max_fee_sat": null | 100000,       // --btc-max-fee
 //!   "mined": [{"txid": "hex", "height": 800000, "confirmations": 3, "first_round": 1,
-//!              "last_round": 9, "final": false}]   // newest first, at most MINED_SHOWN
+//!              "last_round": 9, "final": false, "fee_sat": 1500, "feerate_sat_per_vb": 9.9}],
+//!                                       // newest first, at most MINED_SHOWN
+//!   "fees_in_last_week": "12,345",      // as the Python otsd: satoshis, with thousands commas
+//!   "fees_in_last_week_sat": 12345,     // the same as a number; null if the history cannot answer
+//!   "txs_in_last_week": 7               // the mined stamping transactions those fees paid for
 //! }
 //! ```
+//!
+//! "The last week" is the mined stamping transactions whose newest round was sealed in the last
+//! 7 × 24 hours (see [`crate::projection::Projection::fees_since`]).
 use serde::Serialize;
 
 use super::health::Snapshot;
 use super::AppState;
 use crate::anchor::state::StamperState;
+
+/// "The last week" of `fees_in_last_week`.
+pub const WEEK_SECS: u64 = 7 * 24 * 3600;
+
+/// `n` with commas between thousands, as Python's `f"{n:,}"`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() * 4 / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// Most stamping transactions listed on the page.
 pub const MINED_SHOWN: usize = 10;
@@ -45,6 +68,8 @@ pub struct MinedTx {
     pub last_round: u64,
     #[serde(rename = "final")]
     pub final_: bool,
+    pub fee_sat: u64,
+    pub feerate_sat_per_vb: f64,
 }
 
 /// Everything the info page shows.
@@ -67,6 +92,9 @@ pub struct Info {
     pub stamping: Snapshot,
     pub max_fee_sat: Option<u64>,
     pub mined: Vec<MinedTx>,
+    pub fees_in_last_week: String,
+    pub fees_in_last_week_sat: Option<u64>,
+    pub txs_in_last_week: Option<u64>,
     /// The stamper's funding address, as it reports it.
     pub stamper_address: Option<String>,
     #[serde(skip)]
@@ -96,6 +124,10 @@ impl Info {
         let view = state.read_view();
         let mined = mined_txs(&view, stamping.best_height);
         let pending_commitments = view.pending_count() as usize;
+        let since = stamping.now.saturating_sub(WEEK_SECS);
+        let week = view
+            .fees_since(u32::try_from(since).unwrap_or(u32::MAX))
+            .ok();
         Info {
             version: env!("CARGO_PKG_VERSION"),
             uri: state.uri.clone(),
@@ -119,6 +151,9 @@ impl Info {
             stamping,
             max_fee_sat: state.ops.max_fee_sat,
             mined,
+            fees_in_last_week: week.map_or("unknown".to_owned(), |w| thousands(w.0)),
+            fees_in_last_week_sat: week.map(|w| w.0),
+            txs_in_last_week: week.map(|w| w.1),
             stamper_address,
             explorer_url: state.ops.explorer_url.clone(),
         }
@@ -147,6 +182,7 @@ fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<Min
             let mut display = conf.txid;
             display.reverse();
             let confirmations = best.map_or(0, |tip| StamperState::confirmations(conf.height, tip));
+            let vsize = super::health::vsize_of(view.stamps().raw_tx(&conf.txid).map(<[u8]>::len));
             Some(MinedTx {
                 txid: hex::encode(display),
                 height: conf.height,
@@ -154,8 +190,26 @@ fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<Min
                 first_round: tx.first_round,
                 last_round: tx.last_round,
                 final_: state.is_final(conf.height, best.unwrap_or(0)),
+                fee_sat: tx.fee_sat,
+                feerate_sat_per_vb: tx.fee_sat as f64 / vsize.max(1) as f64,
             })
         })
         .take(MINED_SHOWN)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_as_python_formats_them() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(super::thousands(n), want);
+        }
+    }
 }

@@ -30,7 +30,8 @@ pub fn render(info: &Info) -> String {
     let _ = writeln!(
         h,
         "<p class=\"foot\">otsd {} (Rust) &middot; network {} &middot; \
-         machine-readable: <code>Accept: application/json</code>, <code>/status/&lt;commitment&gt;</code>\
+         machine-readable: <code>Accept: application/json</code>, \
+         <code>/status/&lt;commitment or digest&gt;</code>\
          </p>\n<script>{AGO_SCRIPT}</script>\n</body></html>",
         info.version,
         escape(&info.network),
@@ -50,7 +51,7 @@ const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:1em auto;
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}\
 th{background:#f4f4f4}code{font-size:.9em;word-break:break-all}.ok{color:#060}.alarm{background:#fdd;\
 border:1px solid #c00;padding:.5em}.qr{display:inline-block;margin:.5em 2em .5em 0;text-align:center}\
-.foot{color:#777;font-size:.85em;margin-top:2em}";
+.foot{color:#777;font-size:.85em;margin-top:2em}.num{white-space:nowrap}";
 
 fn banner(h: &mut String, info: &Info) {
     if !info.stamping.alarms.is_empty() {
@@ -79,17 +80,25 @@ fn overview(h: &mut String, info: &Info) {
         .as_ref()
         .map_or("none yet".to_owned(), |r| {
             format!(
-                "#{} with {} digests, sealed {}",
+                "#{} with {} digest{}, sealed {}",
                 r.round,
                 r.digests,
+                if r.digests == 1 { "" } else { "s" },
                 when(u64::from(r.time))
             )
         });
     let oldest = s.oldest_pending_time.map_or("none".to_owned(), |t| {
         format!("sealed {}", when(u64::from(t)))
     });
+    let anchor = match (s.final_anchor_height, s.best_height) {
+        (Some(h), Some(best)) => format!(
+            ", its transaction mined in block {h}, {} blocks ago",
+            best.saturating_sub(h)
+        ),
+        _ => String::new(),
+    };
     let complete = s.newest_complete_time.map_or("none yet".to_owned(), |t| {
-        format!("round sealed {}", when(u64::from(t)))
+        format!("round sealed {}{anchor}", when(u64::from(t)))
     });
     let next = match (s.stamper_enabled, s.next_tx_at) {
         (false, _) => "never: this calendar does not stamp (no Bitcoin node configured)".to_owned(),
@@ -155,6 +164,18 @@ fn bitcoin(h: &mut String, info: &Info) {
             h.push_str("<tr><th>Transaction in flight</th><td id=\"in-flight\">none</td></tr>\n")
         }
     }
+    let week = match info.txs_in_last_week {
+        Some(n) => format!(
+            "{} sat in {n} mined transaction{}",
+            info.fees_in_last_week,
+            if n == 1 { "" } else { "s" }
+        ),
+        None => "unknown (the history could not be read)".to_owned(),
+    };
+    let _ = writeln!(
+        h,
+        "<tr><th>Fees of the last week</th><td id=\"fees-week\">{week}</td></tr>"
+    );
     if let Some(e) = &s.stamper_error {
         let _ = writeln!(
             h,
@@ -171,15 +192,20 @@ fn transactions(h: &mut String, info: &Info) {
     }
     h.push_str(
         "<h2>Recent stamping transactions</h2>\n<table id=\"transactions\">\n\
-         <tr><th>Transaction</th><th>Block</th><th>Confirmations</th><th>Rounds</th><th>Proofs</th></tr>\n",
+         <tr><th>Transaction</th><th>Block</th><th>Confirmations</th><th>Fee</th><th>Fee rate</th>\
+         <th>Rounds</th><th>Proofs</th></tr>\n",
     );
     for tx in &info.mined {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}&ndash;{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} sat</td>\
+             <td class=\"num\">{:.1} sat/vB</td>\
+             <td>{}&ndash;{}</td><td>{}</td></tr>",
             tx_link(info, &tx.txid),
             tx.height,
             tx.confirmations,
+            super::info::thousands(tx.fee_sat),
+            tx.feerate_sat_per_vb,
             tx.first_round,
             tx.last_round,
             if tx.final_ {

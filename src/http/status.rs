@@ -1,8 +1,12 @@
-//! `GET /status/<hex>`: where a commitment stands, as JSON a user (or a client) can act on.
+//! `GET /status/<hex>`: where a commitment, or a submitted digest, stands, as JSON a user (or a
+//! client) can act on.
 //!
 //! ```text
 //! {
-//!   "commitment": "hex",
+//!   "commitment": "hex",                // the round's commitment (the one asked for, or the
+//!                                       // one of the digest's round)
+//!   "found_by": "commitment" | "digest" | null,
+//!   "digest": "hex" | null,             // the digest asked for, when found as one
 //!   "state": "unknown" | "pending" | "in_transaction" | "complete" | "unavailable" (503),
 //!   "round": 12 | null,
 //!   "round_time": 1700000000 | null,    // when the round was sealed (unix seconds)
@@ -14,16 +18,17 @@
 //! }
 //! ```
 //!
-//! The lookup is by commitment (what a pending attestation names, and what `GET /timestamp/`
-//! takes). A submitted digest is not looked up: the projection keeps nothing per digest (see
-//! [`crate::projection`]), and an on-disk digest index is not built yet; `otsctl inspect --digest`
-//! finds a digest by scanning the log.
+//! The hex is first looked up as a commitment (what a pending attestation names, and what
+//! `GET /timestamp/` takes), then as a digest a client submitted (`POST /digest`), through the
+//! digest index ([`crate::projection::digests`]: on disk up to the last checkpoint, in memory
+//! after it). A digest submitted more than once is reported in its first round.
 use serde::Serialize;
 
 use super::health::Snapshot;
 use super::AppState;
+use super::MAX_DIGEST_LEN;
 use crate::anchor::state::StamperState;
-use crate::projection::Status;
+use crate::projection::{HistoryError, Projection, Status};
 
 /// The `state` when the on-disk history could not answer (served with `503`).
 pub const UNAVAILABLE: &str = "unavailable";
@@ -35,6 +40,8 @@ pub const BLOCK_INTERVAL_SECS: u64 = 600;
 #[derive(Debug, Serialize)]
 pub struct CommitmentStatus {
     pub commitment: String,
+    pub found_by: Option<&'static str>,
+    pub digest: Option<String>,
     pub state: &'static str,
     pub round: Option<u64>,
     pub round_time: Option<u32>,
@@ -45,10 +52,50 @@ pub struct CommitmentStatus {
     pub detail: String,
 }
 
-/// Looks `commitment` up.
-pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
+/// Looks `asked` up as a commitment, else as a submitted digest.
+pub fn lookup(state: &AppState, asked: &[u8]) -> CommitmentStatus {
     let snap = Snapshot::take(state);
-    let status = crate::projection::Projection::status_shared(&state.view, commitment);
+    let mut status = Projection::status_shared(&state.view, asked);
+    let mut found_by = (status != Status::Unknown).then_some("commitment");
+    let mut digest = None;
+    let mut commitment = asked.to_vec();
+    if status == Status::Unknown && (1..=MAX_DIGEST_LEN).contains(&(asked.len() as u64)) {
+        match digest_commitment(state, asked) {
+            Ok(Some(c)) => {
+                status = Projection::status_shared(&state.view, &c);
+                found_by = Some("digest");
+                digest = Some(hex::encode(asked));
+                commitment = c.to_vec();
+            }
+            Ok(None) => {}
+            Err(e) => status = Status::Unavailable(e.to_string()),
+        }
+    }
+    let mut s = describe(&snap, state, &commitment, status);
+    s.found_by = found_by;
+    s.digest = digest;
+    s
+}
+
+/// The commitment of the round `digest` was first submitted in, if any.
+fn digest_commitment(
+    state: &AppState,
+    digest: &[u8],
+) -> Result<Option<crate::calendar::commitment::Commitment>, HistoryError> {
+    let Some(round) = Projection::digest_round_shared(&state.view, digest)? else {
+        return Ok(None);
+    };
+    let entry = state.read_view().round(round)?;
+    Ok(entry.map(|e| e.commitment))
+}
+
+/// The answer for `commitment`, whose status is `status`.
+fn describe(
+    snap: &Snapshot,
+    state: &AppState,
+    commitment: &[u8],
+    status: Status,
+) -> CommitmentStatus {
     let view = state.read_view();
     let needed = view.min_confirmations();
     let round = match &status {
@@ -60,6 +107,8 @@ pub fn lookup(state: &AppState, commitment: &[u8]) -> CommitmentStatus {
     };
     let mut s = CommitmentStatus {
         commitment: hex::encode(commitment),
+        found_by: None,
+        digest: None,
         state: "unknown",
         round,
         round_time: round

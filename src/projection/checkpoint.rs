@@ -5,10 +5,13 @@
 //! from the log alone, and a checkpoint that is missing, damaged, from another version, from another
 //! calendar or for another log is ignored (with a warning) and the log is replayed in full.
 //!
-//! Files under `DIR/projection/`, all append-only but `index` and `checkpoint`:
+//! Files under `DIR/projection/`, all append-only but `index`, `digests` and `checkpoint`:
 //!
 //! - `rounds`: the round table, [`ROUND_LEN`] bytes per round (layout in [`super::table`]).
 //! - `index`: commitment -> round, an on-disk hash table (layout in [`super::index`]).
+//! - `digests`: submitted digest -> round, an on-disk hash table (layout in [`super::digests`]).
+//!   Unlike `index` it cannot be rebuilt from `rounds` (which holds no digests): a `digests` that
+//!   does not match its checkpoint makes the checkpoint unusable, and the log is replayed.
 //! - `txs`: final stamping transactions, [`TX_LEN`] bytes each, in round order ([`super::table`]).
 //! - `proofs`: per final transaction, `has_head u8 | log head (32) | proof tail | CRC-32 of the
 //!   three | the tip tree's levels from [`super::tiptree::LOW_LEVELS`] up, 32 bytes per node`. The
@@ -34,9 +37,12 @@
 //!    184    8  entries in `index`, u64 LE
 //!    192    8  last round of the last entry of `txs` plus one (0: none), u64 LE
 //!    200    8  salt of `index`, u64 LE
-//!    208    4  body length, u32 LE
-//!    212    n  body: the rest of the projection (digest count, stamper state), packed CBOR
-//!  212+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 212+n
+//!    208    8  slots of `digests` (a power of two), u64 LE
+//!    216    8  entries in `digests`, u64 LE
+//!    224    8  salt of `digests`, u64 LE
+//!    232    4  body length, u32 LE
+//!    236    n  body: the rest of the projection (digest count, stamper state), packed CBOR
+//!  236+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 236+n
 //! ```
 //!
 //! The checkpoint key is `HMAC-SHA256(log key, "otsd checkpoint v1")`, so only the holder of the
@@ -51,7 +57,12 @@
 //!
 //! Checks at load, bounded so that start-up does not read history: the snapshot's HMAC; file
 //! sizes; the rounds chain over the whole table when it holds at most [`FULL_VERIFY_ROUNDS`]
-//! rounds, else the last incomplete block; every index slot when the table holds at most as many.
+//! rounds, else the last incomplete block; every index slot when the table holds at most as many,
+//! and every digest index slot when it holds at most [`FULL_VERIFY_DIGEST_SLOTS`].
+//!
+//! Version changes: 3 added the digest index (header bytes 208..232, the body moved to 236) and
+//! the fee, time and height of each `txs` entry. A version 2 checkpoint is refused with a warning
+//! and the log replayed once, which writes version 3.
 //! Older damage is caught on read by the per-entry checks (see [`super::history`]).
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -63,8 +74,10 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::digests::{self, BufSlots, DigestIndexError};
 use super::history::{
-    Extent, History, HistoryError, INDEX_FILE, PROOFS_FILE, PROOF_HEAD_LEN, ROUNDS_FILE, TXS_FILE,
+    Extent, History, HistoryError, DIGESTS_FILE, INDEX_FILE, PROOFS_FILE, PROOF_HEAD_LEN,
+    ROUNDS_FILE, TXS_FILE,
 };
 use super::index::{self, FileSlots, IndexError, MapSlots};
 pub use super::table::ROUND_LEN;
@@ -91,16 +104,19 @@ pub const FULL_VERIFY_ROUNDS: u64 = 1 << 20;
 const READ_ROUNDS: u64 = 65_536;
 
 const SNAPSHOT_FILE: &str = "checkpoint";
-const ALL_FILES: [&str; 5] = [
+const ALL_FILES: [&str; 6] = [
     SNAPSHOT_FILE,
     ROUNDS_FILE,
     INDEX_FILE,
     TXS_FILE,
     PROOFS_FILE,
+    DIGESTS_FILE,
 ];
+/// Up to this many slots (32 MiB), load checks every slot of the digest index.
+pub const FULL_VERIFY_DIGEST_SLOTS: u64 = 1 << 21;
 const MAGIC: &[u8; 8] = b"OTSDCKPT";
-const VERSION: u32 = 2;
-const FIXED_LEN: usize = 212;
+const VERSION: u32 = 3;
+const FIXED_LEN: usize = 236;
 const TAG_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -122,6 +138,11 @@ pub enum CheckpointError {
     History(#[from] HistoryError),
     #[error("{}: {source}", path.display())]
     Index { path: PathBuf, source: IndexError },
+    #[error("{}: {source}", path.display())]
+    Digests {
+        path: PathBuf,
+        source: DigestIndexError,
+    },
 }
 
 fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> CheckpointError + 'p {
@@ -162,6 +183,8 @@ pub struct CheckpointFiles {
     at: Option<Head>,
     /// Map the index for inserts (bulk rebuilds) instead of one `pwrite` per slot.
     bulk: bool,
+    /// A grown digest index waits in `digests.tmp` for the snapshot that names it.
+    digests_grown: bool,
     damaged: Arc<AtomicBool>,
 }
 
@@ -177,6 +200,7 @@ impl CheckpointFiles {
             archived_through: None,
             at: None,
             bulk: false,
+            digests_grown: false,
             damaged: Arc::default(),
         }
     }
@@ -233,6 +257,7 @@ impl CheckpointFiles {
         self.archived_through = snap.archived_through;
         self.cut_leftovers()?;
         self.verify_index()?;
+        self.verify_digests()?;
         self.at = Some(snap.at);
         let history = self.history()?;
         let view = Projection::restore(
@@ -377,6 +402,55 @@ impl CheckpointFiles {
             }
         }
         let _ = fs::remove_file(self.path("index.tmp"));
+        self.finish_digests_swap(e.digest_slots)
+    }
+
+    /// A grown digest index is written to `digests.tmp` and renamed over `digests` only after the
+    /// snapshot naming its size is durable, so that a crash leaves the old table with the old
+    /// snapshot. At load (`slots`: the snapshot's), a `digests.tmp` of the size the snapshot names
+    /// completes that rename; any other is a leftover and removed.
+    fn finish_digests_swap(&self, slots: u64) -> Result<(), CheckpointError> {
+        let tmp = self.path("digests.tmp");
+        let Ok(meta) = fs::metadata(&tmp) else {
+            return Ok(());
+        };
+        if meta.len() == slots * digests::SLOT_LEN as u64 {
+            fs::rename(&tmp, self.path(DIGESTS_FILE)).map_err(io("rename", &tmp))?;
+        } else {
+            fs::remove_file(&tmp).map_err(io("remove", &tmp))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Checks the digest index against the extent (every slot when small). It cannot be rebuilt
+    /// without the log: a mismatch makes the checkpoint unusable.
+    fn verify_digests(&self) -> Result<(), CheckpointError> {
+        let path = self.path(DIGESTS_FILE);
+        let e = &self.extent;
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let invalid = |why: String| CheckpointError::Invalid {
+            path: path.clone(),
+            why: format!("digest index does not match its checkpoint: {why}"),
+        };
+        if size != e.digest_slots * digests::SLOT_LEN as u64 || !e.digest_slots.is_power_of_two() {
+            return Err(invalid(format!(
+                "holds {size} bytes for {} slots",
+                e.digest_slots
+            )));
+        }
+        if e.digest_slots <= FULL_VERIFY_DIGEST_SLOTS {
+            let bytes = fs::read(&path).map_err(io("read", &path))?;
+            match digests::scan(&bytes, e.digest_salt) {
+                Ok(used) if used >= e.digest_entries => {}
+                Ok(used) => {
+                    return Err(invalid(format!(
+                        "{used} slots in use, the checkpoint names {}",
+                        e.digest_entries
+                    )))
+                }
+                Err(err) => return Err(invalid(err.to_string())),
+            }
+        }
         Ok(())
     }
 
@@ -430,7 +504,7 @@ impl CheckpointFiles {
             // A fresh start: nothing on disk belongs to this projection.
             self.remove()?;
         }
-        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE] {
+        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE, DIGESTS_FILE] {
             let path = self.path(name);
             OpenOptions::new()
                 .create(true)
@@ -442,15 +516,20 @@ impl CheckpointFiles {
         if self.extent.index_slots == 0 {
             self.rebuild_index(0)?;
         }
+        let digests_before = self.extent.rounds;
         self.append_rounds(view)?;
+        self.append_digests(view, digests_before)?;
         self.archive_final(view)?;
-        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE] {
+        for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE, DIGESTS_FILE] {
             let path = self.path(name);
             File::open(&path)
                 .and_then(|f| f.sync_data())
                 .map_err(io("fdatasync", &path))?;
         }
         self.write_snapshot(view, at)?;
+        if std::mem::take(&mut self.digests_grown) {
+            self.finish_digests_swap(self.extent.digest_slots)?;
+        }
         let history = self.history()?;
         view.adopt(history);
         Ok(())
@@ -536,6 +615,112 @@ impl CheckpointFiles {
         Ok(())
     }
 
+    /// Adds the digests `view` folded into the rounds just appended (rounds `before..`).
+    fn append_digests(&mut self, view: &Projection, before: u64) -> Result<(), CheckpointError> {
+        let end = self.extent.rounds;
+        let new: Vec<_> = view
+            .recent_digests()
+            .into_iter()
+            .filter(|&(_, r)| r >= before && r < end)
+            .collect();
+        let entries = self.extent.digest_entries + new.len() as u64;
+        if self.extent.digest_slots == 0 || digests::overfull(entries, self.extent.digest_slots) {
+            return self.grow_digests(before, &new);
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let salt = self.extent.digest_salt;
+        let (file, path) = self.open_rw(DIGESTS_FILE)?;
+        let digests_err = |source| CheckpointError::Digests {
+            path: path.clone(),
+            source,
+        };
+        let mut added = 0;
+        if self.bulk {
+            let mut map = MappedMut::whole(&file, &path)
+                .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))?;
+            let mut slots = BufSlots(&mut map);
+            let res = new.iter().try_for_each(|(h, r)| {
+                digests::insert(&mut slots, digests::Key::new(h, salt), *r, salt)
+                    .map(|a| added += u64::from(a))
+            });
+            map.flush().map_err(io("msync", &path))?;
+            res.map_err(digests_err)?;
+        } else {
+            let mut slots = digests::FileSlots {
+                file: &file,
+                slots: self.extent.digest_slots,
+            };
+            new.iter()
+                .try_for_each(|(h, r)| {
+                    digests::insert(&mut slots, digests::Key::new(h, salt), *r, salt)
+                        .map(|a| added += u64::from(a))
+                })
+                .map_err(digests_err)?;
+        }
+        self.extent.digest_entries += added;
+        Ok(())
+    }
+
+    /// Writes `digests.tmp`, large enough for the entries of rounds `< valid` and `new`: the
+    /// old table's slots rehashed (same salt; a new one for the first table), then `new`
+    /// inserted. It replaces `digests` once the snapshot is written (see
+    /// [`Self::finish_digests_swap`]).
+    fn grow_digests(
+        &mut self,
+        valid: u64,
+        new: &[(digests::DigestHash, u64)],
+    ) -> Result<(), CheckpointError> {
+        if self.extent.digest_slots == 0 {
+            self.extent.digest_salt = index::new_salt();
+        }
+        let salt = self.extent.digest_salt;
+        let slots = digests::slots_for(self.extent.digest_entries + new.len() as u64);
+        let tmp = self.path("digests.tmp");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        let len = slots * digests::SLOT_LEN as u64;
+        file.set_len(len).map_err(io("size", &tmp))?;
+        let _ = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len);
+        let digests_err = |source| CheckpointError::Digests {
+            path: tmp.clone(),
+            source,
+        };
+        let mut added = 0;
+        {
+            let mut map = MappedMut::whole(&file, &tmp)
+                .map_err(|e| io("mmap", &tmp)(std::io::Error::other(e.to_string())))?;
+            let mut to = BufSlots(&mut map);
+            to.clear(salt);
+            if self.extent.digest_slots > 0 {
+                let (old, old_path) = self.open_rw(DIGESTS_FILE)?;
+                let mut old_map = MappedMut::whole(&old, &old_path)
+                    .map_err(|e| io("mmap", &old_path)(std::io::Error::other(e.to_string())))?;
+                added += digests::rehash(&BufSlots(&mut old_map), &mut to, salt, valid)
+                    .map_err(digests_err)?;
+            }
+            for (h, r) in new {
+                added += u64::from(
+                    digests::insert(&mut to, digests::Key::new(h, salt), *r, salt)
+                        .map_err(digests_err)?,
+                );
+            }
+            map.flush().map_err(io("msync", &tmp))?;
+        }
+        file.sync_all().map_err(io("fsync", &tmp))?;
+        sync_dir(&self.dir)?;
+        self.extent.digest_slots = slots;
+        self.extent.digest_entries = added;
+        self.digests_grown = true;
+        Ok(())
+    }
+
     /// Builds `index` anew (twice as large as needed) from rounds `0..rounds` of the table.
     fn rebuild_index(&mut self, rounds: u64) -> Result<(), CheckpointError> {
         let slots = index::slots_for(rounds);
@@ -614,12 +799,16 @@ impl CheckpointFiles {
                 break;
             }
             let (record, tip) = proof_record(&rounds, &rounds_path, first, &mined)?;
+            let time = read_round_entry(&rounds, &rounds_path, mined.last_round)?.time;
             let entry = TxEntry {
                 first_round: first,
                 last_round: mined.last_round,
                 tip,
                 offset: self.extent.proofs_len,
                 tail_len: (record.tail_len) as u32,
+                fee_sat: mined.fee_sat,
+                time,
+                height: mined.proof.height,
             };
             proofs
                 .write_all_at(&record.bytes, self.extent.proofs_len)
@@ -674,7 +863,7 @@ impl CheckpointFiles {
         for name in ALL_FILES
             .iter()
             .copied()
-            .chain(["index.tmp", "checkpoint.tmp"])
+            .chain(["index.tmp", "digests.tmp", "checkpoint.tmp"])
         {
             let path = self.dir.join(name);
             match fs::remove_file(&path) {
@@ -688,6 +877,7 @@ impl CheckpointFiles {
         self.block = None;
         self.archived_through = None;
         self.at = None;
+        self.digests_grown = false;
         Ok(())
     }
 
@@ -727,6 +917,21 @@ fn read_commitment(file: &File, r: u64) -> Result<Commitment, IndexError> {
     decode_round(&b)
         .map(|e| e.commitment)
         .ok_or(IndexError::Round(format!("round {r} fails its CRC")))
+}
+
+/// Round `r` of the table, CRC-checked.
+fn read_round_entry(
+    file: &File,
+    path: &Path,
+    r: u64,
+) -> Result<super::RoundEntry, CheckpointError> {
+    let mut b = [0u8; ROUND_LEN];
+    file.read_exact_at(&mut b, r * ROUND_LEN as u64)
+        .map_err(io("read", path))?;
+    decode_round(&b).ok_or_else(|| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        why: format!("round table does not match its checkpoint: round {r} fails its CRC"),
+    })
 }
 
 /// Commitments of rounds `first..end` of the table, CRC-checked.
@@ -867,6 +1072,9 @@ impl<'a> Snapshot<'a> {
             e.index_entries,
             self.archived_through.map_or(0, |r| r + 1),
             e.index_salt,
+            e.digest_slots,
+            e.digest_entries,
+            e.digest_salt,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -895,7 +1103,7 @@ impl<'a> Snapshot<'a> {
         if bytes.len() < FIXED_LEN + TAG_LEN {
             return Err("not a checkpoint (too short)".into());
         }
-        let body_len = u32_at(208) as usize;
+        let body_len = u32_at(232) as usize;
         if body_len > MAX_BODY_LEN || bytes.len() != FIXED_LEN + body_len + TAG_LEN {
             return Err("length does not match its header (truncated?)".into());
         }
@@ -922,6 +1130,9 @@ impl<'a> Snapshot<'a> {
                 index_slots: u64_at(176),
                 index_entries: u64_at(184),
                 index_salt: u64_at(200),
+                digest_slots: u64_at(208),
+                digest_entries: u64_at(216),
+                digest_salt: u64_at(224),
             },
             rounds_chain: b32_at(96),
             rounds_tail: b32_at(128),
@@ -1008,6 +1219,97 @@ mod tests {
         }
     }
 
+    /// Digests of rounds written in several checkpoints (the table growing from 1024 slots to
+    /// 8192) are found in their first round from the writer, a loaded checkpoint and a fold-only
+    /// projection; a flipped bit in the digest index makes the checkpoint unusable.
+    #[test]
+    fn digests_are_found_across_checkpoints_and_growth() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::from_bytes([9; 32]);
+        let mut files = CheckpointFiles::new(dir.path(), &key);
+        let mut view = Projection::new(3);
+        view.set_fold_only(true);
+        let digest = |r: u64, d: u64| [r.to_le_bytes(), d.to_le_bytes()].concat();
+        let mut seq = 0;
+        for (from, to) in [(0u64, 10u64), (10, 700), (700, 1500)] {
+            for round in from..to {
+                // Three digests a round; the third repeats round 0's first digest.
+                for d in 0..3 {
+                    let digest = if d == 2 {
+                        digest(0, 0)
+                    } else {
+                        digest(round, d)
+                    };
+                    let ev = Event::DigestSubmitted {
+                        digest,
+                        nonce: [0; 16],
+                    };
+                    view.apply(seq, &ev).unwrap();
+                    seq += 1;
+                }
+                let mut commitment = vec![round as u8; COMMITMENT_LEN];
+                commitment[4..12].copy_from_slice(&(round * 0x9E37_79B9).to_le_bytes());
+                commitment[43] = 0xa5;
+                let seal = Event::RoundSealed {
+                    round,
+                    time: 1_700_000_000,
+                    root: [1; 32],
+                    mac: [2; 8],
+                    commitment,
+                    digests: 3,
+                };
+                view.apply(seq, &seal).unwrap();
+                seq += 1;
+            }
+            files.write(&mut view, head(seq)).unwrap();
+        }
+        // Rounds folded after the last checkpoint are found in memory.
+        let mut live = view.clone();
+        live.set_fold_only(false);
+        let extent = view.history().unwrap().extent();
+        assert_eq!(extent.digest_entries, 1500 * 2);
+        assert_eq!(extent.digest_slots, 8192);
+        let loaded = CheckpointFiles::new(dir.path(), &key)
+            .load(3)
+            .unwrap()
+            .unwrap()
+            .view;
+        for v in [&view, &live, &loaded] {
+            for r in [0u64, 9, 10, 699, 700, 1499] {
+                assert_eq!(v.digest_round(&digest(r, 1)).unwrap(), Some(r), "round {r}");
+            }
+            assert_eq!(v.digest_round(&digest(0, 0)).unwrap(), Some(0));
+            assert_eq!(v.digest_round(&digest(1500, 1)).unwrap(), None);
+            assert_eq!(v.digest_round(b"never").unwrap(), None);
+        }
+        let path = dir.path().join(DIGESTS_FILE);
+        let tmp = dir.path().join("digests.tmp");
+        let load_finds_digests = || {
+            let loaded = CheckpointFiles::new(dir.path(), &key)
+                .load(3)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                loaded.view.digest_round(&digest(1499, 1)).unwrap(),
+                Some(1499)
+            );
+        };
+        // A crash after a grown table's snapshot, before its rename: load completes the rename.
+        fs::rename(&path, &tmp).unwrap();
+        fs::write(&path, vec![0u8; 4096 * digests::SLOT_LEN]).unwrap();
+        load_finds_digests();
+        assert!(!tmp.exists());
+        // A crash while a table grows, before its snapshot: the new table is a leftover.
+        fs::write(&tmp, vec![0u8; 16384 * digests::SLOT_LEN]).unwrap();
+        load_finds_digests();
+        assert!(!tmp.exists());
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[4097] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let err = CheckpointFiles::new(dir.path(), &key).load(3).unwrap_err();
+        assert!(err.to_string().contains("digest index"), "{err}");
+    }
+
     /// Rounds 0..n stamped by one transaction (with a log head leaf) that becomes final: every
     /// proof served from the archived files equals the one the in-memory fold writes.
     #[test]
@@ -1087,6 +1389,14 @@ mod tests {
                 assert_eq!(disk.status(c), want, "n={n} r={r}");
                 assert_eq!(loaded.status(c), want, "n={n} r={r}");
             }
+            // The archived transaction keeps its fee, time (its newest round's) and height.
+            let newest = 1_700_000_000 + (n - 1) as u32;
+            for v in [&mem, &disk, &loaded] {
+                assert_eq!(v.fees_since(newest).unwrap(), (200, 1), "n={n}");
+                assert_eq!(v.fees_since(newest + 1).unwrap(), (0, 0), "n={n}");
+            }
+            let archived = disk.history().unwrap().tx_for(0).unwrap().unwrap();
+            assert_eq!((archived.fee_sat, archived.height), (200, 101));
             // A flipped bit in the stored tree levels is refused, never served: here in node 1
             // of the lowest stored level, round 0's sibling there.
             let tx = loaded.history().unwrap().tx_for(0).unwrap().unwrap();

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::digests::{self, DigestHash, DigestIndexError};
 use super::index::{self, FileSlots, IndexError};
 use super::table::{decode_round, TxEntry, ROUND_LEN, TX_LEN};
 use super::tiptree::{self, CHUNK};
@@ -27,6 +28,10 @@ pub(crate) const ROUNDS_FILE: &str = "rounds";
 pub(crate) const INDEX_FILE: &str = "index";
 pub(crate) const TXS_FILE: &str = "txs";
 pub(crate) const PROOFS_FILE: &str = "proofs";
+pub(crate) const DIGESTS_FILE: &str = "digests";
+
+/// Most archived transactions [`History::fees_since`] reads: a week of one a minute.
+pub const MAX_FEE_SCAN: u64 = 7 * 24 * 60;
 
 /// Bytes before the proof tail in a `proofs` record: has_head (1) and head (32).
 pub(crate) const PROOF_HEAD_LEN: u64 = 33;
@@ -52,6 +57,10 @@ pub struct Extent {
     pub index_slots: u64,
     pub index_entries: u64,
     pub index_salt: u64,
+    /// The digest index ([`super::digests`]): slots, entries and salt.
+    pub digest_slots: u64,
+    pub digest_entries: u64,
+    pub digest_salt: u64,
 }
 
 /// The history up to a checkpoint.
@@ -62,6 +71,7 @@ pub struct History {
     index: File,
     txs: File,
     proofs: File,
+    digests: File,
     extent: Extent,
     /// Last round of the last archived transaction.
     archived_through: Option<u64>,
@@ -87,6 +97,7 @@ impl History {
             index: open(dir, INDEX_FILE)?,
             txs: open(dir, TXS_FILE)?,
             proofs: open(dir, PROOFS_FILE)?,
+            digests: open(dir, DIGESTS_FILE)?,
             extent,
             archived_through,
             damaged,
@@ -189,6 +200,28 @@ impl History {
         }
     }
 
+    /// The first round a digest with SHA-256 `h` was submitted in, if the history has it.
+    pub fn find_digest(&self, h: &DigestHash) -> Result<Option<u64>, HistoryError> {
+        if self.extent.rounds == 0 || self.extent.digest_slots == 0 {
+            return Ok(None);
+        }
+        let slots = digests::FileSlots {
+            file: &self.digests,
+            slots: self.extent.digest_slots,
+        };
+        let key = digests::Key::new(h, self.extent.digest_salt);
+        let lookup = || digests::find(&slots, key, self.extent.digest_salt, self.extent.rounds);
+        // As for the commitment index: a torn read of a slot being written is looked at twice.
+        match lookup().or_else(|_| lookup()) {
+            Ok(found) => Ok(found),
+            Err(DigestIndexError::Io(source)) => Err(HistoryError::Io {
+                path: self.dir.join(DIGESTS_FILE),
+                source,
+            }),
+            Err(e) => Err(self.damaged(e.to_string())),
+        }
+    }
+
     /// The archived transaction covering `round`, if any.
     pub fn tx_for(&self, round: u64) -> Result<Option<TxEntry>, HistoryError> {
         let (mut lo, mut hi) = (0u64, self.extent.txs);
@@ -204,6 +237,21 @@ impl History {
             }
         }
         Ok(found.filter(|t| round <= t.last_round))
+    }
+
+    /// Fees (satoshis) and count of the archived transactions whose time is `since` or later,
+    /// read from the newest back (at most [`MAX_FEE_SCAN`] of them).
+    pub fn fees_since(&self, since: u32) -> Result<(u64, u64), HistoryError> {
+        let (mut fees, mut n) = (0u64, 0u64);
+        for i in (self.extent.txs.saturating_sub(MAX_FEE_SCAN)..self.extent.txs).rev() {
+            let tx = self.tx(i)?;
+            if tx.time < since {
+                break;
+            }
+            fees = fees.saturating_add(tx.fee_sat);
+            n += 1;
+        }
+        Ok((fees, n))
     }
 
     fn tx(&self, i: u64) -> Result<TxEntry, HistoryError> {

@@ -8,10 +8,12 @@
 //!
 //! Memory is bounded, history lives on disk. Rounds up to the last checkpoint (a segment
 //! boundary) are served from the files of [`checkpoint`] through [`History`]: the round table, an
-//! on-disk hash index commitment -> round, and per final stamping transaction its proof tail and
+//! on-disk hash index commitment -> round, another submitted digest -> round ([`digests`]), and
+//! per final stamping transaction its fee, proof tail and
 //! the upper levels of its tip tree ([`tiptree`]), all read with `pread`. Memory holds only the
 //! rounds sealed since the checkpoint (at most a segment's worth: one [`RoundEntry`] and a hash-map
-//! slot each, about 130 bytes), the stamper's state and the mined transactions not yet final. A
+//! slot each, about 130 bytes, and the SHA-256 of each of their digests with its round, about 50 to
+//! 80 bytes a digest), the stamper's state and the mined transactions not yet final. A
 //! cache outside the folded state keeps the tip trees of the [`TIP_TREES_CACHED`] most recently
 //! served transactions that became final since the checkpoint (or of every final transaction, in
 //! a projection without history: the `otsctl` tools that fold a log in memory).
@@ -21,6 +23,7 @@
 //! and one node per upper tree level; [`Projection::status_shared`] does those reads without
 //! holding the projection's lock.
 pub mod checkpoint;
+pub mod digests;
 pub mod history;
 pub mod index;
 pub mod rebuild;
@@ -39,6 +42,7 @@ pub use history::{History, HistoryError};
 use crate::calendar::commitment::{commitment_time, Commitment};
 use crate::events::Event;
 use crate::ots::MerkleTree;
+use digests::{digest_hash, DigestHash};
 
 /// What the projection keeps per round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +160,16 @@ pub struct Projection {
     rounds: Vec<RoundEntry>,
     base: u64,
     by_commitment: HashMap<Commitment, u64, BuildHasherDefault<CommitmentHasher>>,
+    /// SHA-256 of each digest submitted since the history's end, with its round, in log order:
+    /// what the next checkpoint writes to the digest index. Kept by a fold-only projection.
+    digest_log: Vec<(DigestHash, u64)>,
+    /// The same digests, first round of each, for look-ups: kept by a projection that answers.
+    /// Both are bounded like `rounds`: a segment's worth (about 40 and 50 bytes a digest).
+    by_digest: HashMap<DigestHash, u64>,
+    /// Whether digests are kept at all: by the projections otsd serves and checkpoints from
+    /// ([`Projection::new`], [`Projection::restore`]), not by the auditors' in-memory folds
+    /// ([`Projection::default`]), whose memory would grow with every digest of the log.
+    track_digests: bool,
     history: Option<Arc<History>>,
     /// Keep no commitment map for the rounds in memory: a projection that only folds into
     /// checkpoints (the checkpointer's, a rebuild's) never answers look-ups.
@@ -169,10 +183,12 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// An empty projection whose proofs are final after `min_confirmations` (`--btc-min-confirmations`).
+    /// An empty projection whose proofs are final after `min_confirmations` (`--btc-min-confirmations`),
+    /// keeping the digests for the digest index.
     pub fn new(min_confirmations: u32) -> Projection {
         Projection {
             stamps: Stamps::new(min_confirmations),
+            track_digests: true,
             ..Projection::default()
         }
     }
@@ -186,6 +202,20 @@ impl Projection {
     pub fn count_digest(&mut self, seq: u64) {
         self.next_seq = seq + 1;
         self.open_digests += 1;
+    }
+
+    /// Notes a submitted digest (by its SHA-256) as part of the round being collected.
+    fn note_digest(&mut self, digest: &[u8]) {
+        if !self.track_digests {
+            return;
+        }
+        let h = digest_hash(digest);
+        let round = self.next_round();
+        if self.fold_only {
+            self.digest_log.push((h, round));
+        } else {
+            self.by_digest.entry(h).or_insert(round);
+        }
     }
 
     /// Folds one event in. A stamping event that cannot be proven is logged and left out (see
@@ -210,7 +240,8 @@ impl Projection {
         crate::failpoint::before_fold(seq);
         self.next_seq = seq + 1;
         match event {
-            Event::DigestSubmitted { .. } => {
+            Event::DigestSubmitted { digest, .. } => {
+                self.note_digest(digest);
                 self.count_digest(seq);
                 Ok(None)
             }
@@ -501,6 +532,28 @@ impl Projection {
         Ok(out)
     }
 
+    /// Fees (satoshis) and count of the mined stamping transactions whose newest round was
+    /// sealed at `since` (unix seconds) or later: archived ones from the history, the others from
+    /// memory. The Python otsd's "fees used in the last week" counts its wallet's mined
+    /// transactions by the time the wallet saw them; a round's time is when the calendar made it,
+    /// shortly before the transaction covering it was sent.
+    pub fn fees_since(&self, since: u32) -> Result<(u64, u64), HistoryError> {
+        let (mut fees, mut n) = match &self.history {
+            Some(h) => h.fees_since(since)?,
+            None => (0, 0),
+        };
+        for (_, mined, _) in self.stamps.mined() {
+            if self
+                .round(mined.last_round)?
+                .is_some_and(|r| r.time >= since)
+            {
+                fees = fees.saturating_add(mined.fee_sat);
+                n += 1;
+            }
+        }
+        Ok((fees, n))
+    }
+
     /// Total digests accepted.
     pub fn digests_total(&self) -> u64 {
         self.digests_total
@@ -543,6 +596,9 @@ impl Projection {
             rounds: Vec::new(),
             base: history.rounds(),
             by_commitment: HashMap::default(),
+            digest_log: Vec::new(),
+            by_digest: HashMap::new(),
+            track_digests: true,
             history: Some(history),
             fold_only: false,
             digests_total,
@@ -557,8 +613,11 @@ impl Projection {
     /// [`CheckpointFiles::write`](checkpoint::CheckpointFiles::write)); turning look-ups back on
     /// maps the rounds in memory again.
     pub fn set_fold_only(&mut self, fold_only: bool) {
+        let digests = self.recent_digests();
         self.fold_only = fold_only;
         self.by_commitment.clear();
+        self.digest_log.clear();
+        self.by_digest.clear();
         if !fold_only {
             for (i, r) in self.rounds.iter().enumerate() {
                 self.by_commitment
@@ -566,6 +625,65 @@ impl Projection {
                     .or_insert(self.base + i as u64);
             }
         }
+        for (h, round) in digests {
+            if fold_only {
+                self.digest_log.push((h, round));
+            } else {
+                self.by_digest.entry(h).or_insert(round);
+            }
+        }
+    }
+
+    /// The digests submitted since the history's end (SHA-256 of each, and its round), in round
+    /// order: what the next checkpoint writes to the digest index.
+    pub fn recent_digests(&self) -> Vec<(DigestHash, u64)> {
+        if self.fold_only {
+            return self.digest_log.clone();
+        }
+        let mut out: Vec<(DigestHash, u64)> =
+            self.by_digest.iter().map(|(h, r)| (*h, *r)).collect();
+        out.sort_by_key(|&(_, r)| r);
+        out
+    }
+
+    /// The first round a digest was submitted in, from the history (on disk) or memory.
+    pub fn digest_round(&self, digest: &[u8]) -> Result<Option<u64>, HistoryError> {
+        let h = digest_hash(digest);
+        if let Some(history) = &self.history {
+            if let Some(r) = history.find_digest(&h)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(self.by_digest.get(&h).copied())
+    }
+
+    /// [`Self::digest_round`] of the projection behind `view`, reading the disk without its lock
+    /// (as [`Self::status_shared`] does).
+    pub fn digest_round_shared(
+        view: &RwLock<Projection>,
+        digest: &[u8],
+    ) -> Result<Option<u64>, HistoryError> {
+        let h = digest_hash(digest);
+        let read = || crate::sync::read(view);
+        let mut searched: Option<Arc<History>> = None;
+        // A checkpoint can move digests from memory to a newer history between two looks; the
+        // loop then searches that history too.
+        for _ in 0..4 {
+            if let Some(history) = &searched {
+                if let Some(r) = history.find_digest(&h)? {
+                    return Ok(Some(r));
+                }
+            }
+            let v = read();
+            let same = v.history.as_ref().map(Arc::as_ptr) == searched.as_ref().map(Arc::as_ptr);
+            if same {
+                return Ok(v.by_digest.get(&h).copied());
+            }
+            searched = v.history.clone();
+        }
+        Err(HistoryError::Damaged(
+            "the projection changed under four look-ups in a row".into(),
+        ))
     }
 
     /// Serves from `history` (a checkpoint of this very fold, at or behind it) what it covers,
@@ -586,6 +704,8 @@ impl Projection {
             }
         }
         self.base = upto;
+        self.digest_log.retain(|&(_, r)| r >= upto);
+        self.by_digest.retain(|_, r| *r >= upto);
         self.stamps.forget_archived(history.archived_through());
         self.tip_trees = TipTrees::default();
         self.history = Some(history);

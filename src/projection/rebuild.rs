@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::CheckpointFiles;
 use super::Projection;
 use crate::events::codec;
-use crate::events::{Event, EventKind};
+use crate::events::Event;
 use crate::log::{ChainState, Head, LogError, LogKey, Reader};
 
 /// How often the checkpointer looks for newly sealed segments.
@@ -243,11 +243,7 @@ impl<'a> Folder<'a> {
 
 /// Decodes one event and folds it in.
 pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), String> {
-    // Most events are digests, and the fold only counts them: skip decoding their fields.
-    if let Ok(EventKind::DigestSubmitted(_)) = codec::decode::<EventKind>(payload) {
-        view.count_digest(seq);
-        return Ok(());
-    }
+    // Digests are decoded too: the digest index keeps each one's SHA-256.
     let event = codec::decode::<Event>(payload).map_err(|e| e.to_string())?;
     view.apply(seq, &event).map_err(|e| e.to_string())
 }

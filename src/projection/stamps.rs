@@ -33,6 +33,9 @@ pub struct Mined {
     pub proof: TxProof,
     /// The log head the tip also commits to (its last leaf).
     pub log_head: Option<LogHead>,
+    /// Fee paid, satoshis (0 in checkpoints written before it was kept).
+    #[serde(default)]
+    pub fee_sat: u64,
 }
 
 /// Where a round stands in Bitcoin.
@@ -153,12 +156,9 @@ impl Stamps {
             return Err(ProofError::TxNotInBlock);
         };
         let proof = TxProof::new(&sent.no_witness, &sent.tip, txids, height)?;
-        let change = self
-            .state
-            .cycles
-            .iter()
-            .find_map(|c| c.tx(txid))
-            .map(|t| t.input_sat.saturating_sub(t.fee_sat));
+        let sent_tx = self.state.cycles.iter().find_map(|c| c.tx(txid));
+        let fee_sat = sent_tx.map_or(0, |t| t.fee_sat);
+        let change = sent_tx.map(|t| t.input_sat.saturating_sub(t.fee_sat));
         if let Some(value) = change {
             if self.change.is_none_or(|(_, _, h)| h <= height) {
                 self.change = Some((*txid, value, height));
@@ -171,6 +171,7 @@ impl Stamps {
                 last_round: sent.last_round,
                 proof,
                 log_head: sent.log_head,
+                fee_sat,
             },
         );
         Ok(())

@@ -21,7 +21,10 @@
 //!     16   32  tip: the Merkle root committed in the transaction
 //!     48    8  offset of the transaction's record in `proofs`, u64 LE
 //!     56    4  length of the proof tail in that record, u32 LE
-//!     60    4  CRC-32 (IEEE) of bytes 0..60, u32 LE
+//!     60    8  fee paid, satoshis, u64 LE
+//!     68    4  time: of the newest round it covers (unix seconds), u32 LE
+//!     72    4  height of the block it was mined in, u32 LE
+//!     76    4  CRC-32 (IEEE) of bytes 0..76, u32 LE
 //! ```
 use super::RoundEntry;
 use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
@@ -29,9 +32,10 @@ use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
 /// Bytes per round in `rounds`.
 pub const ROUND_LEN: usize = 64;
 /// Bytes per transaction in `txs`.
-pub const TX_LEN: usize = 64;
+pub const TX_LEN: usize = 80;
 
-const CRC_AT: usize = 60;
+const CRC_AT: usize = ROUND_LEN - 4;
+const TX_CRC_AT: usize = TX_LEN - 4;
 
 fn le4(b: &[u8], at: usize) -> u32 {
     let mut x = [0u8; 4];
@@ -45,13 +49,15 @@ fn le8(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
+/// Writes the CRC of an entry whose last 4 bytes hold it.
 fn seal_crc(entry: &mut [u8]) {
-    let crc = crc32fast::hash(&entry[..CRC_AT]);
-    entry[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let at = entry.len() - 4;
+    let crc = crc32fast::hash(&entry[..at]);
+    entry[at..].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn crc_ok(entry: &[u8]) -> bool {
-    crc32fast::hash(&entry[..CRC_AT]) == le4(entry, CRC_AT)
+fn crc_ok(entry: &[u8], at: usize) -> bool {
+    crc32fast::hash(&entry[..at]) == le4(entry, at)
 }
 
 /// Appends the `rounds` entry of `r` to `out`.
@@ -67,7 +73,7 @@ pub fn encode_round(r: &RoundEntry, out: &mut Vec<u8>) {
 
 /// Decodes one `rounds` entry; `None` when its CRC does not match (damage).
 pub fn decode_round(b: &[u8]) -> Option<RoundEntry> {
-    if b.len() != ROUND_LEN || !crc_ok(b) {
+    if b.len() != ROUND_LEN || !crc_ok(b, CRC_AT) {
         return None;
     }
     let mut commitment: Commitment = [0; COMMITMENT_LEN];
@@ -90,6 +96,12 @@ pub struct TxEntry {
     pub offset: u64,
     /// Length of the serialized proof tail (transaction, block, attestation) in that record.
     pub tail_len: u32,
+    /// Fee paid, satoshis.
+    pub fee_sat: u64,
+    /// Time of the newest round it covers: about when it was sent.
+    pub time: u32,
+    /// Height of the block it was mined in.
+    pub height: u32,
 }
 
 impl TxEntry {
@@ -100,13 +112,16 @@ impl TxEntry {
         out.extend_from_slice(&self.tip);
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.tail_len.to_le_bytes());
+        out.extend_from_slice(&self.fee_sat.to_le_bytes());
+        out.extend_from_slice(&self.time.to_le_bytes());
+        out.extend_from_slice(&self.height.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         seal_crc(&mut out[at..]);
     }
 
     /// `None` when the CRC does not match.
     pub fn decode(b: &[u8]) -> Option<TxEntry> {
-        if b.len() != TX_LEN || !crc_ok(b) {
+        if b.len() != TX_LEN || !crc_ok(b, TX_CRC_AT) {
             return None;
         }
         let mut tip = [0u8; 32];
@@ -117,6 +132,9 @@ impl TxEntry {
             tip,
             offset: le8(b, 48),
             tail_len: le4(b, 56),
+            fee_sat: le8(b, 60),
+            time: le4(b, 68),
+            height: le4(b, 72),
         })
     }
 }
@@ -143,14 +161,20 @@ mod tests {
             tip: [3; 32],
             offset: 77,
             tail_len: 300,
+            fee_sat: 1234,
+            time: 1_700_000_100,
+            height: 800_000,
         };
         let mut tb = Vec::new();
         t.encode(&mut tb);
         assert_eq!(TxEntry::decode(&tb), Some(t));
-        for bit in 0..ROUND_LEN * 8 {
-            let mut d = b.clone();
-            d[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(decode_round(&d), None, "bit {bit}");
+        assert_eq!(tb.len(), TX_LEN);
+        for bit in 0..TX_LEN * 8 {
+            if bit < ROUND_LEN * 8 {
+                let mut d = b.clone();
+                d[bit / 8] ^= 1 << (bit % 8);
+                assert_eq!(decode_round(&d), None, "bit {bit}");
+            }
             let mut d = tb.clone();
             d[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(TxEntry::decode(&d), None, "bit {bit}");

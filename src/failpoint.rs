@@ -6,9 +6,9 @@
 //! and with it unset every check is one load of a `OnceLock` and one branch. Nothing else turns a
 //! failpoint on (no flag, no file, no request). The variable holds comma-separated `name=N`:
 //!
-//! - `log-fdatasync-eio=N`: the N-th `fdatasync` of a log segment in this process (counting from
-//!   1) fails with EIO, once, before syncing anything (what a dying disk does). The writer must
-//!   poison itself; a later sync would succeed, so a writer that retried would be caught.
+//! - `log-fdatasync-eio=N`: the N-th `fdatasync` of a log segment in this process (the first is
+//!   number 1) fails with EIO, once, before syncing anything (what a dying disk does). The writer
+//!   must poison itself; a later sync would succeed, so a writer that retried would be caught.
 //! - `fold-panic-seq=S`: folding the event with sequence number `S` into the projection panics
 //!   (a bug in the fold); `otsd` must abort, and a restart without the variable must replay the
 //!   log cleanly.

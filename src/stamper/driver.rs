@@ -234,7 +234,7 @@ impl Driver {
 
     /// Records reorgs, new blocks and confirmations; returns whether a stamping tx got mined.
     async fn follow_chain(&mut self) -> Result<bool, String> {
-        let (known, candidates): (Vec<KnownBlock>, Vec<([u8; 32], Option<u32>)>) = {
+        let (known, candidates): (Vec<KnownBlock>, Vec<Candidate>) = {
             let view = self.read();
             let s = &view.stamps().state;
             (
@@ -517,6 +517,9 @@ fn first_input(raw: &[u8]) -> Result<OutPoint, String> {
 
 /// Blocking: compares the known chain with the node's and returns the events describing the
 /// difference (a `Reorg` at the fork point, then `BlockSeen` and `TxConfirmed` per new block).
+/// A transaction the chain is searched for: its txid and the height its cycle is confirmed at.
+type Candidate = ([u8; 32], Option<u32>);
+
 /// The chain events since the blocks known: a reorg back to the fork, then each new block and the
 /// confirmations in it of the `candidates` (txid, height its cycle is confirmed at) that are
 /// unconfirmed once the reorg is undone: a transaction confirmed above the fork is looked for
@@ -524,7 +527,7 @@ fn first_input(raw: &[u8]) -> Result<OutPoint, String> {
 fn chain_events(
     c: &Client,
     known_desc: &[KnownBlock],
-    candidates: &[([u8; 32], Option<u32>)],
+    candidates: &[Candidate],
 ) -> Result<Vec<Event>, String> {
     let best = c.get_block_count().map_err(rpc_err("getblockcount"))?;
     let best = u32::try_from(best).unwrap_or(u32::MAX);

@@ -4,14 +4,16 @@
 //! option types) -> `server` (the running calendar). Every flag's default is defined once: by the
 //! library module that owns the option, or in [`crate::cli::otsd`] for flags no module owns.
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::bitcoind::discover;
 use crate::cli::{NetworkArgs, OtsdArgs};
 use crate::http::server::ServerOptions;
 use crate::stamper::driver::DriverConfig;
 use crate::stamper::StamperConfig;
+use crate::telemetry::{DebugFile, Rotation};
 
 /// The Bitcoin network a calendar stamps on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +86,7 @@ pub struct ServeConfig {
     pub rpc_port: u16,
     pub network: Network,
     /// Digests that may wait for a round before `POST /digest` answers 503.
-    pub max_pending: usize,
+    pub max_queued_digests: usize,
     pub min_round_interval: Duration,
     pub segment_size: u64,
     /// `--btc-min-confirmations`: when proofs are final.
@@ -106,6 +108,8 @@ pub struct OpsOptions {
     pub pending_alarm_secs: Option<u64>,
     /// Block explorer URL prefix for transaction links on the info page.
     pub explorer_url: Option<String>,
+    /// `--lightning-invoice-file`, read at each info-page request.
+    pub lightning_invoice_file: Option<PathBuf>,
 }
 
 /// The default calendar directory, as the Python otsd's: `~/.otsd/calendar`.
@@ -119,21 +123,33 @@ pub fn default_calendar_dir() -> PathBuf {
 /// How often the `--dev` stamper looks at its node (blocks come every `--dev-block-interval-ms`).
 pub const DEV_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The configuration `otsd` serves with.
-pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
+/// The configuration `otsd` serves with. Without `--btc-rpc` (and without `--intake-only`) the
+/// node is found as the Python otsd finds it ([`discover`]); only that step reads files, and its
+/// failure (an unreadable bitcoin.conf, a bad `rpcport`) is the error.
+pub fn serve_config(args: &OtsdArgs) -> Result<ServeConfig, discover::DiscoverError> {
+    let node = node_for(args, Network::from(&args.network))?;
+    Ok(build(args, node))
+}
+
+/// The configuration, given the node to stamp with.
+fn build(args: &OtsdArgs, node: Option<(String, Option<PathBuf>)>) -> ServeConfig {
     let network = Network::from(&args.network);
     ServeConfig {
-        calendar_dir: args.calendar.clone().unwrap_or_else(default_calendar_dir),
+        calendar_dir: args
+            .calendar
+            .as_deref()
+            .map(expand_tilde)
+            .unwrap_or_else(default_calendar_dir),
         rpc_address: args.rpc_address.clone(),
         rpc_port: args.rpc_port,
         network,
-        max_pending: args.max_pending,
+        max_queued_digests: args.max_queued_digests,
         min_round_interval: Duration::from_millis(args.min_round_interval_ms),
         segment_size: args.segment_size_mib << 20,
         min_confirmations: args.confirmations.btc_min_confirmations,
-        stamper: args.node.btc_rpc.as_ref().map(|url| DriverConfig {
-            rpc_url: url.clone(),
-            rpc_cookie: args.node.btc_rpc_cookie.clone(),
+        stamper: node.map(|(rpc_url, rpc_cookie)| DriverConfig {
+            rpc_url,
+            rpc_cookie,
             network: network.bitcoin(),
             policy: stamper_policy(args),
             poll_interval: Duration::from_millis(args.btc_poll_interval_ms),
@@ -148,9 +164,32 @@ pub fn serve_config(args: &OtsdArgs) -> ServeConfig {
         ops: OpsOptions {
             metrics_address: args.metrics_address.clone(),
             pending_alarm_secs: args.alarm_pending_secs,
-            explorer_url: args.explorer_url.clone(),
+            explorer_url: Some(args.explorer_url.clone()).filter(|u| !u.is_empty()),
+            lightning_invoice_file: args.lightning_invoice_file.as_deref().map(expand_tilde),
         },
     }
+}
+
+/// The node to stamp with, `(url, cookie file)`: `--btc-rpc`, nothing with `--intake-only`, else
+/// the one bitcoin.conf points at.
+fn node_for(
+    args: &OtsdArgs,
+    network: Network,
+) -> Result<Option<(String, Option<PathBuf>)>, discover::DiscoverError> {
+    if args.intake_only {
+        return Ok(None);
+    }
+    if let Some(url) = &args.node.btc_rpc {
+        return Ok(Some((url.clone(), args.node.btc_rpc_cookie.clone())));
+    }
+    let conf = discover::default_conf_file();
+    let found = discover::discover(&conf, network)?;
+    tracing::info!(
+        node = %crate::bitcoind::rpc::redact(&found.url),
+        from = %found.source,
+        "no --btc-rpc: stamping with the node bitcoin.conf points at (--intake-only not to stamp)"
+    );
+    Ok(Some((found.url, found.cookie)))
 }
 
 /// The configuration for `--dev`: serve `calendar` on `port` of 127.0.0.1, stamping on the dev
@@ -161,7 +200,7 @@ pub fn dev_serve_config(
     port: u16,
     node_url: &str,
 ) -> ServeConfig {
-    let mut cfg = serve_config(args);
+    let mut cfg = build(args, None);
     cfg.calendar_dir = calendar;
     cfg.rpc_address = "127.0.0.1".into();
     cfg.rpc_port = port;
@@ -187,6 +226,32 @@ fn stamper_policy(args: &OtsdArgs) -> StamperConfig {
         max_fee_sat: args.btc_max_fee.sat,
         min_tx_interval_secs: args.btc_min_tx_interval,
         min_confirmations: args.confirmations.btc_min_confirmations,
+        max_pending: args.max_pending,
+    }
+}
+
+/// The debug file `otsd` logs to, if any (`--debug-file` and its companions).
+pub fn debug_file(args: &OtsdArgs) -> Option<DebugFile> {
+    args.debug_file.as_ref().map(|path| DebugFile {
+        path: expand_tilde(Path::new(path)),
+        rotation: Rotation {
+            max_bytes: args.debug_file_max_size,
+            backup_count: args.debug_file_backup_count,
+        },
+        gmtime: args.debug_file_gmtime,
+    })
+}
+
+/// `~` or `~/...` with `$HOME` in front, as Python's `os.path.expanduser` (the Python otsd expands
+/// its path flags, and unit files written for it may rely on that; systemd does not expand `~`).
+pub fn expand_tilde(path: &Path) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match path.strip_prefix("~") {
+        Ok(rest) => match home() {
+            Some(h) => h.join(rest),
+            None => path.to_owned(),
+        },
+        Err(_) => path.to_owned(),
     }
 }
 
@@ -213,7 +278,7 @@ mod tests {
     #[test]
     fn defaults_give_the_library_defaults() {
         let args = OtsdArgs::parse_from(["otsd", "--btc-rpc", "http://u:p@127.0.0.1:1/"]);
-        let cfg = serve_config(&args);
+        let cfg = serve_config(&args).unwrap();
         assert_eq!(cfg.network, Network::Mainnet);
         assert_eq!(cfg.segment_size, crate::log::writer::DEFAULT_SEGMENT_SIZE);
         assert_eq!(
@@ -244,7 +309,7 @@ mod tests {
             "--btc-min-confirmations",
             "3",
         ]);
-        let cfg = serve_config(&args);
+        let cfg = serve_config(&args).unwrap();
         assert_eq!(cfg.network, Network::Regtest);
         assert_eq!(cfg.segment_size, 2 << 20);
         let stamper = cfg.stamper.expect("stamper");

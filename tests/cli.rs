@@ -58,7 +58,21 @@ fn otsd_help_lists_flags_with_their_defaults() {
             "--btc-testnet",
             "--btc-regtest",
             "--btc-rpc <URL>",
-            "without it the calendar does not stamp",
+            "without it the node is found as the Python otsd finds it",
+            "~/.bitcoin/bitcoin.conf",
+            "--intake-only",
+            "--max-pending <N>",
+            "[default: 100000]",
+            "--max-queued-digests <N>",
+            "--debug-file <FILE>",
+            "--debug-file-max-size <BYTES>",
+            "[default: 10000000]",
+            "--debug-file-backup-count <N>",
+            "[default: 10]",
+            "--debug-file-gmtime",
+            "--lightning-invoice-file <FILE>",
+            "--explorer-url <URL>",
+            "[default: https://mempool.space]",
             "--btc-rpc-cookie <FILE>",
             "--btc-min-relay-feerate <FEERATE>",
             "[default: 1]",
@@ -139,8 +153,16 @@ fn zero_and_huge_sizes_and_limits_are_refused() {
         &["--max-connections <N>", "0 is not in 1..=1000000"],
     );
     assert_mentions(
+        &otsd_refusal(&["--max-queued-digests", "0"]),
+        &["--max-queued-digests <N>", "0 is not in 1..=10000000"],
+    );
+    assert_mentions(
         &otsd_refusal(&["--max-pending", "0"]),
-        &["--max-pending <N>", "0 is not in 1..=10000000"],
+        &["--max-pending <N>", "0 is not in 1..=100000000"],
+    );
+    assert_mentions(
+        &otsd_refusal(&["--debug-file-backup-count", "10001"]),
+        &["--debug-file-backup-count <N>", "10001 is not in 0..=10000"],
     );
     assert_mentions(
         &otsd_refusal(&["--header-timeout", "0"]),
@@ -233,6 +255,10 @@ fn shared_groups_keep_their_rules_in_both_binaries() {
         &["--btc-testnet", "cannot be used with", "--btc-regtest"],
     );
     assert_mentions(
+        &otsd_refusal(&["--intake-only", "--btc-rpc", "http://127.0.0.1:1/"]),
+        &["--intake-only", "cannot be used with", "--btc-rpc <URL>"],
+    );
+    assert_mentions(
         &otsd_refusal(&["--btc-rpc-cookie", "/cookie"]),
         &["--btc-rpc <URL>", "required"],
     );
@@ -256,6 +282,12 @@ fn valid_values_at_the_edges_of_their_ranges_are_accepted() {
         "1",
         "--max-pending",
         "1",
+        "--max-queued-digests",
+        "1",
+        "--debug-file-max-size",
+        "0",
+        "--debug-file-backup-count",
+        "0",
         "--header-timeout",
         "1",
         "--btc-poll-interval-ms",
@@ -271,4 +303,25 @@ fn valid_values_at_the_edges_of_their_ranges_are_accepted() {
     assert_eq!(args.segment_size_mib, 1);
     assert_eq!(args.btc_max_fee.sat, 0);
     assert_eq!(args.btc_min_relay_feerate.sat_per_kvb, 0);
+}
+
+#[test]
+fn a_repeated_otsd_flag_is_no_error_and_the_last_one_wins_as_with_python_argparse() {
+    let args = OtsdArgs::try_parse_from([
+        "otsd",
+        "--rpc-port",
+        "1",
+        "--rpc-port",
+        "2",
+        "--btc-regtest",
+        "--btc-regtest",
+        "--max-pending",
+        "5",
+        "--max-pending",
+        "7",
+    ])
+    .expect("repeated flags are accepted");
+    assert_eq!(args.rpc_port, 2);
+    assert!(args.network.btc_regtest);
+    assert_eq!(args.max_pending, 7);
 }

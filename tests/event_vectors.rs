@@ -113,11 +113,13 @@ fn commitment_imported_encoding_is_pinned() {
         round: 7,
         commitment: vec![0xc0; 36],
         proof: Some(vec![0x08, 0x00]),
+        suffix_seq: None,
     };
     let pending = Event::CommitmentImported {
         round: 300,
         commitment: vec![0xc1; 44],
         proof: None,
+        suffix_seq: None,
     };
     for (event, expected) in [
         (
@@ -128,6 +130,32 @@ fn commitment_imported_encoding_is_pinned() {
             &pending,
             format!("a107a30019012c01582c{}02f6", "c1".repeat(44)),
         ),
+    ] {
+        let bytes = codec::encode(event).expect("encode");
+        assert_eq!(hex::encode(&bytes), expected);
+        assert_eq!(&codec::decode::<Event>(&bytes).expect("decode"), event);
+    }
+}
+
+/// `CommitmentImported`'s optional fourth field `suffix_seq` (left out when `None`, so the events
+/// above keep their bytes), and `ProofSuffixImported`: variant index 8, field `bytes`.
+#[test]
+fn imported_proof_suffix_encoding_is_pinned() {
+    let head = Event::CommitmentImported {
+        round: 7,
+        commitment: vec![0xc0; 36],
+        proof: Some(vec![0x08, 0x00]),
+        suffix_seq: Some(5),
+    };
+    let suffix = Event::ProofSuffixImported {
+        bytes: vec![0x01, 0x02],
+    };
+    for (event, expected) in [
+        (
+            &head,
+            format!("a107a40007015824{}024208000305", "c0".repeat(36)),
+        ),
+        (&suffix, "a108a100420102".to_string()),
     ] {
         let bytes = codec::encode(event).expect("encode");
         assert_eq!(hex::encode(&bytes), expected);

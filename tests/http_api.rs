@@ -117,7 +117,11 @@ fn bad_requests_get_clear_errors() {
     let r = get(a, "/no/such/path", "");
     assert_eq!((r.status, r.text().as_str()), (404, "Not found"));
     let r = get(a, "/digest", "");
-    assert_eq!(r.status, 405, "GET /digest is a wrong method");
+    assert_eq!(
+        (r.status, r.text().as_str(), r.header("cache-control")),
+        (404, "Not found", Some("public, max-age=3600")),
+        "GET /digest is an unknown path, as in the Python otsd"
+    );
     let r = raw(
         a,
         b"DELETE /tip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -218,7 +222,7 @@ fn commitments_survive_restarts() {
 #[test]
 fn a_full_queue_is_a_503_with_retry_after_not_a_hang() {
     let dir = new_calendar();
-    let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-pending", "1"]);
+    let otsd = Otsd::start(&dir.path().join("calendar"), &["--max-queued-digests", "1"]);
     let addr = otsd.addr;
     let answers = common::in_parallel(64, 10, |w, i| post_digest(addr, &[w as u8, i as u8]));
     let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();

@@ -56,6 +56,13 @@ fn info_page_renders_in_chromium() {
         "--explorer-url".to_owned(),
         "https://explorer.example/".to_owned(),
     ]);
+    let invoice = "lnbc1pjinfopageinvoicewithoutamount0qqqqq";
+    let invoice_file = dir.path().join("ln-invoice");
+    std::fs::write(&invoice_file, format!("{invoice}\n")).unwrap();
+    args.extend([
+        "--lightning-invoice-file".to_owned(),
+        invoice_file.to_str().unwrap().to_owned(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let otsd = Otsd::start(&cal, &args);
     for i in 0..3u8 {
@@ -101,6 +108,8 @@ fn info_page_renders_in_chromium() {
         "id=\"funding-qr\"><svg",
         "id=\"donation-qr\"><svg",
         "Stamping pays from <code>bcrt1",
+        "id=\"lightning-qr\"><svg",
+        &format!("href=\"lightning:{invoice}\""),
         "Fees of the last week</th><td id=\"fees-week\">",
         " sat in 1 mined transaction<",
         "<th>Fee</th><th>Fee rate</th>",

@@ -70,7 +70,33 @@ fn probe_paths(py: &PythonOtsd) -> Vec<String> {
     paths.push(format!("/timestamp/{}?x=1", hex::encode(first)));
     paths.push("/timestamp/".into());
     paths.push("/no/such/path".into());
+    paths.push("/digest".into());
+    // Fewer than 1000 records: chunk 0 is not complete, as is any chunk past the end.
+    paths.push("/experimental/backup/0".into());
+    paths.push("/experimental/backup/x".into());
     paths
+}
+
+/// The stamping transaction in the node's mempool whose OP_RETURN carries `tip`, if any.
+fn mempool_has_tip(node: &Bitcoind, tip: &[u8]) -> bool {
+    let txids: Vec<String> = node.rpc("getrawmempool", &[]);
+    let op_return = format!("6a20{}", hex::encode(tip));
+    txids.iter().any(|t| {
+        let raw: String = node.rpc("getrawtransaction", &[serde_json::json!(t)]);
+        raw.contains(&op_return)
+    })
+}
+
+/// `GET /tip` until it answers 200 (a stamping transaction is in flight).
+fn tip_in_flight(addr: std::net::SocketAddr, who: &str) -> Response {
+    wait_for(
+        &format!("{who}'s stamping transaction (GET /tip)"),
+        120,
+        || {
+            let r = get(addr, "/tip", "");
+            (r.status == 200).then_some(r)
+        },
+    )
 }
 
 /// Raw requests beyond `GET /timestamp`: bad digests and unknown paths, as the differential.
@@ -115,7 +141,15 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
 
     // First stamping transaction: three rounds.
     py.start();
+    let python_no_tip = summary(&py.get("/tip"));
+    assert_eq!(python_no_tip.0, 404, "nothing in flight yet");
     let a = post_rounds(&py, &[b"round a0", b"round a1", b"round a2"]);
+    // Its tip, while the transaction waits in the mempool (nothing mines before wait_complete).
+    let python_tip = tip_in_flight(py.addr(), "the Python otsd");
+    assert!(
+        mempool_has_tip(&node, &python_tip.body),
+        "Python's tip is its OP_RETURN"
+    );
     for c in &a {
         wait_complete(&py, &node, c, 180);
     }
@@ -179,6 +213,11 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
     // Same answers as the Python server, byte for byte.
     let port = otsd_port.to_string();
     let otsd = Otsd::start(&cal, &["--rpc-port", &port]);
+    assert_eq!(
+        summary(&get(otsd.addr, "/tip", "")),
+        python_no_tip,
+        "GET /tip with nothing in flight"
+    );
     for (path, expected) in paths.iter().zip(&python) {
         let ours = summary(&get(otsd.addr, path, ""));
         assert_eq!(&ours, expected, "GET {path}");
@@ -209,6 +248,21 @@ fn imported_python_calendar_answers_as_python_and_completes_pending_proofs() {
     args.extend(["--rpc-port".into(), port.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let otsd = Otsd::start(&cal, &args);
+    let our_tip = tip_in_flight(otsd.addr, "otsd");
+    let head = |r: &Response| {
+        let (status, ctype, cache, _) = summary(r);
+        (status, ctype, cache)
+    };
+    assert_eq!(
+        head(&our_tip),
+        head(&python_tip),
+        "GET /tip in flight: status and headers as Python's"
+    );
+    assert_eq!(our_tip.body.len(), 32);
+    assert!(
+        mempool_has_tip(&node, &our_tip.body),
+        "otsd's tip is its OP_RETURN"
+    );
     let complete = |commitment: &[u8]| {
         let r = get(
             otsd.addr,

@@ -65,7 +65,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin/otsctl" init "$work/cal" --uri "$uri" --donation-addr "$donation" >&2
-"$bin/otsd" -c "$work/cal" --rpc-address 127.0.0.1 --rpc-port "$port" --btc-regtest \
+"$bin/otsd" -c "$work/cal" --rpc-address 127.0.0.1 --rpc-port "$port" --btc-regtest --intake-only \
     >"$work/otsd.log" 2>&1 &
 otsd_pid=$!
 

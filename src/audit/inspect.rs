@@ -13,7 +13,7 @@ use crate::events::Event;
 use crate::projection::{Projection, Status};
 
 /// Event type names accepted by `--type`.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "DigestSubmitted",
     "RoundSealed",
     "TxBroadcast",
@@ -22,6 +22,7 @@ pub const EVENT_TYPES: [&str; 8] = [
     "Reorg",
     "CommitmentReadmitted",
     "CommitmentImported",
+    "ProofSuffixImported",
 ];
 
 pub fn type_name(event: &Event) -> &'static str {
@@ -34,6 +35,7 @@ pub fn type_name(event: &Event) -> &'static str {
         Event::Reorg { .. } => EVENT_TYPES[5],
         Event::CommitmentReadmitted { .. } => EVENT_TYPES[6],
         Event::CommitmentImported { .. } => EVENT_TYPES[7],
+        Event::ProofSuffixImported { .. } => EVENT_TYPES[8],
     }
 }
 
@@ -92,8 +94,10 @@ pub fn event_json(seq: u64, event: &Event) -> Value {
             round,
             commitment,
             proof,
+            suffix_seq,
         } => json!({"round": round, "commitment": hex(commitment),
-                    "proof": proof.as_deref().map(hex)}),
+                    "proof": proof.as_deref().map(hex), "suffix_seq": suffix_seq}),
+        Event::ProofSuffixImported { bytes } => json!({"bytes": hex(bytes)}),
     };
     json!({"seq": seq, "type": type_name(event), "event": fields})
 }

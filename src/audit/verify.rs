@@ -31,7 +31,7 @@
 //! `--from`/`--to` select which events are checked and reported. The log is always read from its
 //! first record, because the chain values and the fold at `from` are only as trustworthy as
 //! everything before them. At most [`MAX_PROBLEMS`] problems are listed; the rest are counted.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -42,7 +42,7 @@ use super::{hex, LogSource, SeqFilter, ToolError};
 use crate::calendar::commitment::{join_commitment, Commitment};
 use crate::calendar::mac::CommitmentMac;
 use crate::events::codec;
-use crate::events::{Event, LogHead};
+use crate::events::{joined_proof, Event, LogHead};
 use crate::log::progress::{Progress, Ticker};
 use crate::log::record::{for_each_event, RecordType};
 use crate::log::segment::segment_name;
@@ -207,6 +207,9 @@ struct Checker {
     confirmed: Confirmations,
     /// Block Merkle roots attested by imported proofs: height -> (root, first seq attesting it).
     imported_roots: std::collections::BTreeMap<u32, ([u8; 32], u64)>,
+    /// `ProofSuffixImported` bytes by sequence number: one per stamping transaction of the
+    /// imported Python history (a few hundred bytes each).
+    imported_suffixes: HashMap<u64, Vec<u8>>,
     /// Events were lost to damage: the fold no longer matches the history.
     gap: bool,
     /// The next seal's leaves are incomplete (reading resumed inside its round).
@@ -229,6 +232,7 @@ impl Checker {
             points: ChainPoints::default(),
             confirmed: Confirmations::default(),
             imported_roots: Default::default(),
+            imported_suffixes: HashMap::new(),
             gap: false,
             skip_next_root: false,
             report: Report {
@@ -312,13 +316,30 @@ impl Checker {
                 round,
                 commitment,
                 proof,
+                suffix_seq,
             } => {
                 self.report.imported += 1;
                 self.seal_seqs.push(seq);
                 self.leaves.clear();
                 if self.range.contains(seq) {
+                    let suffix = suffix_seq.map(|s| self.imported_suffixes.get(&s));
+                    let proof = match (proof, suffix) {
+                        (Some(head), Some(Some(suffix))) => Some(joined_proof(head, Some(suffix))),
+                        (Some(head), None) => Some(head.clone()),
+                        (Some(_), Some(None)) => {
+                            let detail = format!(
+                                "round {round}: its proof suffix (seq {}) is not a ProofSuffixImported before it",
+                                suffix_seq.unwrap_or_default()
+                            );
+                            return self.problem(seq, "proof", detail);
+                        }
+                        (None, _) => None,
+                    };
                     self.check_imported(seq, *round, commitment, proof.as_deref());
                 }
+            }
+            Event::ProofSuffixImported { bytes } => {
+                self.imported_suffixes.insert(seq, bytes.clone());
             }
             _ if self.gap => {}
             Event::TxBroadcast {

@@ -6,8 +6,12 @@ use otsd::config;
 fn main() -> anyhow::Result<()> {
     let args = OtsdArgs::parse();
     otsd::sync::abort_on_panic();
-    otsd::telemetry::init_with(args.verbosity(), args.debug_file.as_deref(), args.log_json)
-        .context("opening --debug-file")?;
+    otsd::telemetry::init_with(
+        args.verbosity(),
+        config::debug_file(&args).as_ref(),
+        args.log_json,
+    )
+    .context("opening --debug-file")?;
     otsd::failpoint::check().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
@@ -19,10 +23,10 @@ fn main() -> anyhow::Result<()> {
             ))
             .context("otsd --dev");
     }
+    let cfg = config::serve_config(&args)
+        .context("finding the Bitcoin node (give --btc-rpc, or --intake-only not to stamp)")?;
     let result = runtime.block_on(async {
-        let running =
-            otsd::daemon::start(config::serve_config(&args), otsd::daemon::shutdown_signal())
-                .await?;
+        let running = otsd::daemon::start(cfg, otsd::daemon::shutdown_signal()).await?;
         running.done.await.context("otsd main task")??;
         Ok(())
     });

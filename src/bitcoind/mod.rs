@@ -7,5 +7,6 @@
 //! - [`regtest`]: [`regtest::RegtestNode`], a throw-away `bitcoind -regtest` in a temporary
 //!   datadir on free loopback ports, stopped (then killed) when dropped. Used by `otsd --dev` and
 //!   by the tests' `common::bitcoind`.
+pub mod discover;
 pub mod regtest;
 pub mod rpc;

@@ -35,10 +35,21 @@ pub const MIN_DEV_BLOCK_INTERVAL_MS: u64 = 100;
 pub const MAX_INTERVAL_MS: u64 = 60 * 60 * 1000;
 /// Largest `--btc-min-tx-interval`: a year (twice it, the randomized maximum, must still be a time).
 pub const MAX_MIN_TX_INTERVAL_SECS: u64 = 365 * 24 * 60 * 60;
-/// Default `--max-pending`.
-pub const DEFAULT_MAX_PENDING: usize = 100_000;
-/// Largest `--max-pending`: each waiting digest holds a request and up to a few hundred bytes.
-pub const MAX_MAX_PENDING: u64 = 10_000_000;
+/// Default `--max-queued-digests`.
+pub const DEFAULT_MAX_QUEUED_DIGESTS: usize = 100_000;
+/// Largest `--max-queued-digests`: each waiting digest holds a request and up to a few hundred
+/// bytes.
+pub const MAX_MAX_QUEUED_DIGESTS: u64 = 10_000_000;
+/// Largest `--max-pending` (commitments in one stamping transaction).
+pub const MAX_MAX_PENDING: u64 = 100_000_000;
+/// Default `--debug-file-max-size`, bytes (the Python otsd's).
+pub const DEFAULT_DEBUG_FILE_MAX_SIZE: u64 = 10_000_000;
+/// Default `--debug-file-backup-count` (the Python otsd's).
+pub const DEFAULT_DEBUG_FILE_BACKUP_COUNT: u32 = 10;
+/// Largest `--debug-file-backup-count`.
+pub const MAX_DEBUG_FILE_BACKUP_COUNT: i64 = 10_000;
+/// Default `--explorer-url` (the Python otsd's).
+pub const DEFAULT_EXPLORER_URL: &str = "https://mempool.space";
 /// Largest `--max-connections`: far beyond any file-descriptor limit.
 pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
 /// Largest `--header-timeout`, seconds: an hour.
@@ -52,8 +63,12 @@ pub const MAX_SEGMENT_SIZE_MIB: u64 = 1 << 20;
 /// `otsctl init`) and keeps its event log in DIR/log. Stops cleanly on SIGTERM or SIGINT.
 #[derive(Debug, Parser)]
 #[command(name = "otsd", version)]
+// As Python's argparse: a repeated flag is no error, the last value wins.
+#[command(args_override_self = true)]
 #[command(mut_arg("btc_rpc", |a| a.help(
-    "Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the calendar does not stamp")))]
+    "Bitcoin Core RPC URL, `http://USER:PASS@HOST:PORT/`; without it the node is found as the \
+     Python otsd finds it: ~/.bitcoin/bitcoin.conf (rpcconnect, rpcport, rpcuser, rpcpassword, \
+     datadir) and the network's cookie file")))]
 pub struct OtsdArgs {
     /// Calendar directory [default: ~/.otsd/calendar]
     #[arg(short = 'c', long = "calendar", value_name = "DIR")]
@@ -76,6 +91,10 @@ pub struct OtsdArgs {
     pub dev_block_interval_ms: u64,
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Do not stamp: accept digests and serve proofs without any Bitcoin node (proofs stay
+    /// pending until a stamping otsd runs on this calendar)
+    #[arg(long, conflicts_with_all = ["btc_rpc", "dev"])]
+    pub intake_only: bool,
     /// Sign with the node's Bitcoin Core wallet (listunspent, getrawchangeaddress,
     /// signrawtransactionwithwallet) instead of the calendar's own key; name the wallet in
     /// --btc-rpc (`.../wallet/NAME`) if the node has several
@@ -108,10 +127,15 @@ pub struct OtsdArgs {
     #[arg(long, value_name = "FEE", value_parser = Btc::parse,
           default_value_t = Btc { sat: StamperConfig::DEFAULT.max_fee_sat })]
     pub btc_max_fee: Btc,
+    /// Most pending commitments (rounds) one stamping transaction covers, as the Python otsd's
+    /// --max-pending; later ones wait for the next transaction
+    #[arg(long, default_value_t = StamperConfig::DEFAULT.max_pending, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MAX_PENDING))]
+    pub max_pending: u64,
     /// Most digests waiting for the next round; beyond it POST /digest answers 503 with Retry-After
-    #[arg(long, default_value_t = DEFAULT_MAX_PENDING, value_name = "N",
-          value_parser = usize_in(1..=MAX_MAX_PENDING))]
-    pub max_pending: usize,
+    #[arg(long, default_value_t = DEFAULT_MAX_QUEUED_DIGESTS, value_name = "N",
+          value_parser = usize_in(1..=MAX_MAX_QUEUED_DIGESTS))]
+    pub max_queued_digests: usize,
     /// Minimum milliseconds between rounds (0: seal a round as soon as the previous one is on disk)
     #[arg(long, default_value_t = 0, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(0..=MAX_INTERVAL_MS))]
@@ -130,9 +154,24 @@ pub struct OtsdArgs {
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE >> 20, value_name = "MIB",
           value_parser = clap::value_parser!(u64).range(1..=MAX_SEGMENT_SIZE_MIB))]
     pub segment_size_mib: u64,
-    /// Also append logs to this file
+    /// Also append logs to this file (`~` is expanded, as the Python otsd does), rotated by size
+    /// as Python's: FILE.1 is the newest old file, FILE.N the oldest
     #[arg(long, value_name = "FILE")]
-    pub debug_file: Option<PathBuf>,
+    pub debug_file: Option<String>,
+    /// Rotate the debug file before it would grow beyond this many bytes (0: never rotate)
+    #[arg(long, default_value_t = DEFAULT_DEBUG_FILE_MAX_SIZE, value_name = "BYTES")]
+    pub debug_file_max_size: u64,
+    /// Old debug files kept (FILE.1 .. FILE.N); 0 never rotates, as Python's handler
+    #[arg(long, default_value_t = DEFAULT_DEBUG_FILE_BACKUP_COUNT, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=MAX_DEBUG_FILE_BACKUP_COUNT))]
+    pub debug_file_backup_count: u32,
+    /// Time stamps in the debug file in UTC instead of local time
+    #[arg(long)]
+    pub debug_file_gmtime: bool,
+    /// File holding a Lightning invoice without amount, shown for donations (with its QR code) on
+    /// the info page; read at each request, so it can be replaced while otsd runs
+    #[arg(long, value_name = "FILE")]
+    pub lightning_invoice_file: Option<PathBuf>,
     /// Log JSON lines (one object per event) instead of human-readable lines
     #[arg(long)]
     pub log_json: bool,
@@ -145,10 +184,10 @@ pub struct OtsdArgs {
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(0..=MAX_MIN_TX_INTERVAL_SECS))]
     pub alarm_pending_secs: Option<u64>,
-    /// Block explorer URL prefix for transaction links on the info page, e.g.
-    /// https://mempool.space/ (the page appends tx/TXID)
-    #[arg(long, value_name = "URL")]
-    pub explorer_url: Option<String>,
+    /// Block explorer URL prefix for links on the info page (the page appends /tx/TXID,
+    /// /block/HASH, /address/ADDR); an empty value shows no links
+    #[arg(long, value_name = "URL", default_value = DEFAULT_EXPLORER_URL)]
+    pub explorer_url: String,
     /// Be more verbose (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

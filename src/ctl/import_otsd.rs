@@ -7,10 +7,11 @@ pub fn run(a: ImportOtsdArgs) -> Result<Report, CtlError> {
     let mut progress = |p: ImportProgress| match p.total {
         0 => eprintln!("... {}", p.phase),
         total => eprintln!(
-            "... {}: {} of {} journal records ({:.0}%)",
+            "... {}: {} of {} {} ({:.0}%)",
             p.phase,
             p.done,
             total,
+            p.unit,
             100.0 * p.done as f64 / total as f64
         ),
     };

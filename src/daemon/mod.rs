@@ -243,6 +243,8 @@ fn ops_config(cfg: &ServeConfig, dir: &CalendarDir, checkpoint_seq: Option<u64>)
         max_fee_sat: policy.map(|p| p.max_fee_sat),
         min_tx_interval_secs: interval,
         explorer_url: cfg.ops.explorer_url.clone(),
+        lightning_invoice_file: cfg.ops.lightning_invoice_file.clone(),
+        backup_cache: Some(dir.path.join(http::backup::CACHE_DIR)),
         checkpoint_seq,
     }
 }
@@ -364,7 +366,7 @@ fn spawn(
     ops: OpsConfig,
 ) -> Result<Tasks, ServeError> {
     let stamper_submitter = writer.submitter();
-    let (intake, queue, intake_state) = Intake::new(cfg.max_pending);
+    let (intake, queue, intake_state) = Intake::new(cfg.max_queued_digests);
     let sealer = RoundSealer::new(&dir.uri, &dir.hmac_key)
         .ok_or_else(|| ServeError::Uri(dir.uri.clone()))?;
     let (stop_aggregator, stop_rx) = tokio::sync::oneshot::channel();

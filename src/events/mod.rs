@@ -98,7 +98,29 @@ pub enum Event {
         commitment: Vec<u8>,
         #[serde(with = "serde_bytes")]
         proof: Option<Vec<u8>>,
+        /// With `proof`: when present, `proof` is only the head of the Python answer, and its rest
+        /// is the `bytes` of the [`Event::ProofSuffixImported`] at this sequence number (earlier
+        /// in the log), which the commitments of one stamping transaction share (the part from
+        /// the transaction's tip up to the block). Left out of the encoding when `None`, so
+        /// events written before it re-encode to the same bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suffix_seq: Option<u64>,
     },
+    /// The shared end of imported proofs (see `CommitmentImported::suffix_seq`), written by
+    /// `otsctl import-otsd` once, before the first commitment that uses it. Not a round.
+    /// Appended at the end: variants are encoded by index.
+    ProofSuffixImported {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// The whole imported proof: `head` followed by the suffix it names, if any.
+pub fn joined_proof(head: &[u8], suffix: Option<&[u8]>) -> Vec<u8> {
+    let mut proof = Vec::with_capacity(head.len() + suffix.map_or(0, <[u8]>::len));
+    proof.extend_from_slice(head);
+    proof.extend_from_slice(suffix.unwrap_or_default());
+    proof
 }
 
 /// The kind of an [`Event`], decoded without its fields: lets a fold that only counts some kinds

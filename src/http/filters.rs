@@ -12,8 +12,10 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = state.ops.metrics.clone();
     digest(state.clone())
+        .or(get_digest())
         .or(timestamp(state.clone()))
         .or(tip(state.clone()))
+        .or(backup(state.clone()))
         .or(health(state.clone()))
         .or(status(state.clone()))
         .or(api_metrics(state.clone()))
@@ -92,6 +94,14 @@ fn other_post() -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection>
     })
 }
 
+/// `GET /digest`: an unknown path to the Python server (its `do_GET` has no such route), so the
+/// same `404`, not a `405`.
+fn get_digest() -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("digest")
+        .and(warp::get())
+        .map(handlers::not_found)
+}
+
 fn with_state(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
@@ -147,6 +157,29 @@ fn tip(
         .and(warp::get())
         .and(with_state(state))
         .map(handlers::get_tip)
+}
+
+/// `/experimental/backup/<N>`: everything after the prefix, query included, is Python's `N`.
+fn backup(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::path("experimental")
+        .and(warp::path("backup"))
+        .and(warp::path::tail())
+        .and(query)
+        .and(warp::get())
+        .map(
+            |tail: warp::path::Tail, query: Option<String>| match query {
+                Some(q) => format!("{}?{q}", tail.as_str()),
+                None => tail.as_str().to_owned(),
+            },
+        )
+        .and(with_state(state))
+        .then(super::backup::get_backup)
 }
 
 fn index(

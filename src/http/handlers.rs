@@ -168,19 +168,31 @@ pub fn get_timestamp(
     }
 }
 
-/// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log.
-fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+/// The proof of an imported commitment: the `proof` of its `CommitmentImported` event in the log,
+/// followed by the `ProofSuffixImported` it names, if any.
+pub(crate) fn imported_proof(state: &AppState, seq: u64) -> Result<Vec<u8>, String> {
+    use crate::events::Event;
     let reader = state.log.get().ok_or("no log reader")?;
-    let event = reader
-        .read_event(seq)
-        .map_err(|e| e.to_string())?
-        .ok_or("the event is not in the log")?;
-    match crate::events::codec::decode::<crate::events::Event>(&event) {
-        Ok(crate::events::Event::CommitmentImported {
-            proof: Some(proof), ..
-        }) => Ok(proof),
-        Ok(_) => Err("the event is not a complete imported commitment".into()),
-        Err(e) => Err(e.to_string()),
+    let read = |seq: u64| -> Result<Event, String> {
+        let event = reader
+            .read_event(seq)
+            .map_err(|e| e.to_string())?
+            .ok_or(format!("event {seq} is not in the log"))?;
+        crate::events::codec::decode::<Event>(&event).map_err(|e| e.to_string())
+    };
+    match read(seq)? {
+        Event::CommitmentImported {
+            proof: Some(head),
+            suffix_seq,
+            ..
+        } => match suffix_seq.map(read).transpose()? {
+            None => Ok(head),
+            Some(Event::ProofSuffixImported { bytes }) => {
+                Ok(crate::events::joined_proof(&head, Some(&bytes)))
+            }
+            Some(_) => Err("the proof suffix event is not a ProofSuffixImported".into()),
+        },
+        _ => Err("the event is not a complete imported commitment".into()),
     }
 }
 

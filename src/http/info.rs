@@ -26,7 +26,13 @@
 //!                                       // newest first, at most MINED_SHOWN
 //!   "fees_in_last_week": "12,345",      // as the Python otsd: satoshis, with thousands commas
 //!   "fees_in_last_week_sat": 12345,     // the same as a number; null if the history cannot answer
-//!   "txs_in_last_week": 7               // the mined stamping transactions those fees paid for
+//!   "txs_in_last_week": 7,              // the mined stamping transactions those fees paid for
+//!   // the Python otsd's other fields, with its meanings (see `info_python` for the value types):
+//!   "txs_waiting_for_confirmation": 1, "most_recent_tx": null | "txid", "prior_versions": 0,
+//!   "best_block": null | "hash", "block_height": null | 800000, "balance": null | 12345,
+//!   "address": "bc1...", "transactions": [{"txid", "confirmations", "fee", "feerate",
+//!   "blockheight"}], "time_between_transactions": null | "6.0 hours" | "N/A",
+//!   "lightning_invoice": null | "lnbc...", "explorer_url": null | "https://mempool.space"
 //! }
 //! ```
 //!
@@ -35,6 +41,7 @@
 use serde::Serialize;
 
 use super::health::Snapshot;
+use super::info_python::{self, Inputs, PythonFields};
 use super::AppState;
 use crate::anchor::state::StamperState;
 
@@ -99,6 +106,9 @@ pub struct Info {
     pub stamper_address: Option<String>,
     #[serde(skip)]
     pub explorer_url: Option<String>,
+    /// The Python otsd's fields, with their meanings ([`super::info_python`]).
+    #[serde(flatten)]
+    pub python: PythonFields,
 }
 
 /// The most recent round.
@@ -128,6 +138,21 @@ impl Info {
         let week = view
             .fees_since(u32::try_from(since).unwrap_or(u32::MAX))
             .ok();
+        let python = PythonFields::from_state(
+            &view.stamps().state,
+            Inputs {
+                mined: &mined,
+                balance_sat: stamping.balance_sat,
+                donation_address: &state.donation_addr,
+                lightning_invoice: state
+                    .ops
+                    .lightning_invoice_file
+                    .as_deref()
+                    .and_then(info_python::read_lightning_invoice),
+                explorer_url: state.ops.explorer_url.clone(),
+                txs_in_last_week: week.map(|w| w.1),
+            },
+        );
         Info {
             version: env!("CARGO_PKG_VERSION"),
             uri: state.uri.clone(),
@@ -156,6 +181,7 @@ impl Info {
             txs_in_last_week: week.map(|w| w.1),
             stamper_address,
             explorer_url: state.ops.explorer_url.clone(),
+            python,
         }
     }
 

@@ -61,6 +61,23 @@ fn banner(h: &mut String, info: &Info) {
             info.stamping.alarms.join(", ")
         );
     }
+    if info
+        .stamping
+        .alarms
+        .contains(&super::health::NODE_UNREACHABLE)
+    {
+        let _ = writeln!(
+            h,
+            "<p class=\"alarm\" id=\"node-unreachable\">The Bitcoin node cannot be reached \
+             ({}): digests are accepted and kept on disk, but not stamped until it answers.</p>",
+            escape(
+                info.stamping
+                    .stamper_error
+                    .as_deref()
+                    .unwrap_or("no answer")
+            )
+        );
+    }
     match &info.refusal {
         None => h.push_str("<p class=\"ok\" id=\"intake\">Accepting digests.</p>\n"),
         Some(why) => {
@@ -239,6 +256,30 @@ fn funding(h: &mut String, info: &Info) {
          <p id=\"donation\">Donations: <code>{a}</code></p>",
         a = escape(&info.donation_address),
         qr = qr_svg(&format!("bitcoin:{}", info.donation_address)),
+    );
+    lightning(h, info);
+    if let Some(between) = &info.python.time_between_transactions {
+        let _ = writeln!(
+            h,
+            "<p id=\"between\">Average time between transactions in the last week: {}</p>",
+            escape(between)
+        );
+    }
+}
+
+/// `--lightning-invoice-file`: the invoice with its QR code (of the upper-cased invoice, as the
+/// Python otsd: QR codes hold upper case more compactly) and a `lightning:` link.
+fn lightning(h: &mut String, info: &Info) {
+    let Some(invoice) = &info.python.lightning_invoice else {
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<div class=\"qr\" id=\"lightning-qr\">{qr}<br>Lightning</div>\n\
+         <p id=\"lightning\">You can also donate with Lightning: \
+         <a href=\"lightning:{i}\"><code>{i}</code></a></p>",
+        i = escape(invoice),
+        qr = qr_svg(&invoice.to_uppercase()),
     );
 }
 

@@ -7,13 +7,16 @@
 //!   and [`handlers::rejection`].
 //! - [`info`]: the info page model, rendered as HTML or as JSON (schema in its module docs).
 //! - [`server`]: the hyper server with the timeouts and limits warp's own server lacks.
+//! - [`backup`]: `GET /experimental/backup/<N>`, the Python otsd's chunks for `otsd-backup`.
 //! - [`health`], [`metrics`], [`status`]: what operators and users watch: `GET /healthz`,
 //!   `GET /readyz`, `GET /metrics` (Prometheus) and `GET /status/<hex>` (JSON).
+pub mod backup;
 pub mod filters;
 pub mod handlers;
 pub mod health;
 pub mod info;
 pub mod info_page;
+pub mod info_python;
 pub mod metrics;
 pub mod server;
 pub mod status;
@@ -66,6 +69,12 @@ pub struct OpsConfig {
     pub min_tx_interval_secs: u64,
     /// Block explorer URL prefix for transaction links (`.../tx/` is appended to it).
     pub explorer_url: Option<String>,
+    /// `--lightning-invoice-file`: a Lightning invoice for donations, read at each info-page
+    /// request (as the Python otsd), so the operator can replace it while otsd runs.
+    pub lightning_invoice_file: Option<PathBuf>,
+    /// Where `GET /experimental/backup/<N>` caches chunks (`DIR/backup_cache`); without it the
+    /// endpoint answers `404`.
+    pub backup_cache: Option<PathBuf>,
     /// Sequence number the projection's checkpoint was at on start-up.
     pub checkpoint_seq: Option<u64>,
 }
@@ -84,6 +93,8 @@ impl Default for OpsConfig {
             max_fee_sat: None,
             min_tx_interval_secs: 6 * 60 * 60,
             explorer_url: None,
+            lightning_invoice_file: None,
+            backup_cache: None,
             checkpoint_seq: None,
         }
     }

@@ -82,6 +82,22 @@ impl MappedMut {
         Ok(MappedMut(Some(map)))
     }
 
+    /// Maps a scratch file for reading and writing: one this process created in its private
+    /// temporary directory (`otsctl import-otsd`'s row index) and sized with `fallocate`.
+    pub fn scratch(file: &File, path: &Path) -> Result<MappedMut, LogError> {
+        let len = file.metadata().map_err(io_at("stat", path))?.len();
+        if len == 0 {
+            return Ok(MappedMut(None));
+        }
+        // SAFETY: the file was created by this process inside a temporary directory no other
+        // program is told about, and allocated with `fallocate` before mapping, so nobody else
+        // truncates or writes it while the map lives and stores into it cannot fault for lack of
+        // space. Only this map reads and writes it.
+        let map = unsafe { memmap2::MmapMut::map_mut(file) }.map_err(io_at("mmap", path))?;
+        let _ = map.advise(Advice::Random);
+        Ok(MappedMut(Some(map)))
+    }
+
     /// Writes the dirty pages back and waits for them (`msync`).
     pub fn flush(&self) -> std::io::Result<()> {
         self.0.as_ref().map_or(Ok(()), |m| m.flush())

@@ -297,6 +297,7 @@ mod tests {
                 round: round as u64,
                 commitment: commitment.clone(),
                 proof: proof.clone(),
+                suffix_seq: None,
             };
             view.apply(10 + round as u64, &ev).unwrap();
         }

@@ -9,34 +9,67 @@
 //! is empty makes the Python request die without an answer. [`ProofDb::answer`] gives the same
 //! bytes, or says which of the two failures happened.
 //!
-//! Speed: the rows are first read in key order into a sorted table ([`ProofDb::build`]), then
-//! looked up by binary search, and the serialization of every node is memoized, so
-//! the nodes shared by many commitments (every node above a transaction's tip, the inner nodes of
-//! its tree) are read once while their commitments come in journal order. The memo is bounded by
-//! [`MEMO_BYTES`] and simply dropped when full: the worst case is reading a node again.
+//! Speed: every table file is read straight from its bytes ([`super::ldb`]), several at once,
+//! into row files (scratch files beside the copy) and a hash index over them
+//! ([`ProofDb::build`]); the serialization of every node is memoized, so the nodes shared by many
+//! commitments (every node above a transaction's tip, the inner nodes of its tree) are read once
+//! while their commitments come in journal order. The memo is bounded by [`MEMO_BYTES`] and simply
+//! dropped when full: the worst case is reading a node again.
 //!
 //! rusty-leveldb opens tables only under `NNNNNN.ldb` names and, like any LevelDB, rewrites files
-//! when it opens a database, so [`copy_db`] copies the database first, renaming `.sst` tables.
+//! when it opens a database, so [`copy_db`] makes a copy first: tables, which LevelDB never
+//! changes once written, are hard-linked (renamed `.sst` to `.ldb`), the other files copied.
+//! rusty-leveldb then opens the copy once, which writes any rows still in the write-ahead log into
+//! a table and deletes the tables no longer live, so that afterwards the copy's `.ldb` files are
+//! exactly the database.
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use rusty_leveldb::{LdbIterator, Options, DB};
+use rusty_leveldb::{Options, DB};
 use sha2::Digest;
 
-use crate::log::mmap::Mapped;
+use crate::log::mmap::{Mapped, MappedMut};
 
 use crate::ots::ser::Reader;
 use crate::ots::{Attestation, Op};
+
+/// Length of the nodes memoized: the concatenation of two 32-byte hashes, which the two children
+/// of a Merkle tree node share.
+const MEMO_KEY: usize = 64;
+
+/// The memo's hasher: its keys are hash concatenations, so their first 8 bytes are hash enough.
+#[derive(Default, Clone, Copy)]
+struct MemoHash;
+
+impl std::hash::BuildHasher for MemoHash {
+    type Hasher = FirstWord;
+    fn build_hasher(&self) -> FirstWord {
+        FirstWord(0)
+    }
+}
+
+struct FirstWord(u64);
+
+impl std::hash::Hasher for FirstWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
+    }
+}
 
 /// Serialized bytes kept in the memo before it is dropped.
 pub const MEMO_BYTES: usize = 128 << 20;
 /// Deepest tree followed (Python's own recursion limit is 1000 frames).
 pub const MAX_DEPTH: usize = 512;
-/// LevelDB block cache.
-const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -49,28 +82,34 @@ pub enum DbError {
     Level { why: String, path: PathBuf },
 }
 
-/// Copies the LevelDB directory `src` into `dst` (which must not exist), renaming `*.sst` tables
-/// to `*.ldb`. Returns the bytes copied.
-pub fn copy_db(src: &Path, dst: &Path) -> Result<u64, DbError> {
+/// Copies the LevelDB directory `src` into `dst` (which must not exist): tables are hard-linked
+/// (copied when the link fails, e.g. across file systems), `*.sst` renamed to `*.ldb`, the other
+/// files copied. Returns the bytes copied and the bytes linked.
+pub fn copy_db(src: &Path, dst: &Path) -> Result<(u64, u64), DbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DbError::Io { path, source }
     };
     std::fs::create_dir(dst).map_err(io(dst))?;
-    let mut bytes = 0;
+    let (mut copied, mut linked) = (0, 0);
     for entry in std::fs::read_dir(src).map_err(io(src))? {
         let entry = entry.map_err(io(src))?;
         if !entry.file_type().map_err(io(&entry.path()))?.is_file() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let name = match name.strip_suffix(".sst") {
-            Some(stem) => format!("{stem}.ldb"),
-            None => name,
+        let (name, table) = match name.strip_suffix(".sst") {
+            Some(stem) => (format!("{stem}.ldb"), true),
+            None => (name.clone(), name.ends_with(".ldb")),
         };
-        bytes += std::fs::copy(entry.path(), dst.join(&name)).map_err(io(&entry.path()))?;
+        let to = dst.join(&name);
+        if table && std::fs::hard_link(entry.path(), &to).is_ok() {
+            linked += entry.metadata().map_err(io(&entry.path()))?.len();
+            continue;
+        }
+        copied += std::fs::copy(entry.path(), &to).map_err(io(&entry.path()))?;
     }
-    Ok(bytes)
+    Ok((copied, linked))
 }
 
 /// What the Python server would answer for one commitment.
@@ -84,164 +123,207 @@ pub enum Answer {
     Bad { key: Vec<u8>, why: String },
 }
 
-/// Entries of the row index between two in-memory fences.
-const FENCE_EVERY: usize = 1024;
-/// Bytes per index entry: the key's first 8 bytes (big-endian, zero-padded) and the row's offset.
-const INDEX_ENTRY: usize = 16;
+/// Bytes before a row's key in a row file: `u64 LE sequence << 8 | type, u32 LE key length,
+/// u32 LE value length`.
+const ROW_HEAD: usize = 16;
+/// An index slot: 0 when empty, else `(row file << ROW_FILE_SHIFT | offset) + 1`, little-endian.
+const SLOT: usize = 8;
+const ROW_FILE_SHIFT: u32 = 40;
+/// Most threads reading tables and building the index.
+pub const MAX_THREADS: usize = 8;
+/// LevelDB's type byte of a deletion.
+const DELETION: u64 = 0;
 
-/// The database's rows, read once in key order from the copy into a flat table and its index
-/// (scratch files beside the copy), then looked up by binary search through memory maps.
-/// rusty-leveldb's own point look-ups cost about 16 µs each (every level's table is searched, and
-/// py-leveldb writes no Bloom filters); a sequential pass and a sorted table cost about 1 µs per row.
+/// The database's rows: every table read into row files (scratch files beside the copy), and an
+/// open-addressing hash index over them (a scratch file too, at most 3/4 full), both mapped. The
+/// index is split into a power-of-two number of parts by the hash's top bits, one per building
+/// thread; probing wraps inside a part. When a key has several versions (overwritten in a newer
+/// table) the one with the highest sequence number wins, and a deletion hides the key, as in
+/// LevelDB.
 pub struct ProofDb {
-    data: Mapped,
-    index: Mapped,
-    /// Key prefix of every [`FENCE_EVERY`]th index entry.
-    fences: Vec<u64>,
+    row_files: Vec<Store>,
+    index: StoreMut,
+    slot_bits: u32,
+    part_bits: u32,
+    /// Keys with a value.
     rows: usize,
-    /// One bit per row: read while answering (exact count of rows no commitment reaches).
+    /// One bit per slot: read while answering (exact count of rows no commitment reaches).
     reached: Vec<u64>,
-    memo: HashMap<Box<[u8]>, Rc<[u8]>>,
+    /// 64-byte node -> the answer it is the tail of, and where its own serialization starts.
+    memo: HashMap<[u8; MEMO_KEY], (Rc<[u8]>, usize), MemoHash>,
     memo_bytes: usize,
     /// Rows read (a row read again after the memo was dropped counts again).
     pub rows_read: u64,
 }
 
-fn prefix(key: &[u8]) -> u64 {
-    let mut p = [0u8; 8];
-    let n = key.len().min(8);
-    p[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(p)
+/// The index hash of a key: its last and first 8 bytes and its length, mixed (keys are hashes,
+/// or a time followed by hashes).
+fn key_hash(key: &[u8]) -> u64 {
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        let n = b.len().min(8);
+        w[..n].copy_from_slice(&b[..n]);
+        u64::from_le_bytes(w)
+    };
+    let tail = &key[key.len().saturating_sub(8)..];
+    let mut x = word(tail) ^ word(key).rotate_left(29) ^ (key.len() as u64).rotate_left(47);
+    x = (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^ (x >> 32)
+}
+
+/// A row of a row file: key, tag, value.
+fn row_in(file: &[u8], offset: usize) -> (&[u8], u64, &[u8]) {
+    let d = &file[offset..];
+    let tag = u64::from_le_bytes(d[..8].try_into().unwrap_or_default());
+    let klen = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default()) as usize;
+    let vlen = u32::from_le_bytes(d[12..16].try_into().unwrap_or_default()) as usize;
+    let k = &d[ROW_HEAD..ROW_HEAD + klen];
+    (k, tag, &d[ROW_HEAD + klen..ROW_HEAD + klen + vlen])
+}
+
+/// Geometry of the index: `slot_bits` bits of slot number, the top `part_bits` of them the part.
+#[derive(Clone, Copy)]
+struct Probe {
+    slot_bits: u32,
+    part_bits: u32,
+}
+
+impl Probe {
+    fn first(self, hash: u64) -> usize {
+        (hash >> (64 - self.slot_bits)) as usize
+    }
+    fn next(self, slot: usize) -> usize {
+        let mask = (1usize << (self.slot_bits - self.part_bits)) - 1;
+        (slot & !mask) | ((slot + 1) & mask)
+    }
+    fn part_len(self) -> usize {
+        1 << (self.slot_bits - self.part_bits)
+    }
+    fn part_of(self, hash: u64) -> usize {
+        if self.part_bits == 0 {
+            0
+        } else {
+            (hash >> (64 - self.part_bits)) as usize
+        }
+    }
+}
+
+fn read_slot(index: &[u8], slot: usize) -> u64 {
+    u64::from_le_bytes(
+        index[slot * SLOT..(slot + 1) * SLOT]
+            .try_into()
+            .unwrap_or_default(),
+    )
 }
 
 impl ProofDb {
-    /// Reads every row of the LevelDB copy at `copy` in key order into `scratch/rows` and
-    /// `scratch/rows.index`, and maps them. `progress(rows)` is called now and then.
+    /// Reads every row of the LevelDB copy at `copy` into row files and a hash index in
+    /// `scratch`, and maps them, counting the tables in `progress` (for a display on another
+    /// thread). Row files and index are kept in memory instead when they fit in `budget` bytes
+    /// (see [`memory_budget`]).
     pub fn build(
         copy: &Path,
         scratch: &Path,
-        progress: &mut dyn FnMut(u64),
+        progress: &TableProgress,
+        budget: u64,
     ) -> Result<ProofDb, DbError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DbError::Io { path, source }
+        settle(copy)?;
+        let tables = live_tables(copy)?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS);
+        progress.total.store(tables.len() as u64, Ordering::Relaxed);
+        let table_bytes: u64 = tables.iter().map(|(_, len)| len).sum();
+        let in_memory = table_bytes.saturating_mul(ROW_TABLE_EXPANSION) <= budget;
+        let read = read_tables(&tables, scratch, threads, in_memory, &progress.read)?;
+        let entries: u64 = read.iter().map(|(_, n)| n).sum();
+        let row_bytes: u64 = read.iter().map(|(s, _)| s.len() as u64).sum();
+        let row_files: Vec<Store> = read.into_iter().map(|(s, _)| s).collect();
+        let part_bits = usize::BITS - 1 - threads.leading_zeros();
+        let wanted = (entries as usize).saturating_mul(4) / 3 + 1;
+        let slot_bits = (usize::BITS - wanted.leading_zeros()).max(6 + part_bits);
+        let index_bytes = (SLOT as u64) << slot_bits;
+        let mut index = if row_bytes.saturating_add(index_bytes) <= budget {
+            StoreMut::Memory(vec![0; index_bytes as usize])
+        } else {
+            StoreMut::File(index_file(scratch, index_bytes)?)
         };
-        let level = |e: rusty_leveldb::Status| DbError::Level {
-            why: e.to_string(),
-            path: copy.to_owned(),
+        let probe = Probe {
+            slot_bits,
+            part_bits,
         };
-        let opts = Options {
-            create_if_missing: false,
-            block_cache_capacity_bytes: BLOCK_CACHE_BYTES,
-            ..Options::default()
-        };
-        let mut db = DB::open(copy, opts).map_err(level)?;
-        let (data_path, index_path) = (scratch.join("rows"), scratch.join("rows.index"));
-        let mut data =
-            BufWriter::with_capacity(1 << 20, File::create(&data_path).map_err(io(&data_path))?);
-        let mut index =
-            BufWriter::with_capacity(1 << 20, File::create(&index_path).map_err(io(&index_path))?);
-        let mut fences = Vec::new();
-        let (mut offset, mut rows) = (0u64, 0usize);
-        let mut it = db.new_iter().map_err(level)?;
-        while it.advance() {
-            let Some((key, value)) = it.current() else {
-                continue;
-            };
-            if rows % FENCE_EVERY == 0 {
-                fences.push(prefix(&key));
-            }
-            index
-                .write_all(&prefix(&key).to_be_bytes())
-                .map_err(io(&index_path))?;
-            index
-                .write_all(&offset.to_le_bytes())
-                .map_err(io(&index_path))?;
-            let head = [
-                (key.len() as u32).to_le_bytes(),
-                (value.len() as u32).to_le_bytes(),
-            ]
-            .concat();
-            for part in [&head[..], &key, &value] {
-                data.write_all(part).map_err(io(&data_path))?;
-            }
-            offset += (head.len() + key.len() + value.len()) as u64;
-            rows += 1;
-            if rows % (1 << 20) == 0 {
-                progress(rows as u64);
-            }
-        }
-        drop(it);
-        drop(db);
-        data.flush().map_err(io(&data_path))?;
-        index.flush().map_err(io(&index_path))?;
-        drop((data, index));
-        let mapped = |p: &Path| {
-            Mapped::scratch(p).map_err(|e| DbError::Io {
-                path: p.to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        };
+        let rows = fill_index(&mut index, &row_files, probe);
         Ok(ProofDb {
-            data: mapped(&data_path)?,
-            index: mapped(&index_path)?,
-            fences,
+            row_files,
+            index,
+            slot_bits,
+            part_bits,
             rows,
-            reached: vec![0; rows.div_ceil(64)],
-            memo: HashMap::new(),
+            reached: vec![0; (1usize << slot_bits).div_ceil(64)],
+            memo: HashMap::default(),
             memo_bytes: 0,
             rows_read: 0,
         })
     }
+}
 
+/// A scratch file of `len` zero bytes for the index, allocated and mapped.
+fn index_file(scratch: &Path, len: u64) -> Result<MappedMut, DbError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DbError::Io { path, source }
+    };
+    let index_path = scratch.join("rows.index");
+    {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&index_path)
+            .map_err(io(&index_path))?;
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(|e| {
+            DbError::Io {
+                path: index_path.clone(),
+                source: e.into(),
+            }
+        })?;
+        MappedMut::scratch(&file, &index_path).map_err(|e| DbError::Io {
+            path: index_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+}
+
+impl ProofDb {
     /// Rows in the database.
     pub fn rows(&self) -> u64 {
         self.rows as u64
     }
 
-    fn entry(&self, i: usize) -> (u64, usize) {
-        let e = &self.index[i * INDEX_ENTRY..(i + 1) * INDEX_ENTRY];
-        let p = u64::from_be_bytes(e[..8].try_into().unwrap_or_default());
-        let o = u64::from_le_bytes(e[8..].try_into().unwrap_or_default());
-        (p, o as usize)
-    }
-
-    /// Key and value of the row at `offset` of the table.
-    fn row_at(&self, offset: usize) -> (&[u8], &[u8]) {
-        let d = &self.data[offset..];
-        let klen = u32::from_le_bytes(d[..4].try_into().unwrap_or_default()) as usize;
-        let vlen = u32::from_le_bytes(d[4..8].try_into().unwrap_or_default()) as usize;
-        (&d[8..8 + klen], &d[8 + klen..8 + klen + vlen])
-    }
-
-    /// The row of `key`: its number and value.
-    fn lookup(&self, key: &[u8]) -> Option<(usize, &[u8])> {
-        let p = prefix(key);
-        let block = self.fences.partition_point(|&f| f < p).saturating_sub(1);
-        let end = (self.fences.partition_point(|&f| f <= p) * FENCE_EVERY).min(self.rows);
-        let (mut lo, mut hi) = (block * FENCE_EVERY, end);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.entry(mid).0 < p {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    fn probe(&self) -> Probe {
+        Probe {
+            slot_bits: self.slot_bits,
+            part_bits: self.part_bits,
         }
-        let mut i = lo;
-        while i < self.rows {
-            let (ep, offset) = self.entry(i);
-            if ep != p {
+    }
+
+    /// The row of `key`: its slot and value.
+    fn lookup(&self, key: &[u8]) -> Option<(usize, &[u8])> {
+        let probe = self.probe();
+        let mut slot = probe.first(key_hash(key));
+        loop {
+            let v = read_slot(&self.index, slot);
+            if v == 0 {
                 return None;
             }
-            let (k, v) = self.row_at(offset);
-            match k.cmp(key) {
-                std::cmp::Ordering::Equal => return Some((i, v)),
-                std::cmp::Ordering::Greater => return None,
-                std::cmp::Ordering::Less => i += 1,
+            let file = &self.row_files[((v - 1) >> ROW_FILE_SHIFT) as usize];
+            let (k, tag, value) = row_in(file, ((v - 1) & ((1 << ROW_FILE_SHIFT) - 1)) as usize);
+            if k == key {
+                return (tag & 0xff != DELETION).then_some((slot, value));
             }
+            slot = probe.next(slot);
         }
-        None
     }
 
     /// The Python server's answer for `commitment` (as it keys it: 44 or 36 bytes).
@@ -250,9 +332,9 @@ impl ProofDb {
     }
 
     /// Marks a row read.
-    fn reach(&mut self, row: usize) {
+    fn reach(&mut self, slot: usize) {
         self.rows_read += 1;
-        self.reached[row / 64] |= 1 << (row % 64);
+        self.reached[slot / 64] |= 1 << (slot % 64);
     }
 
     /// The serialization below `key`. Chains of one-op rows (nearly every row) are followed in a
@@ -260,14 +342,16 @@ impl ProofDb {
     /// (the concatenations two children share) are memoized when the chain ends. Any other row
     /// goes through [`ProofDb::general_node`].
     fn node(&mut self, key: &[u8], depth: usize) -> Answer {
-        let mut out = Vec::with_capacity(512);
-        let mut marks: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut out = Vec::with_capacity(1024);
+        let mut marks: Vec<([u8; MEMO_KEY], usize)> = Vec::new();
         let mut cur = key.to_vec();
         let mut next = Vec::with_capacity(128);
         for level in depth.. {
-            if let Some(hit) = self.memo.get(&cur[..]) {
-                out.extend_from_slice(hit);
-                break;
+            if let Ok(k) = <&[u8; MEMO_KEY]>::try_from(&cur[..]) {
+                if let Some((hit, at)) = self.memo.get(k) {
+                    out.extend_from_slice(&hit[*at..]);
+                    break;
+                }
             }
             if level > MAX_DEPTH {
                 return Answer::Bad {
@@ -287,15 +371,16 @@ impl ProofDb {
             };
             out.extend_from_slice(&value[2..2 + op_len]);
             self.reach(row);
-            if cur.len() == 64 {
-                marks.push((cur.clone(), out.len() - op_len));
+            if let Ok(k) = <[u8; MEMO_KEY]>::try_from(&cur[..]) {
+                marks.push((k, out.len() - op_len));
             }
             std::mem::swap(&mut cur, &mut next);
         }
-        for (k, at) in marks {
-            self.remember(&k, &Rc::from(&out[at..]));
+        let out: Rc<[u8]> = Rc::from(out);
+        if !marks.is_empty() {
+            self.remember(&marks, &out);
         }
-        Answer::Complete(Rc::from(out))
+        Answer::Complete(out)
     }
 
     /// Any row: attestations and ops sorted, `ff` before every item but the last.
@@ -345,23 +430,27 @@ impl ProofDb {
         Answer::Complete(Rc::from(out))
     }
 
-    fn remember(&mut self, key: &[u8], bytes: &Rc<[u8]>) {
-        if self.memo_bytes + bytes.len() > MEMO_BYTES {
+    /// Memoizes the 64-byte nodes `marks` of the answer `bytes` (each at its offset).
+    fn remember(&mut self, marks: &[([u8; MEMO_KEY], usize)], bytes: &Rc<[u8]>) {
+        let cost = bytes.len() + marks.len() * (MEMO_KEY + 32);
+        if self.memo_bytes + cost > MEMO_BYTES {
             self.memo.clear();
             self.memo_bytes = 0;
         }
-        self.memo_bytes += bytes.len() + key.len();
-        self.memo.insert(key.into(), bytes.clone());
+        self.memo_bytes += cost;
+        for (k, at) in marks {
+            self.memo.insert(*k, (bytes.clone(), *at));
+        }
     }
 
     /// Rows no answer has read so far.
     pub fn unreached(&self) -> u64 {
-        self.rows as u64
-            - self
-                .reached
+        (self.rows as u64).saturating_sub(
+            self.reached
                 .iter()
                 .map(|w| u64::from(w.count_ones()))
-                .sum::<u64>()
+                .sum::<u64>(),
+        )
     }
 }
 
@@ -428,4 +517,390 @@ pub fn parse_node(value: &[u8]) -> Result<(Vec<Attestation>, Vec<Op>), String> {
     atts.sort();
     ops.sort();
     Ok((atts, ops))
+}
+
+/// Opens the copy once with rusty-leveldb and closes it: rows still in the write-ahead log go into
+/// a new table, and tables no longer live are deleted.
+fn settle(copy: &Path) -> Result<(), DbError> {
+    let level = |e: rusty_leveldb::Status| DbError::Level {
+        why: e.to_string(),
+        path: copy.to_owned(),
+    };
+    let opts = Options {
+        create_if_missing: false,
+        reuse_logs: false,
+        ..Options::default()
+    };
+    let mut db = DB::open(copy, opts).map_err(level)?;
+    db.close().map_err(level)
+}
+
+/// Tables read so far, and in all (0 until they are listed).
+#[derive(Debug, Default)]
+pub struct TableProgress {
+    pub read: AtomicU64,
+    pub total: AtomicU64,
+}
+
+/// The `.ldb` tables of the settled copy, largest first (so threads finish together).
+fn live_tables(copy: &Path) -> Result<Vec<(PathBuf, u64)>, DbError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DbError::Io { path, source }
+    };
+    let mut tables = Vec::new();
+    for entry in std::fs::read_dir(copy).map_err(io(copy))? {
+        let entry = entry.map_err(io(copy))?;
+        if entry.file_name().to_string_lossy().ends_with(".ldb") {
+            let len = entry.metadata().map_err(io(&entry.path()))?.len();
+            tables.push((entry.path(), len));
+        }
+    }
+    tables.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(tables)
+}
+
+/// Reads `tables` with `threads` threads, each into its own row file `scratch/rows.N`; returns
+/// each row file and its rows.
+fn read_tables(
+    tables: &[(PathBuf, u64)],
+    scratch: &Path,
+    threads: usize,
+    in_memory: bool,
+    read: &AtomicU64,
+) -> Result<Vec<(Store, u64)>, DbError> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let next = &next;
+                let path = (!in_memory).then(|| scratch.join(format!("rows.{t}")));
+                s.spawn(move || read_some(tables, next, path, read))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(DbError::Level {
+                        why: "a table reading thread panicked".into(),
+                        path: scratch.to_owned(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// One reading thread: takes the next table until none is left.
+fn read_some(
+    tables: &[(PathBuf, u64)],
+    next: &AtomicUsize,
+    path: Option<PathBuf>,
+    read: &AtomicU64,
+) -> Result<(Store, u64), DbError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DbError::Io { path, source }
+    };
+    let mut out = match &path {
+        Some(p) => Sink::File(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p).map_err(io(p))?,
+        )),
+        None => Sink::Memory(Vec::new()),
+    };
+    let path = path.unwrap_or_default();
+    let (mut rows, mut offset) = (0u64, 0u64);
+    let mut failed = None;
+    while let Some((table, _)) = tables.get(next.fetch_add(1, Ordering::Relaxed)) {
+        let bytes = std::fs::read(table).map_err(io(table))?;
+        super::ldb::for_each_entry(&bytes, table, &mut |e| {
+            if failed.is_some() {
+                return;
+            }
+            let head = [
+                &e.tag.to_le_bytes()[..],
+                &(e.key.len() as u32).to_le_bytes(),
+                &(e.value.len() as u32).to_le_bytes(),
+            ];
+            let r = head
+                .iter()
+                .chain([&e.key, &e.value])
+                .try_for_each(|part| out.write_all(part));
+            if let Err(source) = r {
+                failed = Some(source);
+            }
+            offset += (ROW_HEAD + e.key.len() + e.value.len()) as u64;
+            rows += 1;
+        })
+        .map_err(|e| DbError::Level {
+            why: e.to_string(),
+            path: table.clone(),
+        })?;
+        if let Some(source) = failed.take() {
+            return Err(DbError::Io { path, source });
+        }
+        read.fetch_add(1, Ordering::Relaxed);
+        if offset >= 1 << ROW_FILE_SHIFT {
+            return Err(DbError::Level {
+                why: "a row file outgrew its 40-bit offsets".into(),
+                path,
+            });
+        }
+    }
+    let store = match out {
+        Sink::Memory(v) => Store::Memory(v),
+        Sink::File(mut f) => {
+            f.flush().map_err(io(&path))?;
+            drop(f);
+            Store::File(Mapped::scratch(&path).map_err(|e| DbError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?)
+        }
+    };
+    Ok((store, rows))
+}
+
+/// Bytes of row table per byte of LevelDB table, at most (Snappy's ratio on proof rows is about
+/// 1.6, and each row gets a 16-byte head).
+const ROW_TABLE_EXPANSION: u64 = 3;
+
+/// Memory the row table and its index may take: half of `MemAvailable` (0 when unknown). Over it
+/// they are scratch files, mapped (the page cache holds what fits); under it they are ordinary
+/// memory, which the kernel cannot drop and read back under another program's memory pressure.
+pub fn memory_budget() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024 / 2)
+}
+
+/// Where the reading thread writes its rows.
+enum Sink {
+    File(BufWriter<File>),
+    Memory(Vec<u8>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Memory(v) => v.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(buf),
+            Sink::Memory(v) => {
+                v.extend_from_slice(buf);
+                Ok(())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// A row file: mapped scratch file, or memory.
+enum Store {
+    File(Mapped),
+    Memory(Vec<u8>),
+}
+
+impl std::ops::Deref for Store {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Store::File(m) => m,
+            Store::Memory(v) => v,
+        }
+    }
+}
+
+/// The index: mapped scratch file, or memory.
+enum StoreMut {
+    File(MappedMut),
+    Memory(Vec<u8>),
+}
+
+impl std::ops::Deref for StoreMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            StoreMut::File(m) => m,
+            StoreMut::Memory(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StoreMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            StoreMut::File(m) => m,
+            StoreMut::Memory(v) => v,
+        }
+    }
+}
+
+/// Inserts every row into the index, one thread per part, each reading all row files and taking
+/// the keys of its part; returns the keys with a value.
+fn fill_index(index: &mut [u8], row_files: &[Store], probe: Probe) -> usize {
+    let part_bytes = probe.part_len() * SLOT;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = index
+            .chunks_mut(part_bytes)
+            .enumerate()
+            .map(|(part, slots)| s.spawn(move || fill_part(slots, part, row_files, probe)))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    })
+}
+
+fn fill_part(slots: &mut [u8], part: usize, row_files: &[Store], probe: Probe) -> usize {
+    let base = part * probe.part_len();
+    let mut live = 0isize;
+    for (f, file) in row_files.iter().enumerate() {
+        let mut offset = 0;
+        while offset < file.len() {
+            let (key, tag, value) = row_in(file, offset);
+            let entry = ((f as u64) << ROW_FILE_SHIFT | offset as u64) + 1;
+            offset += ROW_HEAD + key.len() + value.len();
+            let hash = key_hash(key);
+            if probe.part_of(hash) != part {
+                continue;
+            }
+            let is_del = isize::from(tag & 0xff == DELETION);
+            let mut slot = probe.first(hash);
+            loop {
+                let v = read_slot(slots, slot - base);
+                if v == 0 {
+                    slots[(slot - base) * SLOT..][..SLOT].copy_from_slice(&entry.to_le_bytes());
+                    live += 1 - is_del;
+                    break;
+                }
+                let old = &row_files[((v - 1) >> ROW_FILE_SHIFT) as usize];
+                let (k, old_tag, _) = row_in(old, ((v - 1) & ((1 << ROW_FILE_SHIFT) - 1)) as usize);
+                if k == key {
+                    if tag > old_tag {
+                        let was_del = isize::from(old_tag & 0xff == DELETION);
+                        slots[(slot - base) * SLOT..][..SLOT].copy_from_slice(&entry.to_le_bytes());
+                        live += was_del - is_del;
+                    }
+                    break;
+                }
+                slot = probe.next(slot);
+            }
+        }
+    }
+    live.max(0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusty_leveldb::{LdbIterator, WriteBatch};
+
+    fn key(i: u32) -> Vec<u8> {
+        sha2::Sha256::digest(i.to_le_bytes()).to_vec()
+    }
+
+    /// Every row rusty-leveldb sees (through its own merging iterator on another copy) is what
+    /// the parallel table reader and the hash index give, after overwrites in newer tables,
+    /// deletions, and rows left only in the write-ahead log; with the row table in scratch files
+    /// and in memory.
+    #[test]
+    fn rows_match_rusty_leveldb() {
+        for budget in [0, u64::MAX] {
+            rows_match_rusty_leveldb_with(budget);
+        }
+    }
+
+    fn rows_match_rusty_leveldb_with(budget: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("db");
+        let opts = Options {
+            compressor: 1,
+            write_buffer_size: 64 << 10,
+            ..Options::default()
+        };
+        let mut db = DB::open(&src, opts).unwrap();
+        for round in 0..3u32 {
+            let mut b = WriteBatch::default();
+            for i in 0..4000u32 {
+                b.put(
+                    &key(i % (1500 + round * 1000)),
+                    format!("{round}/{i}").as_bytes(),
+                );
+            }
+            db.write(b, false).unwrap();
+        }
+        for i in (0..3000).step_by(7) {
+            db.delete(&key(i)).unwrap();
+        }
+        db.put(b"short", b"in the log only").unwrap();
+        db.flush().unwrap();
+        drop(db);
+
+        let (ours, truth) = (dir.path().join("ours"), dir.path().join("truth"));
+        copy_db(&src, &ours).unwrap();
+        copy_db(&src, &truth).unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let progress = TableProgress::default();
+        let pdb = ProofDb::build(&ours, &scratch, &progress, budget).unwrap();
+        let on_disk = scratch.join("rows.0").exists();
+        assert_eq!(on_disk, budget == 0, "row files on disk");
+        let tables = progress.total.load(Ordering::Relaxed);
+        assert!(tables > 1, "{tables} tables");
+        assert_eq!(progress.read.load(Ordering::Relaxed), tables);
+
+        let mut truth = DB::open(&truth, Options::default()).unwrap();
+        let mut it = truth.new_iter().unwrap();
+        let mut rows = 0;
+        while let Some((k, v)) = it.next() {
+            assert_eq!(
+                pdb.lookup(&k).map(|(_, v)| v),
+                Some(&v[..]),
+                "{}",
+                hex::encode(&k)
+            );
+            rows += 1;
+        }
+        assert_eq!(pdb.rows(), rows);
+        assert!(rows > 3000, "{rows}");
+        assert_eq!(pdb.lookup(&key(7)), None, "a deleted key");
+        assert_eq!(
+            pdb.lookup(&key(8)).map(|(_, v)| v),
+            Some(&b"2/3508"[..]),
+            "overwritten"
+        );
+        assert_eq!(
+            pdb.lookup(b"short").map(|(_, v)| v),
+            Some(&b"in the log only"[..])
+        );
+        assert_eq!(pdb.lookup(b"absent"), None);
+    }
+
+    /// A damaged table is an error naming it, not a panic.
+    #[test]
+    fn damaged_table_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("000005.ldb");
+        for bytes in [vec![], vec![0u8; 100], {
+            let mut b = vec![0xffu8; 200];
+            b[192..].copy_from_slice(&super::super::ldb::TABLE_MAGIC.to_le_bytes());
+            b
+        }] {
+            let e = super::super::ldb::for_each_entry(&bytes, &t, &mut |_| {}).unwrap_err();
+            assert!(e.to_string().contains("000005.ldb"), "{e}");
+        }
+    }
 }

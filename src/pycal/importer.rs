@@ -11,12 +11,13 @@
 //! and the database and builds the events, the other encodes them and appends them to the log in
 //! batches of [`BATCH_EVENTS`] (one record each), [`GROUP_BATCHES`] batches per `fdatasync`.
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::db::{self, Answer, DbError, ProofDb};
+use super::db::{self, Answer, DbError, ProofDb, TableProgress};
 use super::journal::{self, Journal, JournalError};
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::dir::{CalendarDir, DirError};
@@ -32,6 +33,11 @@ pub const BATCH_EVENTS: usize = 1024;
 pub const GROUP_BATCHES: usize = 16;
 /// Problems listed by journal index in the report; the rest are counted.
 pub const MAX_LISTED: usize = 100;
+/// A proof's end shorter than this is kept in its own event, not shared.
+pub const MIN_SHARED_SUFFIX: usize = 64;
+/// Shared proof ends remembered (commitments come in journal order, so one stamping
+/// transaction's commitments are neighbours).
+const RECENT_SUFFIXES: usize = 4;
 /// Marker file of an import under way in the temporary directory.
 pub const IN_PROGRESS: &str = ".otsd-import-in-progress";
 /// Name of the database copy inside the temporary directory.
@@ -110,10 +116,16 @@ pub struct ImportReport {
     pub rows_read: u64,
     pub db_rows: u64,
     pub unreached_rows: u64,
+    /// Bytes of the database copied, and of its tables hard-linked instead (LevelDB never
+    /// changes a table once written).
     pub db_bytes_copied: u64,
+    pub db_bytes_linked: u64,
     /// Seconds spent copying the database, and reading its rows into the sorted row table.
     pub copy_seconds: f64,
     pub row_table_seconds: f64,
+    /// `ProofSuffixImported` events written: proof ends shared by the commitments of a stamping
+    /// transaction.
+    pub shared_suffixes: u64,
     /// Log events written, and where the calendar now is.
     pub events_written: u64,
     pub calendar: PathBuf,
@@ -125,6 +137,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone, Copy)]
 pub struct ImportProgress {
     pub phase: &'static str,
+    /// What `done` and `total` count.
+    pub unit: &'static str,
     pub done: u64,
     pub total: u64,
 }
@@ -149,11 +163,13 @@ pub fn import_otsd(
     };
     progress(ImportProgress {
         phase: "copying the database",
+        unit: "",
         done: 0,
         total: 0,
     });
     let copy_started = Instant::now();
-    report.db_bytes_copied = db::copy_db(&src.join("db"), &tmp.join(DB_COPY))?;
+    (report.db_bytes_copied, report.db_bytes_linked) =
+        db::copy_db(&src.join("db"), &tmp.join(DB_COPY))?;
     report.copy_seconds = copy_started.elapsed().as_secs_f64();
     let journal = Journal::open(&src.join("journal"))?;
     report.torn_tail_bytes = journal.torn_tail_bytes;
@@ -164,24 +180,38 @@ pub fn import_otsd(
         key,
         WriterOptions::default(),
     )?;
+    let first_seq = writer.next_seq();
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2 * GROUP_BATCHES);
+    let tables = std::sync::Arc::new(TableProgress::default());
     let walker = {
         let (db_path, hmac_key, known_good) = (
             tmp.join(DB_COPY),
             source.hmac_key.clone(),
             report.known_good,
         );
+        let tables = tables.clone();
         std::thread::Builder::new()
             .name("import-walk".into())
-            .spawn(move || walk(journal, &db_path, &hmac_key, known_good, &tx))
+            .spawn(move || {
+                let from = (known_good, first_seq);
+                walk(journal, &db_path, &hmac_key, from, &tables, &tx)
+            })
             .map_err(io(&tmp))?
     };
     let total = report_total(src)?;
-    report.events_written = append_all(&mut writer, &rx, total, progress)?;
+    report.events_written = append_all(&mut writer, &rx, (total, &tables), progress)?;
+    let next_seq = writer.next_seq();
     drop(writer);
     let walked = walker
         .join()
         .map_err(|_| ImportError::Walker("it panicked".into()))??;
+    if next_seq != walked.next_seq {
+        // The suffix references were numbered by the walker; they must be the log's numbers.
+        return Err(ImportError::Walker(format!(
+            "the log is at seq {next_seq}, the walker numbered events up to {}",
+            walked.next_seq
+        )));
+    }
     merge_walk(&mut report, walked);
     std::fs::remove_dir_all(tmp.join(DB_COPY)).map_err(io(&tmp))?;
     std::fs::remove_dir_all(tmp.join(DB_COPY).with_extension("rows")).map_err(io(&tmp))?;
@@ -252,10 +282,11 @@ fn sync_parent(dst: &Path) -> Result<(), ImportError> {
 fn append_all(
     writer: &mut Writer,
     rx: &mpsc::Receiver<Vec<Event>>,
-    total: u64,
+    (total, tables): (u64, &TableProgress),
     progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<u64, ImportError> {
-    let mut written = 0u64;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut written, mut imported) = (0u64, 0u64);
     let mut group: Vec<Vec<Vec<u8>>> = Vec::with_capacity(GROUP_BATCHES);
     let mut last_tick = Instant::now();
     let flush = |writer: &mut Writer, group: &mut Vec<Vec<Vec<u8>>>| -> Result<(), ImportError> {
@@ -265,7 +296,26 @@ fn append_all(
         }
         Ok(())
     };
-    for events in rx {
+    loop {
+        let events = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(events) => events,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if written == 0 {
+                    progress(ImportProgress {
+                        phase: "reading the database",
+                        unit: "tables",
+                        done: tables.read.load(Relaxed),
+                        total: tables.total.load(Relaxed),
+                    });
+                }
+                continue;
+            }
+        };
+        imported += events
+            .iter()
+            .filter(|e| matches!(e, Event::CommitmentImported { .. }))
+            .count() as u64;
         let batch = events
             .iter()
             .map(codec::encode)
@@ -279,7 +329,8 @@ fn append_all(
             last_tick = Instant::now();
             progress(ImportProgress {
                 phase: "importing",
-                done: written,
+                unit: "journal records",
+                done: imported,
                 total,
             });
         }
@@ -287,7 +338,8 @@ fn append_all(
     flush(writer, &mut group)?;
     progress(ImportProgress {
         phase: "importing",
-        done: written,
+        unit: "journal records",
+        done: imported,
         total,
     });
     Ok(written)
@@ -297,6 +349,8 @@ fn append_all(
 #[derive(Debug, Default)]
 struct Walked {
     report: ImportReport,
+    /// Sequence number after the last event sent.
+    next_seq: u64,
 }
 
 fn merge_walk(report: &mut ImportReport, walked: Walked) {
@@ -315,6 +369,7 @@ fn merge_walk(report: &mut ImportReport, walked: Walked) {
     report.db_rows = w.db_rows;
     report.unreached_rows = w.unreached_rows;
     report.row_table_seconds = w.row_table_seconds;
+    report.shared_suffixes = w.shared_suffixes;
 }
 
 /// Reads the journal in order, answers each record from the database, and sends the events in
@@ -323,13 +378,14 @@ fn walk(
     mut journal: Journal,
     db_path: &Path,
     hmac_key: &[u8],
-    known_good: u64,
+    (known_good, first_seq): (u64, u64),
+    tables: &TableProgress,
     tx: &mpsc::SyncSender<Vec<Event>>,
 ) -> Result<Walked, ImportError> {
     let scratch = db_path.with_extension("rows");
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let started = Instant::now();
-    let mut db = ProofDb::build(db_path, &scratch, &mut |_| {})?;
+    let mut db = ProofDb::build(db_path, &scratch, tables, db::memory_budget())?;
     let mut r = ImportReport {
         row_table_seconds: started.elapsed().as_secs_f64(),
         ..ImportReport::default()
@@ -337,6 +393,8 @@ fn walk(
     let mut mac = CommitmentMac::new(hmac_key);
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     let mut seen_pending = false;
+    let mut seq = first_seq;
+    let mut recent: Vec<(Rc<[u8]>, usize, u64)> = Vec::with_capacity(RECENT_SUFFIXES);
     while let Some(record) = journal.next_record()? {
         r.commitments += 1;
         check_mac(&mut mac, &record, &mut r);
@@ -344,7 +402,7 @@ fn walk(
             Answer::Complete(bytes) => {
                 r.complete += 1;
                 r.complete_after_first_pending += u64::from(seen_pending);
-                Some(bytes.to_vec())
+                Some(bytes)
             }
             Answer::Missing { .. } => None,
             Answer::Bad { key, why } => {
@@ -359,11 +417,21 @@ fn walk(
             seen_pending = true;
             r.pending_before_known_good += u64::from(record.index < known_good);
         }
+        let (proof, suffix_seq) = match proof {
+            Some(bytes) => {
+                let (head, suffix) = share_suffix(&bytes, &mut recent, seq, &mut batch);
+                seq += u64::from(suffix.is_some_and(|(_, new)| new));
+                (Some(head), suffix.map(|(s, _)| s))
+            }
+            None => (None, None),
+        };
         batch.push(Event::CommitmentImported {
             round: record.index,
             commitment: record.commitment,
             proof,
+            suffix_seq,
         });
+        seq += 1;
         if batch.len() >= BATCH_EVENTS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
             tx.send(full)
@@ -377,7 +445,59 @@ fn walk(
     r.rows_read = db.rows_read;
     r.db_rows = db.rows();
     r.unreached_rows = db.unreached();
-    Ok(Walked { report: r })
+    r.shared_suffixes = seq - first_seq - r.commitments;
+    Ok(Walked {
+        report: r,
+        next_seq: seq,
+    })
+}
+
+/// Splits a complete proof into the head kept in its `CommitmentImported` and a shared suffix:
+/// returns the head, and the suffix's sequence number with whether a new `ProofSuffixImported`
+/// (numbered `seq`) was pushed onto `batch` for it. A suffix equal to one of the `recent` ones is
+/// reused.
+fn share_suffix(
+    proof: &Rc<[u8]>,
+    recent: &mut Vec<(Rc<[u8]>, usize, u64)>,
+    seq: u64,
+    batch: &mut Vec<Event>,
+) -> (Vec<u8>, Option<(u64, bool)>) {
+    let at = tree_end(proof);
+    let suffix = &proof[at..];
+    if at == 0 || suffix.len() < MIN_SHARED_SUFFIX {
+        return (proof.to_vec(), None);
+    }
+    let head = proof[..at].to_vec();
+    if let Some((_, _, s)) = recent.iter().find(|(p, a, _)| &p[*a..] == suffix) {
+        return (head, Some((*s, false)));
+    }
+    if recent.len() >= RECENT_SUFFIXES {
+        recent.remove(0);
+    }
+    recent.push((proof.clone(), at, seq));
+    batch.push(Event::ProofSuffixImported {
+        bytes: suffix.to_vec(),
+    });
+    (head, Some((seq, true)))
+}
+
+/// Where the Merkle-tree part of a Python proof ends: the offset of its first item that is not a
+/// `sha256` or an `append`/`prepend` of 32 bytes (the transaction's tip meets the bytes before it
+/// in the transaction there). Everything from there on is the same for every commitment of the
+/// transaction.
+fn tree_end(proof: &[u8]) -> usize {
+    use crate::ots::op::{TAG_APPEND, TAG_PREPEND, TAG_SHA256};
+    let mut i = 0;
+    while i < proof.len() {
+        match proof[i] {
+            TAG_SHA256 => i += 1,
+            TAG_APPEND | TAG_PREPEND if proof.get(i + 1) == Some(&32) && i + 34 <= proof.len() => {
+                i += 34
+            }
+            _ => return i,
+        }
+    }
+    i
 }
 
 fn check_mac(mac: &mut CommitmentMac, record: &journal::Record, r: &mut ImportReport) {
@@ -436,8 +556,9 @@ pub fn render(r: &ImportReport) -> String {
         r.bad_macs, r.torn_tail_records, r.torn_tail_bytes, r.known_good, r.pending_before_known_good, r.unusable_trees
     ));
     out.push_str(&format!(
-        "database: {} rows, {} read, {} unreachable from the journal; {} bytes copied in {:.1}s, row table in {:.1}s\n",
-        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied, r.copy_seconds, r.row_table_seconds
+        "database: {} rows, {} read, {} unreachable from the journal; {} bytes copied and {} linked in {:.1}s, row table in {:.1}s ({:.0} rows/s)\n",
+        r.db_rows, r.rows_read, r.unreached_rows, r.db_bytes_copied, r.db_bytes_linked, r.copy_seconds, r.row_table_seconds,
+        r.db_rows as f64 / r.row_table_seconds.max(1e-9)
     ));
     if r.complete_after_first_pending > 0 {
         out.push_str(&format!(
@@ -454,4 +575,70 @@ pub fn render(r: &ImportReport) -> String {
         r.calendar.display()
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sha256`, then `append`/`prepend` of 32 bytes: the Merkle-tree part; then the transaction.
+    fn proof(sibling: u8, tx_prefix: u8) -> Rc<[u8]> {
+        let mut p = vec![0x08, 0xf0, 32];
+        p.extend_from_slice(&[sibling; 32]);
+        p.extend_from_slice(&[0x08, 0xf1, 32]);
+        p.extend_from_slice(&[7; 32]);
+        p.push(0x08);
+        let head = p.len();
+        p.extend_from_slice(&[0xf1, 60]);
+        p.extend_from_slice(&[tx_prefix; 60]);
+        p.extend_from_slice(&[
+            0x08, 0x08, 0x00, 0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01,
+        ]);
+        p.extend_from_slice(&[0x03, 0x02, 0x81, 0x01]);
+        assert_eq!(tree_end(&p), head);
+        Rc::from(p)
+    }
+
+    /// Commitments of one transaction share one suffix event; a new transaction writes another;
+    /// head ++ suffix is always the whole proof.
+    #[test]
+    fn proofs_of_one_transaction_share_their_end() {
+        let mut recent = Vec::new();
+        let mut batch = Vec::new();
+        let (a, b, c) = (proof(1, 0xaa), proof(2, 0xaa), proof(1, 0xbb));
+        let (ha, sa) = share_suffix(&a, &mut recent, 10, &mut batch);
+        assert_eq!(sa, Some((10, true)));
+        let (hb, sb) = share_suffix(&b, &mut recent, 12, &mut batch);
+        assert_eq!(sb, Some((10, false)));
+        let (hc, sc) = share_suffix(&c, &mut recent, 13, &mut batch);
+        assert_eq!(sc, Some((13, true)));
+        assert_eq!(batch.len(), 2);
+        let suffix = |i: usize| match &batch[i] {
+            Event::ProofSuffixImported { bytes } => bytes.clone(),
+            other => panic!("{other:?}"),
+        };
+        for (head, s, whole) in [(ha, 0, &a), (hb, 0, &b), (hc, 1, &c)] {
+            assert_eq!(
+                crate::events::joined_proof(&head, Some(&suffix(s))),
+                whole[..]
+            );
+        }
+    }
+
+    /// A proof with no Merkle-tree part, or a short end, stays whole in its event.
+    #[test]
+    fn short_or_unsplittable_proofs_stay_whole() {
+        let (mut recent, mut batch) = (Vec::new(), Vec::new());
+        let att: Rc<[u8]> = Rc::from(vec![0x00; 80]);
+        assert_eq!(
+            share_suffix(&att, &mut recent, 0, &mut batch),
+            (att.to_vec(), None)
+        );
+        let short: Rc<[u8]> = Rc::from(vec![0x08, 0x00, 1, 2, 3]);
+        assert_eq!(
+            share_suffix(&short, &mut recent, 0, &mut batch),
+            (short.to_vec(), None)
+        );
+        assert!(batch.is_empty());
+    }
 }

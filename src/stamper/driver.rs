@@ -96,23 +96,41 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let scan_timeout = cfg.rpc_timeout.max(SCAN_RPC_TIMEOUT);
-    let clients =
+    let clients = || {
         rpc::client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), cfg.rpc_timeout).and_then(|c| {
             Ok((
                 c,
                 rpc::client(&cfg.rpc_url, cfg.rpc_cookie.as_deref(), scan_timeout)?,
             ))
-        });
-    let (client, scan_client) = match clients {
-        Ok((c, s)) => (Arc::new(c), Arc::new(s)),
-        Err(e) => {
-            tracing::error!("stamper disabled: bad Bitcoin RPC settings: {e}");
-            metrics.stamper_error(KIND_CONFIG);
-            set_status(
-                &status,
-                json!({"error": format!("bad RPC settings: {e}"), "error_kind": KIND_CONFIG}),
-            );
-            return;
+        })
+    };
+    let (client, scan_client) = loop {
+        match clients() {
+            Ok((c, s)) => break (Arc::new(c), Arc::new(s)),
+            // A cookie file that cannot be read yet: the node may still be starting (it writes
+            // the cookie when ready), so keep trying, as unreachable.
+            Err(e) if cfg.rpc_cookie.is_some() => {
+                tracing::warn!("stamper: node unreachable: cookie file: {e}; retrying");
+                metrics.stamper_error(KIND_NODE_UNREACHABLE);
+                let e = format!("{UNREACHABLE}: cookie file: {e}");
+                set_status(
+                    &status,
+                    json!({"error": e, "error_kind": KIND_NODE_UNREACHABLE}),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll_interval) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+            Err(e) => {
+                tracing::error!("stamper disabled: bad Bitcoin RPC settings: {e}");
+                metrics.stamper_error(KIND_CONFIG);
+                set_status(
+                    &status,
+                    json!({"error": format!("bad RPC settings: {e}"), "error_kind": KIND_CONFIG}),
+                );
+                return;
+            }
         }
     };
     let (signer, address) = if cfg.wallet {

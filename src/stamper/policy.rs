@@ -29,6 +29,9 @@ pub struct StamperConfig {
     pub min_tx_interval_secs: u64,
     /// `--btc-min-confirmations`.
     pub min_confirmations: u32,
+    /// `--max-pending`: most commitments (rounds) one stamping transaction covers, as the Python
+    /// otsd's cap; later rounds wait for the next cycle.
+    pub max_pending: u64,
 }
 
 impl StamperConfig {
@@ -39,6 +42,7 @@ impl StamperConfig {
         max_fee_sat: 100_000,
         min_tx_interval_secs: 6 * 60 * 60,
         min_confirmations: crate::projection::stamps::DEFAULT_MIN_CONFIRMATIONS,
+        max_pending: 100_000,
     };
 }
 
@@ -139,6 +143,11 @@ fn check_max_fee(cfg: &StamperConfig, fee_sat: u64) -> Result<(), Blocked> {
     Ok(())
 }
 
+/// The last round a transaction starting at `first` may cover under `--max-pending`.
+fn cap_last(cfg: &StamperConfig, first: u64) -> u64 {
+    first.saturating_add(cfg.max_pending.max(1) - 1)
+}
+
 /// Decides what to do now.
 pub fn decide(state: &StamperState, cfg: &StamperConfig, obs: &Observation) -> Decision {
     let result = match state.open_cycle() {
@@ -162,7 +171,7 @@ fn start_cycle(state: &StamperState, cfg: &StamperConfig, obs: &Observation) -> 
     }
     let first = state.next_unstamped_round();
     let last = match obs.last_sealed_round {
-        Some(last) if last >= first => last,
+        Some(last) if last >= first => last.min(cap_last(cfg, first)),
         _ => return Ok(Err(Wait::NothingPending)),
     };
     let feerate = obs
@@ -191,9 +200,9 @@ fn bump(prev: &crate::anchor::state::SentTx, cfg: &StamperConfig, obs: &Observat
     check_change(prev.input_sat, fee_sat)?;
     Ok(Ok(TxPlan {
         first_round: prev.first_round,
-        last_round: obs
-            .last_sealed_round
-            .map_or(prev.last_round, |l| l.max(prev.last_round)),
+        last_round: obs.last_sealed_round.map_or(prev.last_round, |l| {
+            l.min(cap_last(cfg, prev.first_round)).max(prev.last_round)
+        }),
         fee_sat,
         feerate_sat_per_kvb: fee_sat * 1000 / STAMP_TX_VSIZE,
         locktime: obs.height,

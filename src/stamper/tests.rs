@@ -458,3 +458,26 @@ fn proof_of_a_real_signed_stamping_transaction_reaches_the_block_root() {
     let root = sha256d::Hash::hash(&[[3u8; 32], txid].concat()).to_byte_array();
     assert_eq!(all[0].0.to_vec(), root.to_vec());
 }
+
+#[test]
+fn max_pending_caps_the_rounds_of_one_transaction_and_the_rest_wait_for_the_next_cycle() {
+    let cfg = StamperConfig {
+        max_pending: 3,
+        ..cfg()
+    };
+    let mut s = state_at(100);
+    let p1 = send(decide(&s, &cfg, &obs(100, Some(9))));
+    assert_eq!((p1.first_round, p1.last_round), (0, 2));
+    s.apply(&broadcast(1, &p1, 50_000));
+    // A bump keeps the cap, even with more rounds sealed since.
+    s.apply(&block(101));
+    let p2 = send(decide(&s, &cfg, &obs(101, Some(12))));
+    assert_eq!((p2.first_round, p2.last_round), (0, 2));
+    // One round per transaction at the smallest cap.
+    let one = StamperConfig {
+        max_pending: 1,
+        ..cfg
+    };
+    let p = send(decide(&state_at(100), &one, &obs(100, Some(9))));
+    assert_eq!((p.first_round, p.last_round), (0, 0));
+}

@@ -55,8 +55,21 @@ impl Otsd {
         Otsd::start_env(calendar, extra, &[])
     }
 
-    /// As [`Otsd::start`], with extra environment variables.
+    /// As [`Otsd::start`], with extra environment variables. Without `--btc-rpc` in `extra` the
+    /// calendar runs `--intake-only` (it would otherwise look for a node through the test
+    /// machine's ~/.bitcoin/bitcoin.conf); see [`Otsd::start_discovering`].
     pub fn start_env(calendar: &Path, extra: &[&str], env: &[(&str, &str)]) -> Otsd {
+        let intake_only = !extra.contains(&"--btc-rpc") && !extra.contains(&"--intake-only");
+        let mut all: Vec<&str> = extra.to_vec();
+        if intake_only {
+            all.push("--intake-only");
+        }
+        Otsd::start_discovering(calendar, &all, env)
+    }
+
+    /// As [`Otsd::start_env`], but without `--btc-rpc` otsd finds its node as the Python otsd
+    /// (through `$HOME/.bitcoin/bitcoin.conf`: set HOME in `env`).
+    pub fn start_discovering(calendar: &Path, extra: &[&str], env: &[(&str, &str)]) -> Otsd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otsd"))
             .envs(env.iter().copied())
             .arg("-c")

@@ -96,6 +96,31 @@ pub struct ServeConfig {
     pub http: ServerOptions,
     /// Metrics, health and info-page settings.
     pub ops: OpsOptions,
+    /// `--ship-to`: ship the log into a bucket while running.
+    pub ship_to: Option<crate::replica::continuous::ShipTo>,
+    /// Publishing the log, and following another calendar's.
+    pub replica: ReplicaOptions,
+}
+
+/// `--no-publish-log`, `--mirror-of`, `--mirror-poll-ms`.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    /// Serve the log read-only under `GET /log/`.
+    pub publish_log: bool,
+    /// Run as a read-only mirror of this calendar (its root URL or its `/log/` URL).
+    pub mirror_of: Option<String>,
+    /// Pause after a poll of the primary that brought nothing new.
+    pub mirror_poll: Duration,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        ReplicaOptions {
+            publish_log: true,
+            mirror_of: None,
+            mirror_poll: crate::replica::follow::DEFAULT_POLL,
+        }
+    }
 }
 
 /// What operators watch the calendar with.
@@ -166,6 +191,18 @@ fn build(args: &OtsdArgs, node: Option<(String, Option<PathBuf>)>) -> ServeConfi
             pending_alarm_secs: args.alarm_pending_secs,
             explorer_url: Some(args.explorer_url.clone()).filter(|u| !u.is_empty()),
             lightning_invoice_file: args.lightning_invoice_file.as_deref().map(expand_tilde),
+        },
+        ship_to: args
+            .ship_to
+            .clone()
+            .map(|url| crate::replica::continuous::ShipTo {
+                url,
+                interval: Duration::from_millis(args.ship_interval_ms),
+            }),
+        replica: ReplicaOptions {
+            publish_log: !args.no_publish_log,
+            mirror_of: args.mirror_of.clone(),
+            mirror_poll: Duration::from_millis(args.mirror_poll_ms),
         },
     }
 }

@@ -29,15 +29,16 @@
 //! - [`aggregator`]: turns submitted digests into rounds (group commits), answered after fsync.
 //! - [`stamper`]: commits rounds into Bitcoin: a pure decision policy driven by a thin RPC driver.
 //! - [`http`]: the warp filters, handlers and the hyper server with timeouts and limits.
+//! - [`audit`]: reading a log as an auditor: `verify`, `inspect`, `replay`, `prove-head`.
+//! - [`replica`]: copies of the log elsewhere: the mirror format and readers, the published log
+//!   (`GET /log/`), the live follower of `otsd --mirror-of`, the primary/mirror roles (`promote`),
+//!   `ship`, `recover` (with the log-level merge), `readmit`, and the small HTTP/1.1 client.
 //! - [`cli`]: the command lines of both binaries (clap only; argument groups both take, such as
 //!   network, node and sequence range, defined once in `cli::shared`).
 //! - [`config`]: `otsd`'s arguments turned into a [`config::ServeConfig`]; the [`config::Network`];
 //!   every flag's default taken from the module that owns it.
 //! - [`daemon`]: the wiring of a running `otsd` (open the log, load the projection, spawn the tasks,
 //!   shut down in order), its signals, and `otsd --dev`.
-//! - [`audit`]: reading a log as an auditor: `verify`, `inspect`, `replay`, `prove-head`.
-//! - [`replica`]: copies of the log elsewhere: the mirror format and readers, `ship`, `recover`
-//!   (with the log-level merge), `readmit`, and the small HTTP/1.1 client.
 //! - [`pycal`]: the Python otsd's calendar directory, read-only (journal, LevelDB of proofs, the
 //!   answers it gives), and its import into a new calendar (`otsctl import-otsd`).
 //! - [`ctl`]: one thin file per `otsctl` command: arguments in, a [`ctl::Report`] out.
@@ -63,6 +64,9 @@
 //! | lock-poisoning policy                  | `src/sync.rs`                                   |
 //! | fault matrix (crash, power cut, EIO, damage, parsers, otsd under faults, abuse, reorgs, node faults) | `tools/fault-matrix/` (short run: `tests/fault_matrix.rs`; failpoints: `src/failpoint.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
+//! | published log `GET /log/`             | `src/http/log_feed.rs` over `src/replica/publish.rs` |
+//! | `otsd --mirror-of` (live mirror)       | `src/daemon/mirror.rs` over `src/replica/follow/` |
+//! | primary/mirror roles, `otsctl promote` | `src/replica/role.rs`, `src/ctl/promote.rs`     |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 
 pub mod aggregator;

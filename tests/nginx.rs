@@ -220,3 +220,60 @@ fn ots_client_stamps_and_upgrades_through_nginx() {
     drop(nginx);
     otsd.stop();
 }
+
+/// A live mirror follows the primary through nginx's `/log/` (Range requests passed through,
+/// never cached), and `otsctl recover` reads the same URL.
+#[test]
+fn a_mirror_follows_through_nginx() {
+    let nginx_port = free_port();
+    let url = format!("http://127.0.0.1:{nginx_port}");
+    let dir = common::calendar_with_uri(&url);
+    let cal = dir.path().join("calendar");
+    let otsd = Otsd::start(&cal, &[]);
+    let prefix = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(prefix.path(), nginx_port, otsd.addr);
+    let mdir = tempfile::tempdir().unwrap();
+    let log_url = format!("{url}/log/");
+    let mirror = Otsd::start(
+        mdir.path(),
+        &["--mirror-of", &log_url, "--mirror-poll-ms", "20"],
+    );
+    for i in 0..50u8 {
+        assert_eq!(post_digest(nginx.addr, &[i; 32]).status, 200);
+    }
+    let seq = |o: &Otsd| {
+        let r = get(o.addr, "/", "Accept: application/json\r\n");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["log_next_seq"].as_u64()
+    };
+    let want = seq(&otsd);
+    wait_for("the mirror to follow through nginx", 30, || {
+        (seq(&mirror) == want).then_some(())
+    });
+    let r = get(nginx.addr, "/log/segments.txt", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let name = r
+        .text()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let part = get(nginx.addr, &format!("/log/{name}"), "Range: bytes=0-7\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, b"OTSDLOG\0");
+    // A lost primary rebuilt from the URL: its secrets, and the log read through nginx.
+    let rebuilt = tempfile::tempdir().unwrap();
+    for f in ["uri", "donation_addr", "hmac-key"] {
+        std::fs::copy(cal.join(f), rebuilt.path().join(f)).unwrap();
+    }
+    let target = rebuilt.path().to_str().unwrap();
+    let (ok, out, err) = common::otsctl(&["recover", target, "--from", &log_url, "--json"]);
+    assert!(ok, "otsctl recover through nginx: {out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["next_seq"].as_u64(), want, "{report}");
+    mirror.stop();
+    otsd.stop();
+}

@@ -5,7 +5,8 @@
 #   2. installs the real OpenTimestamps clients (PyPI opentimestamps-client and opentimestamps,
 #      npm javascript-opentimestamps) into a cache;
 #   3. installs Debian's nginx, chromium and systemd-analyze when missing (tools/setup-ops.sh), for
-#      the tests of contrib/nginx, the info page in a real browser and contrib/systemd;
+#      the tests of contrib/nginx, the info page in a real browser and contrib/systemd, and builds
+#      the S3-compatible server s3s-fs once (tools/setup-s3.sh) for the object-storage tests;
 #   4. runs the whole Rust test suite, which drives those clients, that node and those tools.
 # Before all that, the lint gate: `cargo fmt --check` and clippy with warnings as errors (the lint
 # levels are in Cargo.toml [lints] and clippy.toml).
@@ -23,6 +24,8 @@ eval "$(tools/setup-clients.sh)"
 export OTS_BIN OTS_PYTHON OTS_JS_DIR
 eval "$(tools/setup-ops.sh)"
 export NGINX CHROMIUM SYSTEMD_ANALYZE
+eval "$(tools/setup-s3.sh)"
+export S3S_FS
 
 # cargo's last "test result" line is the (empty) doc-test run; close with the whole count instead.
 log=$(mktemp)

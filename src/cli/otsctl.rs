@@ -30,11 +30,11 @@ pub enum OtsctlCommand {
     /// the log alone, in place (stop otsd first) or into another directory, and report how long it
     /// took
     Replay(ReplayArgs),
-    /// Copy the calendar's log segments into a mirror directory, incrementally (for `recover`).
-    /// Safe to run from cron while otsd runs; serve the mirror with any static HTTP server to make
-    /// it a URL replica
+    /// Copy the calendar's log segments into a mirror directory or an S3 bucket
+    /// (s3://BUCKET/PREFIX), incrementally (for `recover`). Safe to run from cron while otsd runs;
+    /// serve a mirror directory with any static HTTP server to make it a URL replica
     Ship(ShipArgs),
-    /// Rebuild a lost or damaged log from an untrusted replica (a mirror directory or URL): keeps
+    /// Rebuild a lost or damaged log from an untrusted replica (a mirror directory, URL or bucket): keeps
     /// the longest log whose every record verifies under the calendar's key, never replaces
     /// authentic local records, and moves the previous log aside. Exits 2 if anything was rejected
     Recover(RecoverArgs),
@@ -54,6 +54,20 @@ pub enum OtsctlCommand {
     /// Python server's exact answer, the others are pending and stamped by otsd. Refuses an
     /// existing DIR; an interrupted import can simply be run again
     ImportOtsd(ImportOtsdArgs),
+    /// Make a mirror (`otsd --mirror-of`) the primary, after the primary is lost for good: needs
+    /// the calendar's hmac-key in DIR, verifies the whole copy with it, and refuses while the old
+    /// primary still answers at its URL. Stop the mirror first; then start `otsd -c DIR`
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The mirror's directory
+    pub dir: PathBuf,
+    /// Promote even if the old primary's URL still answers (only when that URL now reaches some
+    /// other server: two primaries on one history fork it)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -191,9 +205,11 @@ pub struct InitArgs {
 pub struct ShipArgs {
     /// The calendar directory
     pub dir: PathBuf,
-    /// The mirror directory (created if needed); it receives the segments and `segments.txt`
-    /// (name, length, sha256, sealed|open per segment), never the hmac-key
-    #[arg(long, value_name = "MIRROR_DIR")]
+    /// The mirror directory (created if needed), or s3://BUCKET/PREFIX (credentials and endpoint
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+    /// AWS_ALLOW_HTTP); it receives the segments and `segments.txt` (name, length, sha256,
+    /// sealed|open per segment), never the hmac-key
+    #[arg(long, value_name = "MIRROR_DIR|S3_URL")]
     pub to: PathBuf,
     /// Print the report as JSON
     #[arg(long)]
@@ -212,8 +228,9 @@ pub struct RecoverArgs {
     /// The calendar directory: its hmac-key is trusted, its log may be missing or damaged
     pub dir: PathBuf,
     /// The replica: a mirror directory (from `otsctl ship`), a copy of a log or calendar
-    /// directory, or the plain-HTTP URL of a mirror (`http://HOST[:PORT]/PATH`; no https: the
-    /// data is verified anyway)
+    /// directory, the plain-HTTP URL of a mirror (`http://HOST[:PORT]/PATH`; no https: the
+    /// data is verified anyway), or a bucket mirror `s3://BUCKET/PREFIX` (credentials from the
+    /// AWS_* environment variables, as for `ship`)
     #[arg(long, value_name = "DIR_OR_URL")]
     pub from: String,
     /// Only report what would be kept and rejected; write nothing

@@ -10,6 +10,8 @@ use clap::Parser;
 use super::shared::{Btc, ConfirmationsArgs, NetworkArgs, NodeArgs, SatPerVb};
 use crate::http::server::ServerOptions;
 use crate::log::writer::DEFAULT_SEGMENT_SIZE;
+use crate::replica::bucket::BucketUrl;
+use crate::replica::continuous::DEFAULT_SHIP_INTERVAL;
 use crate::stamper::StamperConfig;
 
 /// Default `--rpc-port`, the Python otsd's.
@@ -35,6 +37,8 @@ pub const MIN_DEV_BLOCK_INTERVAL_MS: u64 = 100;
 pub const MAX_INTERVAL_MS: u64 = 60 * 60 * 1000;
 /// Largest `--btc-min-tx-interval`: a year (twice it, the randomized maximum, must still be a time).
 pub const MAX_MIN_TX_INTERVAL_SECS: u64 = 365 * 24 * 60 * 60;
+/// Default `--mirror-poll-ms`.
+pub const DEFAULT_MIRROR_POLL_MS: u64 = 100;
 /// Default `--max-queued-digests`.
 pub const DEFAULT_MAX_QUEUED_DIGESTS: usize = 100_000;
 /// Largest `--max-queued-digests`: each waiting digest holds a request and up to a few hundred
@@ -188,6 +192,30 @@ pub struct OtsdArgs {
     /// /block/HASH, /address/ADDR); an empty value shows no links
     #[arg(long, value_name = "URL", default_value = DEFAULT_EXPLORER_URL)]
     pub explorer_url: String,
+    /// Ship the log continuously to s3://BUCKET/PREFIX (sealed segments once, verified; the open
+    /// segment's new records every --ship-interval-ms). Credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP.
+    /// `otsctl recover DIR --from s3://BUCKET/PREFIX` reads it back
+    #[arg(long, value_name = "S3_URL", value_parser = parse_bucket_url)]
+    pub ship_to: Option<BucketUrl>,
+    /// With --ship-to: milliseconds between shipping steps (how far behind the bucket may be)
+    #[arg(long, value_name = "MS",
+          default_value_t = DEFAULT_SHIP_INTERVAL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(MIN_SHIP_INTERVAL_MS..=MAX_INTERVAL_MS))]
+    pub ship_interval_ms: u64,
+    /// Do not serve the log read-only under /log/ (segments.txt and segment files, for mirrors
+    /// and `otsctl recover --from URL`)
+    #[arg(long)]
+    pub no_publish_log: bool,
+    /// Run as a read-only mirror of the calendar at URL (its root, or its published log
+    /// `http://HOST/log/`): follow its log live, verify and store it in DIR/log, serve proofs;
+    /// POST /digest answers 503
+    #[arg(long, value_name = "URL")]
+    pub mirror_of: Option<String>,
+    /// With --mirror-of: milliseconds to wait after a poll of the primary that brought nothing new
+    #[arg(long, default_value_t = DEFAULT_MIRROR_POLL_MS, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_INTERVAL_MS))]
+    pub mirror_poll_ms: u64,
     /// Be more verbose (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -201,6 +229,14 @@ impl OtsdArgs {
     pub fn verbosity(&self) -> i32 {
         i32::from(self.verbose) - i32::from(self.quiet)
     }
+}
+
+/// Smallest `--ship-interval-ms`: each step costs two requests to the bucket.
+pub const MIN_SHIP_INTERVAL_MS: u64 = 100;
+
+/// Parses `--ship-to`.
+fn parse_bucket_url(s: &str) -> Result<BucketUrl, String> {
+    BucketUrl::parse(s).map_err(|e| e.to_string())
 }
 
 /// A parser of `usize` flags in `range` (clap ranges are `u64`/`i64` only).

@@ -14,10 +14,12 @@
 //! | `readmit`    | [`readmit`]     | [`crate::replica::readmit`]               |
 //! | `prove-head` | [`prove_head`]  | [`crate::audit::prove_head`]              |
 //! | `import-otsd`| [`import_otsd`] | [`crate::pycal::importer`]                |
+//! | `promote`    | [`promote`]     | [`crate::replica::role`]                  |
 pub mod address;
 pub mod import_otsd;
 pub mod init;
 pub mod inspect;
+pub mod promote;
 pub mod prove_head;
 pub mod readmit;
 pub mod recover;
@@ -116,6 +118,7 @@ pub fn run(command: OtsctlCommand) -> Result<Report, CtlError> {
         OtsctlCommand::Readmit(a) => readmit::run(a),
         OtsctlCommand::ProveHead(a) => prove_head::run(a),
         OtsctlCommand::ImportOtsd(a) => import_otsd::run(a),
+        OtsctlCommand::Promote(a) => promote::run(a),
     }
 }
 

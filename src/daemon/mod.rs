@@ -5,6 +5,7 @@
 //! requests get their answers (the aggregator still runs), then close the aggregator's queue and
 //! drain it, and finally close the log writer, which fsyncs whatever it still holds.
 pub mod dev;
+pub mod mirror;
 pub mod systemd;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use crate::log::{LogError, LogKey, Writer, WriterHandle, WriterOptions};
 use crate::projection::checkpoint::PROJECTION_DIR;
 use crate::projection::rebuild::{rebuild, Checkpointer, RebuildError, RebuildOptions, Rebuilt};
 use crate::projection::Projection;
+use crate::replica::continuous::ContinuousShipper;
 use crate::stamper::driver;
 use crate::stamper::key::{StamperKey, StamperKeyLoadError};
 use crate::telemetry::metrics::Metrics;
@@ -54,6 +56,10 @@ pub enum ServeError {
         log_dir: PathBuf,
         evidence: String,
     },
+    #[error("--ship-to: {0}")]
+    Ship(#[from] crate::replica::bucket::BucketError),
+    #[error("{0}")]
+    Role(String),
     #[error("uri {0:?} is not valid in a pending attestation")]
     Uri(String),
     #[error("stamper key: {0}")]
@@ -120,6 +126,11 @@ pub async fn start(
     cfg: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServeError> {
+    if let Some(primary) = cfg.replica.mirror_of.clone() {
+        return mirror::start(cfg, primary, shutdown).await;
+    }
+    crate::replica::role::check_primary_dir(&cfg.calendar_dir)
+        .map_err(|e| ServeError::Role(e.to_string()))?;
     let dir = CalendarDir::load(&cfg.calendar_dir)?;
     let key = LogKey::derive(&dir.hmac_key);
     let writer = open_log(&dir, &key, cfg.segment_size)?;
@@ -127,10 +138,17 @@ pub async fn start(
         StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
     let (view, checkpointer, checkpoint_seq) = load_projection(&dir, &key, cfg.min_confirmations)?;
     let writer = WriterHandle::spawn(writer, 64);
+    let durable = writer.durable_head();
+    let durable_end = writer.durable_end();
     let (listener, addr) = listen(&cfg).await?;
     let ops_listener = listen_ops(&cfg).await?;
     let ops = ops_config(&cfg, &dir, checkpoint_seq);
     let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer, ops)?;
+    let shipper = start_shipper(&cfg, durable)?;
+    if cfg.replica.publish_log {
+        let feed = crate::replica::publish::Publisher::new(&dir.log_dir(), durable_end);
+        let _ = tasks.state.log_feed.set(Arc::new(feed));
+    }
     tracing::info!(%addr, uri = %dir.uri, "calendar listening");
     let notifier = Arc::new(systemd::Notifier::from_env());
     let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
@@ -161,6 +179,10 @@ pub async fn start(
     let done = tokio::spawn(async move {
         http::server::serve(listener, tasks.state.clone(), cfg.http.clone(), shutdown).await;
         let result = tasks.shut_down().await;
+        if let Some(shipper) = shipper {
+            // The log is closed: one last step ships all of it.
+            let _ = tokio::task::spawn_blocking(move || shipper.finish()).await;
+        }
         service.abort();
         notifier.status(match &result {
             Ok(()) => "stopped; log closed cleanly",
@@ -173,6 +195,18 @@ pub async fn start(
         metrics_addr,
         done,
     })
+}
+
+/// Starts `--ship-to` shipping, if asked for.
+fn start_shipper(
+    cfg: &ServeConfig,
+    durable: crate::log::handle::DurableHeadView,
+) -> Result<Option<ContinuousShipper>, ServeError> {
+    let Some(to) = cfg.ship_to.clone() else {
+        return Ok(None);
+    };
+    let shipper = ContinuousShipper::spawn(cfg.calendar_dir.clone(), to, durable)?;
+    Ok(Some(shipper))
 }
 
 /// Resolves once `rx` holds `true` (or its sender is gone).

@@ -19,6 +19,7 @@ pub fn routes(
         .or(health(state.clone()))
         .or(status(state.clone()))
         .or(api_metrics(state.clone()))
+        .or(log_feed(state.clone()))
         .or(index(state))
         .or(other_post())
         .recover(handlers::rejection)
@@ -148,6 +149,16 @@ fn timestamp(
         .map(handlers::get_timestamp)
         .or(empty)
         .unify()
+}
+
+fn log_feed(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    warp::path!("log" / String)
+        .and(warp::get())
+        .and(warp::header::optional::<String>("range"))
+        .and(with_state(state))
+        .then(super::log_feed::get_log)
 }
 
 fn tip(

@@ -27,6 +27,10 @@ pub async fn post_digest(
     state: Arc<AppState>,
 ) -> WarpResponse {
     let m = &state.ops.metrics;
+    if let Some(mirror) = state.mirror.get() {
+        m.refused("mirror");
+        return mirror_refusal(&mirror.primary);
+    }
     let Some(length) = length.and_then(|l| l.trim().parse::<u64>().ok()) else {
         m.refused("bad_length");
         return text(StatusCode::BAD_REQUEST, "invalid Content-Length", None);
@@ -65,6 +69,13 @@ pub async fn post_digest(
             error_reply(&e)
         }
     }
+}
+
+/// A mirror takes no digests: `503`, naming the primary to submit to instead.
+fn mirror_refusal(primary: &str) -> WarpResponse {
+    let body =
+        format!("this calendar is a read-only mirror of {primary}; submit digests to the primary");
+    text(StatusCode::SERVICE_UNAVAILABLE, &body, None)
 }
 
 /// Reads exactly `length` bytes of body, or `None` if the body is shorter, longer or broken.

@@ -104,6 +104,8 @@ pub struct Info {
     pub txs_in_last_week: Option<u64>,
     /// The stamper's funding address, as it reports it.
     pub stamper_address: Option<String>,
+    /// `null`, or on a mirror: `{"primary": URL, "lag_ms": .., "next_seq": .., "fork": null|{..}, ..}`.
+    pub mirror: Option<serde_json::Value>,
     #[serde(skip)]
     pub explorer_url: Option<String>,
     /// The Python otsd's fields, with their meanings ([`super::info_python`]).
@@ -180,6 +182,7 @@ impl Info {
             fees_in_last_week_sat: week.map(|w| w.0),
             txs_in_last_week: week.map(|w| w.1),
             stamper_address,
+            mirror: mirror_status(state),
             explorer_url: state.ops.explorer_url.clone(),
             python,
         }
@@ -222,6 +225,18 @@ fn mined_txs(view: &crate::projection::Projection, best: Option<u32>) -> Vec<Min
         })
         .take(MINED_SHOWN)
         .collect()
+}
+
+/// On a mirror: its primary and the follower's latest status (lag, position, fork).
+fn mirror_status(state: &AppState) -> Option<serde_json::Value> {
+    let mirror = state.mirror.get()?;
+    let mut status = crate::sync::lock(&mirror.status)
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = status.as_object_mut() {
+        map.insert("primary".into(), mirror.primary.clone().into());
+    }
+    Some(status)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub fn render(info: &Info) -> String {
         uri = escape(&info.uri)
     );
     banner(&mut h, info);
+    mirror(&mut h, info);
     overview(&mut h, info);
     bitcoin(&mut h, info);
     transactions(&mut h, info);
@@ -52,6 +53,29 @@ table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bott
 th{background:#f4f4f4}code{font-size:.9em;word-break:break-all}.ok{color:#060}.alarm{background:#fdd;\
 border:1px solid #c00;padding:.5em}.qr{display:inline-block;margin:.5em 2em .5em 0;text-align:center}\
 .foot{color:#777;font-size:.85em;margin-top:2em}.num{white-space:nowrap}";
+
+/// On a mirror: whose, how far behind, and a fork if one was refused.
+fn mirror(h: &mut String, info: &Info) {
+    let Some(m) = &info.mirror else {
+        return;
+    };
+    let field = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let _ = writeln!(
+        h,
+        "<p class=\"mirror\" id=\"mirror\">Read-only mirror of <code>{}</code>: lag {} ms, \
+         next seq {}. Submit digests to the primary.</p>",
+        escape(m["primary"].as_str().unwrap_or("")),
+        escape(&field("lag_ms")),
+        escape(&field("next_seq")),
+    );
+    if let Some(fork) = m.get("fork").filter(|f| !f.is_null()) {
+        let _ = writeln!(
+            h,
+            "<p class=\"alarm\" id=\"fork\">Fork refused: {}</p>",
+            escape(&fork.to_string())
+        );
+    }
+}
 
 fn banner(h: &mut String, info: &Info) {
     if !info.stamping.alarms.is_empty() {

@@ -10,6 +10,8 @@
 //! - [`backup`]: `GET /experimental/backup/<N>`, the Python otsd's chunks for `otsd-backup`.
 //! - [`health`], [`metrics`], [`status`]: what operators and users watch: `GET /healthz`,
 //!   `GET /readyz`, `GET /metrics` (Prometheus) and `GET /status/<hex>` (JSON).
+//! - [`log_feed`]: `GET /log/segments.txt` and `GET /log/<segment>`, the published log mirrors
+//!   follow.
 pub mod backup;
 pub mod filters;
 pub mod handlers;
@@ -17,6 +19,7 @@ pub mod health;
 pub mod info;
 pub mod info_page;
 pub mod info_python;
+pub mod log_feed;
 pub mod metrics;
 pub mod server;
 pub mod status;
@@ -49,6 +52,18 @@ pub struct AppState {
     /// once at start-up; without it such a proof is answered with a `500`.
     pub log: std::sync::OnceLock<crate::log::Reader>,
     pub ops: OpsConfig,
+    /// What `GET /log/` serves; unset: publishing is off.
+    pub log_feed: std::sync::OnceLock<Arc<dyn log_feed::LogFeed>>,
+    /// Set when this otsd is a read-only mirror (`--mirror-of`).
+    pub mirror: std::sync::OnceLock<MirrorInfo>,
+}
+
+/// A mirror's primary and the follower's latest status (JSON, shown on the info page).
+#[derive(Debug, Clone)]
+pub struct MirrorInfo {
+    /// The URL the mirror follows.
+    pub primary: String,
+    pub status: crate::telemetry::StatusBoard,
 }
 
 /// What the operator-facing endpoints need besides the calendar itself.
@@ -118,6 +133,8 @@ impl AppState {
             bitcoin_status: Default::default(),
             log: std::sync::OnceLock::new(),
             ops,
+            log_feed: std::sync::OnceLock::new(),
+            mirror: std::sync::OnceLock::new(),
         })
     }
 

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::chain::Head;
+use super::durable::DurableEnd;
 use super::error::LogError;
 use super::writer::{validate_batch, SeqRange, Writer};
 
@@ -30,6 +31,7 @@ pub struct WriterHandle {
     thread: Option<JoinHandle<Result<(), LogError>>>,
     flags: Flags,
     head: DurableHead,
+    end: DurableEnd,
 }
 
 /// What the writer thread tells submitters without a round trip.
@@ -64,16 +66,30 @@ fn read_head(head: &DurableHead) -> Head {
     *crate::sync::lock(head)
 }
 
+/// A cloneable view of the durable head, for tasks that follow the log from its files (the bucket
+/// shipper ships only what is durable).
+#[derive(Debug, Clone)]
+pub struct DurableHeadView(DurableHead);
+
+impl DurableHeadView {
+    /// Sequence number the next event will get, as of the last group commit.
+    pub fn next_seq(&self) -> u64 {
+        read_head(&self.0).next_seq
+    }
+}
+
 impl WriterHandle {
     /// Starts the writer thread with a queue of `queue_capacity` batches.
     pub fn spawn(writer: Writer, queue_capacity: usize) -> WriterHandle {
         let (tx, rx) = mpsc::sync_channel(queue_capacity.max(1));
         let flags = Flags::default();
         let head = Arc::new(Mutex::new(writer.head()));
+        let end = DurableEnd::new(writer.end_position());
         let (shared_flags, shared) = (flags.clone(), head.clone());
+        let shared_end = end.clone();
         let thread = std::thread::Builder::new()
             .name("otsd-log-writer".into())
-            .spawn(move || run(writer, rx, &shared_flags, &shared));
+            .spawn(move || run(writer, rx, &shared_flags, &shared, &shared_end));
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -86,7 +102,14 @@ impl WriterHandle {
             thread,
             flags,
             head,
+            end,
         }
+    }
+
+    /// Where the durable part of the log ends, kept current by the writer thread (for the log
+    /// publisher, which must never serve beyond it).
+    pub fn durable_end(&self) -> DurableEnd {
+        self.end.clone()
     }
 
     /// A cloneable view of [`WriterHandle::is_poisoned`] and [`WriterHandle::is_stalled`].
@@ -116,6 +139,11 @@ impl WriterHandle {
     /// The head after the last durable record (what a reader of the log would recompute).
     pub fn head(&self) -> Head {
         read_head(&self.head)
+    }
+
+    /// A view of [`WriterHandle::head`] that outlives the handle's moves.
+    pub fn durable_head(&self) -> DurableHeadView {
+        DurableHeadView(self.head.clone())
     }
 
     /// Queues a batch without blocking. The receiver resolves once the batch is durable, or with the
@@ -202,6 +230,7 @@ fn run(
     rx: Receiver<Job>,
     flags: &Flags,
     head: &DurableHead,
+    end: &DurableEnd,
 ) -> Result<(), LogError> {
     while let Ok(first) = rx.recv() {
         let mut jobs = gather(first, &rx, writer.options().max_group_bytes);
@@ -225,6 +254,9 @@ fn run(
         // Published before the replies, so whoever learns that its batch is durable sees a head
         // at least as new.
         *crate::sync::lock(head) = writer.head();
+        if !writer.is_poisoned() {
+            end.set(writer.end_position());
+        }
         reply(jobs, result);
     }
     if writer.is_poisoned() {

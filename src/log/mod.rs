@@ -8,6 +8,7 @@
 //! - [`segment`]: segment names, header, seal payload, and the per-segment [`segment::Verifier`].
 //! - [`chain`]: [`LogKey`] and the public hash / HMAC tag chain step.
 //! - [`scan`]: walking a segment and deciding torn tail versus damage.
+//! - [`durable`]: [`DurableEnd`], where the durable part ends (what `GET /log/` may serve).
 //! - [`writer`]: the single [`Writer`]; [`handle`]: [`WriterHandle`], the writer on its own thread.
 //! - [`recovery`]: what opening for writing repairs ([`Recovery`]).
 //! - [`splice`]: checking one candidate record at a time, to rebuild a log from several copies.
@@ -23,6 +24,7 @@
 //! which opening for writing truncates (logged).
 pub mod atomic;
 pub mod chain;
+pub mod durable;
 pub mod error;
 pub mod handle;
 pub mod lookup;
@@ -38,6 +40,7 @@ pub mod storage;
 pub mod writer;
 
 pub use chain::{ChainState, Head, LogKey};
+pub use durable::{DurableEnd, EndPosition};
 pub use error::{Corruption, LogError};
 pub use handle::{Ack, Submitter, WriterHandle, WriterState};
 pub use progress::Progress;

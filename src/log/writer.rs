@@ -184,6 +184,20 @@ impl Writer {
         }
     }
 
+    /// The active segment and the offset after its last durable record (after a seal: the end of
+    /// the sealed segment, until the next append creates its successor).
+    pub fn end_position(&self) -> super::durable::EndPosition {
+        let name = self.active.path.file_name().and_then(|n| n.to_str());
+        let segment = name
+            .and_then(|n| super::segment::parse_segment_name(&self.active.path, n).ok())
+            .flatten()
+            .unwrap_or(0);
+        super::durable::EndPosition {
+            segment,
+            offset: self.active.offset,
+        }
+    }
+
     /// The options the writer was opened with.
     pub fn options(&self) -> &WriterOptions {
         &self.opts

@@ -83,8 +83,41 @@ pub fn rebuild(
     opts: RebuildOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Rebuilt, RebuildError> {
+    let keys = Keys {
+        chain: Some(key),
+        checkpoint: key,
+    };
+    rebuild_with(
+        log_dir,
+        projection_dir,
+        keys,
+        min_confirmations,
+        opts,
+        progress,
+    )
+}
+
+/// The keys of a rebuild: the HMAC chain's, if it is to be verified (a mirror without the
+/// calendar's `hmac-key` verifies only CRCs and the public hash chain), and the one the checkpoint
+/// files are authenticated with (derived from the calendar's key, or a mirror's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a> {
+    pub chain: Option<&'a LogKey>,
+    pub checkpoint: &'a LogKey,
+}
+
+/// As [`rebuild`], with separate [`Keys`].
+pub fn rebuild_with(
+    log_dir: &Path,
+    projection_dir: &Path,
+    keys: Keys<'_>,
+    min_confirmations: u32,
+    opts: RebuildOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Rebuilt, RebuildError> {
+    let key = keys.checkpoint;
     let started = Instant::now();
-    let reader = Reader::open(log_dir, Some(key.clone()))?;
+    let reader = Reader::open(log_dir, keys.chain.cloned())?;
     let segs = reader.segments()?;
     let mut files = CheckpointFiles::new(projection_dir, key);
     let mut stats = RebuildStats::default();
@@ -265,9 +298,20 @@ impl Checkpointer {
         rebuilt: Rebuilt,
         live: Arc<RwLock<Projection>>,
     ) -> Checkpointer {
+        Checkpointer::spawn_with(log_dir, Some(key), rebuilt, live)
+    }
+
+    /// As [`Checkpointer::spawn`]; `chain_key: None` verifies the log without the HMAC chain (a
+    /// mirror without the calendar's key; the checkpoint key travels in `rebuilt.files`).
+    pub fn spawn_with(
+        log_dir: &Path,
+        chain_key: Option<&LogKey>,
+        rebuilt: Rebuilt,
+        live: Arc<RwLock<Projection>>,
+    ) -> Checkpointer {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
-        let reader = Reader::open(log_dir, Some(key.clone()));
+        let reader = Reader::open(log_dir, chain_key.cloned());
         let (base, at, files) = (rebuilt.base, rebuilt.at, rebuilt.files);
         let thread = std::thread::Builder::new()
             .name("otsd-checkpoint".into())

@@ -124,6 +124,55 @@ pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
     Ok(body)
 }
 
+/// An answer of any status, as [`request`] returns it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The raw response head (status line and headers).
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// `GET url` with `extra` header lines (each ending in `\r\n`); any status is returned, bodies
+/// larger than `limit` are refused. For the live follower (`Range` requests) and `/` as JSON.
+pub fn request(url: &str, extra: &str, limit: u64) -> Result<Answer, HttpError> {
+    let (addr, host, path) = split_url(url)?;
+    let io = |source| HttpError::Io {
+        url: url.to_owned(),
+        source,
+    };
+    let mut stream = connect(url, &addr)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: otsd-mirror\r\n{extra}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let (head, mut body) = read_head(&mut stream, url)?;
+    let (status, length) = parse_head(&head, url)?;
+    if length.is_some_and(|n| n > limit) {
+        return Err(HttpError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        });
+    }
+    let want = length.unwrap_or(limit + 1);
+    let mut rest = (&mut stream).take(want.saturating_sub(body.len() as u64));
+    rest.read_to_end(&mut body).map_err(io)?;
+    if body.len() as u64 > limit || length.is_some_and(|n| n != body.len() as u64) {
+        return Err(protocol(url, "body cut short or longer than announced"));
+    }
+    Ok(Answer { status, head, body })
+}
+
 /// Reads up to the end of the response head; returns the head and the body bytes read with it.
 fn read_head(stream: &mut TcpStream, url: &str) -> Result<(String, Vec<u8>), HttpError> {
     let mut buf = Vec::new();

@@ -1,12 +1,14 @@
 //! Log mirrors: the index file `otsctl ship` writes, and reading a mirror's segments from a
-//! directory or a plain-HTTP URL for `otsctl recover`.
+//! directory, a plain-HTTP URL or a bucket ([`super::bucket`]) for `otsctl recover`.
 //!
 //! A mirror is a flat directory of segment files (named as in the log) plus [`INDEX_FILE`], one line
 //! per segment: `NAME LENGTH SHA256 sealed|open`. The index is only a listing and a convenience for
 //! `sha256sum`-style checks: nothing read from a mirror is trusted; `recover` verifies every record
 //! against the calendar's HMAC chain.
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use super::bucket::{self, Bucket, BucketError, BucketUrl};
 use super::http::{self, HttpError};
 use crate::log::segment::{list_segments, parse_segment_name};
 use crate::log::LogError;
@@ -54,6 +56,8 @@ pub enum ReplicaError {
     Log(#[from] LogError),
     #[error("{}: no such replica directory", .0.display())]
     Missing(PathBuf),
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
 }
 
 /// Renders the index, segments in order.
@@ -119,11 +123,19 @@ pub enum Replica {
     Dir(PathBuf),
     /// The base URL of a mirror served over plain HTTP; its index lists the segments.
     Url(String),
+    /// `s3://BUCKET/PREFIX`: a mirror in object storage ([`super::bucket`]); checked when used.
+    Bucket(BucketReplica),
 }
 
 impl Replica {
-    /// `http://...` is a URL; anything else a directory.
+    /// `http://...` is a URL, `s3://...` a bucket; anything else a directory.
     pub fn parse(from: &str) -> Replica {
+        if BucketUrl::is_bucket_url(from) {
+            return Replica::Bucket(BucketReplica {
+                url: from.to_owned(),
+                index: OnceLock::new(),
+            });
+        }
         if from.starts_with("http://") || from.starts_with("https://") {
             let base = from.trim_end_matches('/');
             let base = base.strip_suffix(INDEX_FILE).unwrap_or(base);
@@ -142,6 +154,7 @@ impl Replica {
         match self {
             Replica::Dir(d) => d.display().to_string(),
             Replica::Url(u) => u.clone(),
+            Replica::Bucket(b) => b.url.clone(),
         }
     }
 
@@ -151,6 +164,7 @@ impl Replica {
         match self {
             Replica::Dir(d) => d.join(name).display().to_string(),
             Replica::Url(u) => format!("{u}/{name}"),
+            Replica::Bucket(b) => format!("{}/{name}", b.url.trim_end_matches('/')),
         }
     }
 
@@ -165,6 +179,7 @@ impl Replica {
                 let entries = parse_index(&String::from_utf8_lossy(&text), &url)?;
                 Ok(entries.iter().map(|e| e.first_seq).collect())
             }
+            Replica::Bucket(b) => Ok(b.index()?.iter().map(|e| e.first_seq).collect()),
         }
     }
 
@@ -177,7 +192,42 @@ impl Replica {
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e.into()),
             },
+            Replica::Bucket(b) => b.segment(first_seq),
         }
+    }
+}
+
+/// A bucket replica: its URL, and its index once read (so a recover lists the bucket once and
+/// reads each segment as that listing describes it).
+#[derive(Debug, Clone)]
+pub struct BucketReplica {
+    pub url: String,
+    index: OnceLock<Vec<IndexEntry>>,
+}
+
+impl BucketReplica {
+    fn connect(&self) -> Result<Bucket, ReplicaError> {
+        Ok(Bucket::open(&BucketUrl::parse(&self.url)?)?)
+    }
+
+    /// The bucket's index, read on first use.
+    fn index(&self) -> Result<&[IndexEntry], ReplicaError> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        let b = self.connect()?;
+        let entries = bucket::block_on(async move { b.index().await })??;
+        Ok(self.index.get_or_init(|| entries))
+    }
+
+    fn segment(&self, first_seq: u64) -> Result<Option<Vec<u8>>, ReplicaError> {
+        let Some(entry) = self.index()?.iter().find(|e| e.first_seq == first_seq) else {
+            return Ok(None);
+        };
+        let (b, entry) = (self.connect()?, entry.clone());
+        Ok(Some(bucket::block_on(async move {
+            b.read_segment(&entry).await
+        })??))
     }
 }
 

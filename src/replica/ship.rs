@@ -67,6 +67,8 @@ pub enum ShipError {
     },
     #[error(transparent)]
     Index(#[from] ReplicaError),
+    #[error(transparent)]
+    Bucket(#[from] super::bucket::BucketError),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

@@ -1,0 +1,120 @@
+//! `otsd --ship-to s3://BUCKET/PREFIX`: ships the log into a bucket while otsd runs.
+//!
+//! A thread of its own (with a small async runtime for the object store) runs a
+//! [`BucketShipper`] step every `--ship-interval-ms`, shipping what is durable, so the bucket is at
+//! most about one interval plus one upload behind. Intake never waits on it: it only reads the
+//! log's files and the writer's durable head. A failed step (bucket unreachable, credentials) is
+//! logged (once per distinct error) and retried with a fresh shipper, which reads the bucket's
+//! index again; nothing is ever lost by a failure, the next good step catches up. At shutdown,
+//! after the log is closed, one last step ships everything.
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::bucket::{BucketError, BucketUrl};
+use super::bucket_ship::BucketShipper;
+use super::ship::ShipError;
+use crate::log::handle::DurableHeadView;
+
+/// Default `--ship-interval-ms`.
+pub const DEFAULT_SHIP_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Where and how often to ship.
+#[derive(Debug, Clone)]
+pub struct ShipTo {
+    pub url: BucketUrl,
+    pub interval: Duration,
+}
+
+/// The running shipper thread.
+pub struct ContinuousShipper {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ContinuousShipper {
+    /// Starts shipping the log of `calendar`; `durable` is the writer's durable head.
+    pub fn spawn(
+        calendar: PathBuf,
+        to: ShipTo,
+        durable: DurableHeadView,
+    ) -> Result<ContinuousShipper, BucketError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BucketError::Runtime)?;
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("otsd-shipper".into())
+            .spawn(move || run(&runtime, &calendar, &to, &durable, &stopped))
+            .map_err(BucketError::Runtime)?;
+        Ok(ContinuousShipper { stop, thread })
+    }
+
+    /// Ships what is left (call after the log is closed) and stops; blocks until done.
+    pub fn finish(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            tracing::error!("the shipper thread panicked");
+        }
+    }
+}
+
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    calendar: &std::path::Path,
+    to: &ShipTo,
+    durable: &DurableHeadView,
+    stopped: &mpsc::Receiver<()>,
+) {
+    tracing::info!(
+        every_ms = to.interval.as_millis() as u64,
+        "shipping the log to {}",
+        to.url
+    );
+    let mut shipper: Option<BucketShipper> = None;
+    let mut last_error = String::new();
+    loop {
+        let last = matches!(
+            stopped.recv_timeout(to.interval),
+            Ok(()) | Err(RecvTimeoutError::Disconnected)
+        );
+        let head = (!last).then(|| durable.next_seq());
+        let started = Instant::now();
+        match runtime.block_on(step(&mut shipper, calendar, to, head)) {
+            Ok(()) => {
+                if !last_error.is_empty() {
+                    tracing::info!("shipping to {} works again", to.url);
+                    last_error.clear();
+                }
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "shipped");
+            }
+            Err(e) => {
+                shipper = None;
+                let msg = e.to_string();
+                if msg != last_error {
+                    tracing::warn!(error = %msg, "shipping to {} failed; retrying", to.url);
+                    last_error = msg;
+                }
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+async fn step(
+    shipper: &mut Option<BucketShipper>,
+    calendar: &std::path::Path,
+    to: &ShipTo,
+    durable_next_seq: Option<u64>,
+) -> Result<(), ShipError> {
+    if shipper.is_none() {
+        *shipper = Some(BucketShipper::open(calendar, &to.url).await?);
+    }
+    if let Some(s) = shipper.as_mut() {
+        s.step(durable_next_seq).await?;
+    }
+    Ok(())
+}

@@ -10,6 +10,8 @@
 //!
 //! - [`sync`]: the lock-poisoning policy (a panic while a lock is held stops the process).
 //!   Imports nothing else of ours.
+//! - [`failpoint`]: places where a running otsd fails on purpose for the fault matrix (inert
+//!   unless `OTSD_FAILPOINTS` is set). Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -60,7 +62,7 @@
 //! | `otsctl verify` / `inspect` / `replay` | `src/ctl/{verify,inspect,replay}.rs` over `src/audit/` |
 //! | `otsctl prove-head`                    | `src/ctl/prove_head.rs` over `src/audit/prove_head.rs` |
 //! | lock-poisoning policy                  | `src/sync.rs`                                   |
-//! | fault matrix (crash, power cut, EIO, damage, parsers) | `tools/fault-matrix.rs` (short run: `tests/fault_matrix.rs`) |
+//! | fault matrix (crash, power cut, EIO, damage, parsers, otsd under faults, abuse, reorgs, node faults) | `tools/fault-matrix/` (short run: `tests/fault_matrix.rs`; failpoints: `src/failpoint.rs`) |
 //! | `otsctl ship` / `recover` / `readmit`  | `src/ctl/{ship,recover,readmit}.rs` over `src/replica/` |
 //! | published log `GET /log/`             | `src/http/log_feed.rs` over `src/replica/publish.rs` |
 //! | `otsd --mirror-of` (live mirror)       | `src/daemon/mirror.rs` over `src/replica/follow/` |
@@ -77,6 +79,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod events;
+pub mod failpoint;
 pub mod http;
 pub mod log;
 pub mod ots;

@@ -6,6 +6,8 @@
     clippy::expect_used,
     reason = "in a test, a panic is a failed test"
 )]
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::sync::{Arc, Mutex, RwLock};
@@ -101,4 +103,39 @@ fn no_lock_in_src_goes_around_the_policy() {
         "locks that bypass otsd::sync:\n{}",
         found.join("\n")
     );
+}
+
+/// The policy end to end: a panic in the fold of a running otsd (the `fold-panic-seq` failpoint)
+/// aborts the daemon, which therefore never answers from the half-applied view; restarted without
+/// the failpoint, it replays the log, the event whose fold panicked included, and knows every
+/// digest it acknowledged.
+#[test]
+fn a_panic_in_the_fold_aborts_a_running_otsd_and_a_restart_replays_the_log() {
+    let dir = common::new_calendar();
+    let cal = dir.path().join("calendar");
+    // Event 0 is the first digest; each round is a digest and its seal: event 5 is the third seal.
+    let mut otsd = common::Otsd::start_env(&cal, &[], &[("OTSD_FAILPOINTS", "fold-panic-seq=5")]);
+    let mut acked = Vec::new();
+    for i in 0..20u8 {
+        match common::try_post_digest(otsd.addr, &[i; 32]) {
+            Some(r) if r.status == 200 => acked.push(common::commitment_of(&[i; 32], &r.body)),
+            _ => break,
+        }
+    }
+    let status = otsd.child.wait().expect("wait otsd");
+    assert_eq!(status.signal(), Some(6), "expected SIGABRT, got {status:?}");
+    let log = otsd.stderr.lock().unwrap().clone();
+    assert!(log.contains("failpoint fold-panic-seq=5"), "{log}");
+    assert!(acked.len() < 20, "otsd went on answering after the panic");
+    drop(otsd);
+
+    let otsd = common::Otsd::start(&cal, &[]);
+    for c in &acked {
+        let r = common::get(otsd.addr, &format!("/timestamp/{}", hex::encode(c)), "");
+        assert_eq!(r.text(), "Pending confirmation in Bitcoin blockchain");
+    }
+    // The log holds the event whose fold panicked, and the restarted fold went past it.
+    let r = common::post_digest(otsd.addr, &[0xaa; 32]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    otsd.stop();
 }

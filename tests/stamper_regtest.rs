@@ -6,6 +6,7 @@
 )]
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
@@ -279,6 +280,54 @@ fn reorg_before_final_still_ends_in_valid_proofs() {
         !mined.contains(&at),
         "proof points into an invalidated block"
     );
+    otsd.stop();
+}
+
+/// Found by the fault matrix's reorg row: when the stamper sees the reorg and the competing chain
+/// that mines its transaction again in one poll, it must find the transaction there. Before, it
+/// only searched the new blocks for transactions that were unconfirmed before the reorg, so the
+/// round stayed pending for good while the stamper re-sent a transaction already mined
+/// (`bad-txns-inputs-missingorspent`). otsd is paused (SIGSTOP) during the reorg, so that the
+/// stamper sees it all at once.
+#[test]
+fn a_reorg_that_mines_the_transaction_again_in_one_poll_is_followed() {
+    let node = Bitcoind::start();
+    let (_dir, otsd) = funded_calendar(&node, &[]);
+    let (c, p) = submit(&otsd, &[12; 32]);
+    let txid = wait_for("the tx", 30, || mempool(&node).first().copied());
+    let mined = node.mine(2);
+    wait_for("the confirmation", 30, || {
+        get(otsd.addr, &p, "")
+            .text()
+            .contains(&txid.to_string())
+            .then_some(())
+    });
+    let pid = otsd.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    node.client.invalidate_block(&mined[0]).unwrap();
+    let other = address_for(9).to_string();
+    let _: serde_json::Value = node.rpc("generateblock", &[other.into(), serde_json::json!([])]);
+    let again = node.mine_to(6, &address_for(9));
+    let block: serde_json::Value = node.rpc("getblock", &[again[0].to_string().into()]);
+    assert!(
+        block["tx"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == &txid.to_string()),
+        "the competing chain mines the transaction again: {block}"
+    );
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let h = assert_complete_proof(&node, &otsd, &c, &p);
+    assert_eq!(node.client.get_block_hash(h).unwrap(), again[0]);
     otsd.stop();
 }
 

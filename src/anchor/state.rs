@@ -145,6 +145,17 @@ impl StamperState {
             .flat_map(|c| c.txs.iter().map(|t| &t.txid))
     }
 
+    /// Every transaction of a cycle not final yet, with the height its cycle is confirmed at:
+    /// a reorg below that height puts the cycle back to unconfirmed, so the blocks of the
+    /// competing chain must be searched for all of its transactions too ([`Self::watched_txids`]
+    /// alone, taken before the reorg, would miss a transaction mined again in the new chain).
+    pub fn txids_with_confirmation(&self) -> impl Iterator<Item = (Hash32, Option<u32>)> + '_ {
+        self.cycles.iter().flat_map(|c| {
+            let height = c.confirmed.map(|conf| conf.height);
+            c.txs.iter().map(move |t| (t.txid, height))
+        })
+    }
+
     /// Applies one log event; events that are not the stamper's are ignored.
     pub fn apply(&mut self, event: &Event) {
         match event {

@@ -12,6 +12,7 @@ fn main() -> anyhow::Result<()> {
         args.log_json,
     )
     .context("opening --debug-file")?;
+    otsd::failpoint::check().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if args.dev {
         return runtime

@@ -187,6 +187,7 @@ impl StorageFile for FsFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        crate::failpoint::before_fdatasync()?;
         self.0.sync_data()
     }
 

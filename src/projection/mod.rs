@@ -237,6 +237,7 @@ impl Projection {
         seq: u64,
         event: &Event,
     ) -> Result<Option<StampProblem>, ProjectionError> {
+        crate::failpoint::before_fold(seq);
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { digest, .. } => {

@@ -490,8 +490,9 @@ fn single_op(value: &[u8], key: &[u8], child: &mut Vec<u8>) -> Option<usize> {
     }
 }
 
-/// Parses a row's value; bytes after the last op are ignored, as Python ignores them.
-fn parse_node(value: &[u8]) -> Result<(Vec<Attestation>, Vec<Op>), String> {
+/// Parses a row's value; bytes after the last op are ignored, as Python ignores them. Public for
+/// the fault matrix's parser row.
+pub fn parse_node(value: &[u8]) -> Result<(Vec<Attestation>, Vec<Op>), String> {
     let mut r = Reader::new(value);
     let n = r.read_varuint().map_err(|e| e.to_string())?;
     let mut atts = Vec::new();

@@ -252,16 +252,16 @@ impl Driver {
 
     /// Records reorgs, new blocks and confirmations; returns whether a stamping tx got mined.
     async fn follow_chain(&mut self) -> Result<bool, String> {
-        let (known, watched): (Vec<KnownBlock>, Vec<[u8; 32]>) = {
+        let (known, candidates): (Vec<KnownBlock>, Vec<Candidate>) = {
             let view = self.read();
             let s = &view.stamps().state;
             (
                 s.blocks.iter().rev().map(|(h, b)| (*h, *b)).collect(),
-                s.watched_txids().copied().collect(),
+                s.txids_with_confirmation().collect(),
             )
         };
         let events = self
-            .blocking(move |c| chain_events(c, &known, &watched))
+            .blocking(move |c| chain_events(c, &known, &candidates))
             .await?;
         let confirmed = events
             .iter()
@@ -535,10 +535,17 @@ fn first_input(raw: &[u8]) -> Result<OutPoint, String> {
 
 /// Blocking: compares the known chain with the node's and returns the events describing the
 /// difference (a `Reorg` at the fork point, then `BlockSeen` and `TxConfirmed` per new block).
+/// A transaction the chain is searched for: its txid and the height its cycle is confirmed at.
+type Candidate = ([u8; 32], Option<u32>);
+
+/// The chain events since the blocks known: a reorg back to the fork, then each new block and the
+/// confirmations in it of the `candidates` (txid, height its cycle is confirmed at) that are
+/// unconfirmed once the reorg is undone: a transaction confirmed above the fork is looked for
+/// again, since the competing chain may hold it at another height.
 fn chain_events(
     c: &Client,
     known_desc: &[KnownBlock],
-    watched: &[[u8; 32]],
+    candidates: &[Candidate],
 ) -> Result<Vec<Event>, String> {
     let best = c.get_block_count().map_err(rpc_err("getblockcount"))?;
     let best = u32::try_from(best).unwrap_or(u32::MAX);
@@ -561,6 +568,12 @@ fn chain_events(
             fork + 1
         }
     };
+    let watched: Vec<[u8; 32]> = candidates
+        .iter()
+        .filter(|(_, confirmed)| confirmed.is_none_or(|h| h >= start))
+        .map(|(txid, _)| *txid)
+        .collect();
+    let watched = &watched[..];
     let end = best.min(start.saturating_add(MAX_BLOCKS_PER_TICK - 1));
     for height in start..=end {
         let hash = c

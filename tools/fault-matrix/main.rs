@@ -1,14 +1,19 @@
-//! The fault matrix (issue 13): injects faults into the event log and the parsers and prints, per
-//! row, how many injections there were and how many the calendar survived. Exits 1 if any row has
-//! a failure. `tests/fault_matrix.rs` runs a short version in the test suite; the README has the
-//! table of a full run.
+//! The fault matrix (issue 13): injects faults into the event log, the parsers, a running `otsd`
+//! and its Bitcoin node, and prints, per row, how many injections there were and how many the
+//! calendar survived. Exits 1 if any row has a failure. `tests/fault_matrix.rs` runs a short
+//! version in the test suite; the README has the table of a full run.
 //!
 //! ```text
-//! cargo run --release --bin fault-matrix -- [--seed S] [--cuts N] [--eio N] [--damage N]
-//!     [--kills N] [--parser-runs N]
+//! cargo build --release --bins   # the rows against otsd run the sibling otsd and otsctl
+//! target/release/fault-matrix [--seed S] [--cuts N] [--eio N] [--damage N] [--kills N]
+//!     [--parser-runs N] [--otsd-kills N] [--otsd-eio N] [--fold-panics N] [--slowloris N]
+//!     [--overload-secs N] [--fuzz-requests N] [--reorgs N] [--node-faults N]
 //! ```
 //!
-//! Rows (what "survived" means):
+//! A count of 0 leaves its row out. The chain rows need `$BITCOIND` (or the cache of
+//! `tools/build-bitcoind.sh`) and `$OTS_BIN` (`tools/setup-clients.sh`) and fail without them.
+//!
+//! Rows on the log alone (what "survived" means):
 //! - `process crash`: a child process (this binary) appends group commits through the real
 //!   `Writer` and prints each acknowledged sequence number; it is SIGKILLed at a seeded random
 //!   instant, the log is reopened: every acknowledged event is there, intact, nothing after it is
@@ -23,8 +28,25 @@
 //!   a sealed segment: the reader reports an error (detected) and never returns a wrong event.
 //! - `torn tail`: garbage or a cut in the unacknowledged tail of the active segment: the writer
 //!   repairs it on open, keeping every acknowledged event.
-//! - `parsers`: random and mutated inputs to the `.ots` parser, the log record and segment header
-//!   parsers, the event codec and the log reader: no panic.
+//! - `parser: ...` ([`parsers`]): one row per parser of untrusted bytes: no panic, no hang.
+//!
+//! Rows against a running `otsd` ([`daemon_rows`], [`abuse`]; failpoints: `src/failpoint.rs`):
+//! - `panic in the fold`: the daemon aborts; a restart replays the log and knows every
+//!   acknowledged digest.
+//! - `fsync EIO through otsd`: a clear `503`, the failed round never acknowledged, the writer
+//!   poisoned, every acknowledged digest there after a restart.
+//! - `otsd crash under load`: SIGKILL at random instants under HTTP load: 0 acknowledged digests
+//!   lost; restart time percentiles.
+//! - `abuse: ...`: slowloris sockets, a 10x overload, fuzzed requests.
+//!
+//! Rows against a real regtest node ([`chain_rows`]): `reorgs` (checked with the real
+//! `ots verify`) and `node faults` (SIGSTOP, restart, lost mempool).
+mod abuse;
+mod chain_rows;
+mod daemon_rows;
+mod harness;
+mod parsers;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -46,6 +68,14 @@ struct Args {
     damage: u64,
     kills: u64,
     parser_runs: u64,
+    otsd_kills: u64,
+    otsd_eio: u64,
+    fold_panics: u64,
+    reorgs: u64,
+    node_faults: u64,
+    slowloris: u64,
+    overload_secs: u64,
+    fuzz_requests: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -55,7 +85,15 @@ fn parse_args() -> anyhow::Result<Args> {
         eio: 1000,
         damage: 10_000,
         kills: 1000,
-        parser_runs: 1_000_000,
+        parser_runs: 10_000_000,
+        otsd_kills: 1000,
+        otsd_eio: 100,
+        fold_panics: 20,
+        reorgs: 100,
+        node_faults: 9,
+        slowloris: 10_000,
+        overload_secs: 10,
+        fuzz_requests: 100_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,25 +102,46 @@ fn parse_args() -> anyhow::Result<Args> {
             .ok_or_else(|| anyhow!("{flag} needs a value"))?
             .parse()
             .with_context(|| format!("{flag}: not a number"))?;
-        match flag.as_str() {
-            "--seed" => a.seed = value,
-            "--cuts" => a.cuts = value,
-            "--eio" => a.eio = value,
-            "--damage" => a.damage = value,
-            "--kills" => a.kills = value,
-            "--parser-runs" => a.parser_runs = value,
-            _ => bail!("unknown option {flag}; see the doc comment of tools/fault-matrix.rs"),
-        }
+        let field = match flag.as_str() {
+            "--seed" => &mut a.seed,
+            "--cuts" => &mut a.cuts,
+            "--eio" => &mut a.eio,
+            "--damage" => &mut a.damage,
+            "--kills" => &mut a.kills,
+            "--parser-runs" => &mut a.parser_runs,
+            "--otsd-kills" => &mut a.otsd_kills,
+            "--otsd-eio" => &mut a.otsd_eio,
+            "--fold-panics" => &mut a.fold_panics,
+            "--reorgs" => &mut a.reorgs,
+            "--node-faults" => &mut a.node_faults,
+            "--slowloris" => &mut a.slowloris,
+            "--overload-secs" => &mut a.overload_secs,
+            "--fuzz-requests" => &mut a.fuzz_requests,
+            _ => bail!("unknown option {flag}; see the doc comment of tools/fault-matrix/main.rs"),
+        };
+        *field = value;
     }
     Ok(a)
 }
 
 /// One row of the table.
-struct Row {
-    fault: &'static str,
-    injected: u64,
-    survived: u64,
-    note: String,
+pub struct Row {
+    pub fault: &'static str,
+    pub injected: u64,
+    pub survived: u64,
+    pub note: String,
+}
+
+impl Row {
+    /// A row with nothing survived yet.
+    pub fn new(fault: &'static str, injected: u64) -> Row {
+        Row {
+            fault,
+            injected,
+            survived: 0,
+            note: String::new(),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,13 +156,56 @@ fn main() -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let started = Instant::now();
-    rows.push(process_crash(a.seed, a.kills)?);
-    rows.push(power_cut(a.seed, a.cuts)?);
-    rows.push(eio(a.seed, a.eio)?);
-    let (sealed, torn) = damage(a.seed, a.damage)?;
-    rows.push(sealed);
-    rows.push(torn);
-    rows.push(parsers(a.seed, a.parser_runs));
+    let mut run = |count: u64, f: &dyn Fn() -> anyhow::Result<Vec<Row>>| -> anyhow::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let mut group = f()?;
+        let what = if group.len() > 1 {
+            " for these rows"
+        } else {
+            ""
+        };
+        if let Some(last) = group.last_mut() {
+            last.note
+                .push_str(&format!(" ({:.0} s{what})", t.elapsed().as_secs_f64()));
+        }
+        for r in group {
+            eprintln!(
+                "row done: | {} | {} | {} | {} |",
+                r.fault, r.injected, r.survived, r.note
+            );
+            rows.push(r);
+        }
+        Ok(())
+    };
+    run(a.kills, &|| Ok(vec![process_crash(a.seed, a.kills)?]))?;
+    run(a.cuts, &|| Ok(vec![power_cut(a.seed, a.cuts)?]))?;
+    run(a.eio, &|| Ok(vec![eio(a.seed, a.eio)?]))?;
+    run(a.damage, &|| {
+        let (sealed, torn) = damage(a.seed, a.damage)?;
+        Ok(vec![sealed, torn])
+    })?;
+    run(a.parser_runs, &|| Ok(parsers::rows(a.seed, a.parser_runs)))?;
+    run(a.fold_panics, &|| {
+        Ok(vec![daemon_rows::fold_panic(a.seed, a.fold_panics)?])
+    })?;
+    run(a.otsd_eio, &|| {
+        Ok(vec![daemon_rows::otsd_eio(a.seed, a.otsd_eio)?])
+    })?;
+    run(a.otsd_kills, &|| {
+        Ok(vec![daemon_rows::otsd_crash(a.seed, a.otsd_kills)?])
+    })?;
+    run(a.slowloris + a.overload_secs + a.fuzz_requests, &|| {
+        abuse::rows(a.seed, a.slowloris, a.overload_secs, a.fuzz_requests)
+    })?;
+    run(a.reorgs, &|| {
+        Ok(vec![chain_rows::reorgs(a.seed, a.reorgs)?])
+    })?;
+    run(a.node_faults, &|| {
+        Ok(vec![chain_rows::node_faults(a.seed, a.node_faults)?])
+    })?;
     println!();
     println!("| fault | injected | survived | notes |");
     println!("|---|---:|---:|---|");
@@ -127,10 +229,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// A fresh directory under the system temp directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
+pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
+    pub fn new() -> std::io::Result<TempDir> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -140,7 +242,7 @@ impl TempDir {
         Ok(TempDir(path))
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -447,7 +549,7 @@ fn one_eio(rng: &mut StdRng) -> Result<(), String> {
 // ---- sealed damage and torn tails ----------------------------------------------------------
 
 /// A log in a real directory with several sealed segments and an active one.
-fn build_log(dir: &Path, seed: u64) -> anyhow::Result<u64> {
+pub fn build_log(dir: &Path, seed: u64) -> anyhow::Result<u64> {
     let (mut w, _) = Writer::open(dir, key(), opts())?;
     let mut rng = StdRng::seed_from_u64(seed);
     while otsd::log::segment::list_segments(dir)?.len() < 6 {
@@ -611,101 +713,4 @@ fn torn_tails(base: &Path, events: u64, rng: &mut StdRng, n: u64) -> anyhow::Res
         survived,
         note,
     })
-}
-
-// ---- parsers -------------------------------------------------------------------------------
-
-fn parsers(seed: u64, runs: u64) -> Row {
-    let mut rng = StdRng::seed_from_u64(seed ^ 6);
-    let samples = parser_samples();
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut panics = 0;
-    let mut first_failure = None;
-    for i in 0..runs {
-        let input = if samples.is_empty() || rng.gen_bool(0.3) {
-            (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect()
-        } else {
-            let mut s = samples[rng.gen_range(0..samples.len())].clone();
-            for _ in 0..rng.gen_range(1..4) {
-                if s.is_empty() {
-                    break;
-                }
-                let at = rng.gen_range(0..s.len());
-                match rng.gen_range(0..3) {
-                    0 => s[at] = rng.gen(),
-                    1 => s.truncate(at),
-                    _ => s.insert(at, rng.gen()),
-                }
-            }
-            s
-        };
-        let target = i % 4;
-        let ok = std::panic::catch_unwind(|| parse_one(target, &input)).is_ok();
-        if !ok {
-            panics += 1;
-            first_failure.get_or_insert(format!("target {target}: input {}", hex::encode(&input)));
-        }
-    }
-    std::panic::set_hook(default_hook);
-    let mut note = format!(
-        "random and mutated inputs, in turn: .ots file parser, log record parser, segment header \
-         parser, event codec; {} seed samples; 0 panics required",
-        samples.len()
-    );
-    if let Some(f) = first_failure {
-        note.push_str(&format!("; FIRST FAILURE: {f}"));
-    }
-    Row {
-        fault: "parsers",
-        injected: runs,
-        survived: runs - panics,
-        note,
-    }
-}
-
-fn parse_one(target: u64, input: &[u8]) {
-    match target {
-        0 => {
-            let _ = otsd::ots::DetachedTimestampFile::from_bytes(input);
-        }
-        1 => {
-            let _ = otsd::log::record::parse(input);
-        }
-        2 => {
-            let _ = otsd::log::segment::SegmentHeader::decode(input, Path::new("fuzz"));
-        }
-        _ => {
-            let _ = otsd::events::codec::decode::<otsd::events::Event>(input);
-        }
-    }
-}
-
-/// Valid inputs to mutate: the `.ots` files of the test vectors and the records of a small log.
-fn parser_samples() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    if let Ok(entries) = std::fs::read_dir(&vectors) {
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "ots") {
-                if let Ok(b) = std::fs::read(e.path()) {
-                    out.push(b);
-                }
-            }
-        }
-    }
-    if let Ok(dir) = TempDir::new() {
-        if build_log(dir.path(), 7).is_ok() {
-            if let Ok(Some(first)) =
-                otsd::log::segment::list_segments(dir.path()).map(|s| s.first().copied())
-            {
-                let path = dir.path().join(otsd::log::segment::segment_name(first));
-                if let Ok(bytes) = std::fs::read(path) {
-                    out.push(bytes[..otsd::log::segment::HEADER_LEN.min(bytes.len())].to_vec());
-                    out.push(bytes[otsd::log::segment::HEADER_LEN.min(bytes.len())..].to_vec());
-                }
-            }
-        }
-    }
-    out
 }

@@ -31,6 +31,17 @@ fn failure(row: &mut Row, what: String) {
     }
 }
 
+/// The key seed the row's ordinary blocks pay to.
+const MINER_SEED: u8 = 0x42;
+
+/// The key seed the competing chain of reorg `i` pays to: never [`MINER_SEED`]. An empty block
+/// paying to the same address on the same parent within the same second is the very block just
+/// invalidated, which the node refuses (`duplicate-invalid`); with `1 + i % 200` that happened at
+/// reorg 65 and desynchronized every later one.
+fn competing_seed(i: u64) -> u8 {
+    0x80 + (i % 100) as u8
+}
+
 /// The regtest P2WPKH address of the key `[seed; 32]` (competing chains pay elsewhere, so their
 /// blocks differ from the invalidated ones).
 fn address_for(seed: u8) -> anyhow::Result<Address> {
@@ -138,11 +149,12 @@ impl Node {
     }
 
     fn mine(&self, n: u64) -> anyhow::Result<Vec<BlockHash>> {
-        self.mine_to(n, &address_for(0x42)?)
+        self.mine_to(n, &address_for(MINER_SEED)?)
     }
 
-    fn mempool(&self) -> Vec<bitcoin::Txid> {
-        self.client.get_raw_mempool().unwrap_or_default()
+    /// The node's mempool; an RPC error is an error (an empty list would hide it).
+    fn mempool(&self) -> anyhow::Result<Vec<bitcoin::Txid>> {
+        self.client.get_raw_mempool().context("getrawmempool")
     }
 }
 
@@ -329,6 +341,16 @@ fn one_reorg(
     depth: u64,
     rng: &mut StdRng,
 ) -> anyhow::Result<()> {
+    // The wait for this reorg's transaction takes any in the mempool: one a failed earlier reorg
+    // left there would be taken for it and put every later reorg one transaction behind.
+    wait("an empty mempool before stamping", || {
+        if node.mempool()?.is_empty() {
+            return Ok(Some(()));
+        }
+        node.mine(1)?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(None)
+    })?;
     let file = work.path().join(format!("file-{i}"));
     std::fs::write(&file, rng.gen::<[u8; 32]>())?;
     let file_s = file.to_string_lossy().into_owned();
@@ -339,7 +361,7 @@ fn one_reorg(
     }
     let commitment = pending_commitment(Path::new(&proof))?;
     wait("the stamping transaction", || {
-        Ok(node.mempool().first().copied())
+        Ok(node.mempool()?.first().copied())
     })?;
     // `depth` blocks will be undone; the transaction is in the `confirmations` newest of them,
     // fewer than the calendar's 6 for a final proof (a reorg deeper than the final depth undoes
@@ -349,7 +371,7 @@ fn one_reorg(
     for _ in confirmations..depth {
         let b: Value = node.client.call(
             "generateblock",
-            &[json!(address_for(0x42)?.to_string()), json!([])],
+            &[json!(address_for(MINER_SEED)?.to_string()), json!([])],
         )?;
         mined.push(
             b["hash"]
@@ -366,7 +388,7 @@ fn one_reorg(
         Ok((r.status == 200 || r.text() != PENDING).then_some(()))
     })?;
     node.client.invalidate_block(&mined[0])?;
-    let other = address_for(1 + (i % 200) as u8)?;
+    let other = address_for(competing_seed(i))?;
     let _: Value = node
         .client
         .call("generateblock", &[json!(other.to_string()), json!([])])?;
@@ -489,7 +511,7 @@ fn one_node_fault(
     let commitment = harness::commitment_of(&digest, &r.body)
         .ok_or_else(|| anyhow!("no acknowledgement: {} {}", r.status, r.text()))?;
     let txid = wait("the stamping transaction", || {
-        Ok(node.mempool().first().copied())
+        Ok(node.mempool()?.first().copied())
     })?;
     let addr = d.addr;
     let (during, result) = std::thread::scope(|s| {
@@ -510,7 +532,7 @@ fn one_node_fault(
                     node.stop();
                     std::fs::remove_file(node.datadir.path().join("regtest/mempool.dat")).ok();
                     node.spawn(&["-persistmempool=0"])?;
-                    if node.mempool().contains(&txid) {
+                    if node.mempool()?.contains(&txid) {
                         bail!("the transaction survived the restart");
                     }
                 }
@@ -541,4 +563,20 @@ fn one_node_fault(
         Ok(None)
     })?;
     Ok((p99, t.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The competing chain never pays to the row's miner: otherwise an empty competing block
+    /// mined in the same second as the invalidated one is that very block (`duplicate-invalid`),
+    /// which stalled reorg 65 of seed 20261202 and every reorg after it.
+    #[test]
+    fn competing_chains_never_pay_to_the_miner() {
+        for i in 0..10_000 {
+            assert_ne!(competing_seed(i), MINER_SEED, "reorg {i}");
+            assert_ne!(competing_seed(i), 0, "reorg {i}: [0; 32] is not a key");
+        }
+    }
 }

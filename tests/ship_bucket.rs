@@ -450,6 +450,14 @@ fn bucket_has_after(b: &Bucket, mark: (u64, u64), needle: &[u8]) -> bool {
     }
 }
 
+/// The value of the unlabelled series `name` in `/metrics` at `addr`.
+fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let text = common::get(addr, "/metrics", "").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -525,6 +533,11 @@ fn continuous_shipping_keeps_the_bucket_seconds_behind_under_load_and_recovers_e
         (r.status, r.body)
     };
     let answers: Vec<_> = probes.iter().map(|p| answer(otsd.addr, &p.1)).collect();
+    // The shipper's figures in /metrics: a recent successful step, no failure.
+    let lag = metric(otsd.addr, "otsd_ship_lag_seconds");
+    assert!((0.0..5.0).contains(&lag), "ship lag {lag}");
+    assert!(metric(otsd.addr, "otsd_ship_last_success_timestamp_seconds") > 1.7e9);
+    assert_eq!(metric(otsd.addr, "otsd_ship_failures_total"), 0.0);
     let log = otsd.stop();
     assert!(!log.contains("failed; retrying"), "{log}");
 
@@ -585,6 +598,12 @@ fn an_unreachable_bucket_never_holds_up_intake_and_is_caught_up_when_it_returns(
             .contains("failed; retrying")
             .then_some(())
     });
+    assert!(metric(otsd.addr, "otsd_ship_failures_total") >= 1.0);
+    assert_eq!(
+        metric(otsd.addr, "otsd_ship_lag_seconds"),
+        -1.0,
+        "nothing shipped"
+    );
     let s3 = S3Server::start_on(port);
     let b = s3.bucket("late");
     common::wait_for("the bucket to catch up", 30, || {
@@ -593,6 +612,10 @@ fn an_unreachable_bucket_never_holds_up_intake_and_is_caught_up_when_it_returns(
             .all(|d| bucket_has_after(&b, (0, 0), d))
             .then_some(())
     });
+    common::wait_for("a successful ship step in /metrics", 30, || {
+        (metric(otsd.addr, "otsd_ship_lag_seconds") >= 0.0).then_some(())
+    });
+    assert!(metric(otsd.addr, "otsd_ship_lag_seconds") < 5.0);
     let log = otsd.stop();
     assert!(log.contains("works again"), "{log}");
     let before = events(&cal);

@@ -143,8 +143,9 @@ pub async fn start(
     let (listener, addr) = listen(&cfg).await?;
     let ops_listener = listen_ops(&cfg).await?;
     let ops = ops_config(&cfg, &dir, checkpoint_seq);
+    let metrics = ops.metrics.clone();
     let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer, ops)?;
-    let shipper = start_shipper(&cfg, durable)?;
+    let shipper = start_shipper(&cfg, durable, metrics)?;
     if cfg.replica.publish_log {
         let feed = crate::replica::publish::Publisher::new(&dir.log_dir(), durable_end);
         let _ = tasks.state.log_feed.set(Arc::new(feed));
@@ -201,11 +202,12 @@ pub async fn start(
 fn start_shipper(
     cfg: &ServeConfig,
     durable: crate::log::handle::DurableHeadView,
+    metrics: Arc<Metrics>,
 ) -> Result<Option<ContinuousShipper>, ServeError> {
     let Some(to) = cfg.ship_to.clone() else {
         return Ok(None);
     };
-    let shipper = ContinuousShipper::spawn(cfg.calendar_dir.clone(), to, durable)?;
+    let shipper = ContinuousShipper::spawn(cfg.calendar_dir.clone(), to, durable, metrics)?;
     Ok(Some(shipper))
 }
 

@@ -9,12 +9,14 @@
 //! after the log is closed, one last step ships everything.
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bucket::{BucketError, BucketUrl};
 use super::bucket_ship::BucketShipper;
 use super::ship::ShipError;
 use crate::log::handle::DurableHeadView;
+use crate::telemetry::metrics::{unix_now_f64, Metrics};
 
 /// Default `--ship-interval-ms`.
 pub const DEFAULT_SHIP_INTERVAL: Duration = Duration::from_millis(1000);
@@ -33,11 +35,13 @@ pub struct ContinuousShipper {
 }
 
 impl ContinuousShipper {
-    /// Starts shipping the log of `calendar`; `durable` is the writer's durable head.
+    /// Starts shipping the log of `calendar`; `durable` is the writer's durable head. Each step's
+    /// outcome goes to `metrics` (`otsd_ship_*`).
     pub fn spawn(
         calendar: PathBuf,
         to: ShipTo,
         durable: DurableHeadView,
+        metrics: Arc<Metrics>,
     ) -> Result<ContinuousShipper, BucketError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -46,7 +50,7 @@ impl ContinuousShipper {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("otsd-shipper".into())
-            .spawn(move || run(&runtime, &calendar, &to, &durable, &stopped))
+            .spawn(move || run(&runtime, &calendar, &to, &durable, &metrics, &stopped))
             .map_err(BucketError::Runtime)?;
         Ok(ContinuousShipper { stop, thread })
     }
@@ -65,6 +69,7 @@ fn run(
     calendar: &std::path::Path,
     to: &ShipTo,
     durable: &DurableHeadView,
+    metrics: &Metrics,
     stopped: &mpsc::Receiver<()>,
 ) {
     tracing::info!(
@@ -81,8 +86,11 @@ fn run(
         );
         let head = (!last).then(|| durable.next_seq());
         let started = Instant::now();
+        let started_unix = unix_now_f64();
         match runtime.block_on(step(&mut shipper, calendar, to, head)) {
             Ok(()) => {
+                // Everything durable when the step began is in the bucket now.
+                metrics.ship_last_success.set(started_unix);
                 if !last_error.is_empty() {
                     tracing::info!("shipping to {} works again", to.url);
                     last_error.clear();
@@ -90,6 +98,7 @@ fn run(
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "shipped");
             }
             Err(e) => {
+                metrics.ship_failures.inc();
                 shipper = None;
                 let msg = e.to_string();
                 if msg != last_error {

@@ -93,6 +93,14 @@ fn same_answer(primary: &Otsd, mirror: &Otsd, commitment: &[u8]) {
     assert_eq!(p.header("cache-control"), m.header("cache-control"));
 }
 
+/// The value of the unlabelled series `name` in the otsd's `/metrics`.
+fn metric(otsd: &Otsd, name: &str) -> f64 {
+    let text = get(otsd.addr, "/metrics", "").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
 fn segments_txt(addr: std::net::SocketAddr) -> String {
     let r = get(addr, "/log/segments.txt", "");
     assert_eq!(r.status, 200);
@@ -120,6 +128,12 @@ fn follows_under_load_serves_the_same_answers_and_refuses_digests() {
     assert_eq!(mi["mirror"]["primary"], primary.url());
     assert!(mi["mirror"]["fork"].is_null(), "{mi}");
     assert!(get(m.addr, "/", "").text().contains("Read-only mirror of"));
+    // The follower's figures in /metrics: caught up a moment ago, no fork, the primary answers.
+    let lag = metric(&m, "otsd_mirror_lag_seconds");
+    assert!((0.0..5.0).contains(&lag), "mirror lag {lag}");
+    assert_eq!(metric(&m, "otsd_mirror_fork_refused"), 0.0);
+    assert_eq!(metric(&m, "otsd_mirror_source_unreachable"), 0.0);
+    assert_eq!(metric(&p, "otsd_mirror_lag_seconds"), -1.0, "not a mirror");
 
     let r = post_digest(m.addr, &[7; 32]);
     assert_eq!(r.status, 503);
@@ -192,9 +206,17 @@ fn resumes_after_its_own_restart_and_after_the_primary_was_down() {
         !down["mirror"]["unreachable_since"].is_null(),
         "the mirror reports the primary unreachable: {down}"
     );
+    assert_eq!(metric(&m, "otsd_mirror_source_unreachable"), 1.0);
+    let lag = metric(&m, "otsd_mirror_lag_seconds");
+    assert!(lag >= 0.3, "the lag grows while the primary is down: {lag}");
     let p = primary.start(&[]);
     all.extend(load(&p, 4, 300));
     caught_up(&p, &m, 60);
+    wait_for("the mirror to report the primary reachable", 30, || {
+        (metric(&m, "otsd_mirror_source_unreachable") == 0.0).then_some(())
+    });
+    let lag = metric(&m, "otsd_mirror_lag_seconds");
+    assert!((0.0..5.0).contains(&lag), "caught up again: lag {lag}");
     for (_, c) in &all {
         same_answer(&p, &m, c);
     }
@@ -242,6 +264,7 @@ fn a_primary_that_rewrites_history_is_refused_and_the_copy_kept() {
         assert_eq!(r.text(), "Pending confirmation in Bitcoin blockchain");
     }
     assert!(get(m.addr, "/", "").text().contains("Fork refused"));
+    assert_eq!(metric(&m, "otsd_mirror_fork_refused"), 1.0);
     let log = m.stop();
     assert!(log.contains("FORK REFUSED"), "{log}");
     p.stop();

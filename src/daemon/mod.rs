@@ -138,13 +138,13 @@ pub async fn start(
         StamperKey::from_bytes(&dir.stamper_key()?).map_err(StamperKeyLoadError::from)?;
     let (view, checkpointer, checkpoint_seq) = load_projection(&dir, &key, cfg.min_confirmations)?;
     let writer = WriterHandle::spawn(writer, 64);
-    let durable = writer.durable_head();
     let durable_end = writer.durable_end();
     let (listener, addr) = listen(&cfg).await?;
     let ops_listener = listen_ops(&cfg).await?;
     let ops = ops_config(&cfg, &dir, checkpoint_seq);
+    let metrics = ops.metrics.clone();
     let tasks = spawn(&cfg, &dir, stamper_key, writer, view, checkpointer, ops)?;
-    let shipper = start_shipper(&cfg, durable)?;
+    let shipper = start_shipper(&cfg, durable_end.clone(), metrics)?;
     if cfg.replica.publish_log {
         let feed = crate::replica::publish::Publisher::new(&dir.log_dir(), durable_end);
         let _ = tasks.state.log_feed.set(Arc::new(feed));
@@ -200,12 +200,13 @@ pub async fn start(
 /// Starts `--ship-to` shipping, if asked for.
 fn start_shipper(
     cfg: &ServeConfig,
-    durable: crate::log::handle::DurableHeadView,
+    durable: crate::log::DurableEnd,
+    metrics: Arc<Metrics>,
 ) -> Result<Option<ContinuousShipper>, ServeError> {
     let Some(to) = cfg.ship_to.clone() else {
         return Ok(None);
     };
-    let shipper = ContinuousShipper::spawn(cfg.calendar_dir.clone(), to, durable)?;
+    let shipper = ContinuousShipper::spawn(cfg.calendar_dir.clone(), to, durable, metrics)?;
     Ok(Some(shipper))
 }
 

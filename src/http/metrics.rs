@@ -3,6 +3,7 @@
 use super::health::{record_alarms, Snapshot};
 use super::AppState;
 use crate::log::segment::{list_segments, segment_name};
+use crate::telemetry::metrics::unix_now_f64;
 
 /// The exposition body, with the state gauges current.
 pub fn scrape(state: &AppState) -> String {
@@ -45,7 +46,34 @@ pub fn scrape(state: &AppState) -> String {
         m.log_segments.set(segments);
         m.log_bytes.set(bytes);
     }
+    replica_gauges(state);
     m.encode()
+}
+
+/// The mirror's follower figures (from its status board) and the shipper's lag, as of now.
+fn replica_gauges(state: &AppState) {
+    let m = &state.ops.metrics;
+    let now = unix_now_f64();
+    let shipped = m.ship_last_success.get();
+    m.ship_lag.set(if shipped > 0.0 {
+        (now - shipped).max(0.0)
+    } else {
+        -1.0
+    });
+    let status = state
+        .mirror
+        .get()
+        .and_then(|mi| crate::sync::lock(&mi.status).clone());
+    let Some(status) = status else {
+        m.mirror_lag.set(-1.0);
+        return;
+    };
+    let caught_up = status["caught_up_unix_ms"].as_u64();
+    m.mirror_lag
+        .set(caught_up.map_or(-1.0, |ms| (now - ms as f64 / 1000.0).max(0.0)));
+    m.mirror_fork.set(i64::from(!status["fork"].is_null()));
+    m.mirror_unreachable
+        .set(i64::from(!status["unreachable_since"].is_null()));
 }
 
 /// Number and total size of the segment files in `dir` (the active one is preallocated, so this

@@ -1,6 +1,7 @@
 //! [`DurableEnd`]: where the durable part of a log ends, shared between the one appender (the
-//! writer thread, or a mirror's follower) and readers that must never see beyond it (the log
-//! publisher behind `GET /log/`).
+//! writer thread, or a mirror's follower) and readers that must never see beyond it: the log
+//! publisher behind `GET /log/` (by segment and offset) and the `--ship-to` shipper (by sequence
+//! number).
 use std::sync::{Arc, Mutex};
 
 /// The active segment and the offset right after its last durable record.
@@ -10,6 +11,8 @@ pub struct EndPosition {
     pub segment: u64,
     /// Bytes of that segment that are durable (header included).
     pub offset: u64,
+    /// Sequence number the next event will get: every event before it is durable.
+    pub next_seq: u64,
 }
 
 /// A shared, cloneable [`EndPosition`], updated only after an `fdatasync`.

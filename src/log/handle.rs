@@ -66,18 +66,6 @@ fn read_head(head: &DurableHead) -> Head {
     *crate::sync::lock(head)
 }
 
-/// A cloneable view of the durable head, for tasks that follow the log from its files (the bucket
-/// shipper ships only what is durable).
-#[derive(Debug, Clone)]
-pub struct DurableHeadView(DurableHead);
-
-impl DurableHeadView {
-    /// Sequence number the next event will get, as of the last group commit.
-    pub fn next_seq(&self) -> u64 {
-        read_head(&self.0).next_seq
-    }
-}
-
 impl WriterHandle {
     /// Starts the writer thread with a queue of `queue_capacity` batches.
     pub fn spawn(writer: Writer, queue_capacity: usize) -> WriterHandle {
@@ -106,8 +94,9 @@ impl WriterHandle {
         }
     }
 
-    /// Where the durable part of the log ends, kept current by the writer thread (for the log
-    /// publisher, which must never serve beyond it).
+    /// Where the durable part of the log ends (segment, offset and next sequence number), kept
+    /// current by the writer thread after each group commit: for tasks that follow the log from
+    /// its files and must never go beyond it (the log publisher, the `--ship-to` shipper).
     pub fn durable_end(&self) -> DurableEnd {
         self.end.clone()
     }
@@ -139,11 +128,6 @@ impl WriterHandle {
     /// The head after the last durable record (what a reader of the log would recompute).
     pub fn head(&self) -> Head {
         read_head(&self.head)
-    }
-
-    /// A view of [`WriterHandle::head`] that outlives the handle's moves.
-    pub fn durable_head(&self) -> DurableHeadView {
-        DurableHeadView(self.head.clone())
     }
 
     /// Queues a batch without blocking. The receiver resolves once the batch is durable, or with the

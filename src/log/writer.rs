@@ -195,6 +195,7 @@ impl Writer {
         super::durable::EndPosition {
             segment,
             offset: self.active.offset,
+            next_seq: self.active.next_seq,
         }
     }
 

@@ -58,6 +58,13 @@ pub struct Metrics {
     pub stamper_balance: Gauge,
     pub stamper_best_height: Gauge,
     pub next_tx_due: Gauge,
+    // A mirror's follower (`--mirror-of`) and a primary's shipper (`--ship-to`).
+    pub mirror_lag: FloatGauge,
+    pub mirror_fork: Gauge,
+    pub mirror_unreachable: Gauge,
+    pub ship_last_success: FloatGauge,
+    pub ship_lag: FloatGauge,
+    pub ship_failures: Counter,
     // HTTP and alarms.
     pub http_responses: Family<Code, Counter>,
     pub alarms: Family<Reason, Gauge>,
@@ -108,6 +115,12 @@ impl Metrics {
             stamper_balance: Gauge::default(),
             stamper_best_height: Gauge::default(),
             next_tx_due: Gauge::default(),
+            mirror_lag: FloatGauge::default(),
+            mirror_fork: Gauge::default(),
+            mirror_unreachable: Gauge::default(),
+            ship_last_success: FloatGauge::default(),
+            ship_lag: FloatGauge::default(),
+            ship_failures: Counter::default(),
             http_responses: Family::default(),
             alarms: Family::default(),
             up_since: Gauge::default(),
@@ -250,6 +263,39 @@ impl Metrics {
             Unit::Seconds,
             self.next_tx_due.clone(),
         );
+        r.register_with_unit(
+            "mirror_lag",
+            "Mirror: time since it last had everything its source had; -1 before that, or when not a mirror",
+            Unit::Seconds,
+            self.mirror_lag.clone(),
+        );
+        r.register(
+            "mirror_fork_refused",
+            "Mirror: 1 when the source rewrote history and following stopped (see the info page)",
+            self.mirror_fork.clone(),
+        );
+        r.register(
+            "mirror_source_unreachable",
+            "Mirror: 1 while its source (primary or bucket) cannot be read",
+            self.mirror_unreachable.clone(),
+        );
+        r.register_with_unit(
+            "ship_last_success_timestamp",
+            "--ship-to: Unix time of the last step that shipped everything durable; 0 when none",
+            Unit::Seconds,
+            self.ship_last_success.clone(),
+        );
+        r.register_with_unit(
+            "ship_lag",
+            "--ship-to: time since the last successful ship step (the bucket is at most this behind); -1 when none",
+            Unit::Seconds,
+            self.ship_lag.clone(),
+        );
+        r.register(
+            "ship_failures",
+            "--ship-to: ship steps that failed (bucket unreachable, credentials, refused prefix)",
+            self.ship_failures.clone(),
+        );
         r.register(
             "http_responses",
             "HTTP answers, by status code",
@@ -304,6 +350,13 @@ impl Metrics {
 
 /// The `Content-Type` of [`Metrics::encode`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Seconds since the Unix epoch, with the fraction.
+pub fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {

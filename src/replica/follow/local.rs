@@ -121,6 +121,7 @@ impl LocalCopy {
         self.end.set(EndPosition {
             segment: first_seq,
             offset: stop.offset(),
+            next_seq: scan.verifier.next_seq,
         });
         self.at = match stop {
             Stop::Sealed { .. } => At::Between {
@@ -215,6 +216,7 @@ impl LocalCopy {
         self.end.set(EndPosition {
             segment: first_seq,
             offset: scan.offset,
+            next_seq: scan.verifier.next_seq,
         });
         let mut appended = Appended {
             bytes: stored,
@@ -292,6 +294,7 @@ impl LocalCopy {
         self.end.set(EndPosition {
             segment: head.next_seq,
             offset: HEADER_LEN as u64,
+            next_seq: head.next_seq,
         });
         self.at = At::Segment {
             file,

@@ -376,10 +376,16 @@ impl Loop {
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
         };
+        let caught_up_unix_ms = self
+            .caught_up
+            .and_then(|t| SystemTime::now().checked_sub(t.elapsed()))
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64);
         let status = serde_json::json!({
             "source": self.f.source.describe(),
             "next_seq": self.f.copy.next_seq(),
             "lag_ms": lag_ms,
+            "caught_up_unix_ms": caught_up_unix_ms,
             "events_followed": self.events,
             "unreachable_since": self.unreachable_since.map(unix),
             "last_error": self.last_error,

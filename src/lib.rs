@@ -68,6 +68,13 @@
 //! | `otsd --mirror-of` (live mirror)       | `src/daemon/mirror.rs` over `src/replica/follow/` |
 //! | primary/mirror roles, `otsctl promote` | `src/replica/role.rs`, `src/ctl/promote.rs`     |
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
+//! | object storage: `--ship-to`, `s3://`   | `src/replica/{bucket,bucket_ship,continuous}.rs`, `src/replica/follow/bucket_source.rs`; `log-format/mirror.md` |
+//! | LevelDB table reader (import)          | `src/pycal/ldb.rs` (checked against rusty-leveldb in `src/pycal/db.rs`) |
+//! | `GET /experimental/backup/<N>`         | `src/http/backup.rs` over `src/pycal/backup.rs` |
+//! | Python's info JSON field names         | `src/http/info_python.rs`                       |
+//! | node discovery (`bitcoin.conf`, cookie)| `src/bitcoind/discover.rs`                      |
+//! | `--debug-file*` rotation               | `src/telemetry/rotate.rs`                       |
+//! | digest index (`/status/<digest>`)      | `src/projection/digests.rs`                     |
 
 pub mod aggregator;
 pub mod anchor;

@@ -9,6 +9,10 @@
 //! - `log-fdatasync-eio=N`: the N-th `fdatasync` of a log segment in this process (the first is
 //!   number 1) fails with EIO, once, before syncing anything (what a dying disk does). The writer
 //!   must poison itself; a later sync would succeed, so a writer that retried would be caught.
+//! - `log-fdatasync-stall-ms=N`: every `fdatasync` of a log segment waits N milliseconds before
+//!   syncing, so the bytes of a batch sit written but not durable for that long. The tests use it
+//!   to check that nothing (`GET /log/`, the shipper, an answer to `POST /digest`) runs ahead of
+//!   the durable end.
 //! - `fold-panic-seq=S`: folding the event with sequence number `S` into the projection panics
 //!   (a bug in the fold); `otsd` must abort, and a restart without the variable must replay the
 //!   log cleanly.
@@ -26,6 +30,8 @@ pub const ENV: &str = "OTSD_FAILPOINTS";
 pub struct Failpoints {
     /// `log-fdatasync-eio`: which `fdatasync` fails (1-based).
     pub fdatasync_eio: Option<u64>,
+    /// `log-fdatasync-stall-ms`: how long each `fdatasync` waits first.
+    pub fdatasync_stall_ms: Option<u64>,
     /// `fold-panic-seq`: the sequence number whose fold panics.
     pub fold_panic_seq: Option<u64>,
 }
@@ -42,10 +48,11 @@ pub fn parse(spec: &str) -> Result<Failpoints, String> {
             .map_err(|_| format!("{ENV}: `{entry}`: {value} is not a number"))?;
         match name {
             "log-fdatasync-eio" => fp.fdatasync_eio = Some(n),
+            "log-fdatasync-stall-ms" => fp.fdatasync_stall_ms = Some(n),
             "fold-panic-seq" => fp.fold_panic_seq = Some(n),
             _ => {
                 return Err(format!(
-                    "{ENV}: unknown failpoint `{name}` (known: log-fdatasync-eio, fold-panic-seq)"
+                    "{ENV}: unknown failpoint `{name}` (known: log-fdatasync-eio, log-fdatasync-stall-ms, fold-panic-seq)"
                 ))
             }
         }
@@ -75,10 +82,13 @@ pub fn check() -> Result<Option<Failpoints>, String> {
     Ok(fp)
 }
 
-/// Called before each `fdatasync` of a log segment: the EIO of `log-fdatasync-eio`, if this is
-/// the one.
+/// Called before each `fdatasync` of a log segment: the stall of `log-fdatasync-stall-ms`, and
+/// the EIO of `log-fdatasync-eio` if this is the one.
 pub fn before_fdatasync() -> std::io::Result<()> {
     static SYNCS: AtomicU64 = AtomicU64::new(0);
+    if let Some(ms) = active().and_then(|fp| fp.fdatasync_stall_ms) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let Some(n) = active().and_then(|fp| fp.fdatasync_eio) else {
         return Ok(());
     };
@@ -104,9 +114,10 @@ mod tests {
     fn parses_known_failpoints_and_refuses_others() {
         assert_eq!(parse(""), Ok(Failpoints::default()));
         assert_eq!(
-            parse("log-fdatasync-eio=3, fold-panic-seq=10"),
+            parse("log-fdatasync-eio=3, fold-panic-seq=10, log-fdatasync-stall-ms=500"),
             Ok(Failpoints {
                 fdatasync_eio: Some(3),
+                fdatasync_stall_ms: Some(500),
                 fold_panic_seq: Some(10)
             })
         );

@@ -17,14 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::{forge_records, record_spans};
 use otsd::calendar::dir::CalendarDir;
-use otsd::calendar::mac::CommitmentMac;
-use otsd::events::codec;
-use otsd::events::Event;
 use otsd::log::record;
 use otsd::log::segment::{segment_name, HEADER_LEN};
-use otsd::log::{LogKey, Reader, WriterOptions};
-use otsd::ots::answer::nonce_leaf;
-use otsd::ots::MerkleTree;
+use otsd::log::{LogKey, Reader};
 use serde_json::Value;
 
 /// Runs `otsctl ARGS`: (exit code, stdout, stderr).
@@ -73,39 +68,7 @@ fn assert_verifies(cal: &Path) {
 /// `salt` makes the digests of one history differ from another's. Segments are small (4 KiB), so
 /// the log has several.
 fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8) {
-    let dir = CalendarDir::load(cal).expect("calendar");
-    let mut mac = CommitmentMac::new(&dir.hmac_key);
-    let opts = WriterOptions {
-        segment_size: 4096,
-        ..WriterOptions::default()
-    };
-    let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
-    for round in rounds {
-        let digests: Vec<(Vec<u8>, [u8; 16])> = (0..3u8)
-            .map(|i| (vec![round as u8, i, salt, 7], [i; 16]))
-            .collect();
-        let leaves = digests.iter().map(|(d, n)| nonce_leaf(d, n)).collect();
-        let root = *MerkleTree::new(leaves).expect("leaves").root();
-        let time = 1_700_000_000 + round as u32;
-        let m = mac.mac(time, &root);
-        let commitment = [&time.to_be_bytes()[..], &root[..], &m[..]].concat();
-        let mut batch: Vec<Vec<u8>> = digests
-            .into_iter()
-            .map(|(digest, nonce)| {
-                codec::encode(&Event::DigestSubmitted { digest, nonce }).unwrap()
-            })
-            .collect();
-        let seal = Event::RoundSealed {
-            round,
-            time,
-            root,
-            mac: m,
-            commitment,
-            digests: 3,
-        };
-        batch.push(codec::encode(&seal).unwrap());
-        w.append_batches(&[batch]).expect("append");
-    }
+    common::write_rounds(cal, rounds, salt, 4096);
 }
 
 /// Every event of the calendar's log, verified with its key.

@@ -185,6 +185,95 @@ fn follows_under_load_serves_the_same_answers_and_refuses_digests() {
     p.stop();
 }
 
+/// The open segment's (name, listed length) in a `/log/segments.txt`.
+fn open_segment(index: &str) -> (String, u64) {
+    let line = index.lines().last().expect("an index line");
+    let f: Vec<&str> = line.split(' ').collect();
+    assert_eq!(f.get(3), Some(&"open"), "{line}");
+    (f[0].to_string(), f[1].parse().expect("length"))
+}
+
+/// The published log never runs ahead of the durable end: with every `fdatasync` stalled for
+/// 1.5 s (failpoint `log-fdatasync-stall-ms`), a submitted digest's records sit in the segment file
+/// written but not synced. Until its `POST /digest` is answered, `GET /log/segments.txt`, the open
+/// segment's bytes (whole or by Range) and a following mirror must all stop at the old end; once
+/// it is answered, all of them include it.
+#[test]
+fn the_open_segment_is_published_only_up_to_the_durable_end() {
+    let primary = Primary::new();
+    let port = primary.port.to_string();
+    let p = Otsd::start_env(
+        &primary.cal,
+        &["--rpc-port", &port, "--segment-size-mib", "1"],
+        &[("OTSD_FAILPOINTS", "log-fdatasync-stall-ms=1500")],
+    );
+    let mdir = tempfile::tempdir().unwrap();
+    let m = start_mirror(mdir.path(), &primary.url(), &[]);
+    caught_up(&p, &m, 30);
+    let before_seq = next_seq(&m);
+    let (name, durable) = open_segment(&segments_txt(p.addr));
+    let file = primary.cal.join("log").join(&name);
+    // Segments are preallocated with zeros: written records show as non-zero bytes past the end.
+    let written_past = |end: u64| {
+        let bytes = std::fs::read(&file).unwrap();
+        bytes[end as usize..]
+            .iter()
+            .rposition(|b| *b != 0)
+            .map(|i| end + i as u64 + 1)
+    };
+    assert_eq!(written_past(durable), None);
+
+    let addr = p.addr;
+    let poster = std::thread::spawn(move || post_digest(addr, &[7u8; 32]));
+    // The digest's records are written (the file grew) but their fdatasync is stalled.
+    wait_for("the round to be written before its fdatasync", 10, || {
+        written_past(durable).map(|_| ())
+    });
+    let mut checks = 0;
+    while !poster.is_finished() {
+        assert_eq!(open_segment(&segments_txt(p.addr)), (name.clone(), durable));
+        let whole = get(p.addr, &format!("/log/{name}"), "");
+        assert_eq!(whole.status, 200);
+        assert_eq!(
+            whole.body.len() as u64,
+            durable,
+            "served beyond the durable end"
+        );
+        let beyond = get(
+            p.addr,
+            &format!("/log/{name}"),
+            &format!("Range: bytes={durable}-\r\n"),
+        );
+        assert_eq!(
+            beyond.status, 416,
+            "a Range past the durable end was answered"
+        );
+        assert_eq!(
+            next_seq(&m),
+            before_seq,
+            "the mirror got a record not yet durable"
+        );
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(checks >= 5, "only {checks} checks inside the stall");
+    let answer = poster.join().unwrap();
+    assert_eq!(answer.status, 200);
+
+    // Once acknowledged, it is published and followed.
+    wait_for("the durable end to move", 10, || {
+        let written = written_past(durable)?;
+        (open_segment(&segments_txt(p.addr)) == (name.clone(), written)).then_some(written)
+    });
+    let whole = get(p.addr, &format!("/log/{name}"), "");
+    assert!(whole.body.len() as u64 > durable);
+    caught_up(&p, &m, 30);
+    let commitment = commitment_of(&[7u8; 32], &answer.body);
+    same_answer(&p, &m, &commitment);
+    m.stop();
+    p.stop();
+}
+
 #[test]
 fn resumes_after_its_own_restart_and_after_the_primary_was_down() {
     let primary = Primary::new();

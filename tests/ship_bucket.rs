@@ -18,13 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::record_spans;
 use otsd::calendar::dir::CalendarDir;
-use otsd::calendar::mac::CommitmentMac;
-use otsd::events::codec;
-use otsd::events::Event;
 use otsd::log::segment::segment_name;
-use otsd::log::{LogKey, Reader, WriterOptions};
-use otsd::ots::answer::nonce_leaf;
-use otsd::ots::MerkleTree;
+use otsd::log::{LogKey, Reader};
 use otsd::replica::bucket::{self, Bucket, BucketUrl};
 use serde_json::Value;
 
@@ -163,39 +158,7 @@ fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>) {
 
 /// As [`write_rounds`], in segments of `segment_size` bytes.
 fn write_rounds_in(cal: &Path, rounds: std::ops::Range<u64>, segment_size: u64) {
-    let dir = CalendarDir::load(cal).expect("calendar");
-    let mut mac = CommitmentMac::new(&dir.hmac_key);
-    let opts = WriterOptions {
-        segment_size,
-        ..WriterOptions::default()
-    };
-    let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
-    for round in rounds {
-        let digests: Vec<(Vec<u8>, [u8; 16])> = (0..3u8)
-            .map(|i| (vec![round as u8, i, 7], [i; 16]))
-            .collect();
-        let leaves = digests.iter().map(|(d, n)| nonce_leaf(d, n)).collect();
-        let root = *MerkleTree::new(leaves).expect("leaves").root();
-        let time = 1_700_000_000 + round as u32;
-        let m = mac.mac(time, &root);
-        let commitment = [&time.to_be_bytes()[..], &root[..], &m[..]].concat();
-        let mut batch: Vec<Vec<u8>> = digests
-            .into_iter()
-            .map(|(digest, nonce)| {
-                codec::encode(&Event::DigestSubmitted { digest, nonce }).unwrap()
-            })
-            .collect();
-        let seal = Event::RoundSealed {
-            round,
-            time,
-            root,
-            mac: m,
-            commitment,
-            digests: 3,
-        };
-        batch.push(codec::encode(&seal).unwrap());
-        w.append_batches(&[batch]).expect("append");
-    }
+    common::write_rounds(cal, rounds, 0, segment_size);
 }
 
 /// The shipped report's entries, by segment name: (new bytes, sealed).

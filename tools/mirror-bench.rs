@@ -8,12 +8,19 @@
 //!    digest whose commitment is then polled on the mirror (`GET /timestamp`, every millisecond)
 //!    until the mirror serves it; lag = first served on the mirror - acknowledged by the primary;
 //!    p50, p99 and max, with the rate actually reached;
-//! 3. with `--catchup-mib N`: a calendar whose log holds at least N MiB, written through the real
+//! 3. the primary's CPU cost of a follower: at `--cost-rate` digests/s (paced, so both runs do the
+//!    same work), the CPU seconds the primary process used per acknowledged digest without a
+//!    mirror, then with a mirror following it (and the mirror's own CPU). On a machine where the
+//!    mirror shares the primary's cores, the throughput runs of (1) measure the contest for those
+//!    cores; this measures what a follower costs the primary itself, which is what remains when the
+//!    mirror runs on its own host, as deployed. A CPU-bound primary's intake ceiling scales with
+//!    1 / (CPU per digest), so the change in that figure is the intake change a follower causes;
+//! 4. with `--catchup-mib N`: a calendar whose log holds at least N MiB, written through the real
 //!    writer and round sealer, served by a primary; a mirror starts from nothing and the time until
 //!    it holds the whole log gives MiB/s and events/s.
 //!
 //! `cargo build --release --bins && target/release/mirror-bench [--dir D] [--seconds S]
-//! [--concurrency C] [--rates 1000,20000] [--catchup-mib 1024]`. Everything lives under `--dir`
+//! [--concurrency C] [--rates 1000,20000] [--cost-rate 5000] [--catchup-mib 1024]`. Everything lives under `--dir`
 //! (default: a temporary directory), removed at the end unless `--keep`.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -47,6 +54,7 @@ struct Args {
     concurrency: usize,
     rates: Vec<u64>,
     catchup_mib: u64,
+    cost_rate: u64,
     keep: bool,
 }
 
@@ -57,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         concurrency: 64,
         rates: vec![1000, 20000],
         catchup_mib: 0,
+        cost_rate: 5000,
         keep: false,
     };
     let mut it = std::env::args().skip(1);
@@ -73,6 +82,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     .collect::<Result<_, _>>()?
             }
             "--catchup-mib" => a.catchup_mib = value()?.parse()?,
+            "--cost-rate" => a.cost_rate = value()?.parse()?,
             "--keep" => a.keep = true,
             other => {
                 bail!("unknown argument {other}; see the doc comment of tools/mirror-bench.rs")
@@ -111,9 +121,25 @@ fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
         "intake without a mirror: {:.0} digests/s ({} in {} s, {} connections)",
         alone.0, alone.1, args.seconds, args.concurrency
     );
+    let cost_alone = cpu_cost(&primary, None, args)?;
     let mirror_dir = root.join("mirror");
     let url = format!("http://127.0.0.1:{port}");
     let mirror = Proc::start(&mirror_dir, &["--mirror-of", &url, "--rpc-port", "0"])?;
+    wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
+    let cost_with = cpu_cost(&primary, Some(&mirror), args)?;
+    println!(
+        "primary CPU per digest at {} digests/s: {:.1} us without a mirror ({:.0} reached), \
+         {:.1} us with a mirror following ({:.0} reached): {:+.1}% CPU, so an intake ceiling {:+.1}%; \
+         the mirror itself used {:.1} us per digest",
+        args.cost_rate,
+        cost_alone.primary_us,
+        cost_alone.rate,
+        cost_with.primary_us,
+        cost_with.rate,
+        (cost_with.primary_us / cost_alone.primary_us - 1.0) * 100.0,
+        (cost_alone.primary_us / cost_with.primary_us - 1.0) * 100.0,
+        cost_with.mirror_us,
+    );
     wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
     let with = hammer(primary.addr, args.concurrency, args.seconds, None)?;
     println!(
@@ -149,6 +175,48 @@ fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
     mirror.stop()?;
     primary.stop()?;
     Ok(())
+}
+
+/// CPU per acknowledged digest during one paced run.
+struct Cost {
+    primary_us: f64,
+    mirror_us: f64,
+    rate: f64,
+}
+
+/// Paced load at `--cost-rate` for `--seconds`, and the CPU time the primary (and the mirror, if
+/// any) used meanwhile, per acknowledged digest.
+fn cpu_cost(primary: &Proc, mirror: Option<&Proc>, args: &Args) -> anyhow::Result<Cost> {
+    let cpu = |p: Option<&Proc>| p.map_or(Ok(0.0), |p| cpu_seconds(p.child.id()));
+    let (p0, m0) = (cpu(Some(primary))?, cpu(mirror)?);
+    let (rate, n) = hammer(
+        primary.addr,
+        args.concurrency,
+        args.seconds,
+        Some(args.cost_rate),
+    )?;
+    if let Some(m) = mirror {
+        wait_caught_up(primary.addr, m.addr, Duration::from_secs(600))?;
+    }
+    let (p1, m1) = (cpu(Some(primary))?, cpu(mirror)?);
+    let per = |s: f64| s / n.max(1) as f64 * 1e6;
+    Ok(Cost {
+        primary_us: per(p1 - p0),
+        mirror_us: per(m1 - m0),
+        rate,
+    })
+}
+
+/// User + system CPU seconds a process has used (`/proc/PID/stat`, fields 14 and 15).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it follow its `)`.
+    let rest = stat.rsplit_once(')').context("/proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    // /proc reports clock ticks of USER_HZ, which the Linux ABI fixes at 100.
+    Ok(ticks / 100.0)
 }
 
 /// `otsctl init` a calendar whose URI is its own address.

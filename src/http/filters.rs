@@ -109,6 +109,14 @@ fn with_state(
     warp::any().map(move || state.clone())
 }
 
+/// The raw query string, if the request has one.
+fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
 fn digest(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
@@ -125,16 +133,12 @@ fn timestamp(
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     // Python reads the commitment from the raw path, query string included, so any query makes
     // it invalid hex there: keep the query to answer the same.
-    let query = warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
     // `/timestamp/` asks Python about the empty commitment (a 404 of the commitment kind), while
     // `/timestamp` is an unknown path there.
     let empty = warp::path!("timestamp")
         .and(warp::get())
         .and(warp::path::full())
-        .and(query)
+        .and(raw_query())
         .and(with_state(state.clone()))
         .map(
             |full: warp::path::FullPath, query, state| match full.as_str() {
@@ -144,7 +148,7 @@ fn timestamp(
         );
     warp::path!("timestamp" / String)
         .and(warp::get())
-        .and(query)
+        .and(raw_query())
         .and(with_state(state))
         .map(handlers::get_timestamp)
         .or(empty)
@@ -174,10 +178,7 @@ fn tip(
 fn backup(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    let query = warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
+    let query = raw_query();
     warp::path("experimental")
         .and(warp::path("backup"))
         .and(warp::path::tail())

@@ -22,6 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -168,6 +169,23 @@ pub struct TailObject {
     pub len: u64,
 }
 
+/// How hard one request to the bucket is retried. object_store's default (10 retries within 3
+/// minutes) would hold the shipper or a follower on one object for minutes while the bucket is
+/// down; they have their own retry loop (the next interval or poll), so one request gives up after
+/// at most 3 quick retries within 10 s. A single attempt is still bounded by the client's request
+/// timeout (30 s unless `AWS_TIMEOUT` says otherwise).
+fn retry_policy() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
+
 /// A connection to a bucket mirror.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -181,6 +199,7 @@ impl Bucket {
         install_tls_provider();
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
+            .with_retry(retry_policy())
             .build()
             .map_err(|source| BucketError::Store {
                 url: url.to_string(),

@@ -382,22 +382,5 @@ pub fn ship_once(calendar: &Path, url: &BucketUrl) -> Result<StepReport, ShipErr
 
 /// The human report.
 pub fn render(r: &StepReport) -> String {
-    let mut out = String::new();
-    for s in &r.shipped {
-        out.push_str(&format!(
-            "shipped {} ({} new bytes, {} in all, {})\n",
-            s.segment,
-            s.new_bytes,
-            s.len,
-            if s.sealed { "sealed" } else { "open" }
-        ));
-    }
-    out.push_str(&format!(
-        "mirror {}: {} segments, {} shipped now, {} unchanged\n",
-        r.mirror,
-        r.segments,
-        r.shipped.len(),
-        r.unchanged
-    ));
-    out
+    super::ship::render_shipped(&r.mirror, &r.shipped, r.segments, r.unchanged)
 }

@@ -212,8 +212,19 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ShipErro
 
 /// The human report.
 pub fn render(r: &ShipReport) -> String {
+    render_shipped(r.mirror.display(), &r.shipped, r.segments, r.unchanged)
+}
+
+/// The human report of one shipping step into any mirror (a directory here, a bucket in
+/// [`super::bucket_ship`]): a line per segment shipped, then the totals.
+pub fn render_shipped(
+    mirror: impl std::fmt::Display,
+    shipped: &[Shipped],
+    segments: u64,
+    unchanged: u64,
+) -> String {
     let mut out = String::new();
-    for s in &r.shipped {
+    for s in shipped {
         out.push_str(&format!(
             "shipped {} ({} new bytes, {} in all, {})\n",
             s.segment,
@@ -223,11 +234,8 @@ pub fn render(r: &ShipReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "mirror {}: {} segments, {} shipped now, {} unchanged\n",
-        r.mirror.display(),
-        r.segments,
-        r.shipped.len(),
-        r.unchanged
+        "mirror {mirror}: {segments} segments, {} shipped now, {unchanged} unchanged\n",
+        shipped.len(),
     ));
     out
 }

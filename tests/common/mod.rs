@@ -420,6 +420,53 @@ pub fn append_events(cal: &Path, events: &[otsd::events::Event]) {
     w.append_batches(&[batch]).expect("append");
 }
 
+/// Appends rounds `rounds` to the calendar at `cal` with its key, each three digests and the
+/// seal in one batch, in segments of `segment_size` bytes; `salt` makes the digests of one history
+/// differ from another's.
+pub fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8, segment_size: u64) {
+    use otsd::events::{codec, Event};
+    let dir = otsd::calendar::dir::CalendarDir::load(cal).expect("calendar");
+    let mut mac = otsd::calendar::mac::CommitmentMac::new(&dir.hmac_key);
+    let opts = otsd::log::WriterOptions {
+        segment_size,
+        ..otsd::log::WriterOptions::default()
+    };
+    let mut w = open_writer(
+        &dir.log_dir(),
+        otsd::log::LogKey::derive(&dir.hmac_key),
+        opts,
+    );
+    for round in rounds {
+        let digests: Vec<(Vec<u8>, [u8; 16])> = (0..3u8)
+            .map(|i| (vec![round as u8, i, salt, 7], [i; 16]))
+            .collect();
+        let leaves = digests
+            .iter()
+            .map(|(d, n)| otsd::ots::answer::nonce_leaf(d, n))
+            .collect();
+        let root = *otsd::ots::MerkleTree::new(leaves).expect("leaves").root();
+        let time = 1_700_000_000 + round as u32;
+        let m = mac.mac(time, &root);
+        let commitment = [&time.to_be_bytes()[..], &root[..], &m[..]].concat();
+        let mut batch: Vec<Vec<u8>> = digests
+            .into_iter()
+            .map(|(digest, nonce)| {
+                codec::encode(&Event::DigestSubmitted { digest, nonce }).expect("encode")
+            })
+            .collect();
+        let seal = Event::RoundSealed {
+            round,
+            time,
+            root,
+            mac: m,
+            commitment,
+            digests: 3,
+        };
+        batch.push(codec::encode(&seal).expect("encode"));
+        w.append_batches(&[batch]).expect("append");
+    }
+}
+
 /// Runs `otsctl ARGS`: (exit success, stdout, stderr).
 pub fn otsctl(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_otsctl"))

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod bitcoind;
+pub mod legacy;
 pub mod pypeer;
 
 pub const URI: &str = "http://127.0.0.1:14788";

@@ -70,8 +70,8 @@ fn assert_verifies(cal: &Path) {
 }
 
 /// Appends rounds `rounds` (three digests and the seal, one batch each) with the calendar's key;
-/// `salt` makes the digests of one history differ from another's. Segments are small (4 KiB), so
-/// the log has several.
+/// `salt` makes the digests of one history differ from another's. Segments are small (4 KiB, about
+/// twelve rounds of 32-byte digests), so the log has several.
 fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8) {
     let dir = CalendarDir::load(cal).expect("calendar");
     let mut mac = CommitmentMac::new(&dir.hmac_key);
@@ -82,7 +82,11 @@ fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8) {
     let mut w = common::open_writer(&dir.log_dir(), LogKey::derive(&dir.hmac_key), opts);
     for round in rounds {
         let digests: Vec<(Vec<u8>, [u8; 16])> = (0..3u8)
-            .map(|i| (vec![round as u8, i, salt, 7], [i; 16]))
+            .map(|i| {
+                let mut digest = vec![round as u8, i, salt, 7];
+                digest.resize(32, 0xd1);
+                (digest, [i; 16])
+            })
             .collect();
         let leaves = digests.iter().map(|(d, n)| nonce_leaf(d, n)).collect();
         let root = *MerkleTree::new(leaves).expect("leaves").root();

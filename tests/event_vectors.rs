@@ -155,7 +155,10 @@ fn events_v1_still_decode_to_the_same_events_and_are_now_written_compact() {
     let events = v1_events();
     assert_eq!(old.len(), events.len());
     for ((old, compact), event) in old.iter().zip(&compact).zip(&events) {
-        assert_eq!(&codec::decode::<Event>(old).expect("a v1 event decodes"), event);
+        assert_eq!(
+            &codec::decode::<Event>(old).expect("a v1 event decodes"),
+            event
+        );
         assert_eq!(&codec::encode(event).expect("encode"), compact, "{event:?}");
         // Equal only for the nonce of bytes below 24, one byte each either way.
         assert!(compact.len() <= old.len(), "{event:?}");

@@ -129,7 +129,10 @@ fn a_log_written_before_the_compact_encoding_reads_verifies_and_serves_the_same(
     let written: Vec<Event> = batches.concat();
     let (old_events, old_bytes) = read_events(&old);
     let (new_events, new_bytes) = read_events(&new);
-    assert_eq!(old_events, written, "the old log decodes to the events written");
+    assert_eq!(
+        old_events, written,
+        "the old log decodes to the events written"
+    );
     assert_eq!(new_events, written);
     // 60 rounds of three digests: per digest at least 2 bytes of nonce, per seal 46 of commitment
     // and 30 of root and MAC.
@@ -141,7 +144,11 @@ fn a_log_written_before_the_compact_encoding_reads_verifies_and_serves_the_same(
     let (ok_old, mut report_old) = verify_json(&old, &[]);
     let (ok_new, mut report_new) = verify_json(&new, &[]);
     assert!(ok_old && ok_new, "{report_old}\n{report_new}");
-    assert_eq!(report_old["problems"], serde_json::json!([]), "{report_old}");
+    assert_eq!(
+        report_old["problems"],
+        serde_json::json!([]),
+        "{report_old}"
+    );
     assert_eq!(report_old["rounds"], 61, "{report_old}");
     assert_eq!(report_old["macs_checked"], 61, "{report_old}");
     assert_eq!(report_old["proofs_checked"], 1, "{report_old}");
@@ -154,11 +161,16 @@ fn a_log_written_before_the_compact_encoding_reads_verifies_and_serves_the_same(
 
     let old_answers = answers(&old, &commitments);
     let status = |path, want| {
-        let n = old_answers.iter().filter(|((p, _), (s, _))| *p == path && *s == want);
+        let n = old_answers
+            .iter()
+            .filter(|((p, _), (s, _))| *p == path && *s == want);
         n.count()
     };
     // Round 0's complete proof; the other rounds are pending (404, as the Python server does).
-    assert_eq!((status("timestamp", 200), status("timestamp", 404)), (1, 60));
+    assert_eq!(
+        (status("timestamp", 200), status("timestamp", 404)),
+        (1, 60)
+    );
     assert_eq!(status("status", 200), 61);
     assert_eq!(old_answers, answers(&new, &commitments));
 }

@@ -65,8 +65,8 @@ fn assert_verifies(cal: &Path) {
 }
 
 /// Appends rounds `rounds` (three digests and the seal, one batch each) with the calendar's key;
-/// `salt` makes the digests of one history differ from another's. Segments are small (4 KiB), so
-/// the log has several.
+/// `salt` makes the digests of one history differ from another's. Segments are small (4 KiB, about
+/// twelve rounds of 32-byte digests), so the log has several.
 fn write_rounds(cal: &Path, rounds: std::ops::Range<u64>, salt: u8) {
     common::write_rounds(cal, rounds, salt, 4096);
 }

@@ -1,8 +1,13 @@
-//! Events encoded before a variant was added must keep decoding to the same events: the codec is
-//! packed (variants and fields by index), so new variants go at the end of `enum Event` only.
-//! `tests/vectors/events-v1.json` holds one event of each variant as encoded by the first version
-//! (written with `cargo test --test event_vectors -- --ignored generate_events_v1_vectors`, never
-//! regenerated; a new variant gets its own pinned test below).
+//! Events encoded before a variant was added, or before the compact encoding, must keep decoding
+//! to the same events: the codec is packed (variants and fields by index), so new variants go at
+//! the end of `enum Event` only.
+//! - `tests/vectors/events-v1.json` holds one event of each variant as encoded by the first
+//!   version (written with `cargo test --test event_vectors -- --ignored
+//!   generate_events_v1_vectors`, never regenerated; a new variant gets its own pinned test below).
+//! - `tests/vectors/events-compact.json` holds the same events and two more (a seal as otsd writes
+//!   it, a transaction with a log head) in the compact encoding (`generate_events_compact_vectors`,
+//!   never regenerated): what `codec::encode` writes since then.
+//! - `common/legacy.rs` is the encoder before the compact one; every event it writes must decode.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,12 +15,21 @@
 )]
 use std::path::{Path, PathBuf};
 
+#[path = "common/legacy.rs"]
+mod legacy;
+
 use otsd::events::codec;
-use otsd::events::Event;
+use otsd::events::{Event, LogHead};
 use serde_json::{json, Value};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/events-v1.json")
+    vectors_named("events-v1.json")
+}
+
+fn vectors_named(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name)
 }
 
 /// One event of each variant of format v1, with distinct field values.
@@ -71,24 +85,172 @@ fn generate_events_v1_vectors() {
     assert!(!path.exists(), "refusing to overwrite {}", path.display());
     let events: Vec<Value> = v1_events()
         .iter()
+        .map(|e| json!({"debug": format!("{e:?}"), "hex": hex::encode(legacy::encode(e))}))
+        .collect();
+    let text = serde_json::to_string_pretty(&json!({ "events": events })).expect("json");
+    std::fs::write(&path, text + "\n").expect("write");
+}
+
+/// The events of [`v1_events`], then a seal whose commitment is `time || root || mac` (as every
+/// seal otsd writes; the v1 one is not) and a transaction with a log head and no replaced txid.
+fn compact_events() -> Vec<Event> {
+    let mut events = v1_events();
+    let (time, root, mac) = (1_700_000_000u32, [0x52; 32], [0x3a; 8]);
+    events.push(Event::RoundSealed {
+        round: 7,
+        time,
+        root,
+        mac,
+        commitment: [&time.to_be_bytes()[..], &root, &mac].concat(),
+        digests: 1,
+    });
+    events.push(Event::TxBroadcast {
+        txid: [0x71; 32],
+        raw_tx: vec![0x02, 0, 0, 0, 0xaa, 0xbb],
+        tip: [0x7e; 32],
+        first_round: 3,
+        last_round: 7,
+        fee_sat: 1234,
+        feerate_sat_per_kvb: 1000,
+        input_sat: 50_000,
+        height: 800_000,
+        replaces: None,
+        log_head: Some(LogHead {
+            next_seq: 42,
+            hash: [0x4b; 32],
+        }),
+    });
+    events
+}
+
+#[test]
+#[ignore = "writes the committed fixture; run by hand only"]
+fn generate_events_compact_vectors() {
+    let path = vectors_named("events-compact.json");
+    assert!(!path.exists(), "refusing to overwrite {}", path.display());
+    let events: Vec<Value> = compact_events()
+        .iter()
         .map(|e| json!({"debug": format!("{e:?}"), "hex": hex::encode(codec::encode(e).expect("encode"))}))
         .collect();
     let text = serde_json::to_string_pretty(&json!({ "events": events })).expect("json");
     std::fs::write(&path, text + "\n").expect("write");
 }
 
+/// The hex strings of a fixture file.
+fn fixture(name: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(vectors_named(name)).expect("read the fixture");
+    let doc: Value = serde_json::from_str(&text).expect("parse the fixture");
+    doc["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|v| hex::decode(v["hex"].as_str().expect("hex")).expect("hex"))
+        .collect()
+}
+
 #[test]
-fn events_v1_still_decode_and_encode_the_same() {
-    let text = std::fs::read_to_string(vectors()).expect("read events-v1.json");
-    let doc: Value = serde_json::from_str(&text).expect("parse events-v1.json");
-    let fixed = doc["events"].as_array().expect("events");
+fn events_v1_still_decode_to_the_same_events_and_are_now_written_compact() {
+    let old = fixture("events-v1.json");
+    let compact = fixture("events-compact.json");
     let events = v1_events();
+    assert_eq!(old.len(), events.len());
+    for ((old, compact), event) in old.iter().zip(&compact).zip(&events) {
+        assert_eq!(
+            &codec::decode::<Event>(old).expect("a v1 event decodes"),
+            event
+        );
+        assert_eq!(&codec::encode(event).expect("encode"), compact, "{event:?}");
+        // Equal only for the nonce of bytes below 24, one byte each either way.
+        assert!(compact.len() <= old.len(), "{event:?}");
+    }
+}
+
+#[test]
+fn compact_events_decode_and_encode_the_same() {
+    let fixed = fixture("events-compact.json");
+    let events = compact_events();
     assert_eq!(fixed.len(), events.len());
-    for (v, event) in fixed.iter().zip(&events) {
-        let bytes = hex::decode(v["hex"].as_str().expect("hex")).expect("hex");
-        let decoded: Event = codec::decode(&bytes).expect("a v1 event decodes");
-        assert_eq!(&decoded, event);
-        assert_eq!(codec::encode(event).expect("encode"), bytes, "{event:?}");
+    for (bytes, event) in fixed.iter().zip(&events) {
+        assert_eq!(&codec::decode::<Event>(bytes).expect("decode"), event);
+        assert_eq!(&codec::encode(event).expect("encode"), bytes, "{event:?}");
+    }
+}
+
+#[test]
+fn the_legacy_encoder_is_the_v1_encoder_and_all_it_writes_decodes() {
+    for (bytes, event) in fixture("events-v1.json").iter().zip(&v1_events()) {
+        assert_eq!(&legacy::encode(event), bytes, "{event:?}");
+    }
+    let (mut old_len, mut new_len) = (0, 0);
+    for event in compact_events() {
+        let old = legacy::encode(&event);
+        assert_eq!(codec::decode::<Event>(&old).expect("decode"), event);
+        old_len += old.len();
+        new_len += codec::encode(&event).expect("encode").len();
+    }
+    assert!(new_len + 200 < old_len, "{new_len} {old_len}");
+}
+
+/// The worked example of `log-format/README.md`: one round of one digest, before and after.
+#[test]
+fn one_digest_round_worked_example_is_pinned() {
+    let nonce: [u8; 16] = std::array::from_fn(|i| 0x11 * i as u8);
+    let digest = Event::DigestSubmitted {
+        digest: vec![0xd1; 32],
+        nonce,
+    };
+    let (time, root, mac) = (1_700_000_000u32, [0x52; 32], [0x3a; 8]);
+    let seal = Event::RoundSealed {
+        round: 7,
+        time,
+        root,
+        mac,
+        commitment: [&time.to_be_bytes()[..], &root, &mac].concat(),
+        digests: 1,
+    };
+    let d1 = "d1".repeat(32);
+    let digest_old = format!(
+        "a100a2005820{d1}0190001118221833184418551866187718881899\
+         18aa18bb18cc18dd18ee18ff"
+    );
+    let digest_new = format!("a100a2005820{d1}015000112233445566778899aabbccddeeff");
+    let seal_old = format!(
+        "a101a60007011a6553f10002 9820{} 0388{} 04582c6553f100{}{} 0501",
+        "1852".repeat(32),
+        "183a".repeat(8),
+        "52".repeat(32),
+        "3a".repeat(8)
+    )
+    .replace(' ', "");
+    let seal_new = format!(
+        "a101a50007011a6553f100025820{}03483a3a3a3a3a3a3a3a0501",
+        "52".repeat(32)
+    );
+    for (event, old, new, (old_len, new_len)) in [
+        (&digest, digest_old, digest_new, (70, 56)),
+        (&seal, seal_old, seal_new, (145, 58)),
+    ] {
+        let (old, new) = (hex::decode(old).unwrap(), hex::decode(new).unwrap());
+        assert_eq!((old.len(), new.len()), (old_len, new_len));
+        assert_eq!(legacy::encode(event), old);
+        assert_eq!(codec::encode(event).unwrap(), new);
+        assert_eq!(&codec::decode::<Event>(&old).unwrap(), event);
+        assert_eq!(&codec::decode::<Event>(&new).unwrap(), event);
+    }
+}
+
+/// Fixed arrays of the wrong length, or integers out of byte range, are refused in both forms.
+#[test]
+fn malformed_fixed_arrays_are_refused_in_either_form() {
+    let d1 = "d1".repeat(32);
+    for bad in [
+        format!("a100a2005820{d1}014f{}", "00".repeat(15)),
+        format!("a100a2005820{d1}0151{}", "00".repeat(17)),
+        format!("a100a2005820{d1}018f{}", "00".repeat(15)),
+        format!("a100a2005820{d1}0190{}190100", "00".repeat(15)),
+    ] {
+        let bytes = hex::decode(&bad).unwrap();
+        assert!(codec::decode::<Event>(&bytes).is_err(), "{bad}");
     }
 }
 

@@ -234,8 +234,9 @@ fn status_of_a_submitted_digest_from_memory_disk_and_a_replay() {
         d[4..8].copy_from_slice(&i.to_be_bytes());
         d
     };
-    // About 313 bytes of log a round: 5,000 digests fill more than one 1 MiB segment.
-    let answered = common::in_parallel(4, 1250, |w, i| {
+    // About 200 bytes of log a round of one 20-byte digest, 123 per digest in rounds of two: 8,000
+    // digests (four clients, rounds of one or two) fill more than one 1 MiB segment.
+    let answered = common::in_parallel(4, 2000, |w, i| {
         let d = digest_of(w, i);
         let r = post_digest(otsd.addr, &d);
         assert_eq!(r.status, 200);

@@ -111,6 +111,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let dir = prepare(&args)?;
     println!("log: {} bytes", dir_size(&dir.log_dir())?);
+    print_log_bytes_per_round(&dir)?;
     let mut sink = |_: &otsd::log::Progress| {};
     let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
     println!(
@@ -164,6 +165,52 @@ fn main() -> anyhow::Result<()> {
             rss as f64 / 1024.0
         );
     }
+    Ok(())
+}
+
+/// Where the log's bytes go, per round: record frames, event length prefixes, and the events by
+/// kind (the stamping events are spread over all rounds); read from the log itself, so an older
+/// log (written before the compact event encoding) is measured as it is.
+fn print_log_bytes_per_round(dir: &CalendarDir) -> anyhow::Result<()> {
+    let reader = otsd::log::Reader::open(&dir.log_dir(), None)?;
+    let (mut frames, mut prefixes) = (0u64, 0u64);
+    let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let (mut rounds, mut failed) = (0u64, None);
+    reader.for_each_record_from(0, |rec| {
+        frames += (rec.len() - rec.payload.len()) as u64;
+        prefixes += 4 * u64::from(rec.count);
+        otsd::log::record::for_each_event(rec.payload, rec.count, |_, ev| {
+            let kind = match codec::decode::<Event>(ev) {
+                Ok(Event::DigestSubmitted { .. }) => "DigestSubmitted",
+                Ok(Event::RoundSealed { .. }) => "RoundSealed",
+                Ok(_) => "stamping events",
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    "undecodable"
+                }
+            };
+            rounds += u64::from(kind == "RoundSealed");
+            *kinds.entry(kind).or_default() += ev.len() as u64;
+        });
+    })?;
+    if let Some(e) = failed {
+        anyhow::bail!("an event of the log does not decode: {e}");
+    }
+    let headers = (reader.segments()?.len() * otsd::log::segment::HEADER_LEN) as u64;
+    let per = |n: u64| n as f64 / rounds.max(1) as f64;
+    let total = frames + prefixes + headers + kinds.values().sum::<u64>();
+    let mut line = format!(
+        "log bytes per round: {:.1} = record frames {:.1} (seals included) + length prefixes {:.1} \
+         + segment headers {:.1}",
+        per(total),
+        per(frames),
+        per(prefixes),
+        per(headers)
+    );
+    for (kind, n) in &kinds {
+        line += &format!(" + {kind} {:.1}", per(*n));
+    }
+    println!("{line}");
     Ok(())
 }
 

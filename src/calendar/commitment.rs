@@ -59,4 +59,28 @@ mod tests {
         assert_eq!(commitment_time(&c), Some(0x0102_0304));
         assert_eq!(commitment_time(&c[..3]), None);
     }
+
+    /// The event codec (below this module) leaves a seal's commitment out when it is
+    /// `time || root || mac` and puts it back on decoding: its idea of the layout must be this one.
+    #[test]
+    fn a_seal_of_this_layout_is_written_without_its_commitment() {
+        use crate::events::{codec, Event};
+        let (time, root, mac) = (0x0102_0304, [7; 32], [9; 8]);
+        let seal = |commitment: Vec<u8>| Event::RoundSealed {
+            round: 1,
+            time,
+            root,
+            mac,
+            commitment,
+            digests: 1,
+        };
+        let joined = seal(join_commitment(time, &root, &mac).to_vec());
+        let other = seal(vec![0; COMMITMENT_LEN]);
+        let joined_bytes = codec::encode(&joined).unwrap();
+        let other_bytes = codec::encode(&other).unwrap();
+        // Field 4: one byte of key, two of byte-string header, the commitment.
+        assert_eq!(other_bytes.len(), joined_bytes.len() + 3 + COMMITMENT_LEN);
+        assert_eq!(codec::decode::<Event>(&joined_bytes).unwrap(), joined);
+        assert_eq!(codec::decode::<Event>(&other_bytes).unwrap(), other);
+    }
 }

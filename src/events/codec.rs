@@ -2,7 +2,9 @@
 //!
 //! `serde_cbor` is unmaintained; every caller goes through [`encode`] and [`decode`], so swapping the
 //! codec touches this file only. Structs are written "packed" (fields by index, not by name), which
-//! keeps a `DigestSubmitted` small; field order is therefore part of the format.
+//! keeps a `DigestSubmitted` small; field order is therefore part of the format. What each event
+//! writes (byte strings for fixed arrays, a seal without its derivable commitment) is decided by
+//! its serde shape, in `wire.rs`, not here; the byte layout is in `log-format/README.md`.
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A payload could not be encoded or decoded.

@@ -2,8 +2,11 @@
 //!
 //! Events are encoded with [`codec`] (CBOR today) and stored as opaque payloads; the log
 //! itself never looks inside them. Adding a field is a compatible change only when it is optional
-//! (`#[serde(default)]`); anything else needs a new variant.
+//! (`#[serde(default)]`); anything else needs a new variant. An event is written through the
+//! borrowed mirror in `wire.rs` (which leaves out what decoding can put back) and read by the
+//! `Deserialize` derived here, which accepts both the compact form and the one written before it.
 pub mod codec;
+mod wire;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,15 +14,23 @@ use serde::{Deserialize, Serialize};
 pub const NONCE_LEN: usize = 16;
 
 /// One thing that happened to the calendar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Fixed-size byte arrays are read through `serde_bytes`, which takes a byte string (how they are
+/// written since the compact encoding) or an array of integers (how they were written before);
+/// `Serialize` is in `wire.rs`. Field and variant order is the format: `log-format/README.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub enum Event {
     /// A client's digest was accepted into the round that follows it in the same record.
     DigestSubmitted {
         #[serde(with = "serde_bytes")]
         digest: Vec<u8>,
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         nonce: [u8; NONCE_LEN],
     },
     /// A round was sealed: the `digests` DigestSubmitted events just before it are its leaves.
+    /// Its `commitment` is written only when it is not `time || root || mac` (never, for seals
+    /// otsd writes; `otsctl verify` reports such a seal), and put back when left out.
+    #[serde(deserialize_with = "wire::round_sealed")]
     RoundSealed {
         round: u64,
         /// Unix time in seconds, prepended to the Merkle root as 4 big-endian bytes.
@@ -27,16 +38,17 @@ pub enum Event {
         root: [u8; 32],
         mac: [u8; 8],
         /// `time || root || mac`: the message the pending attestation is made on.
-        #[serde(with = "serde_bytes")]
         commitment: Vec<u8>,
         digests: u32,
     },
     /// A stamping transaction was accepted by Bitcoin Core (written after `sendrawtransaction` succeeds).
     TxBroadcast {
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         txid: [u8; 32],
         #[serde(with = "serde_bytes")]
         raw_tx: Vec<u8>,
         /// The Merkle tip committed in the OP_RETURN output.
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         tip: [u8; 32],
         /// Rounds covered by the tip: `first_round..=last_round`.
         first_round: u64,
@@ -48,16 +60,19 @@ pub enum Event {
         /// Best block height when sent (also the transaction's nLockTime).
         height: u32,
         /// The txid this transaction replaces (replace-by-fee), if any.
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         replaces: Option<[u8; 32]>,
         /// The log's public chain head the tip also commits to, as its last leaf (see
         /// [`LogHead`]); `None` in transactions written before the calendar stamped its own history.
         /// Left out of the encoding when `None`, so older events re-encode to the same bytes.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         log_head: Option<LogHead>,
     },
     /// A stamping transaction was seen in a block of the best chain.
     TxConfirmed {
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         txid: [u8; 32],
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         block_hash: [u8; 32],
         height: u32,
         /// The block's txids in order (internal byte order): the path from the txid to the block's
@@ -66,11 +81,17 @@ pub enum Event {
         block_txids: Vec<u8>,
     },
     /// A new best block was observed.
-    BlockSeen { height: u32, hash: [u8; 32] },
+    BlockSeen {
+        height: u32,
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
+        hash: [u8; 32],
+    },
     /// Blocks above `fork_height` were disconnected; confirmations in them are undone.
     Reorg {
         fork_height: u32,
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         old_tip: [u8; 32],
+        #[serde(deserialize_with = "serde_bytes::deserialize")]
         new_tip: [u8; 32],
     },
     /// A commitment this calendar issued earlier but lost (its round is missing from the log), put
@@ -103,7 +124,7 @@ pub enum Event {
         /// in the log), which the commitments of one stamping transaction share (the part from
         /// the transaction's tip up to the block). Left out of the encoding when `None`, so
         /// events written before it re-encode to the same bytes.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         suffix_seq: Option<u64>,
     },
     /// The shared end of imported proofs (see `CommitmentImported::suffix_seq`), written by
@@ -141,5 +162,7 @@ pub enum EventKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogHead {
     pub next_seq: u64,
+    /// A byte string; an array of integers (the form before the compact encoding) is read too.
+    #[serde(with = "serde_bytes")]
     pub hash: [u8; 32],
 }

@@ -4,6 +4,7 @@
 //! itself never looks inside them. Adding a field is a compatible change only when it is optional
 //! (`#[serde(default)]`); anything else needs a new variant.
 pub mod codec;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 

@@ -229,7 +229,13 @@ impl VerifiedSegment {
         while at < bytes.len() {
             let len = match record::frame_len(&bytes[at..]) {
                 Ok(len) if len <= bytes.len() - at => len,
-                _ => return Err(LogError::corrupt(&self.path, at as u64, Corruption::BadLength)),
+                _ => {
+                    return Err(LogError::corrupt(
+                        &self.path,
+                        at as u64,
+                        Corruption::BadLength,
+                    ))
+                }
             };
             deliver(&record::view(&bytes[at..at + len]), 0, &mut f);
             at += len;

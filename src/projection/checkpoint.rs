@@ -641,11 +641,12 @@ impl CheckpointFiles {
         let res = if self.bulk {
             let map = match self.index_map.take() {
                 Some(map) => self.index_map.insert(map),
-                None => self.index_map.insert(
-                    MappedMut::whole(&index_file, &index_path).map_err(|e| {
-                        io("mmap", &index_path)(std::io::Error::other(e.to_string()))
-                    })?,
-                ),
+                None => {
+                    self.index_map
+                        .insert(MappedMut::whole(&index_file, &index_path).map_err(|e| {
+                            io("mmap", &index_path)(std::io::Error::other(e.to_string()))
+                        })?)
+                }
             };
             let mut slots = MapSlots(map, self.extent.index_salt);
             let mut res = Ok(());

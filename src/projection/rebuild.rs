@@ -611,7 +611,11 @@ mod tests {
         assert_eq!(rebuilt.live.digests_total(), serial.digests_total());
         // The checkpoint stands at the active segment's start: one digest per round before it.
         assert_eq!(loaded.view.digests_total(), loaded.view.next_round());
-        assert!(loaded.view.next_round() > 250, "{}", loaded.view.next_round());
+        assert!(
+            loaded.view.next_round() > 250,
+            "{}",
+            loaded.view.next_round()
+        );
         assert_eq!(rebuilt.live.next_round(), 300);
         for r in 0..300 {
             let want = serial.round(r).unwrap();

@@ -5,7 +5,7 @@
 //! keeps a `DigestSubmitted` small; field order is therefore part of the format. What each event
 //! writes (byte strings for fixed arrays, a seal without its derivable commitment) is decided by
 //! its serde shape, in `wire.rs`, not here; the byte layout is in `log-format/README.md`.
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// A payload could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -19,5 +19,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes packed CBOR written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    serde_cbor::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
+}
+
+/// Decodes packed CBOR written by [`encode`] into a value that borrows from `bytes` (byte
+/// strings as slices, no copy).
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     serde_cbor::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
 }

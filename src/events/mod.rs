@@ -6,6 +6,7 @@
 //! borrowed mirror in `wire.rs` (which leaves out what decoding can put back) and read by the
 //! `Deserialize` derived here, which accepts both the compact form and the one written before it.
 pub mod codec;
+pub mod view;
 mod wire;
 
 use serde::{Deserialize, Serialize};

@@ -44,7 +44,7 @@ pub use durable::{DurableEnd, EndPosition};
 pub use error::{Corruption, LogError};
 pub use handle::{Ack, Submitter, WriterHandle, WriterState};
 pub use progress::Progress;
-pub use reader::{Reader, Tail};
+pub use reader::{Reader, Tail, VerifiedSegment};
 pub use recovery::Recovery;
 pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile};
 pub use writer::{SeqRange, Writer, WriterOptions};

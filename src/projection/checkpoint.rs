@@ -185,6 +185,13 @@ pub struct CheckpointFiles {
     bulk: bool,
     /// A grown digest index waits in `digests.tmp` for the snapshot that names it.
     digests_grown: bool,
+    /// Bytes were appended since the last snapshot (see [`CheckpointFiles::append`]).
+    appended: bool,
+    /// The bulk path's writable maps of `index` and `digests`, kept from one append to the next
+    /// (dropped whenever a table file is replaced), so that a page faults once per commit rather
+    /// than once per segment. Page cache, bounded by the tables' size.
+    index_map: Option<MappedMut>,
+    digests_map: Option<MappedMut>,
     damaged: Arc<AtomicBool>,
 }
 
@@ -201,6 +208,9 @@ impl CheckpointFiles {
             at: None,
             bulk: false,
             digests_grown: false,
+            appended: false,
+            index_map: None,
+            digests_map: None,
             damaged: Arc::default(),
         }
     }
@@ -209,6 +219,12 @@ impl CheckpointFiles {
     /// count in the process's memory until the flush ends): for rebuilds.
     pub fn set_bulk(&mut self, bulk: bool) {
         self.bulk = bulk;
+        self.drop_maps();
+    }
+
+    fn drop_maps(&mut self) {
+        self.index_map = None;
+        self.digests_map = None;
     }
 
     /// The projection directory.
@@ -230,6 +246,7 @@ impl CheckpointFiles {
     /// Reads the checkpoint, if there is one. `Ok(None)`: none on disk. An error names what is
     /// wrong with it; the caller replays the log instead.
     pub fn load(&mut self, min_confirmations: u32) -> Result<Option<Loaded>, CheckpointError> {
+        self.drop_maps();
         let path = self.dir.join(SNAPSHOT_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -493,8 +510,24 @@ impl CheckpointFiles {
     /// then replaces the snapshot atomically; `view` then serves them from disk. A crash at any
     /// point leaves the previous checkpoint or the new one, never a mix.
     pub fn write(&mut self, view: &mut Projection, at: Head) -> Result<(), CheckpointError> {
+        self.append(view)?;
+        self.commit(view, at)
+    }
+
+    /// The first half of [`Self::write`]: appends what `view` folded since the last append to
+    /// the files, unsynced, and `view` then serves it from them (its memory is freed). Until
+    /// [`Self::commit`] names them, the appended bytes are leftovers to a load, which cuts them
+    /// off or skips them: a bulk rebuild appends every segment but commits only now and then, so
+    /// that each flush writes the tables' dirty pages once for many segments.
+    pub fn append(&mut self, view: &mut Projection) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
-        if view.history_rounds() != self.extent.rounds || self.at.is_none() {
+        if self.digests_grown {
+            return Err(CheckpointError::Invalid {
+                path: self.dir.clone(),
+                why: "appending before the grown digest index was committed".into(),
+            });
+        }
+        if view.history_rounds() != self.extent.rounds || (self.at.is_none() && !self.appended) {
             if view.history_rounds() != 0 {
                 return Err(CheckpointError::Invalid {
                     path: self.dir.clone(),
@@ -517,9 +550,32 @@ impl CheckpointFiles {
             self.rebuild_index(0)?;
         }
         let digests_before = self.extent.rounds;
+        self.appended = true;
         self.append_rounds(view)?;
         self.append_digests(view, digests_before)?;
         self.archive_final(view)?;
+        if !self.digests_grown {
+            // A grown digest index is not in place before the commit: adopted there.
+            view.adopt(self.history()?);
+        }
+        Ok(())
+    }
+
+    /// Whether appended bytes wait for a [`Self::commit`].
+    pub fn uncommitted(&self) -> bool {
+        self.appended
+    }
+
+    /// Whether the next [`Self::append`] must wait for a [`Self::commit`]: a grown digest index
+    /// replaces the old one only once a snapshot names it.
+    pub fn needs_commit(&self) -> bool {
+        self.digests_grown
+    }
+
+    /// The second half of [`Self::write`]: syncs what was appended (the maps' dirty pages too),
+    /// then replaces the snapshot atomically with one for `view` at `at`, the log position the
+    /// appends reached.
+    pub fn commit(&mut self, view: &mut Projection, at: Head) -> Result<(), CheckpointError> {
         for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE, DIGESTS_FILE] {
             let path = self.path(name);
             File::open(&path)
@@ -527,7 +583,9 @@ impl CheckpointFiles {
                 .map_err(io("fdatasync", &path))?;
         }
         self.write_snapshot(view, at)?;
+        self.appended = false;
         if std::mem::take(&mut self.digests_grown) {
+            self.digests_map = None;
             self.finish_digests_swap(self.extent.digest_slots)?;
         }
         let history = self.history()?;
@@ -581,9 +639,16 @@ impl CheckpointFiles {
         };
         let mut added = 0;
         let res = if self.bulk {
-            let mut map = MappedMut::whole(&index_file, &index_path)
-                .map_err(|e| io("mmap", &index_path)(std::io::Error::other(e.to_string())))?;
-            let mut slots = MapSlots(&mut map, self.extent.index_salt);
+            let map = match self.index_map.take() {
+                Some(map) => self.index_map.insert(map),
+                None => {
+                    self.index_map
+                        .insert(MappedMut::whole(&index_file, &index_path).map_err(|e| {
+                            io("mmap", &index_path)(std::io::Error::other(e.to_string()))
+                        })?)
+                }
+            };
+            let mut slots = MapSlots(map, self.extent.index_salt);
             let mut res = Ok(());
             for (i, r) in new.iter().enumerate() {
                 match index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of) {
@@ -594,7 +659,8 @@ impl CheckpointFiles {
                     }
                 }
             }
-            map.flush().map_err(io("msync", &index_path))?;
+            // No msync: the commit's fdatasync writes the map's dirty pages, once for all the
+            // appends before it.
             res
         } else {
             let mut slots = FileSlots {
@@ -638,14 +704,19 @@ impl CheckpointFiles {
         };
         let mut added = 0;
         if self.bulk {
-            let mut map = MappedMut::whole(&file, &path)
-                .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))?;
-            let mut slots = BufSlots(&mut map);
+            let map = match self.digests_map.take() {
+                Some(map) => self.digests_map.insert(map),
+                None => self.digests_map.insert(
+                    MappedMut::whole(&file, &path)
+                        .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))?,
+                ),
+            };
+            let mut slots = BufSlots(map);
             let res = new.iter().try_for_each(|(h, r)| {
                 digests::insert(&mut slots, digests::Key::new(h, salt), *r, salt)
                     .map(|a| added += u64::from(a))
             });
-            map.flush().map_err(io("msync", &path))?;
+            // Written back by the commit's fdatasync, as the index is.
             res.map_err(digests_err)?;
         } else {
             let mut slots = digests::FileSlots {
@@ -672,6 +743,7 @@ impl CheckpointFiles {
         valid: u64,
         new: &[(digests::DigestHash, u64)],
     ) -> Result<(), CheckpointError> {
+        self.digests_map = None;
         if self.extent.digest_slots == 0 {
             self.extent.digest_salt = index::new_salt();
         }
@@ -723,6 +795,7 @@ impl CheckpointFiles {
 
     /// Builds `index` anew (twice as large as needed) from rounds `0..rounds` of the table.
     fn rebuild_index(&mut self, rounds: u64) -> Result<(), CheckpointError> {
+        self.index_map = None;
         let slots = index::slots_for(rounds);
         let tmp = self.path("index.tmp");
         let file = OpenOptions::new()
@@ -878,6 +951,8 @@ impl CheckpointFiles {
         self.archived_through = None;
         self.at = None;
         self.digests_grown = false;
+        self.appended = false;
+        self.drop_maps();
         Ok(())
     }
 

@@ -33,7 +33,7 @@
 //! two slot reads (one page) per look-up.
 use sha2::{Digest, Sha256};
 
-use super::index::{MAX_LOAD_DEN, MAX_LOAD_NUM};
+use super::index::{crc8_update, MAX_LOAD_DEN, MAX_LOAD_NUM};
 
 /// Bytes per slot.
 pub const SLOT_LEN: usize = 16;
@@ -84,18 +84,7 @@ pub fn overfull(entries: u64, slots: u64) -> bool {
 }
 
 fn crc8(salt: u64, data: &[u8]) -> u8 {
-    let mut crc: u8 = 0;
-    for byte in salt.to_le_bytes()[..7].iter().chain(data) {
-        crc ^= byte;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    crc8_update(crc8_update(0, &salt.to_le_bytes()[..7]), data)
 }
 
 /// What a slot holds.

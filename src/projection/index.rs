@@ -76,18 +76,39 @@ pub fn empty_slot(salt: u64) -> u64 {
 }
 
 fn crc8(data: u64) -> u64 {
-    let mut crc: u8 = 0;
-    for byte in data.to_le_bytes().iter().take(7) {
-        crc ^= byte;
-        for _ in 0..8 {
+    u64::from(crc8_update(0, &data.to_le_bytes()[..7]))
+}
+
+/// CRC-8 (poly 0x07, no reflection, initial value `crc`) continued over `bytes`: the check of
+/// both slot tables, one table look-up per byte.
+pub(crate) fn crc8_update(mut crc: u8, bytes: &[u8]) -> u8 {
+    for &b in bytes {
+        crc = CRC8_TABLE[usize::from(crc ^ b)];
+    }
+    crc
+}
+
+/// `CRC8_TABLE[x]` is the CRC-8 register after shifting the byte `x` through it bit by bit.
+const CRC8_TABLE: [u8; 256] = crc8_table();
+
+const fn crc8_table() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u8;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 0x80 != 0 {
                 (crc << 1) ^ 0x07
             } else {
                 crc << 1
             };
+            bit += 1;
         }
+        table[i] = crc;
+        i += 1;
     }
-    u64::from(crc)
+    table
 }
 
 /// The slot for `round` of commitment `c`.
@@ -348,6 +369,36 @@ mod tests {
         // Another table's slots, or zeros, are not this table's.
         assert!(scan(&buf, SALT ^ 1).is_err());
         assert!(scan(&[0; 64], SALT).is_err());
+    }
+
+    /// The table-driven CRC-8 equals the bitwise definition on every input tried.
+    #[test]
+    fn crc8_table_matches_the_bitwise_definition() {
+        fn bitwise(bytes: &[u8]) -> u8 {
+            let mut crc: u8 = 0;
+            for byte in bytes {
+                crc ^= byte;
+                for _ in 0..8 {
+                    crc = if crc & 0x80 != 0 {
+                        (crc << 1) ^ 0x07
+                    } else {
+                        crc << 1
+                    };
+                }
+            }
+            crc
+        }
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for len in 0..40usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            assert_eq!(crc8_update(0, &bytes), bitwise(&bytes), "{bytes:?}");
+        }
+        assert_eq!(crc8_update(0, b"123456789"), 0xf4, "the CRC-8 check value");
     }
 
     #[test]

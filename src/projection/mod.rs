@@ -218,6 +218,32 @@ impl Projection {
         }
     }
 
+    fn fold_digest(&mut self, seq: u64, digest: &[u8]) {
+        self.note_digest(digest);
+        self.count_digest(seq);
+    }
+
+    /// Folds in a `DigestSubmitted` at `seq` from its digest alone, as [`Self::apply`] does (the
+    /// replay's borrowed [`crate::events::view::EventView`]).
+    pub fn apply_digest(&mut self, seq: u64, digest: &[u8]) {
+        crate::failpoint::before_fold(seq);
+        self.fold_digest(seq, digest);
+    }
+
+    /// Folds in a `RoundSealed` at `seq` from the fields the fold keeps, as [`Self::apply`] does.
+    pub fn apply_seal(
+        &mut self,
+        seq: u64,
+        round: u64,
+        time: u32,
+        commitment: &[u8],
+        digests: u32,
+    ) -> Result<(), ProjectionError> {
+        crate::failpoint::before_fold(seq);
+        self.next_seq = seq + 1;
+        self.seal(seq, round, time, commitment, digests)
+    }
+
     /// Folds one event in. A stamping event that cannot be proven is logged and left out (see
     /// [`Projection::apply_checked`]); only an event that breaks the round order is an error.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Result<(), ProjectionError> {
@@ -241,8 +267,7 @@ impl Projection {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { digest, .. } => {
-                self.note_digest(digest);
-                self.count_digest(seq);
+                self.fold_digest(seq, digest);
                 Ok(None)
             }
             Event::RoundSealed {

@@ -80,6 +80,7 @@ use super::history::{
     ROUNDS_FILE, TXS_FILE,
 };
 use super::index::{self, FileSlots, IndexError, MapSlots};
+use super::proofcache::ProofCache;
 pub use super::table::ROUND_LEN;
 use super::table::{decode_round, encode_round, TxEntry, TX_LEN};
 use super::tiptree::{self, CHUNK};
@@ -186,6 +187,8 @@ pub struct CheckpointFiles {
     /// A grown digest index waits in `digests.tmp` for the snapshot that names it.
     digests_grown: bool,
     damaged: Arc<AtomicBool>,
+    /// The proof parts of final transactions, shared by every history of these files.
+    proof_cache: Arc<ProofCache>,
 }
 
 impl CheckpointFiles {
@@ -202,6 +205,7 @@ impl CheckpointFiles {
             bulk: false,
             digests_grown: false,
             damaged: Arc::default(),
+            proof_cache: Arc::default(),
         }
     }
 
@@ -276,6 +280,7 @@ impl CheckpointFiles {
             self.extent,
             self.archived_through,
             self.damaged.clone(),
+            self.proof_cache.clone(),
         )?))
     }
 

@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod digests;
 pub mod history;
 pub mod index;
+pub mod proofcache;
 pub mod rebuild;
 pub mod stamps;
 pub mod table;

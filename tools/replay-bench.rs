@@ -134,7 +134,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--build-threads" => args.build_threads = value.parse()?,
             "--client-threads" => {
                 args.client_threads = value.parse()?;
-                anyhow::ensure!(args.client_threads >= 1, "--client-threads must be at least 1");
+                anyhow::ensure!(
+                    args.client_threads >= 1,
+                    "--client-threads must be at least 1"
+                );
             }
             "--mixed-seconds" => args.mixed_seconds = value.parse()?,
             _ => anyhow::bail!(
@@ -157,7 +160,10 @@ fn main() -> anyhow::Result<()> {
     let proj = dir.path.join(PROJECTION_DIR);
     let reuse = args.skip_replay && proj.join("checkpoint").exists();
     if reuse {
-        println!("--skip-replay: using the projection already in {}", proj.display());
+        println!(
+            "--skip-replay: using the projection already in {}",
+            proj.display()
+        );
     } else {
         let mut sink = |_: &otsd::log::Progress| {};
         let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
@@ -276,14 +282,17 @@ fn serve_figures(
     let server = cpu_seconds(&pid.to_string())? - cpu_otsd;
     println!(
         "GET /timestamp at concurrency {} ({} client threads): {} answers in {secs:.1} s: {:.0} \
-         proofs/s; latency under that load {}; CPU: otsd {:.2} cores, this client {:.2} cores; {}",
+         proofs/s; latency under that load {}; CPU: otsd {:.2} cores ({:.1} µs a proof), this \
+         client {:.2} cores ({:.1} µs a proof); {}",
         args.concurrency,
         args.client_threads,
         load.proofs,
         load.proofs as f64 / secs,
         percentiles(load.latencies.iter().map(|&l| u64::from(l)).collect()),
         server / secs,
+        server * 1e6 / load.proofs.max(1) as f64,
         client / secs,
+        client * 1e6 / load.proofs.max(1) as f64,
         load_average()
     );
     println!(
@@ -422,9 +431,10 @@ fn mixed(args: &Args, addr: SocketAddr, pid: u32, sample: &[Vec<u8>]) -> anyhow:
         let started = Instant::now();
         let mut last_print = Instant::now();
         while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(seconds) {
-            std::thread::sleep(Duration::from_secs(5).min(
-                Duration::from_secs(seconds).saturating_sub(started.elapsed()),
-            ));
+            std::thread::sleep(
+                Duration::from_secs(5)
+                    .min(Duration::from_secs(seconds).saturating_sub(started.elapsed())),
+            );
             let rss = rss_kib(pid)?;
             rss_max = rss_max.max(rss);
             if last_print.elapsed() >= Duration::from_secs(60) {
@@ -499,7 +509,9 @@ async fn async_conn(
                 req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
             }
             Ask::Post => {
-                req.extend_from_slice(b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\n");
+                req.extend_from_slice(
+                    b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\n",
+                );
                 let mut d = [0u8; 32];
                 rng.fill_bytes(&mut d);
                 req.extend_from_slice(&d);
@@ -552,7 +564,8 @@ fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     // 13th, in clock ticks (USER_HZ, 100 on Linux).
     let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    let ticks: f64 =
+        f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
     Ok(ticks / 100.0)
 }
 
@@ -809,7 +822,10 @@ fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
             let mut sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).context("uri")?;
             s.spawn(move || {
                 for g in (t..groups).step_by(threads as usize) {
-                    if tx.send(seal_group(&mut sealer, g, args, rounds, time)).is_err() {
+                    if tx
+                        .send(seal_group(&mut sealer, g, args, rounds, time))
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -361,7 +361,12 @@ impl History {
             // The levels below the cached ones: one read of an aligned run of chunk nodes.
             let (first, end) = tiptree::low_run(leaves, i, parts.first_level);
             let mut bytes = vec![0u8; ((end - first) * 32) as usize];
-            self.read(&self.proofs, PROOFS_FILE, &mut bytes, levels_at + first * 32)?;
+            self.read(
+                &self.proofs,
+                PROOFS_FILE,
+                &mut bytes,
+                levels_at + first * 32,
+            )?;
             let run = bytes.chunks_exact(32).map(hash_of).collect();
             let tree = MerkleTree::new(run)
                 .ok_or_else(|| self.damaged(format!("tree levels at {}", tx.offset)))?;

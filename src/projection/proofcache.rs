@@ -101,7 +101,12 @@ pub struct TxProof {
 }
 
 impl TxProof {
-    pub fn new(log_head: Option<Hash>, tail: Vec<u8>, first_level: usize, upper: Vec<Hash>) -> Self {
+    pub fn new(
+        log_head: Option<Hash>,
+        tail: Vec<u8>,
+        first_level: usize,
+        upper: Vec<Hash>,
+    ) -> Self {
         TxProof {
             log_head,
             tail,
@@ -211,7 +216,10 @@ mod tests {
             assert!(cache.usage().0 <= MAX_CACHE_BYTES);
         }
         assert_eq!(cache.usage().1, fits);
-        assert!(cache.get(&tx(1)).is_none(), "the least recently used went first");
+        assert!(
+            cache.get(&tx(1)).is_none(),
+            "the least recently used went first"
+        );
         assert!(cache.get(&tx(fits as u64 + 9)).is_some());
         // Another tip at the same place is another transaction.
         let mut other = tx(0);
@@ -238,7 +246,11 @@ mod tests {
             assert_eq!(dir.find(9, 100, read).unwrap(), None, "max={max}");
             for round in [10, 19, 20, 555, 1009, 5000] {
                 let want = table.iter().rev().find(|t| t.first_round <= round).copied();
-                assert_eq!(dir.find(round, 100, read).unwrap(), want, "max={max} r={round}");
+                assert_eq!(
+                    dir.find(round, 100, read).unwrap(),
+                    want,
+                    "max={max} r={round}"
+                );
             }
         }
         let empty = TxDirectory::build(0, 10, read).unwrap();

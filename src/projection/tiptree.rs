@@ -121,7 +121,21 @@ mod tests {
     /// Paths from chunk recomputation and stored levels equal the whole tree's, for all shapes.
     #[test]
     fn split_paths_equal_whole_tree_paths() {
-        for n in [1u64, 2, 3, 31, 32, 33, 64, 65, 100, 1000, 1025, 5000, 16 * 32 * 3 + 40] {
+        for n in [
+            1u64,
+            2,
+            3,
+            31,
+            32,
+            33,
+            64,
+            65,
+            100,
+            1000,
+            1025,
+            5000,
+            16 * 32 * 3 + 40,
+        ] {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf(&i.to_le_bytes())).collect();
             let whole = MerkleTree::new(leaves.clone()).unwrap();
             let chunks: Vec<Hash> = leaves

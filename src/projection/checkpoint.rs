@@ -1411,13 +1411,20 @@ mod tests {
             if n > CHUNK {
                 bytes[at] ^= 1;
                 fs::write(&proofs, &bytes).unwrap();
+                // A fresh load: `loaded` serves this transaction's levels from its proof cache,
+                // as read (and checked against the tip) before the damage.
+                let damaged = CheckpointFiles::new(dir.path(), &key)
+                    .load(1)
+                    .unwrap()
+                    .unwrap()
+                    .view;
                 let c = &commitments[0];
                 assert!(
-                    matches!(loaded.status(c), Status::Unavailable(_)),
+                    matches!(damaged.status(c), Status::Unavailable(_)),
                     "n={n}: {:?}",
-                    loaded.status(c)
+                    damaged.status(c)
                 );
-                assert!(loaded.history().unwrap().is_damaged());
+                assert!(damaged.history().unwrap().is_damaged());
             }
         }
     }

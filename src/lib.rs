@@ -75,6 +75,7 @@
 //! | node discovery (`bitcoin.conf`, cookie)| `src/bitcoind/discover.rs`                      |
 //! | `--debug-file*` rotation               | `src/telemetry/rotate.rs`                       |
 //! | digest index (`/status/<digest>`)      | `src/projection/digests.rs`                     |
+//! | proof read path and its bounded caches | `src/projection/{history,proofcache,tiptree}.rs` |
 
 pub mod aggregator;
 pub mod anchor;

@@ -18,14 +18,21 @@
 //! - start-up without a checkpoint (a full replay that writes one), unless `--skip-full`.
 //!
 //! `cargo build --release && target/release/replay-bench [--dir D] [--digests N] [--round-size R]
-//! [--tx-rounds MIN,MAX | --tx-rounds 0] [--runs K] [--requests N] [--concurrency C] [--seconds S]
-//! [--skip-full]`
+//! [--tx-rounds MIN,MAX | --tx-rounds 0] [--build-threads T] [--build-only] [--skip-replay]
+//! [--runs K] [--requests N] [--concurrency C] [--client-threads T] [--seconds S]
+//! [--mixed-seconds S] [--skip-full]`
+//!
+//! The 100-million-round calendar (about 40 GB): build it once with
+//! `replay-bench --dir D --digests 100000000 --round-size 1 --build-only`, then measure it (again)
+//! with `replay-bench --dir D --digests 100000000 --round-size 1 --skip-replay --skip-full
+//! --mixed-seconds 600` (the same `--digests`, `--round-size` and `--tx-rounds` find the calendar
+//! already made; `--skip-replay` keeps its projection, so only the first measuring run replays).
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -53,6 +60,16 @@ struct Args {
     concurrency: usize,
     seconds: u64,
     skip_full: bool,
+    /// Use the projection already in `--dir` instead of running `otsctl replay` first.
+    skip_replay: bool,
+    /// Threads sealing rounds while the log is written.
+    build_threads: usize,
+    /// Client threads of the concurrent GET load.
+    client_threads: usize,
+    /// Seconds of mixed load (GETs, statuses and POSTs) with RSS sampled; 0: none.
+    mixed_seconds: u64,
+    /// Stop after building the calendar.
+    build_only: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -66,12 +83,28 @@ fn parse_args() -> anyhow::Result<Args> {
         concurrency: 64,
         seconds: 10,
         skip_full: false,
+        skip_replay: false,
+        build_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        client_threads: 1,
+        mixed_seconds: 0,
+        build_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--skip-full" {
-            args.skip_full = true;
-            continue;
+        match flag.as_str() {
+            "--skip-full" => {
+                args.skip_full = true;
+                continue;
+            }
+            "--skip-replay" | "--reuse" => {
+                args.skip_replay = true;
+                continue;
+            }
+            "--build-only" => {
+                args.build_only = true;
+                continue;
+            }
+            _ => {}
         }
         let value = it
             .next()
@@ -98,9 +131,19 @@ fn parse_args() -> anyhow::Result<Args> {
             "--requests" => args.requests = value.parse()?,
             "--concurrency" => args.concurrency = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
+            "--build-threads" => args.build_threads = value.parse()?,
+            "--client-threads" => {
+                args.client_threads = value.parse()?;
+                anyhow::ensure!(
+                    args.client_threads >= 1,
+                    "--client-threads must be at least 1"
+                );
+            }
+            "--mixed-seconds" => args.mixed_seconds = value.parse()?,
             _ => anyhow::bail!(
                 "unknown flag {flag} (--dir, --digests, --round-size, --tx-rounds, --runs, \
-                 --requests, --concurrency, --seconds, --skip-full)"
+                 --requests, --concurrency, --client-threads, --seconds, --mixed-seconds, \
+                 --build-threads, --build-only, --skip-replay, --skip-full)"
             ),
         }
     }
@@ -112,26 +155,38 @@ fn main() -> anyhow::Result<()> {
     let dir = prepare(&args)?;
     println!("log: {} bytes", dir_size(&dir.log_dir())?);
     print_log_bytes_per_round(&dir)?;
-    let mut sink = |_: &otsd::log::Progress| {};
-    let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
-    println!(
-        "otsctl replay (full, in process, writes the projection): {} events, {} digests, {} rounds \
-         in {:.3} s: {:.2}M rounds/s, {:.2}M digests/s, {:.2}M events/s",
-        s.events,
-        s.digests,
-        s.rounds,
-        s.seconds,
-        s.rounds as f64 / s.seconds / 1e6,
-        s.digests_per_second / 1e6,
-        s.events_per_second / 1e6
-    );
+    if args.build_only {
+        return Ok(());
+    }
     let proj = dir.path.join(PROJECTION_DIR);
+    let reuse = args.skip_replay && proj.join("checkpoint").exists();
+    if reuse {
+        println!(
+            "--skip-replay: using the projection already in {}",
+            proj.display()
+        );
+    } else {
+        let mut sink = |_: &otsd::log::Progress| {};
+        let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
+        println!(
+            "otsctl replay (full, in process, writes the projection): {} events, {} digests, {} \
+             rounds in {:.3} s: {:.2}M rounds/s, {:.2}M digests/s, {:.2}M events/s",
+            s.events,
+            s.digests,
+            s.rounds,
+            s.seconds,
+            s.rounds as f64 / s.seconds / 1e6,
+            s.digests_per_second / 1e6,
+            s.events_per_second / 1e6
+        );
+    }
+    let rounds = std::fs::metadata(proj.join("rounds")).map_or(0, |m| m.len()) / ROUND_LEN as u64;
     for name in ["rounds", "index", "digests", "txs", "proofs", "checkpoint"] {
         let len = std::fs::metadata(proj.join(name)).map_or(0, |m| m.len());
         println!(
             "projection/{name}: {len} bytes ({:.1} bytes/round, {:.1} bytes/digest)",
-            len as f64 / s.rounds.max(1) as f64,
-            len as f64 / s.digests.max(1) as f64
+            len as f64 / rounds.max(1) as f64,
+            len as f64 / args.digests.max(1) as f64
         );
     }
     let otsd = std::env::current_exe()?
@@ -268,16 +323,32 @@ fn serve_figures(
         "GET /status/<digest>, {cold_n} others, cold: {}",
         percentiles(by_digest(&mut conn, &cold)?)
     );
-    let (n, secs) = hammer(addr, sample, args.concurrency, args.seconds)?;
+    let (cpu_client, cpu_otsd) = (cpu_seconds("self")?, cpu_seconds(&pid.to_string())?);
+    let (load, secs) = hammer(args, addr, sample, args.seconds, false, |_| Ok(()))?;
+    let client = cpu_seconds("self")? - cpu_client;
+    let server = cpu_seconds(&pid.to_string())? - cpu_otsd;
     println!(
-        "GET /timestamp at concurrency {}: {n} answers in {secs:.1} s: {:.0} proofs/s",
+        "GET /timestamp at concurrency {} ({} client threads): {} answers in {secs:.1} s: {:.0} \
+         proofs/s; latency under that load {}; CPU: otsd {:.2} cores ({:.1} µs a proof), this \
+         client {:.2} cores ({:.1} µs a proof); {}",
         args.concurrency,
-        n as f64 / secs
+        args.client_threads,
+        load.proofs,
+        load.proofs as f64 / secs,
+        percentiles(load.latencies.iter().map(|&l| u64::from(l)).collect()),
+        server / secs,
+        server * 1e6 / load.proofs.max(1) as f64,
+        client / secs,
+        client * 1e6 / load.proofs.max(1) as f64,
+        load_average()
     );
     println!(
         "otsd RSS after that load: {:.1} MiB",
         rss_kib(pid)? as f64 / 1024.0
     );
+    if args.mixed_seconds > 0 {
+        mixed(args, addr, pid, sample)?;
+    }
     Ok(())
 }
 
@@ -310,44 +381,239 @@ fn percentiles(mut lat: Vec<u64>) -> String {
     )
 }
 
-/// `concurrency` keep-alive connections asking for random commitments for `seconds`.
+/// What a connection of the concurrent load asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Timestamp,
+    Status,
+    Post,
+}
+
+/// Answers of the concurrent load: per kind, and latencies (µs) of the proofs.
+#[derive(Default)]
+struct Load {
+    proofs: u64,
+    statuses: u64,
+    posts: u64,
+    latencies: Vec<u32>,
+}
+
+/// `concurrency` keep-alive connections asking for random commitments for `seconds`, driven by
+/// `--client-threads` threads (each an event loop over its share of the connections, so that the
+/// client spends its CPU on requests rather than on switching between 64 threads). With `mixed`,
+/// one connection in eight posts digests and one in eight asks `/status` of random digests.
+/// `during` runs beside the load (the RSS sampler).
 fn hammer(
+    args: &Args,
     addr: SocketAddr,
     sample: &[Vec<u8>],
-    concurrency: usize,
     seconds: u64,
-) -> anyhow::Result<(u64, f64)> {
-    let done = AtomicU64::new(0);
+    mixed: bool,
+    during: impl FnOnce(&AtomicBool) -> anyhow::Result<()>,
+) -> anyhow::Result<(Load, f64)> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..concurrency)
-            .map(|w| {
-                let (done, stop) = (&done, &stop);
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut conn = Conn::open(addr)?;
-                    let mut i = w * 7919;
-                    while !stop.load(Ordering::Relaxed) {
-                        let c = &sample[i % sample.len()];
-                        conn.get(&format!("/timestamp/{}", hex::encode(c)))?;
-                        done.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
-                    }
-                    Ok(())
+    let threads = args.client_threads.min(args.concurrency).max(1);
+    let loads = std::thread::scope(|s| -> anyhow::Result<Vec<Load>> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let stop = &stop;
+                let conns: Vec<usize> = (t..args.concurrency).step_by(threads).collect();
+                s.spawn(move || -> anyhow::Result<Load> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_io()
+                        .build()?;
+                    rt.block_on(async {
+                        let tasks: Vec<_> = conns
+                            .into_iter()
+                            .map(|w| {
+                                let ask = match w % 8 {
+                                    0 if mixed => Ask::Post,
+                                    1 if mixed => Ask::Status,
+                                    _ => Ask::Timestamp,
+                                };
+                                async_conn(addr, sample, w, ask, args.digests, stop)
+                            })
+                            .collect();
+                        let mut total = Load::default();
+                        for r in futures_util::future::join_all(tasks).await {
+                            let l = r?;
+                            total.proofs += l.proofs;
+                            total.statuses += l.statuses;
+                            total.posts += l.posts;
+                            total.latencies.extend(l.latencies);
+                        }
+                        Ok(total)
+                    })
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_secs(seconds));
+        let side = during(&stop);
+        std::thread::sleep(Duration::from_secs(seconds).saturating_sub(started.elapsed()));
         stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        side?;
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?)
+            .collect()
+    })?;
+    let mut total = Load::default();
+    for l in loads {
+        total.proofs += l.proofs;
+        total.statuses += l.statuses;
+        total.posts += l.posts;
+        total.latencies.extend(l.latencies);
+    }
+    Ok((total, started.elapsed().as_secs_f64()))
+}
+
+/// `--mixed-seconds` of mixed load: of `--concurrency` connections, one in eight posts digests
+/// (new rounds, so the projection checkpoints as it goes), one in eight asks `/status` of random
+/// digests, the others ask for random historical proofs; otsd's RSS is sampled every 5 s.
+fn mixed(args: &Args, addr: SocketAddr, pid: u32, sample: &[Vec<u8>]) -> anyhow::Result<()> {
+    let rss_start = rss_kib(pid)?;
+    let mut rss_max = rss_start;
+    let seconds = args.mixed_seconds;
+    let (load, secs) = hammer(args, addr, sample, seconds, true, |stop| {
+        let started = Instant::now();
+        let mut last_print = Instant::now();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(seconds) {
+            std::thread::sleep(
+                Duration::from_secs(5)
+                    .min(Duration::from_secs(seconds).saturating_sub(started.elapsed())),
+            );
+            let rss = rss_kib(pid)?;
+            rss_max = rss_max.max(rss);
+            if last_print.elapsed() >= Duration::from_secs(60) {
+                last_print = Instant::now();
+                println!(
+                    "  ... mixed load {:.0} s: otsd RSS {:.1} MiB",
+                    started.elapsed().as_secs_f64(),
+                    rss as f64 / 1024.0
+                );
+            }
         }
         Ok(())
     })?;
-    Ok((
-        done.load(Ordering::Relaxed),
-        started.elapsed().as_secs_f64(),
-    ))
+    println!(
+        "mixed load for {secs:.0} s at concurrency {}: {:.0} proofs/s (latency {}), {:.0} \
+         statuses/s, {:.0} digests posted/s; otsd RSS {:.1} MiB before, at most {:.1} MiB \
+         during, {:.1} MiB after; {}",
+        args.concurrency,
+        load.proofs as f64 / secs,
+        percentiles(load.latencies.iter().map(|&l| u64::from(l)).collect()),
+        load.statuses as f64 / secs,
+        load.posts as f64 / secs,
+        rss_start as f64 / 1024.0,
+        rss_max as f64 / 1024.0,
+        rss_kib(pid)? as f64 / 1024.0,
+        load_average()
+    );
+    Ok(())
+}
+
+/// The load average, to print beside figures measured on shared cores.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "load average unknown".into(),
+        |l| {
+            let f: Vec<&str> = l.split_whitespace().take(3).collect();
+            format!("load average {}", f.join(" "))
+        },
+    )
+}
+
+/// One keep-alive connection of [`hammer`], asking until `stop`.
+async fn async_conn(
+    addr: SocketAddr,
+    sample: &[Vec<u8>],
+    w: usize,
+    ask: Ask,
+    digests: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<Load> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+    let mut load = Load::default();
+    let mut req = Vec::with_capacity(256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut i = w * 7919;
+    while !stop.load(Ordering::Relaxed) {
+        req.clear();
+        match ask {
+            Ask::Timestamp => {
+                let c = &sample[i % sample.len()];
+                req.extend_from_slice(b"GET /timestamp/");
+                req.extend_from_slice(hex::encode(c).as_bytes());
+                req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            Ask::Status => {
+                let d = digest_at(rng.gen_range(0..digests));
+                req.extend_from_slice(b"GET /status/");
+                req.extend_from_slice(hex::encode(d).as_bytes());
+                req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            Ask::Post => {
+                req.extend_from_slice(
+                    b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\n",
+                );
+                let mut d = [0u8; 32];
+                rng.fill_bytes(&mut d);
+                req.extend_from_slice(&d);
+            }
+        }
+        let t = Instant::now();
+        stream.write_all(&req).await?;
+        let (status, mut have, mut need) = (0u16, 0usize, None::<usize>);
+        let mut status = status;
+        loop {
+            let n = stream.read(&mut buf[have..]).await?;
+            anyhow::ensure!(n > 0, "connection closed");
+            have += n;
+            if need.is_none() {
+                if let Some(end) = buf[..have].windows(4).position(|x| x == b"\r\n\r\n") {
+                    let head = std::str::from_utf8(&buf[..end])?;
+                    status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    let len = head
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                        .context("an answer without Content-Length")?;
+                    anyhow::ensure!(end + 4 + len <= buf.len(), "answer too long");
+                    need = Some(end + 4 + len);
+                }
+            }
+            if need.is_some_and(|n| have >= n) {
+                break;
+            }
+        }
+        match (ask, status) {
+            (Ask::Timestamp, 200 | 404) => {
+                load.proofs += 1;
+                load.latencies.push(t.elapsed().as_micros() as u32);
+            }
+            (Ask::Status, 200) => load.statuses += 1,
+            (Ask::Post, 200) => load.posts += 1,
+            (_, s) => anyhow::bail!("answer {s} under load"),
+        }
+        i += 1;
+    }
+    Ok(load)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat` (`self` for ours).
+fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which ends at the last ')'): utime and stime are the 12th and
+    // 13th, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    Ok(ticks / 100.0)
 }
 
 /// `n` commitments of random rounds, read from the projection's round table.
@@ -425,11 +691,15 @@ fn prepare(args: &Args) -> anyhow::Result<CalendarDir> {
     let started = Instant::now();
     let (rounds, txs) = write_log(args, &dir)?;
     std::fs::write(&marker, params(args))?;
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "wrote {} digests in {rounds} rounds and {txs} final stamping transactions to {} in {:.1} s",
+        "wrote {} digests in {rounds} rounds and {txs} final stamping transactions to {} in \
+         {secs:.1} s: {:.0} rounds/s, {:.0} digests/s ({} sealing threads)",
         args.digests,
         args.dir.display(),
-        started.elapsed().as_secs_f64()
+        rounds as f64 / secs,
+        args.digests as f64 / secs,
+        args.build_threads.max(1)
     );
     Ok(dir)
 }
@@ -537,38 +807,91 @@ impl Stamping {
     }
 }
 
+/// Rounds per group: sealed together by one sealing thread, appended with one `append_batches`
+/// (one fdatasync), about 1.3 MiB of log in rounds of one digest.
+fn group_rounds(round_size: u64) -> u64 {
+    (4096 / round_size).max(16)
+}
+
+/// One sealed round: its log record (the events of its batch) and its commitment.
+type SealedGroup = Vec<(Vec<Vec<u8>>, Vec<u8>)>;
+
+/// Seals the rounds of group `g` (digests `round * round_size ..`, cut at `digests`).
+fn seal_group(
+    sealer: &mut RoundSealer,
+    g: u64,
+    args: &Args,
+    rounds: u64,
+    time: u32,
+) -> anyhow::Result<SealedGroup> {
+    let per = group_rounds(args.round_size);
+    let mut out = Vec::with_capacity(per as usize);
+    for round in g * per..((g + 1) * per).min(rounds) {
+        let first = round * args.round_size;
+        let end = (first + args.round_size).min(args.digests);
+        let digests: Vec<[u8; 32]> = (first..end).map(digest_at).collect();
+        let refs: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
+        let sealed = sealer.seal(round, time + (round / 1000) as u32, &refs);
+        let Some(Event::RoundSealed { commitment, .. }) = sealed.events.last() else {
+            anyhow::bail!("a sealed round ends with RoundSealed");
+        };
+        let commitment = commitment.clone();
+        let batch = sealed
+            .events
+            .iter()
+            .map(codec::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((batch, commitment));
+    }
+    Ok(out)
+}
+
 /// Writes the log: `--digests` digests in rounds, and the stamping transactions; returns the
-/// number of rounds and transactions.
+/// number of rounds and transactions. `--build-threads` threads seal groups of rounds (each with
+/// its own sealer, as independent aggregators would) while this one chains them into the log
+/// through the real writer, in round order, and makes the stamping transactions.
 fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
     let key = LogKey::derive(&dir.hmac_key);
     let (mut writer, _) = Writer::open(&dir.log_dir(), key, WriterOptions::default())?;
-    let mut sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).context("uri")?;
     let mut stamping = args.tx_rounds.map(Stamping::new).transpose()?;
-    let (mut written, mut round) = (0u64, 0u64);
+    let rounds = args.digests.div_ceil(args.round_size);
+    let groups = rounds.div_ceil(group_rounds(args.round_size));
+    let threads = args.build_threads.max(1) as u64;
     let time = 1_763_900_000u32;
+    let started = Instant::now();
     let mut tick = Instant::now();
-    while written < args.digests {
-        let mut group = Vec::new();
-        for _ in 0..256 {
-            let n = args.round_size.min(args.digests - written) as usize;
-            if n == 0 {
-                break;
-            }
-            let digests: Vec<[u8; 32]> = (0..n as u64).map(|i| digest_at(written + i)).collect();
-            let refs: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
-            let sealed = sealer.seal(round, time + (round / 1000) as u32, &refs);
-            let batch = sealed
-                .events
-                .iter()
-                .map(codec::encode)
-                .collect::<Result<Vec<_>, _>>()?;
-            group.push(batch);
-            if let Some(s) = stamping.as_mut() {
-                let Some(Event::RoundSealed { commitment, .. }) = sealed.events.last() else {
-                    anyhow::bail!("a sealed round ends with RoundSealed");
-                };
-                if let Some(events) = s.round(round, commitment)? {
-                    group.push(
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let mut inboxes = Vec::new();
+        for t in 0..threads {
+            // Two groups queued per sealer bound the memory (a few MiB each).
+            let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<SealedGroup>>(2);
+            inboxes.push(rx);
+            let mut sealer = RoundSealer::new(&dir.uri, &dir.hmac_key).context("uri")?;
+            s.spawn(move || {
+                for g in (t..groups).step_by(threads as usize) {
+                    if tx
+                        .send(seal_group(&mut sealer, g, args, rounds, time))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        for g in 0..groups {
+            let group = inboxes[(g % threads) as usize]
+                .recv()
+                .context("a sealing thread stopped")??;
+            let first = g * group_rounds(args.round_size);
+            let sealed = group.len() as u64;
+            let mut batches = Vec::with_capacity(group.len() + 1);
+            for (i, (batch, commitment)) in group.into_iter().enumerate() {
+                batches.push(batch);
+                if let Some(events) = match stamping.as_mut() {
+                    Some(st) => st.round(first + i as u64, &commitment)?,
+                    None => None,
+                } {
+                    batches.push(
                         events
                             .iter()
                             .map(codec::encode)
@@ -576,17 +899,20 @@ fn write_log(args: &Args, dir: &CalendarDir) -> anyhow::Result<(u64, u64)> {
                     );
                 }
             }
-            written += n as u64;
-            round += 1;
+            writer.append_batches(&batches)?;
+            if tick.elapsed() > Duration::from_secs(10) {
+                tick = Instant::now();
+                let done = first + sealed;
+                println!(
+                    "  ... {done} rounds, {:.0} rounds/s",
+                    done as f64 / started.elapsed().as_secs_f64()
+                );
+            }
         }
-        writer.append_batches(&group)?;
-        if tick.elapsed() > Duration::from_secs(10) {
-            tick = Instant::now();
-            println!("  ... {written} digests, {round} rounds");
-        }
-    }
+        Ok(())
+    })?;
     drop(writer);
-    Ok((round, stamping.map_or(0, |s| s.txs)))
+    Ok((rounds, stamping.map_or(0, |s| s.txs)))
 }
 
 /// Starts otsd on `dir`; once it accepts connections, measures its RSS and runs `then` with its

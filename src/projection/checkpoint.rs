@@ -80,6 +80,7 @@ use super::history::{
     ROUNDS_FILE, TXS_FILE,
 };
 use super::index::{self, FileSlots, IndexError, MapSlots};
+use super::proofcache::ProofCache;
 pub use super::table::ROUND_LEN;
 use super::table::{decode_round, encode_round, TxEntry, TX_LEN};
 use super::tiptree::{self, CHUNK};
@@ -193,6 +194,8 @@ pub struct CheckpointFiles {
     index_map: Option<MappedMut>,
     digests_map: Option<MappedMut>,
     damaged: Arc<AtomicBool>,
+    /// The proof parts of final transactions, shared by every history of these files.
+    proof_cache: Arc<ProofCache>,
 }
 
 impl CheckpointFiles {
@@ -212,6 +215,7 @@ impl CheckpointFiles {
             index_map: None,
             digests_map: None,
             damaged: Arc::default(),
+            proof_cache: Arc::default(),
         }
     }
 
@@ -293,6 +297,7 @@ impl CheckpointFiles {
             self.extent,
             self.archived_through,
             self.damaged.clone(),
+            self.proof_cache.clone(),
         )?))
     }
 
@@ -1481,13 +1486,20 @@ mod tests {
             if n > CHUNK {
                 bytes[at] ^= 1;
                 fs::write(&proofs, &bytes).unwrap();
+                // A fresh load: `loaded` serves this transaction's levels from its proof cache,
+                // as read (and checked against the tip) before the damage.
+                let damaged = CheckpointFiles::new(dir.path(), &key)
+                    .load(1)
+                    .unwrap()
+                    .unwrap()
+                    .view;
                 let c = &commitments[0];
                 assert!(
-                    matches!(loaded.status(c), Status::Unavailable(_)),
+                    matches!(damaged.status(c), Status::Unavailable(_)),
                     "n={n}: {:?}",
-                    loaded.status(c)
+                    damaged.status(c)
                 );
-                assert!(loaded.history().unwrap().is_damaged());
+                assert!(damaged.history().unwrap().is_damaged());
             }
         }
     }

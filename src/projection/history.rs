@@ -14,10 +14,11 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::digests::{self, DigestHash, DigestIndexError};
 use super::index::{self, FileSlots, IndexError};
+use super::proofcache::{ProofCache, TxDirectory, TxProof, MAX_TX_SAMPLES, UPPER_NODES};
 use super::table::{decode_round, TxEntry, ROUND_LEN, TX_LEN};
 use super::tiptree::{self, CHUNK};
 use super::{Commitment, RoundEntry};
@@ -76,6 +77,18 @@ pub struct History {
     /// Last round of the last archived transaction.
     archived_through: Option<u64>,
     damaged: Arc<AtomicBool>,
+    /// The `txs` table sampled in memory, made at the first look-up (bounded: see
+    /// [`super::proofcache`]).
+    txdir: OnceLock<Arc<TxDirectory>>,
+    /// Shared proof parts of final transactions, shared with the histories before and after this
+    /// one (bounded: see [`super::proofcache`]).
+    cache: Arc<ProofCache>,
+}
+
+fn hash_of(b: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(b);
+    h
 }
 
 fn open(dir: &Path, name: &str) -> Result<File, HistoryError> {
@@ -84,12 +97,14 @@ fn open(dir: &Path, name: &str) -> Result<File, HistoryError> {
 }
 
 impl History {
-    /// Opens the files of `dir` covering `extent`.
+    /// Opens the files of `dir` covering `extent`; `cache` is the calendar directory's
+    /// [`ProofCache`].
     pub(crate) fn open(
         dir: &Path,
         extent: Extent,
         archived_through: Option<u64>,
         damaged: Arc<AtomicBool>,
+        cache: Arc<ProofCache>,
     ) -> Result<History, HistoryError> {
         Ok(History {
             dir: dir.to_path_buf(),
@@ -101,6 +116,8 @@ impl History {
             extent,
             archived_through,
             damaged,
+            txdir: OnceLock::new(),
+            cache,
         })
     }
 
@@ -222,21 +239,36 @@ impl History {
         }
     }
 
-    /// The archived transaction covering `round`, if any.
+    /// The archived transaction covering `round`, if any: a search of the sampled table in
+    /// memory, then (past [`MAX_TX_SAMPLES`] transactions) one read of the entries after the
+    /// sample.
     pub fn tx_for(&self, round: u64) -> Result<Option<TxEntry>, HistoryError> {
-        let (mut lo, mut hi) = (0u64, self.extent.txs);
-        let mut found = None;
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let tx = self.tx(mid)?;
-            if tx.first_round <= round {
-                found = Some(tx);
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        let dir = match self.txdir.get() {
+            Some(dir) => dir.clone(),
+            // Built outside the cell: two first look-ups at once both build, one copy is kept.
+            None => {
+                let dir = TxDirectory::build(self.extent.txs, MAX_TX_SAMPLES, |a, b| {
+                    self.txs_range(a, b)
+                })?;
+                self.txdir.get_or_init(|| Arc::new(dir)).clone()
             }
-        }
+        };
+        let found = dir.find(round, self.extent.txs, |a, b| self.txs_range(a, b))?;
         Ok(found.filter(|t| round <= t.last_round))
+    }
+
+    /// Transactions `first..end` (within `0..extent.txs`), in one read.
+    fn txs_range(&self, first: u64, end: u64) -> Result<Vec<TxEntry>, HistoryError> {
+        let mut buf = vec![0u8; ((end - first) as usize) * TX_LEN];
+        self.read(&self.txs, TXS_FILE, &mut buf, first * TX_LEN as u64)?;
+        buf.chunks_exact(TX_LEN)
+            .enumerate()
+            .map(|(i, b)| {
+                TxEntry::decode(b).ok_or_else(|| {
+                    self.damaged(format!("transaction {} fails its CRC", first + i as u64))
+                })
+            })
+            .collect()
     }
 
     /// Fees (satoshis) and count of the archived transactions whose time is `since` or later,
@@ -260,10 +292,12 @@ impl History {
         TxEntry::decode(&b).ok_or_else(|| self.damaged(format!("transaction {i} fails its CRC")))
     }
 
-    /// The complete proof of `round` in the archived transaction `tx`: the round's chunk is
-    /// recomputed from the round table, the levels above are read, and the result must lead to the
-    /// transaction's tip.
-    pub fn proof(&self, tx: &TxEntry, round: u64) -> Result<Vec<u8>, HistoryError> {
+    /// What every proof of `tx` shares (its proof tail and upper tree levels), from the cache
+    /// or read (in two reads) and cached.
+    fn tx_proof(&self, tx: &TxEntry) -> Result<Arc<TxProof>, HistoryError> {
+        if let Some(hit) = self.cache.get(tx) {
+            return Ok(hit);
+        }
         let mut head = vec![0u8; PROOF_HEAD_LEN as usize + tx.tail_len as usize + 4];
         self.read(&self.proofs, PROOFS_FILE, &mut head, tx.offset)?;
         let (body, crc) = head.split_at(head.len() - 4);
@@ -275,9 +309,35 @@ impl History {
             h.copy_from_slice(&body[1..33]);
             h
         });
-        let tail = &body[PROOF_HEAD_LEN as usize..];
+        let leaves = tx.last_round - tx.first_round + 1 + u64::from(log_head.is_some());
+        let sizes = tiptree::level_sizes(leaves);
+        let first_level = sizes.iter().position(|&n| n <= UPPER_NODES).unwrap_or(0);
+        let starts = tiptree::level_starts(leaves);
+        let nodes = starts[starts.len() - 1] - starts[first_level];
+        let mut bytes = vec![0u8; nodes as usize * 32];
+        let levels_at = tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4;
+        self.read(
+            &self.proofs,
+            PROOFS_FILE,
+            &mut bytes,
+            levels_at + starts[first_level] * 32,
+        )?;
+        let upper = bytes.chunks_exact(32).map(hash_of).collect();
+        let tail = body[PROOF_HEAD_LEN as usize..].to_vec();
+        let parts = Arc::new(TxProof::new(log_head, tail, first_level, upper));
+        self.cache.insert(tx, parts.clone());
+        Ok(parts)
+    }
+
+    /// The complete proof of `round` in the archived transaction `tx`: the round's chunk is
+    /// recomputed from the round table (one read), the levels above it up to the cached ones from
+    /// an aligned run of chunk nodes (one read of under 2/[`UPPER_NODES`] of that level: 16
+    /// nodes, 512 bytes, for two million rounds), the upper levels come from the cache, and the
+    /// result must lead to the transaction's tip.
+    pub fn proof(&self, tx: &TxEntry, round: u64) -> Result<Vec<u8>, HistoryError> {
+        let parts = self.tx_proof(tx)?;
         let covered = tx.last_round - tx.first_round + 1;
-        let leaves = covered + u64::from(log_head.is_some());
+        let leaves = covered + u64::from(parts.log_head.is_some());
         let i = round - tx.first_round;
         let chunk_first = i / CHUNK * CHUNK;
         let chunk_end = (chunk_first + CHUNK).min(leaves);
@@ -290,17 +350,38 @@ impl History {
             .map(|e| tiptree::leaf(&e.commitment))
             .collect();
         if chunk_end > covered {
-            chunk_leaves.extend(log_head);
+            chunk_leaves.extend(parts.log_head);
         }
         let leaf = chunk_leaves[(i - chunk_first) as usize];
         let chunk = MerkleTree::new(chunk_leaves)
             .ok_or_else(|| self.damaged(format!("rounds of the transaction at {}", tx.offset)))?;
         let mut steps = tiptree::chunk_steps(&chunk, i);
         let levels_at = tx.offset + PROOF_HEAD_LEN + u64::from(tx.tail_len) + 4;
+        if parts.first_level > 0 {
+            // The levels below the cached ones: one read of an aligned run of chunk nodes.
+            let (first, end) = tiptree::low_run(leaves, i, parts.first_level);
+            let mut bytes = vec![0u8; ((end - first) * 32) as usize];
+            self.read(
+                &self.proofs,
+                PROOFS_FILE,
+                &mut bytes,
+                levels_at + first * 32,
+            )?;
+            let run = bytes.chunks_exact(32).map(hash_of).collect();
+            let tree = MerkleTree::new(run)
+                .ok_or_else(|| self.damaged(format!("tree levels at {}", tx.offset)))?;
+            steps.extend(tiptree::chunk_steps_at(&tree, (i / CHUNK - first) as usize));
+        }
+        let starts = tiptree::level_starts(leaves);
+        let cached_from = starts[parts.first_level];
         for (l, j, side) in tiptree::upper_siblings(leaves, i) {
-            let mut h = [0u8; 32];
-            let at = levels_at + tiptree::node_offset(leaves, l, j);
-            self.read(&self.proofs, PROOFS_FILE, &mut h, at)?;
+            if l < parts.first_level {
+                continue;
+            }
+            let h = *parts
+                .upper
+                .get((starts[l] + j - cached_from) as usize)
+                .ok_or_else(|| self.damaged(format!("tree levels at {}", tx.offset)))?;
             steps.push((side, h));
         }
         let top = steps.iter().fold(leaf, |msg, (side, sibling)| match side {
@@ -312,7 +393,7 @@ impl History {
                 "the path of round {round} does not lead to its transaction's tip"
             )));
         }
-        let mut out = Vec::with_capacity(64 + steps.len() * 34 + tail.len());
+        let mut out = Vec::with_capacity(64 + steps.len() * 34 + parts.tail.len());
         let mut w = PathWriter::new(&mut out);
         w.sha256();
         for (side, sibling) in &steps {
@@ -321,7 +402,7 @@ impl History {
                 sibling,
             });
         }
-        w.raw(tail);
+        w.raw(&parts.tail);
         Ok(out)
     }
 }

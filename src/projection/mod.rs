@@ -19,13 +19,15 @@
 //! a projection without history: the `otsctl` tools that fold a log in memory).
 //!
 //! `GET /timestamp` of a historical commitment costs an index probe (one or two slots), a round
-//! entry, a binary search of the final transactions, one read of [`tiptree::CHUNK`] round entries
-//! and one node per upper tree level; [`Projection::status_shared`] does those reads without
-//! holding the projection's lock.
+//! entry, a search of the final transactions in memory, one read of [`tiptree::CHUNK`] round
+//! entries, one read of an aligned run of chunk nodes (512 bytes for two million rounds) and the
+//! upper tree levels from a bounded cache ([`proofcache`]: at most 32 MiB); [`Projection::status_shared`]
+//! does those reads without holding the projection's lock.
 pub mod checkpoint;
 pub mod digests;
 pub mod history;
 pub mod index;
+pub mod proofcache;
 pub mod rebuild;
 pub mod stamps;
 pub mod table;

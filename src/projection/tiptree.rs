@@ -82,10 +82,34 @@ pub fn node_offset(leaves: u64, l: usize, j: u64) -> u64 {
     (sizes[..l].iter().sum::<u64>() + j) * 32
 }
 
+/// Index of the first node of each stored level among all stored nodes (lowest level first), and
+/// the total number of stored nodes last: node `j` of level `l` is node `starts[l] + j`.
+pub fn level_starts(leaves: u64) -> Vec<u64> {
+    let mut starts = vec![0];
+    for n in level_sizes(leaves) {
+        starts.push(starts[starts.len() - 1] + n);
+    }
+    starts
+}
+
+/// The nodes `first..end` of stored level 0 whose own tree gives leaf `index`'s siblings on the
+/// stored levels below `levels`: the aligned run of `2^levels` nodes holding its chunk's node (cut
+/// at the level's end). Aligned runs pair exactly as the whole level does, so their tree is the
+/// whole tree's, cut below level `levels`.
+pub fn low_run(leaves: u64, index: u64, levels: usize) -> (u64, u64) {
+    let n = leaves.div_ceil(CHUNK).max(1);
+    let first = (index / CHUNK) >> levels << levels;
+    (first, (first + (1 << levels)).min(n))
+}
+
 /// The steps of leaf `index % CHUNK` within its chunk, owned.
 pub fn chunk_steps(chunk: &MerkleTree, index: u64) -> Vec<(Side, Hash)> {
-    chunk
-        .path((index % CHUNK) as usize)
+    chunk_steps_at(chunk, (index % CHUNK) as usize)
+}
+
+/// The steps of leaf `at` of `tree`, owned (none if there is no such leaf).
+pub fn chunk_steps_at(tree: &MerkleTree, at: usize) -> Vec<(Side, Hash)> {
+    tree.path(at)
         .map(|p| p.map(|s: Step<'_>| (s.side, *s.sibling)).collect())
         .unwrap_or_default()
 }
@@ -97,7 +121,21 @@ mod tests {
     /// Paths from chunk recomputation and stored levels equal the whole tree's, for all shapes.
     #[test]
     fn split_paths_equal_whole_tree_paths() {
-        for n in [1u64, 2, 3, 31, 32, 33, 64, 65, 100, 1000, 1025] {
+        for n in [
+            1u64,
+            2,
+            3,
+            31,
+            32,
+            33,
+            64,
+            65,
+            100,
+            1000,
+            1025,
+            5000,
+            16 * 32 * 3 + 40,
+        ] {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf(&i.to_le_bytes())).collect();
             let whole = MerkleTree::new(leaves.clone()).unwrap();
             let chunks: Vec<Hash> = leaves
@@ -127,6 +165,31 @@ mod tests {
                     .map(|s| (s.side, *s.sibling))
                     .collect();
                 assert_eq!(steps, want, "n={n} i={i}");
+                // The levels below `low` from the tree of an aligned run of level-0 nodes.
+                for low in 0..5usize {
+                    let mut steps = chunk_steps(&chunk, i);
+                    let (first, end) = low_run(n, i, low);
+                    let run: Vec<Hash> = (first..end)
+                        .map(|j| {
+                            let mut h = [0u8; 32];
+                            h.copy_from_slice(&stored[j as usize * 32..j as usize * 32 + 32]);
+                            h
+                        })
+                        .collect();
+                    let tree = MerkleTree::new(run).unwrap();
+                    steps.extend(
+                        tree.path((i / CHUNK - first) as usize)
+                            .unwrap()
+                            .map(|s| (s.side, *s.sibling)),
+                    );
+                    for (l, j, side) in upper_siblings(n, i).into_iter().filter(|s| s.0 >= low) {
+                        let at = node_offset(n, l, j) as usize;
+                        let mut h = [0u8; 32];
+                        h.copy_from_slice(&stored[at..at + 32]);
+                        steps.push((side, h));
+                    }
+                    assert_eq!(steps, want, "n={n} i={i} low={low}");
+                }
             }
         }
     }

@@ -113,7 +113,17 @@ mod tests {
     #[test]
     fn direct_imported_events_equal_serde() {
         let sizes = [0usize, 1, 23, 24, 255, 256, 65535, 65536];
-        let numbers = [0u64, 23, 24, 255, 256, 65535, 65536, u32::MAX as u64, 1 << 40];
+        let numbers = [
+            0u64,
+            23,
+            24,
+            255,
+            256,
+            65535,
+            65536,
+            u32::MAX as u64,
+            1 << 40,
+        ];
         for (i, &round) in numbers.iter().enumerate() {
             for &len in &sizes {
                 let proof = vec![0xab; len];

@@ -297,7 +297,10 @@ fn fingerprint(hash: u64) -> u64 {
 /// Row file and offset of a non-empty slot value.
 fn entry_of(v: u64) -> (usize, usize) {
     let e = (v & ((1 << ENTRY_BITS) - 1)) - 1;
-    ((e >> ROW_FILE_SHIFT) as usize, (e & ((1 << ROW_FILE_SHIFT) - 1)) as usize)
+    (
+        (e >> ROW_FILE_SHIFT) as usize,
+        (e & ((1 << ROW_FILE_SHIFT) - 1)) as usize,
+    )
 }
 
 /// The fast path for a row of exactly one `sha256`, `append` or `prepend` and no attestation

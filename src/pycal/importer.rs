@@ -405,7 +405,9 @@ impl<'w> Sink<'w> {
         for &(end, kind) in &chunk.items {
             let end = end as usize;
             let Some(event) = chunk.bytes.get(start..end) else {
-                return Err(ImportError::Walker("a chunk's event offsets are out of order".into()));
+                return Err(ImportError::Walker(
+                    "a chunk's event offsets are out of order".into(),
+                ));
             };
             start = end;
             match kind {
@@ -589,7 +591,6 @@ pub fn render(r: &ImportReport) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,30 +735,33 @@ mod tests {
         assert_eq!(report.shared_suffixes, sizes.len() as u64);
         assert_eq!(report.unreached_rows, 0);
 
-        let reader = crate::log::Reader::open(&dst.join(crate::calendar::dir::LOG_DIR), None).unwrap();
+        let reader =
+            crate::log::Reader::open(&dst.join(crate::calendar::dir::LOG_DIR), None).unwrap();
         let mut suffixes = HashMap::new();
         let mut seen = 0;
         reader
-            .for_each_from(0, |seq, bytes| match codec::decode::<Event>(bytes).unwrap() {
-                Event::ProofSuffixImported { bytes } => {
-                    suffixes.insert(seq, bytes);
+            .for_each_from(0, |seq, bytes| {
+                match codec::decode::<Event>(bytes).unwrap() {
+                    Event::ProofSuffixImported { bytes } => {
+                        suffixes.insert(seq, bytes);
+                    }
+                    Event::CommitmentImported {
+                        round,
+                        commitment,
+                        proof,
+                        suffix_seq,
+                    } => {
+                        assert_eq!(round, seen);
+                        assert_eq!(commitment, commitments[seen as usize]);
+                        let joined = proof.map(|head| {
+                            let suffix = suffix_seq.map(|s| suffixes[&s].as_slice());
+                            crate::events::joined_proof(&head, suffix)
+                        });
+                        assert_eq!(joined, python_answer(&rows, &commitment), "round {round}");
+                        seen += 1;
+                    }
+                    other => panic!("{other:?}"),
                 }
-                Event::CommitmentImported {
-                    round,
-                    commitment,
-                    proof,
-                    suffix_seq,
-                } => {
-                    assert_eq!(round, seen);
-                    assert_eq!(commitment, commitments[seen as usize]);
-                    let joined = proof.map(|head| {
-                        let suffix = suffix_seq.map(|s| suffixes[&s].as_slice());
-                        crate::events::joined_proof(&head, suffix)
-                    });
-                    assert_eq!(joined, python_answer(&rows, &commitment), "round {round}");
-                    seen += 1;
-                }
-                other => panic!("{other:?}"),
             })
             .unwrap();
         assert_eq!(seen, n as u64);

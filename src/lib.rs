@@ -70,6 +70,7 @@
 //! | `otsctl import-otsd`, Python files     | `src/ctl/import_otsd.rs` over `src/pycal/`; `log-format/python-calendar.md` |
 //! | object storage: `--ship-to`, `s3://`   | `src/replica/{bucket,bucket_ship,continuous}.rs`, `src/replica/follow/bucket_source.rs`; `log-format/mirror.md` |
 //! | LevelDB table reader (import)          | `src/pycal/ldb.rs` (checked against rusty-leveldb in `src/pycal/db.rs`) |
+//! | import's answers and parallel walk     | `src/pycal/walk.rs` (answers), `src/pycal/chunk.rs` (a journal chunk's events), `src/pycal/importer.rs` (threads, log) |
 //! | `GET /experimental/backup/<N>`         | `src/http/backup.rs` over `src/pycal/backup.rs` |
 //! | Python's info JSON field names         | `src/http/info_python.rs`                       |
 //! | node discovery (`bitcoin.conf`, cookie)| `src/bitcoind/discover.rs`                      |

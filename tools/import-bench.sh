@@ -10,11 +10,13 @@
 # of log.
 #
 # Usage: tools/import-bench.sh [COMMITMENTS] [WORKDIR]   (defaults: 10000000, /tmp/otsd-import-bench)
+# OTSCTL=path/to/otsctl runs another build (e.g. the one before a change, for a back-to-back figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000000}
 work=${2:-/tmp/otsd-import-bench}
-cargo build --release --bin pycal-gen --bin otsctl >&2
+nice -n 10 cargo build --release --bin pycal-gen --bin otsctl >&2
+otsctl=${OTSCTL:-target/release/otsctl}
 mkdir -p "$work"
 src="$work/python-$n"
 if [[ ! -f "$src/.complete" ]]; then
@@ -24,6 +26,8 @@ if [[ ! -f "$src/.complete" ]]; then
 fi
 rm -rf "$work/otsd" "$work/otsd.import-tmp"
 sync
-/usr/bin/time -v target/release/otsctl import-otsd "$src" "$work/otsd" 2> "$work/time.txt" | tee "$work/report.txt"
-grep -E "Elapsed|Maximum resident|User time|System time" "$work/time.txt"
+echo "before: $(uptime)"
+/usr/bin/time -v "$otsctl" import-otsd "$src" "$work/otsd" 2> "$work/time.txt" | tee "$work/report.txt"
+echo "after: $(uptime)"
+grep -E "Elapsed|Maximum resident|User time|System time|Percent of CPU" "$work/time.txt"
 du -sh "$src/db" "$work/otsd/log"

@@ -66,6 +66,9 @@ pub enum LogError {
     /// A batch holds no events.
     #[error("a batch must hold at least one event")]
     EmptyBatch,
+    /// A framed batch payload does not hold exactly its count of events.
+    #[error("a framed batch payload does not hold exactly its {count} events")]
+    MalformedBatch { count: u32 },
     /// An event or a batch is larger than the format allows.
     #[error("{what} of {len} bytes exceeds the limit of {max}")]
     TooLarge {

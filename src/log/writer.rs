@@ -240,6 +240,78 @@ impl Writer {
         Ok(ranges)
     }
 
+    /// Appends batches whose payloads are already framed as a batch record holds them (each
+    /// event `u32 LE length || bytes`), one record each, with one write and **no** `fdatasync`:
+    /// for a bulk writer that makes everything durable once at the end ([`Writer::sync`]) and
+    /// acknowledges nothing before (`otsctl import-otsd`, into a directory it renames only when
+    /// complete). A crash before [`Writer::sync`] may lose any of them; sealing a segment still
+    /// syncs it. Limits and failure policy as [`Writer::append_batches`].
+    pub fn append_framed_unsynced(
+        &mut self,
+        batches: &[(u32, Vec<u8>)],
+    ) -> Result<Vec<SeqRange>, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let mut size = 0u64;
+        for (count, payload) in batches {
+            size += validate_framed(*count, payload)?;
+        }
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.successor.is_none()
+            && self.active.record_count > 0
+            && self.active.offset + size + SEAL_RECORD_LEN as u64 > self.opts.segment_size
+        {
+            self.poison_on_err(Writer::seal_active)?;
+        }
+        self.start_successor()?;
+        self.ensure_allocated(size)?;
+        self.buf.clear();
+        let mut chain = self.active.chain;
+        let mut seq = self.active.next_seq;
+        let mut ranges = Vec::with_capacity(batches.len());
+        for (count, payload) in batches {
+            let write = |out: &mut Vec<u8>| out.extend_from_slice(payload);
+            record::encode(
+                &mut self.buf,
+                RecordType::Batch,
+                seq,
+                *count,
+                write,
+                &mut chain,
+                &self.key,
+            );
+            ranges.push(SeqRange {
+                first: seq,
+                count: *count,
+            });
+            seq += u64::from(*count);
+        }
+        self.pending = Pending {
+            chain,
+            next_seq: seq,
+            records: batches.len() as u64,
+        };
+        self.poison_on_err(Writer::write_buf)?;
+        Ok(ranges)
+    }
+
+    /// Makes everything appended durable (`fdatasync` of the active segment).
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if self.successor.is_some() {
+            return Ok(());
+        }
+        self.poison_on_err(|w| {
+            let a = &mut w.active;
+            a.file.sync_data().map_err(io_at("fdatasync", &a.path))
+        })
+    }
+
     fn poison_on_err(
         &mut self,
         op: fn(&mut Writer) -> Result<(), LogError>,
@@ -291,13 +363,27 @@ impl Writer {
         let a = &mut self.active;
         write_all_at(a.file.as_mut(), &self.buf, a.offset).map_err(io_at("write", &a.path))?;
         a.file.sync_data().map_err(io_at("fdatasync", &a.path))?;
+        self.advance();
+        Ok(())
+    }
+
+    /// [`Writer::commit_buf`] without the sync.
+    fn write_buf(&mut self) -> Result<(), LogError> {
+        let a = &mut self.active;
+        write_all_at(a.file.as_mut(), &self.buf, a.offset).map_err(io_at("write", &a.path))?;
+        self.advance();
+        Ok(())
+    }
+
+    /// Makes the state after `self.buf` (written) the writer's.
+    fn advance(&mut self) {
+        let a = &mut self.active;
         a.offset += self.buf.len() as u64;
         a.sha256.update(&self.buf);
         a.event_count += self.pending.next_seq - a.next_seq;
         a.record_count += self.pending.records;
         a.chain = self.pending.chain;
         a.next_seq = self.pending.next_seq;
-        Ok(())
     }
 
     /// Creates the segment after a sealed active one. A failure before the new segment is renamed
@@ -372,6 +458,26 @@ pub(crate) fn validate_batch(batch: &[Vec<u8>]) -> Result<u64, LogError> {
     let len = record::batch_len(batch);
     if len > MAX_RECORD_LEN || batch.len() > u32::MAX as usize {
         return Err(too_large("batch", len, MAX_RECORD_LEN));
+    }
+    Ok(len as u64)
+}
+
+/// Checks a framed batch payload (see [`Writer::append_framed_unsynced`]) against the format's
+/// limits; returns its encoded length.
+fn validate_framed(count: u32, payload: &[u8]) -> Result<u64, LogError> {
+    if count == 0 {
+        return Err(LogError::EmptyBatch);
+    }
+    let len = record::MIN_RECORD_LEN + payload.len();
+    if len > MAX_RECORD_LEN {
+        return Err(too_large("batch", len, MAX_RECORD_LEN));
+    }
+    let mut largest = 0;
+    if !record::for_each_event(payload, count, |_, e| largest = largest.max(e.len())) {
+        return Err(LogError::MalformedBatch { count });
+    }
+    if largest > MAX_EVENT_LEN {
+        return Err(too_large("event", largest, MAX_EVENT_LEN));
     }
     Ok(len as u64)
 }

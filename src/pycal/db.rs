@@ -10,11 +10,9 @@
 //! bytes, or says which of the two failures happened.
 //!
 //! Speed: every table file is read straight from its bytes ([`super::ldb`]), several at once,
-//! into row files (scratch files beside the copy) and a hash index over them
-//! ([`ProofDb::build`]); the serialization of every node is memoized, so the nodes shared by many
-//! commitments (every node above a transaction's tip, the inner nodes of its tree) are read once
-//! while their commitments come in journal order. The memo is bounded by [`MEMO_BYTES`] and simply
-//! dropped when full: the worst case is reading a node again.
+//! into row files (scratch files beside the copy, or memory) and a hash index over them
+//! ([`ProofDb::build`]). The table is read-only afterwards and shared by the threads that rebuild
+//! the answers ([`super::walk`]).
 //!
 //! rusty-leveldb opens tables only under `NNNNNN.ldb` names and, like any LevelDB, rewrites files
 //! when it opens a database, so [`copy_db`] makes a copy first: tables, which LevelDB never
@@ -22,11 +20,9 @@
 //! rusty-leveldb then opens the copy once, which writes any rows still in the write-ahead log into
 //! a table and deletes the tables no longer live, so that afterwards the copy's `.ldb` files are
 //! exactly the database.
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusty_leveldb::{Options, DB};
@@ -37,37 +33,6 @@ use crate::log::mmap::{Mapped, MappedMut};
 use crate::ots::ser::Reader;
 use crate::ots::{Attestation, Op};
 
-/// Length of the nodes memoized: the concatenation of two 32-byte hashes, which the two children
-/// of a Merkle tree node share.
-const MEMO_KEY: usize = 64;
-
-/// The memo's hasher: its keys are hash concatenations, so their first 8 bytes are hash enough.
-#[derive(Default, Clone, Copy)]
-struct MemoHash;
-
-impl std::hash::BuildHasher for MemoHash {
-    type Hasher = FirstWord;
-    fn build_hasher(&self) -> FirstWord {
-        FirstWord(0)
-    }
-}
-
-struct FirstWord(u64);
-
-impl std::hash::Hasher for FirstWord {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut w = [0u8; 8];
-        let n = bytes.len().min(8);
-        w[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
-    }
-}
-
-/// Serialized bytes kept in the memo before it is dropped.
-pub const MEMO_BYTES: usize = 128 << 20;
 /// Deepest tree followed (Python's own recursion limit is 1000 frames).
 pub const MAX_DEPTH: usize = 512;
 
@@ -112,23 +77,17 @@ pub fn copy_db(src: &Path, dst: &Path) -> Result<(u64, u64), DbError> {
     Ok((copied, linked))
 }
 
-/// What the Python server would answer for one commitment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// `200`: the serialized timestamp.
-    Complete(Rc<[u8]>),
-    /// A row on the tree is missing (the server says "not found", or pending from the journal).
-    Missing { key: Vec<u8> },
-    /// A row the server cannot use: its request dies without an answer.
-    Bad { key: Vec<u8>, why: String },
-}
-
 /// Bytes before a row's key in a row file: `u64 LE sequence << 8 | type, u32 LE key length,
 /// u32 LE value length`.
 const ROW_HEAD: usize = 16;
-/// An index slot: 0 when empty, else `(row file << ROW_FILE_SHIFT | offset) + 1`, little-endian.
+/// An index slot, little-endian: 0 when empty, else `fingerprint << ENTRY_BITS | entry + 1`, where
+/// `entry = row file << ROW_FILE_SHIFT | offset` and the fingerprint is the low [`FP_BITS`] bits of
+/// the key's hash, so that a probe reads a row only when its fingerprint matches (nearly always
+/// the row looked for).
 const SLOT: usize = 8;
 const ROW_FILE_SHIFT: u32 = 40;
+const ENTRY_BITS: u32 = 44;
+const FP_BITS: u32 = 64 - ENTRY_BITS;
 /// Most threads reading tables and building the index.
 pub const MAX_THREADS: usize = 8;
 /// LevelDB's type byte of a deletion.
@@ -147,13 +106,6 @@ pub struct ProofDb {
     part_bits: u32,
     /// Keys with a value.
     rows: usize,
-    /// One bit per slot: read while answering (exact count of rows no commitment reaches).
-    reached: Vec<u64>,
-    /// 64-byte node -> the answer it is the tail of, and where its own serialization starts.
-    memo: HashMap<[u8; MEMO_KEY], (Rc<[u8]>, usize), MemoHash>,
-    memo_bytes: usize,
-    /// Rows read (a row read again after the memo was dropped counts again).
-    pub rows_read: u64,
 }
 
 /// The index hash of a key: its last and first 8 bytes and its length, mixed (keys are hashes,
@@ -260,10 +212,6 @@ impl ProofDb {
             slot_bits,
             part_bits,
             rows,
-            reached: vec![0; (1usize << slot_bits).div_ceil(64)],
-            memo: HashMap::default(),
-            memo_bytes: 0,
-            rows_read: 0,
         })
     }
 }
@@ -308,157 +256,58 @@ impl ProofDb {
         }
     }
 
-    /// The row of `key`: its slot and value.
-    fn lookup(&self, key: &[u8]) -> Option<(usize, &[u8])> {
+    /// Index slots: a slot number is below this.
+    pub fn slots(&self) -> usize {
+        1 << self.slot_bits
+    }
+
+    /// The row of `key`: its slot and value (`None` for no row, or a deleted one).
+    pub fn lookup(&self, key: &[u8]) -> Option<(usize, &[u8])> {
         let probe = self.probe();
-        let mut slot = probe.first(key_hash(key));
+        let hash = key_hash(key);
+        let fp = fingerprint(hash);
+        let mut slot = probe.first(hash);
         loop {
             let v = read_slot(&self.index, slot);
             if v == 0 {
                 return None;
             }
-            let file = &self.row_files[((v - 1) >> ROW_FILE_SHIFT) as usize];
-            let (k, tag, value) = row_in(file, ((v - 1) & ((1 << ROW_FILE_SHIFT) - 1)) as usize);
-            if k == key {
-                return (tag & 0xff != DELETION).then_some((slot, value));
+            if v >> ENTRY_BITS == fp {
+                let (file, offset) = entry_of(v);
+                let (k, tag, value) = row_in(&self.row_files[file], offset);
+                if k == key {
+                    return (tag & 0xff != DELETION).then_some((slot, value));
+                }
             }
             slot = probe.next(slot);
         }
     }
 
-    /// The Python server's answer for `commitment` (as it keys it: 44 or 36 bytes).
-    pub fn answer(&mut self, commitment: &[u8]) -> Result<Answer, DbError> {
-        Ok(self.node(commitment, 0))
+    /// Rows whose slot is not set in `reached` (one bit per slot, [`ProofDb::slots`] bits).
+    pub fn unreached(&self, reached: &[u64]) -> u64 {
+        let set: u64 = reached.iter().map(|w| u64::from(w.count_ones())).sum();
+        (self.rows as u64).saturating_sub(set)
     }
+}
 
-    /// Marks a row read.
-    fn reach(&mut self, slot: usize) {
-        self.rows_read += 1;
-        self.reached[slot / 64] |= 1 << (slot % 64);
-    }
+fn fingerprint(hash: u64) -> u64 {
+    hash & ((1 << FP_BITS) - 1)
+}
 
-    /// The serialization below `key`. Chains of one-op rows (nearly every row) are followed in a
-    /// loop, appending each op's bytes; the serializations of the 64-byte nodes met on the way
-    /// (the concatenations two children share) are memoized when the chain ends. Any other row
-    /// goes through [`ProofDb::general_node`].
-    fn node(&mut self, key: &[u8], depth: usize) -> Answer {
-        let mut out = Vec::with_capacity(1024);
-        let mut marks: Vec<([u8; MEMO_KEY], usize)> = Vec::new();
-        let mut cur = key.to_vec();
-        let mut next = Vec::with_capacity(128);
-        for level in depth.. {
-            if let Ok(k) = <&[u8; MEMO_KEY]>::try_from(&cur[..]) {
-                if let Some((hit, at)) = self.memo.get(k) {
-                    out.extend_from_slice(&hit[*at..]);
-                    break;
-                }
-            }
-            if level > MAX_DEPTH {
-                return Answer::Bad {
-                    key: cur,
-                    why: format!("deeper than {MAX_DEPTH} nodes"),
-                };
-            }
-            let Some((row, value)) = self.lookup(&cur) else {
-                return Answer::Missing { key: cur };
-            };
-            let Some(op_len) = single_op(value, &cur, &mut next) else {
-                match self.general_node(&cur, level) {
-                    Answer::Complete(bytes) => out.extend_from_slice(&bytes),
-                    other => return other,
-                }
-                break;
-            };
-            out.extend_from_slice(&value[2..2 + op_len]);
-            self.reach(row);
-            if let Ok(k) = <[u8; MEMO_KEY]>::try_from(&cur[..]) {
-                marks.push((k, out.len() - op_len));
-            }
-            std::mem::swap(&mut cur, &mut next);
-        }
-        let out: Rc<[u8]> = Rc::from(out);
-        if !marks.is_empty() {
-            self.remember(&marks, &out);
-        }
-        Answer::Complete(out)
-    }
-
-    /// Any row: attestations and ops sorted, `ff` before every item but the last.
-    fn general_node(&mut self, key: &[u8], depth: usize) -> Answer {
-        let bad = |why: String| Answer::Bad {
-            key: key.to_vec(),
-            why,
-        };
-        let Some((row, value)) = self.lookup(key) else {
-            return Answer::Missing { key: key.to_vec() };
-        };
-        let parsed = parse_node(value);
-        self.reach(row);
-        let (atts, ops) = match parsed {
-            Ok(node) => node,
-            Err(why) => return bad(why),
-        };
-        let items = atts.len() + ops.len();
-        if items == 0 {
-            return bad("a row with neither attestations nor operations".into());
-        }
-        let mut out = Vec::new();
-        let mut written = 0;
-        for att in &atts {
-            written += 1;
-            if written < items {
-                out.push(0xff);
-            }
-            out.push(0x00);
-            att.write(&mut out);
-        }
-        for op in &ops {
-            written += 1;
-            if written < items {
-                out.push(0xff);
-            }
-            let child = match op.apply(key) {
-                Ok(c) => c,
-                Err(e) => return bad(format!("{} cannot apply: {e}", op.name())),
-            };
-            op.write(&mut out);
-            match self.node(&child, depth + 1) {
-                Answer::Complete(bytes) => out.extend_from_slice(&bytes),
-                other => return other,
-            }
-        }
-        Answer::Complete(Rc::from(out))
-    }
-
-    /// Memoizes the 64-byte nodes `marks` of the answer `bytes` (each at its offset).
-    fn remember(&mut self, marks: &[([u8; MEMO_KEY], usize)], bytes: &Rc<[u8]>) {
-        let cost = bytes.len() + marks.len() * (MEMO_KEY + 32);
-        if self.memo_bytes + cost > MEMO_BYTES {
-            self.memo.clear();
-            self.memo_bytes = 0;
-        }
-        self.memo_bytes += cost;
-        for (k, at) in marks {
-            self.memo.insert(*k, (bytes.clone(), *at));
-        }
-    }
-
-    /// Rows no answer has read so far.
-    pub fn unreached(&self) -> u64 {
-        (self.rows as u64).saturating_sub(
-            self.reached
-                .iter()
-                .map(|w| u64::from(w.count_ones()))
-                .sum::<u64>(),
-        )
-    }
+/// Row file and offset of a non-empty slot value.
+fn entry_of(v: u64) -> (usize, usize) {
+    let e = (v & ((1 << ENTRY_BITS) - 1)) - 1;
+    (
+        (e >> ROW_FILE_SHIFT) as usize,
+        (e & ((1 << ROW_FILE_SHIFT) - 1)) as usize,
+    )
 }
 
 /// The fast path for a row of exactly one `sha256`, `append` or `prepend` and no attestation
 /// (what the Python stamper writes for all but the attested root): writes the child message
 /// into `child` and returns the length of the op's encoding (after the two count bytes). `None`
 /// for anything else, including arguments or results out of the wire format's bounds.
-fn single_op(value: &[u8], key: &[u8], child: &mut Vec<u8>) -> Option<usize> {
+pub(crate) fn single_op(value: &[u8], key: &[u8], child: &mut Vec<u8>) -> Option<usize> {
     use crate::ots::op::{
         MAX_ARG_LEN, MAX_MSG_LEN, MAX_RESULT_LEN, TAG_APPEND, TAG_PREPEND, TAG_SHA256,
     };
@@ -771,9 +620,10 @@ fn fill_part(slots: &mut [u8], part: usize, row_files: &[Store], probe: Probe) -
         let mut offset = 0;
         while offset < file.len() {
             let (key, tag, value) = row_in(file, offset);
-            let entry = ((f as u64) << ROW_FILE_SHIFT | offset as u64) + 1;
-            offset += ROW_HEAD + key.len() + value.len();
             let hash = key_hash(key);
+            let fp = fingerprint(hash);
+            let entry = (fp << ENTRY_BITS) | (((f as u64) << ROW_FILE_SHIFT | offset as u64) + 1);
+            offset += ROW_HEAD + key.len() + value.len();
             if probe.part_of(hash) != part {
                 continue;
             }
@@ -786,8 +636,12 @@ fn fill_part(slots: &mut [u8], part: usize, row_files: &[Store], probe: Probe) -
                     live += 1 - is_del;
                     break;
                 }
-                let old = &row_files[((v - 1) >> ROW_FILE_SHIFT) as usize];
-                let (k, old_tag, _) = row_in(old, ((v - 1) & ((1 << ROW_FILE_SHIFT) - 1)) as usize);
+                if v >> ENTRY_BITS != fp {
+                    slot = probe.next(slot);
+                    continue;
+                }
+                let (old_file, old_offset) = entry_of(v);
+                let (k, old_tag, _) = row_in(&row_files[old_file], old_offset);
                 if k == key {
                     if tag > old_tag {
                         let was_del = isize::from(old_tag & 0xff == DELETION);

@@ -7,36 +7,42 @@
 //!
 //! What it writes: `uri`, `donation_addr` and `hmac-key` copied byte for byte (the key exactly as
 //! the Python server reads it), and a log holding one `CommitmentImported` event per journal
-//! record, in journal order, so round `i` is journal index `i`. Two threads: one walks the journal
-//! and the database and builds the events, the other encodes them and appends them to the log in
-//! batches of [`BATCH_EVENTS`] (one record each), [`GROUP_BATCHES`] batches per `fdatasync`.
+//! record, in journal order, so round `i` is journal index `i`.
+//!
+//! How, on every core: the database is read into a row table ([`ProofDb::build`], tables read in
+//! parallel); then one walking thread per core takes every `threads`-th chunk of
+//! [`CHUNK_RECORDS`] journal records and builds its events ([`super::chunk`]); this thread takes
+//! the chunks back in journal order, gives the events their sequence numbers and appends them to
+//! the log in records of [`BATCH_EVENTS`] events, about [`GROUP_BYTES`] per write, without a
+//! `fdatasync` each: the new log is synced once at the end (and each full segment when it is
+//! sealed), before the directory is renamed into place. Memory besides the row table: at most
+//! two chunks per walking thread.
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::db::{self, Answer, DbError, ProofDb, TableProgress};
+use super::chunk::{Chunk, ChunkBuilder, Found, CHUNK_RECORDS, PLAIN, SUFFIX};
+use super::db::{self, DbError, ProofDb, TableProgress};
 use super::journal::{self, Journal, JournalError};
+use super::walk::Walker;
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::dir::{CalendarDir, DirError};
-use crate::calendar::legacy::LEGACY_LEN;
-use crate::calendar::mac::CommitmentMac;
 use crate::events::codec;
-use crate::events::Event;
 use crate::log::{LogError, LogKey, Writer, WriterOptions};
+
+pub use super::chunk::{Listed, MAX_LISTED, MIN_SHARED_SUFFIX};
 
 /// Events per log record.
 pub const BATCH_EVENTS: usize = 1024;
-/// Records per group commit.
-pub const GROUP_BATCHES: usize = 16;
-/// Problems listed by journal index in the report; the rest are counted.
-pub const MAX_LISTED: usize = 100;
-/// A proof's end shorter than this is kept in its own event, not shared.
-pub const MIN_SHARED_SUFFIX: usize = 64;
-/// Shared proof ends remembered (commitments come in journal order, so one stamping
-/// transaction's commitments are neighbours).
+/// Bytes of records written with one `write`.
+pub const GROUP_BYTES: usize = 2 << 20;
+/// Most walking threads.
+pub const MAX_WALKERS: usize = 8;
+/// Shared proof ends remembered across chunks (one stamping transaction's commitments are
+/// neighbours, so a transaction cut by a chunk boundary repeats the previous chunk's last one).
 const RECENT_SUFFIXES: usize = 4;
 /// Marker file of an import under way in the temporary directory.
 pub const IN_PROGRESS: &str = ".otsd-import-in-progress";
@@ -64,7 +70,7 @@ pub enum ImportError {
     Log(#[from] LogError),
     #[error("encoding an event: {0}")]
     Codec(#[from] codec::CodecError),
-    #[error("the reading thread stopped: {0}")]
+    #[error("a walking thread stopped: {0}")]
     Walker(String),
 }
 
@@ -73,14 +79,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// A journal record the report names.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Listed {
-    pub index: u64,
-    pub commitment: String,
-    pub detail: String,
 }
 
 /// What an import found and wrote.
@@ -168,8 +166,8 @@ pub fn import_otsd(
         total: 0,
     });
     let copy_started = Instant::now();
-    (report.db_bytes_copied, report.db_bytes_linked) =
-        db::copy_db(&src.join("db"), &tmp.join(DB_COPY))?;
+    let db_copy = tmp.join(DB_COPY);
+    (report.db_bytes_copied, report.db_bytes_linked) = db::copy_db(&src.join("db"), &db_copy)?;
     report.copy_seconds = copy_started.elapsed().as_secs_f64();
     let journal = Journal::open(&src.join("journal"))?;
     report.torn_tail_bytes = journal.torn_tail_bytes;
@@ -180,41 +178,23 @@ pub fn import_otsd(
         key,
         WriterOptions::default(),
     )?;
-    let first_seq = writer.next_seq();
-    let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2 * GROUP_BATCHES);
-    let tables = std::sync::Arc::new(TableProgress::default());
-    let walker = {
-        let (db_path, hmac_key, known_good) = (
-            tmp.join(DB_COPY),
-            source.hmac_key.clone(),
-            report.known_good,
-        );
-        let tables = tables.clone();
-        std::thread::Builder::new()
-            .name("import-walk".into())
-            .spawn(move || {
-                let from = (known_good, first_seq);
-                walk(journal, &db_path, &hmac_key, from, &tables, &tx)
-            })
-            .map_err(io(&tmp))?
+    let scratch = db_copy.with_extension("rows");
+    std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+    let table_started = Instant::now();
+    let db = build_row_table(&db_copy, &scratch, progress)?;
+    report.row_table_seconds = table_started.elapsed().as_secs_f64();
+    let walk = Walk {
+        journal: &journal,
+        db: &db,
+        hmac_key: &source.hmac_key,
+        known_good: report.known_good,
     };
-    let total = report_total(src)?;
-    report.events_written = append_all(&mut writer, &rx, (total, &tables), progress)?;
-    let next_seq = writer.next_seq();
+    walk.run(&mut writer, &mut report, progress)?;
+    writer.sync()?;
     drop(writer);
-    let walked = walker
-        .join()
-        .map_err(|_| ImportError::Walker("it panicked".into()))??;
-    if next_seq != walked.next_seq {
-        // The suffix references were numbered by the walker; they must be the log's numbers.
-        return Err(ImportError::Walker(format!(
-            "the log is at seq {next_seq}, the walker numbered events up to {}",
-            walked.next_seq
-        )));
-    }
-    merge_walk(&mut report, walked);
-    std::fs::remove_dir_all(tmp.join(DB_COPY)).map_err(io(&tmp))?;
-    std::fs::remove_dir_all(tmp.join(DB_COPY).with_extension("rows")).map_err(io(&tmp))?;
+    drop(db);
+    std::fs::remove_dir_all(&db_copy).map_err(io(&tmp))?;
+    std::fs::remove_dir_all(&scratch).map_err(io(&tmp))?;
     std::fs::remove_file(tmp.join(IN_PROGRESS)).map_err(io(&tmp))?;
     std::fs::rename(&tmp, dst).map_err(io(dst))?;
     sync_parent(dst)?;
@@ -224,11 +204,295 @@ pub fn import_otsd(
     Ok(report)
 }
 
-/// Whole records in the journal, for the progress bar.
-fn report_total(src: &Path) -> Result<u64, ImportError> {
-    let path = src.join("journal");
-    let len = std::fs::metadata(&path).map_err(io(&path))?.len();
-    Ok(len / COMMITMENT_LEN as u64)
+/// [`ProofDb::build`] on its own thread, showing the tables read meanwhile.
+fn build_row_table(
+    copy: &Path,
+    scratch: &Path,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<ProofDb, ImportError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tables = TableProgress::default();
+    std::thread::scope(|s| {
+        let build = std::thread::Builder::new()
+            .name("import-rows".into())
+            .spawn_scoped(s, || {
+                ProofDb::build(copy, scratch, &tables, db::memory_budget())
+            })
+            .map_err(io(scratch))?;
+        let mut last_tick = Instant::now();
+        while !build.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = Instant::now();
+                progress(ImportProgress {
+                    phase: "reading the database",
+                    unit: "tables",
+                    done: tables.read.load(Relaxed),
+                    total: tables.total.load(Relaxed),
+                });
+            }
+        }
+        let db = build
+            .join()
+            .map_err(|_| ImportError::Walker("the row table's thread panicked".into()))??;
+        Ok(db)
+    })
+}
+
+/// The journal walk: walking threads build chunks, this thread writes them in order.
+struct Walk<'a> {
+    journal: &'a Journal,
+    db: &'a ProofDb,
+    hmac_key: &'a [u8],
+    known_good: u64,
+}
+
+/// What a walking thread gives back when done: its bitmap of rows read, and their count.
+type Reached = (Vec<u64>, u64);
+
+impl Walk<'_> {
+    fn run(
+        &self,
+        writer: &mut Writer,
+        report: &mut ImportReport,
+        progress: &mut dyn FnMut(ImportProgress),
+    ) -> Result<(), ImportError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WALKERS);
+        let chunks = (self.journal.records as usize).div_ceil(CHUNK_RECORDS);
+        std::thread::scope(|s| {
+            let mut receivers = Vec::with_capacity(threads);
+            let mut workers = Vec::with_capacity(threads);
+            for t in 0..threads {
+                let (tx, rx) = mpsc::sync_channel::<Result<Chunk, ImportError>>(1);
+                receivers.push(rx);
+                let worker = std::thread::Builder::new()
+                    .name(format!("import-walk-{t}"))
+                    .spawn_scoped(s, move || self.walk_chunks(t, threads, chunks, &tx))
+                    .map_err(|e| ImportError::Walker(e.to_string()))?;
+                workers.push(worker);
+            }
+            let mut sink = Sink::new(writer);
+            let mut last_tick = Instant::now();
+            for c in 0..chunks {
+                let chunk = receivers[c % threads]
+                    .recv()
+                    .map_err(|_| ImportError::Walker("it stopped early".into()))??;
+                sink.chunk(&chunk)?;
+                merge_found(report, chunk.found);
+                if last_tick.elapsed() >= Duration::from_secs(1) || c + 1 == chunks {
+                    last_tick = Instant::now();
+                    progress(ImportProgress {
+                        phase: "importing",
+                        unit: "journal records",
+                        done: report.commitments,
+                        total: self.journal.records,
+                    });
+                }
+            }
+            sink.finish()?;
+            report.events_written = sink.events;
+            report.shared_suffixes = sink.suffixes;
+            drop(receivers);
+            let mut reached: Option<Vec<u64>> = None;
+            for w in workers {
+                let (bits, rows_read) = w
+                    .join()
+                    .map_err(|_| ImportError::Walker("it panicked".into()))??;
+                report.rows_read += rows_read;
+                match &mut reached {
+                    None => reached = Some(bits),
+                    Some(all) => all.iter_mut().zip(&bits).for_each(|(a, b)| *a |= b),
+                }
+            }
+            report.db_rows = self.db.rows();
+            report.unreached_rows = self.db.unreached(&reached.unwrap_or_default());
+            Ok(())
+        })
+    }
+
+    /// One walking thread: chunks `t`, `t + threads`, ... in order.
+    fn walk_chunks(
+        &self,
+        t: usize,
+        threads: usize,
+        chunks: usize,
+        tx: &mpsc::SyncSender<Result<Chunk, ImportError>>,
+    ) -> Result<Reached, ImportError> {
+        let walker = Walker::new(self.db);
+        let mut builder = ChunkBuilder::new(walker, self.hmac_key, self.known_good);
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS * COMMITMENT_LEN);
+        for c in (t..chunks).step_by(threads) {
+            let first = (c * CHUNK_RECORDS) as u64;
+            buf.resize(CHUNK_RECORDS * COMMITMENT_LEN, 0);
+            let chunk = match self.journal.read_records(first, &mut buf) {
+                Ok(_) => Ok(builder.build(first, &buf)),
+                Err(e) => Err(ImportError::from(e)),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).is_err() || failed {
+                break;
+            }
+        }
+        let rows_read = builder.walker.rows_read;
+        Ok((builder.walker.into_reached(), rows_read))
+    }
+}
+
+/// Adds a chunk's counts (chunks come in journal order).
+fn merge_found(r: &mut ImportReport, f: Found) {
+    r.complete_after_first_pending += if r.pending > 0 {
+        f.complete
+    } else {
+        f.complete_after_first_pending
+    };
+    r.commitments += f.commitments;
+    r.complete += f.complete;
+    r.pending += f.pending;
+    r.legacy += f.legacy;
+    r.bad_macs += f.bad_macs;
+    r.unusable_trees += f.unusable_trees;
+    r.pending_before_known_good += f.pending_before_known_good;
+    for (into, from) in [
+        (&mut r.bad_mac_records, f.bad_mac_records),
+        (&mut r.unusable_tree_records, f.unusable_tree_records),
+    ] {
+        let room = MAX_LISTED.saturating_sub(into.len());
+        into.extend(from.into_iter().take(room));
+    }
+}
+
+/// Numbers the chunks' events and appends them to the log.
+struct Sink<'w> {
+    writer: &'w mut Writer,
+    /// The next event's sequence number.
+    seq: u64,
+    /// The record being filled: events, and its payload.
+    count: u32,
+    payload: Vec<u8>,
+    /// Records not yet written, and their bytes.
+    group: Vec<(u32, Vec<u8>)>,
+    group_bytes: usize,
+    /// The last suffix events written (encoded) and their sequence numbers.
+    recent: VecDeque<(Vec<u8>, u64)>,
+    /// This chunk's suffix numbers -> sequence numbers.
+    suffix_seqs: Vec<u64>,
+    events: u64,
+    suffixes: u64,
+}
+
+impl<'w> Sink<'w> {
+    fn new(writer: &'w mut Writer) -> Sink<'w> {
+        let seq = writer.next_seq();
+        Sink {
+            writer,
+            seq,
+            count: 0,
+            payload: Vec::with_capacity(1 << 20),
+            group: Vec::new(),
+            group_bytes: 0,
+            recent: VecDeque::with_capacity(RECENT_SUFFIXES + 1),
+            suffix_seqs: Vec::new(),
+            events: 0,
+            suffixes: 0,
+        }
+    }
+
+    fn chunk(&mut self, chunk: &Chunk) -> Result<(), ImportError> {
+        self.suffix_seqs.clear();
+        let mut start = 0usize;
+        for &(end, kind) in &chunk.items {
+            let end = end as usize;
+            let Some(event) = chunk.bytes.get(start..end) else {
+                return Err(ImportError::Walker(
+                    "a chunk's event offsets are out of order".into(),
+                ));
+            };
+            start = end;
+            match kind {
+                PLAIN => self.event(event, None)?,
+                SUFFIX => {
+                    let known = self.recent.iter().find(|(e, _)| e == event);
+                    if let Some(&(_, seq)) = known {
+                        self.suffix_seqs.push(seq);
+                        continue;
+                    }
+                    let seq = self.seq;
+                    self.event(event, None)?;
+                    self.suffixes += 1;
+                    self.suffix_seqs.push(seq);
+                    if self.recent.len() >= RECENT_SUFFIXES {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((event.to_vec(), seq));
+                }
+                n => {
+                    let Some(&seq) = self.suffix_seqs.get(n as usize) else {
+                        return Err(ImportError::Walker(
+                            "a commitment names a suffix not written before it".into(),
+                        ));
+                    };
+                    self.event(event, Some(seq))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames one event (appending its `suffix_seq` field if given) into the current record.
+    fn event(&mut self, event: &[u8], suffix_seq: Option<u64>) -> Result<(), ImportError> {
+        let len = event.len() + suffix_seq.map_or(0, codec::suffix_seq_field_len);
+        self.payload.extend_from_slice(&(len as u32).to_le_bytes());
+        self.payload.extend_from_slice(event);
+        if let Some(seq) = suffix_seq {
+            codec::suffix_seq_field(&mut self.payload, seq);
+        }
+        self.count += 1;
+        self.seq += 1;
+        self.events += 1;
+        if self.count as usize >= BATCH_EVENTS {
+            self.close_record()?;
+        }
+        Ok(())
+    }
+
+    fn close_record(&mut self) -> Result<(), ImportError> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let payload = std::mem::replace(&mut self.payload, Vec::with_capacity(1 << 20));
+        self.group_bytes += payload.len();
+        self.group.push((self.count, payload));
+        self.count = 0;
+        if self.group_bytes >= GROUP_BYTES {
+            self.write_group()?;
+        }
+        Ok(())
+    }
+
+    fn write_group(&mut self) -> Result<(), ImportError> {
+        if !self.group.is_empty() {
+            self.writer.append_framed_unsynced(&self.group)?;
+            self.group.clear();
+            self.group_bytes = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left; checks that the log numbered the events as this sink did.
+    fn finish(&mut self) -> Result<(), ImportError> {
+        self.close_record()?;
+        self.write_group()?;
+        let next = self.writer.next_seq();
+        if next != self.seq {
+            return Err(ImportError::Walker(format!(
+                "the log is at seq {next}, the events were numbered up to {}",
+                self.seq
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `<dst>.import-tmp`, new, with the in-progress marker; a leftover of an interrupted import is
@@ -276,256 +540,6 @@ fn sync_parent(dst: &Path) -> Result<(), ImportError> {
     std::fs::File::open(parent)
         .and_then(|f| f.sync_all())
         .map_err(io(parent))
-}
-
-/// Encodes and appends every batch the walker sends; returns the events written.
-fn append_all(
-    writer: &mut Writer,
-    rx: &mpsc::Receiver<Vec<Event>>,
-    (total, tables): (u64, &TableProgress),
-    progress: &mut dyn FnMut(ImportProgress),
-) -> Result<u64, ImportError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let (mut written, mut imported) = (0u64, 0u64);
-    let mut group: Vec<Vec<Vec<u8>>> = Vec::with_capacity(GROUP_BATCHES);
-    let mut last_tick = Instant::now();
-    let flush = |writer: &mut Writer, group: &mut Vec<Vec<Vec<u8>>>| -> Result<(), ImportError> {
-        if !group.is_empty() {
-            writer.append_batches(group)?;
-            group.clear();
-        }
-        Ok(())
-    };
-    loop {
-        let events = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(events) => events,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if written == 0 {
-                    progress(ImportProgress {
-                        phase: "reading the database",
-                        unit: "tables",
-                        done: tables.read.load(Relaxed),
-                        total: tables.total.load(Relaxed),
-                    });
-                }
-                continue;
-            }
-        };
-        imported += events
-            .iter()
-            .filter(|e| matches!(e, Event::CommitmentImported { .. }))
-            .count() as u64;
-        let batch = events
-            .iter()
-            .map(codec::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        written += batch.len() as u64;
-        group.push(batch);
-        if group.len() >= GROUP_BATCHES {
-            flush(writer, &mut group)?;
-        }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            progress(ImportProgress {
-                phase: "importing",
-                unit: "journal records",
-                done: imported,
-                total,
-            });
-        }
-    }
-    flush(writer, &mut group)?;
-    progress(ImportProgress {
-        phase: "importing",
-        unit: "journal records",
-        done: imported,
-        total,
-    });
-    Ok(written)
-}
-
-/// What the walking thread found.
-#[derive(Debug, Default)]
-struct Walked {
-    report: ImportReport,
-    /// Sequence number after the last event sent.
-    next_seq: u64,
-}
-
-fn merge_walk(report: &mut ImportReport, walked: Walked) {
-    let w = walked.report;
-    report.commitments = w.commitments;
-    report.complete = w.complete;
-    report.pending = w.pending;
-    report.legacy = w.legacy;
-    report.bad_macs = w.bad_macs;
-    report.bad_mac_records = w.bad_mac_records;
-    report.unusable_trees = w.unusable_trees;
-    report.unusable_tree_records = w.unusable_tree_records;
-    report.pending_before_known_good = w.pending_before_known_good;
-    report.complete_after_first_pending = w.complete_after_first_pending;
-    report.rows_read = w.rows_read;
-    report.db_rows = w.db_rows;
-    report.unreached_rows = w.unreached_rows;
-    report.row_table_seconds = w.row_table_seconds;
-    report.shared_suffixes = w.shared_suffixes;
-}
-
-/// Reads the journal in order, answers each record from the database, and sends the events in
-/// batches; then counts the rows no record reached.
-fn walk(
-    mut journal: Journal,
-    db_path: &Path,
-    hmac_key: &[u8],
-    (known_good, first_seq): (u64, u64),
-    tables: &TableProgress,
-    tx: &mpsc::SyncSender<Vec<Event>>,
-) -> Result<Walked, ImportError> {
-    let scratch = db_path.with_extension("rows");
-    std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
-    let started = Instant::now();
-    let mut db = ProofDb::build(db_path, &scratch, tables, db::memory_budget())?;
-    let mut r = ImportReport {
-        row_table_seconds: started.elapsed().as_secs_f64(),
-        ..ImportReport::default()
-    };
-    let mut mac = CommitmentMac::new(hmac_key);
-    let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    let mut seen_pending = false;
-    let mut seq = first_seq;
-    let mut recent: Vec<(Rc<[u8]>, usize, u64)> = Vec::with_capacity(RECENT_SUFFIXES);
-    while let Some(record) = journal.next_record()? {
-        r.commitments += 1;
-        check_mac(&mut mac, &record, &mut r);
-        let proof = match db.answer(&record.commitment)? {
-            Answer::Complete(bytes) => {
-                r.complete += 1;
-                r.complete_after_first_pending += u64::from(seen_pending);
-                Some(bytes)
-            }
-            Answer::Missing { .. } => None,
-            Answer::Bad { key, why } => {
-                r.unusable_trees += 1;
-                let detail = format!("row {}: {why}", hex::encode(key));
-                list(&mut r.unusable_tree_records, &record, detail);
-                None
-            }
-        };
-        if proof.is_none() {
-            r.pending += 1;
-            seen_pending = true;
-            r.pending_before_known_good += u64::from(record.index < known_good);
-        }
-        let (proof, suffix_seq) = match proof {
-            Some(bytes) => {
-                let (head, suffix) = share_suffix(&bytes, &mut recent, seq, &mut batch);
-                seq += u64::from(suffix.is_some_and(|(_, new)| new));
-                (Some(head), suffix.map(|(s, _)| s))
-            }
-            None => (None, None),
-        };
-        batch.push(Event::CommitmentImported {
-            round: record.index,
-            commitment: record.commitment,
-            proof,
-            suffix_seq,
-        });
-        seq += 1;
-        if batch.len() >= BATCH_EVENTS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
-            tx.send(full)
-                .map_err(|_| ImportError::Walker("the log writer stopped".into()))?;
-        }
-    }
-    if !batch.is_empty() {
-        tx.send(batch)
-            .map_err(|_| ImportError::Walker("the log writer stopped".into()))?;
-    }
-    r.rows_read = db.rows_read;
-    r.db_rows = db.rows();
-    r.unreached_rows = db.unreached();
-    r.shared_suffixes = seq - first_seq - r.commitments;
-    Ok(Walked {
-        report: r,
-        next_seq: seq,
-    })
-}
-
-/// Splits a complete proof into the head kept in its `CommitmentImported` and a shared suffix:
-/// returns the head, and the suffix's sequence number with whether a new `ProofSuffixImported`
-/// (numbered `seq`) was pushed onto `batch` for it. A suffix equal to one of the `recent` ones is
-/// reused.
-fn share_suffix(
-    proof: &Rc<[u8]>,
-    recent: &mut Vec<(Rc<[u8]>, usize, u64)>,
-    seq: u64,
-    batch: &mut Vec<Event>,
-) -> (Vec<u8>, Option<(u64, bool)>) {
-    let at = tree_end(proof);
-    let suffix = &proof[at..];
-    if at == 0 || suffix.len() < MIN_SHARED_SUFFIX {
-        return (proof.to_vec(), None);
-    }
-    let head = proof[..at].to_vec();
-    if let Some((_, _, s)) = recent.iter().find(|(p, a, _)| &p[*a..] == suffix) {
-        return (head, Some((*s, false)));
-    }
-    if recent.len() >= RECENT_SUFFIXES {
-        recent.remove(0);
-    }
-    recent.push((proof.clone(), at, seq));
-    batch.push(Event::ProofSuffixImported {
-        bytes: suffix.to_vec(),
-    });
-    (head, Some((seq, true)))
-}
-
-/// Where the Merkle-tree part of a Python proof ends: the offset of its first item that is not a
-/// `sha256` or an `append`/`prepend` of 32 bytes (the transaction's tip meets the bytes before it
-/// in the transaction there). Everything from there on is the same for every commitment of the
-/// transaction.
-fn tree_end(proof: &[u8]) -> usize {
-    use crate::ots::op::{TAG_APPEND, TAG_PREPEND, TAG_SHA256};
-    let mut i = 0;
-    while i < proof.len() {
-        match proof[i] {
-            TAG_SHA256 => i += 1,
-            TAG_APPEND | TAG_PREPEND if proof.get(i + 1) == Some(&32) && i + 34 <= proof.len() => {
-                i += 34
-            }
-            _ => return i,
-        }
-    }
-    i
-}
-
-fn check_mac(mac: &mut CommitmentMac, record: &journal::Record, r: &mut ImportReport) {
-    if record.commitment.len() == LEGACY_LEN {
-        r.legacy += 1;
-        return;
-    }
-    let Ok(c) = <&[u8; COMMITMENT_LEN]>::try_from(record.commitment.as_slice()) else {
-        return;
-    };
-    if !mac.verify(c) {
-        r.bad_macs += 1;
-        list(
-            &mut r.bad_mac_records,
-            record,
-            "MAC does not verify under hmac-key".into(),
-        );
-    }
-}
-
-fn list(into: &mut Vec<Listed>, record: &journal::Record, detail: String) {
-    if into.len() < MAX_LISTED {
-        into.push(Listed {
-            index: record.index,
-            commitment: hex::encode(&record.commitment),
-            detail,
-        });
-    }
 }
 
 /// The human report.
@@ -580,65 +594,176 @@ pub fn render(r: &ImportReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::mac::CommitmentMac;
+    use crate::events::Event;
+    use rusty_leveldb::{Options, DB};
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
 
-    /// `sha256`, then `append`/`prepend` of 32 bytes: the Merkle-tree part; then the transaction.
-    fn proof(sibling: u8, tx_prefix: u8) -> Rc<[u8]> {
-        let mut p = vec![0x08, 0xf0, 32];
-        p.extend_from_slice(&[sibling; 32]);
-        p.extend_from_slice(&[0x08, 0xf1, 32]);
-        p.extend_from_slice(&[7; 32]);
-        p.push(0x08);
-        let head = p.len();
-        p.extend_from_slice(&[0xf1, 60]);
-        p.extend_from_slice(&[tx_prefix; 60]);
-        p.extend_from_slice(&[
-            0x08, 0x08, 0x00, 0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01,
-        ]);
-        p.extend_from_slice(&[0x03, 0x02, 0x81, 0x01]);
-        assert_eq!(tree_end(&p), head);
-        Rc::from(p)
+    fn sha(b: &[u8]) -> Vec<u8> {
+        Sha256::digest(b).to_vec()
     }
 
-    /// Commitments of one transaction share one suffix event; a new transaction writes another;
-    /// head ++ suffix is always the whole proof.
-    #[test]
-    fn proofs_of_one_transaction_share_their_end() {
-        let mut recent = Vec::new();
-        let mut batch = Vec::new();
-        let (a, b, c) = (proof(1, 0xaa), proof(2, 0xaa), proof(1, 0xbb));
-        let (ha, sa) = share_suffix(&a, &mut recent, 10, &mut batch);
-        assert_eq!(sa, Some((10, true)));
-        let (hb, sb) = share_suffix(&b, &mut recent, 12, &mut batch);
-        assert_eq!(sb, Some((10, false)));
-        let (hc, sc) = share_suffix(&c, &mut recent, 13, &mut batch);
-        assert_eq!(sc, Some((13, true)));
-        assert_eq!(batch.len(), 2);
-        let suffix = |i: usize| match &batch[i] {
-            Event::ProofSuffixImported { bytes } => bytes.clone(),
-            other => panic!("{other:?}"),
-        };
-        for (head, s, whole) in [(ha, 0, &a), (hb, 0, &b), (hc, 1, &c)] {
-            assert_eq!(
-                crate::events::joined_proof(&head, Some(&suffix(s))),
-                whole[..]
-            );
+    fn op_row(tag: u8, arg: Option<&[u8]>) -> Vec<u8> {
+        let mut v = vec![0x00, 0x01, tag];
+        if let Some(arg) = arg {
+            crate::ots::ser::write_varbytes(&mut v, arg);
         }
+        v
     }
 
-    /// A proof with no Merkle-tree part, or a short end, stays whole in its event.
+    /// The rows Python's stamper writes for one transaction over `cs` (see pycal-gen).
+    fn transaction(db: &mut DB, cs: &[Vec<u8>], tx: u8) {
+        let mut level: Vec<Vec<u8>> = Vec::new();
+        for c in cs {
+            db.put(c, &op_row(0x08, None)).unwrap();
+            level.push(sha(c));
+        }
+        while level.len() > 1 {
+            let mut next = Vec::new();
+            for pair in level.chunks(2) {
+                if let [l, r] = pair {
+                    db.put(l, &op_row(0xf0, Some(r))).unwrap();
+                    db.put(r, &op_row(0xf1, Some(l))).unwrap();
+                    let cat = [&l[..], &r[..]].concat();
+                    db.put(&cat, &op_row(0x08, None)).unwrap();
+                    next.push(sha(&cat));
+                } else {
+                    next.push(pair[0].clone());
+                }
+            }
+            level = next;
+        }
+        let tip = level.pop().unwrap();
+        let prefix = vec![tx; 60];
+        db.put(&tip, &op_row(0xf1, Some(&prefix))).unwrap();
+        let with_prefix = [&prefix[..], &tip].concat();
+        db.put(&with_prefix, &op_row(0xf0, Some(&[1, 2, 3, 4])))
+            .unwrap();
+        let whole = [&with_prefix[..], &[1, 2, 3, 4]].concat();
+        db.put(&whole, &op_row(0x08, None)).unwrap();
+        let once = sha(&whole);
+        db.put(&once, &op_row(0x08, None)).unwrap();
+        let txid = sha(&once);
+        let mut att = vec![0x01, 0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01, 0x03];
+        att.extend_from_slice(&[0xa1, 0x86, 0x32, 0x00]);
+        db.put(&txid, &att).unwrap();
+    }
+
+    /// The Python server's answer for `key`, straight from the database: the reference.
+    fn python_answer(rows: &HashMap<Vec<u8>, Vec<u8>>, key: &[u8]) -> Option<Vec<u8>> {
+        let (atts, ops) = db::parse_node(rows.get(key)?).unwrap();
+        let items = atts.len() + ops.len();
+        let mut out = Vec::new();
+        for (i, att) in atts.iter().enumerate() {
+            if i + 1 < items {
+                out.push(0xff);
+            }
+            out.push(0x00);
+            att.write(&mut out);
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if atts.len() + i + 1 < items {
+                out.push(0xff);
+            }
+            op.write(&mut out);
+            out.extend_from_slice(&python_answer(rows, &op.apply(key).unwrap())?);
+        }
+        Some(out)
+    }
+
+    /// A calendar of transactions of several sizes (one cut by a chunk boundary, one of a single
+    /// commitment), pending, legacy and bad-MAC records: every event's proof, joined with its
+    /// suffix, is the Python answer rebuilt from the database row by row; pending records have
+    /// none; each transaction's suffix is written once.
     #[test]
-    fn short_or_unsplittable_proofs_stay_whole() {
-        let (mut recent, mut batch) = (Vec::new(), Vec::new());
-        let att: Rc<[u8]> = Rc::from(vec![0x00; 80]);
-        assert_eq!(
-            share_suffix(&att, &mut recent, 0, &mut batch),
-            (att.to_vec(), None)
-        );
-        let short: Rc<[u8]> = Rc::from(vec![0x08, 0x00, 1, 2, 3]);
-        assert_eq!(
-            share_suffix(&short, &mut recent, 0, &mut batch),
-            (short.to_vec(), None)
-        );
-        assert!(batch.is_empty());
+    fn imported_proofs_equal_the_python_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("python");
+        std::fs::create_dir(&src).unwrap();
+        let key = [7u8; 32];
+        std::fs::write(src.join("hmac-key"), key).unwrap();
+        std::fs::write(src.join("uri"), "http://127.0.0.1:1\n").unwrap();
+        std::fs::write(src.join("donation_addr"), "bcrt1qx\n").unwrap();
+        let opts = Options {
+            compressor: 1,
+            ..Options::default()
+        };
+        let mut db = DB::open(src.join("db"), opts).unwrap();
+        let mut mac = CommitmentMac::new(&key);
+        let n = CHUNK_RECORDS + 3000;
+        let mut journal = Vec::new();
+        let mut commitments = Vec::new();
+        for i in 0..n {
+            let root = <[u8; 32]>::try_from(sha(&i.to_le_bytes())).unwrap();
+            let mut c = mac.commitment(1_600_000_000 + i as u32, &root).to_vec();
+            if i == 5 {
+                c[36..].fill(0);
+            }
+            if i == 9 {
+                c[40] ^= 1;
+            }
+            journal.extend_from_slice(&c);
+            commitments.push(journal::commitment(&c.clone().try_into().unwrap()).to_vec());
+        }
+        std::fs::write(src.join("journal"), &journal).unwrap();
+        let sizes = [1000, 1, 3, CHUNK_RECORDS - 2000, 2500, 300];
+        let mut at = 0;
+        for (t, size) in sizes.into_iter().enumerate() {
+            transaction(&mut db, &commitments[at..at + size], t as u8);
+            at += size;
+        }
+        let pending = n - at;
+        db.flush().unwrap();
+        drop(db);
+
+        let mut truth = DB::open(src.join("db"), Options::default()).unwrap();
+        let mut rows = HashMap::new();
+        let mut it = truth.new_iter().unwrap();
+        while let Some((k, v)) = rusty_leveldb::LdbIterator::next(&mut it) {
+            rows.insert(k, v);
+        }
+        drop(truth);
+
+        let dst = dir.path().join("otsd");
+        let report = import_otsd(&src, &dst, &mut |_| {}).unwrap();
+        assert_eq!(report.commitments, n as u64);
+        assert_eq!(report.pending, pending as u64);
+        assert_eq!(report.complete, at as u64);
+        assert_eq!((report.legacy, report.bad_macs), (1, 1));
+        assert_eq!(report.bad_mac_records[0].index, 9);
+        assert_eq!(report.shared_suffixes, sizes.len() as u64);
+        assert_eq!(report.unreached_rows, 0);
+
+        let reader =
+            crate::log::Reader::open(&dst.join(crate::calendar::dir::LOG_DIR), None).unwrap();
+        let mut suffixes = HashMap::new();
+        let mut seen = 0;
+        reader
+            .for_each_from(0, |seq, bytes| {
+                match codec::decode::<Event>(bytes).unwrap() {
+                    Event::ProofSuffixImported { bytes } => {
+                        suffixes.insert(seq, bytes);
+                    }
+                    Event::CommitmentImported {
+                        round,
+                        commitment,
+                        proof,
+                        suffix_seq,
+                    } => {
+                        assert_eq!(round, seen);
+                        assert_eq!(commitment, commitments[seen as usize]);
+                        let joined = proof.map(|head| {
+                            let suffix = suffix_seq.map(|s| suffixes[&s].as_slice());
+                            crate::events::joined_proof(&head, suffix)
+                        });
+                        assert_eq!(joined, python_answer(&rows, &commitment), "round {round}");
+                        seen += 1;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, n as u64);
     }
 }

@@ -4,14 +4,11 @@
 //! record (a write that never completed, so no client was answered for it): the Python reader
 //! stops before it, and so does this one, counting it.
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::legacy::{self, LEGACY_LEN};
-
-/// Records read per `read` call (about 1.4 MB).
-const READ_RECORDS: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -22,30 +19,25 @@ pub enum JournalError {
     },
 }
 
-/// One journal record as the Python server keys it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Journal index.
-    pub index: u64,
-    /// 44 bytes, or 36 for a legacy record.
-    pub commitment: Vec<u8>,
+/// The commitment of a 44-byte journal record as the Python server keys it: 44 bytes, or 36 for
+/// a legacy record (zero MAC).
+pub fn commitment(record: &[u8; COMMITMENT_LEN]) -> &[u8] {
+    legacy::client_message(record)
 }
 
-impl Record {
-    pub fn is_legacy(&self) -> bool {
-        self.commitment.len() == LEGACY_LEN
-    }
+/// Whether a commitment (as [`commitment`] gives it) is a legacy 36-byte one.
+pub fn is_legacy(commitment: &[u8]) -> bool {
+    commitment.len() == LEGACY_LEN
 }
 
-/// Reads the journal front to back.
+/// The journal, read by record number (several threads may read it at once).
 pub struct Journal {
     path: PathBuf,
-    file: BufReader<File>,
+    file: File,
     /// Whole records in the file.
     pub records: u64,
     /// Bytes of a torn last record (0: none).
     pub torn_tail_bytes: u64,
-    next: u64,
 }
 
 impl Journal {
@@ -58,31 +50,24 @@ impl Journal {
         let len = file.metadata().map_err(io)?.len();
         Ok(Journal {
             path: path.to_owned(),
-            file: BufReader::with_capacity(READ_RECORDS * COMMITMENT_LEN, file),
+            file,
             records: len / COMMITMENT_LEN as u64,
             torn_tail_bytes: len % COMMITMENT_LEN as u64,
-            next: 0,
         })
     }
 
-    /// The next whole record, or `None` after the last one.
-    pub fn next_record(&mut self) -> Result<Option<Record>, JournalError> {
-        if self.next >= self.records {
-            return Ok(None);
-        }
-        let mut buf = [0u8; COMMITMENT_LEN];
+    /// Reads the whole records `first ..` into `buf` (a multiple of [`COMMITMENT_LEN`] bytes, cut
+    /// to the records there are); returns how many were read.
+    pub fn read_records(&self, first: u64, buf: &mut Vec<u8>) -> Result<usize, JournalError> {
+        let n = (buf.len() / COMMITMENT_LEN).min(self.records.saturating_sub(first) as usize);
+        buf.truncate(n * COMMITMENT_LEN);
         self.file
-            .read_exact(&mut buf)
+            .read_exact_at(buf, first * COMMITMENT_LEN as u64)
             .map_err(|source| JournalError::Io {
                 path: self.path.clone(),
                 source,
             })?;
-        let index = self.next;
-        self.next += 1;
-        Ok(Some(Record {
-            index,
-            commitment: legacy::client_message(&buf).to_vec(),
-        }))
+        Ok(n)
     }
 }
 
@@ -111,13 +96,23 @@ mod tests {
         bytes.extend_from_slice(&legacy);
         bytes.extend_from_slice(&[3u8; 10]);
         std::fs::write(&path, &bytes).unwrap();
-        let mut j = Journal::open(&path).unwrap();
+        let j = Journal::open(&path).unwrap();
         assert_eq!((j.records, j.torn_tail_bytes), (2, 10));
-        let a = j.next_record().unwrap().unwrap();
-        assert_eq!((a.index, a.commitment.len(), a.is_legacy()), (0, 44, false));
-        let b = j.next_record().unwrap().unwrap();
-        assert_eq!(b.commitment, vec![2u8; LEGACY_LEN]);
-        assert!(b.is_legacy());
-        assert_eq!(j.next_record().unwrap(), None);
+        let mut buf = vec![0u8; 8 * COMMITMENT_LEN];
+        assert_eq!(j.read_records(0, &mut buf).unwrap(), 2);
+        assert_eq!(buf.len(), 2 * COMMITMENT_LEN);
+        let records: Vec<&[u8; COMMITMENT_LEN]> = buf
+            .chunks_exact(COMMITMENT_LEN)
+            .map(|r| r.try_into().unwrap())
+            .collect();
+        assert_eq!(commitment(records[0]), &[1u8; COMMITMENT_LEN][..]);
+        assert!(!is_legacy(commitment(records[0])));
+        assert_eq!(commitment(records[1]), &[2u8; LEGACY_LEN][..]);
+        assert!(is_legacy(commitment(records[1])));
+        let mut buf = vec![0u8; 8 * COMMITMENT_LEN];
+        assert_eq!(j.read_records(1, &mut buf).unwrap(), 1);
+        assert_eq!(buf, legacy);
+        let mut buf = vec![0u8; COMMITMENT_LEN];
+        assert_eq!(j.read_records(2, &mut buf).unwrap(), 0);
     }
 }

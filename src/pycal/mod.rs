@@ -3,7 +3,9 @@
 //! otsd calendar ([`importer`], behind `otsctl import-otsd`). The byte-level format is described in
 //! `log-format/python-calendar.md`.
 pub mod backup;
+pub mod chunk;
 pub mod db;
 pub mod importer;
 pub mod journal;
 pub mod ldb;
+pub mod walk;

@@ -150,8 +150,15 @@ fn parse_one(target: Target, input: &[u8], journal: Option<&TempDir>) {
             let Some(dir) = journal else { return };
             let path = dir.path().join("journal");
             if std::fs::write(&path, input).is_ok() {
-                if let Ok(mut j) = otsd::pycal::journal::Journal::open(&path) {
-                    while let Ok(Some(_)) = j.next_record() {}
+                if let Ok(j) = otsd::pycal::journal::Journal::open(&path) {
+                    let mut buf = vec![0u8; 1024 * 44];
+                    if j.read_records(0, &mut buf).is_ok() {
+                        for record in buf.chunks_exact(44) {
+                            if let Ok(r) = <&[u8; 44]>::try_from(record) {
+                                let _ = otsd::pycal::journal::commitment(r);
+                            }
+                        }
+                    }
                 }
             }
         }

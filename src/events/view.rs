@@ -116,7 +116,11 @@ mod tests {
             digests: 1,
         };
         let bytes = codec::encode(&compact).unwrap();
-        assert!(bytes.len() < 80, "the commitment was left out: {} bytes", bytes.len());
+        assert!(
+            bytes.len() < 80,
+            "the commitment was left out: {} bytes",
+            bytes.len()
+        );
         assert_eq!(view(&compact), Some((1, own, 2, 1_700_000_000, 1)));
         let others = [
             Event::BlockSeen {

@@ -227,6 +227,15 @@ impl Writer {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
+        self.make_room(size)?;
+        let ranges = self.encode(batches);
+        self.poison_on_err(Writer::commit_buf)?;
+        Ok(ranges)
+    }
+
+    /// Makes room for `size` more bytes of records: seals the active segment first if they would
+    /// not fit before its seal record (unless it is empty), then preallocates.
+    fn make_room(&mut self, size: u64) -> Result<(), LogError> {
         if self.successor.is_none()
             && self.active.record_count > 0
             && self.active.offset + size + SEAL_RECORD_LEN as u64 > self.opts.segment_size
@@ -234,10 +243,7 @@ impl Writer {
             self.poison_on_err(Writer::seal_active)?;
         }
         self.start_successor()?;
-        self.ensure_allocated(size)?;
-        let ranges = self.encode(batches);
-        self.poison_on_err(Writer::commit_buf)?;
-        Ok(ranges)
+        self.ensure_allocated(size)
     }
 
     /// Appends batches whose payloads are already framed as a batch record holds them (each
@@ -260,14 +266,7 @@ impl Writer {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        if self.successor.is_none()
-            && self.active.record_count > 0
-            && self.active.offset + size + SEAL_RECORD_LEN as u64 > self.opts.segment_size
-        {
-            self.poison_on_err(Writer::seal_active)?;
-        }
-        self.start_successor()?;
-        self.ensure_allocated(size)?;
+        self.make_room(size)?;
         self.buf.clear();
         let mut chain = self.active.chain;
         let mut seq = self.active.next_seq;

@@ -336,38 +336,24 @@ impl<'a> Folder<'a> {
         view: &mut Projection,
         segment: &VerifiedSegment,
     ) -> Result<Head, RebuildError> {
-        let mut problem: Option<(u64, String)> = None;
-        let progress = &mut self.progress;
-        let events = &mut self.events;
-        segment.for_each_event(|seq, payload| {
-            *events += 1;
-            progress(seq);
-            if problem.is_none() {
-                if let Err(e) = fold_one(view, seq, payload) {
-                    problem = Some((seq, e));
-                }
-            }
-        })?;
-        self.segments += 1;
-        match problem {
-            Some((seq, problem)) => Err(RebuildError::Fold { seq, problem }),
-            None => Ok(segment.head),
-        }
+        self.fold_each(view, |deliver| {
+            segment.for_each_event(deliver)?;
+            Ok(segment.head)
+        })
     }
 
-    /// Folds the segment starting at `at` into `view`; returns the head after it.
-    fn segment(
+    /// Runs `read`, which hands every event of one segment to the callback it is given, folding
+    /// each into `view` (after the first problem, events are only counted); returns the head
+    /// `read` returns, or the first problem with its seq.
+    fn fold_each(
         &mut self,
-        reader: &Reader,
         view: &mut Projection,
-        first_seq: u64,
-        at: Head,
-        sealed: bool,
+        read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<Head, LogError>,
     ) -> Result<Head, RebuildError> {
         let mut problem: Option<(u64, String)> = None;
         let progress = &mut self.progress;
         let events = &mut self.events;
-        let head = reader.read_segment_from(first_seq, at, sealed, |seq, payload| {
+        let head = read(&mut |seq, payload| {
             *events += 1;
             progress(seq);
             if problem.is_none() {
@@ -381,6 +367,20 @@ impl<'a> Folder<'a> {
             Some((seq, problem)) => Err(RebuildError::Fold { seq, problem }),
             None => Ok(head),
         }
+    }
+
+    /// Folds the segment starting at `at` into `view`; returns the head after it.
+    fn segment(
+        &mut self,
+        reader: &Reader,
+        view: &mut Projection,
+        first_seq: u64,
+        at: Head,
+        sealed: bool,
+    ) -> Result<Head, RebuildError> {
+        self.fold_each(view, |deliver| {
+            reader.read_segment_from(first_seq, at, sealed, deliver)
+        })
     }
 }
 

@@ -84,24 +84,48 @@ fn connect(url: &str, addr: &str) -> Result<TcpStream, HttpError> {
 
 /// Downloads `url`, refusing bodies larger than `limit` bytes.
 pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
-    let (addr, host, path) = split_url(url)?;
-    let io = |source| HttpError::Io {
-        url: url.to_owned(),
-        source,
-    };
-    let mut stream = connect(url, &addr)?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: otsctl\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let (head, mut body) = read_head(&mut stream, url)?;
-    let (status, length) = parse_head(&head, url)?;
+    let (mut stream, _, body, status, length) = send_get(url, "otsctl", "")?;
     if status != 200 {
         return Err(HttpError::Status {
             url: url.to_owned(),
             status,
         });
     }
+    read_body(&mut stream, url, body, length, limit)
+}
+
+/// A request sent and its response head read: the stream, the head, the body bytes read with
+/// it, the status and the announced length.
+type Sent = (TcpStream, String, Vec<u8>, u16, Option<u64>);
+
+/// Sends `GET url` with `extra` header lines and reads the response head: the stream, the head,
+/// the body bytes read with it, the status and the announced length.
+fn send_get(url: &str, agent: &str, extra: &str) -> Result<Sent, HttpError> {
+    let (addr, host, path) = split_url(url)?;
+    let mut stream = connect(url, &addr)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\n{extra}Connection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|source| HttpError::Io {
+            url: url.to_owned(),
+            source,
+        })?;
+    let (head, body) = read_head(&mut stream, url)?;
+    let (status, length) = parse_head(&head, url)?;
+    Ok((stream, head, body, status, length))
+}
+
+/// Reads the rest of a body whose first bytes are `body`, refusing more than `limit` bytes and
+/// a body that ends before its announced `length`.
+fn read_body(
+    stream: &mut TcpStream,
+    url: &str,
+    mut body: Vec<u8>,
+    length: Option<u64>,
+    limit: u64,
+) -> Result<Vec<u8>, HttpError> {
     let too_large = || HttpError::TooLarge {
         url: url.to_owned(),
         limit,
@@ -110,8 +134,12 @@ pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
         return Err(too_large());
     }
     let want = length.unwrap_or(limit + 1);
-    let mut rest = (&mut stream).take(want.saturating_sub(body.len() as u64));
-    rest.read_to_end(&mut body).map_err(io)?;
+    let mut rest = stream.take(want.saturating_sub(body.len() as u64));
+    rest.read_to_end(&mut body)
+        .map_err(|source| HttpError::Io {
+            url: url.to_owned(),
+            source,
+        })?;
     if body.len() as u64 > limit {
         return Err(too_large());
     }
@@ -146,30 +174,8 @@ impl Answer {
 /// `GET url` with `extra` header lines (each ending in `\r\n`); any status is returned, bodies
 /// larger than `limit` are refused. For the live follower (`Range` requests) and `/` as JSON.
 pub fn request(url: &str, extra: &str, limit: u64) -> Result<Answer, HttpError> {
-    let (addr, host, path) = split_url(url)?;
-    let io = |source| HttpError::Io {
-        url: url.to_owned(),
-        source,
-    };
-    let mut stream = connect(url, &addr)?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: otsd-mirror\r\n{extra}Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let (head, mut body) = read_head(&mut stream, url)?;
-    let (status, length) = parse_head(&head, url)?;
-    if length.is_some_and(|n| n > limit) {
-        return Err(HttpError::TooLarge {
-            url: url.to_owned(),
-            limit,
-        });
-    }
-    let want = length.unwrap_or(limit + 1);
-    let mut rest = (&mut stream).take(want.saturating_sub(body.len() as u64));
-    rest.read_to_end(&mut body).map_err(io)?;
-    if body.len() as u64 > limit || length.is_some_and(|n| n != body.len() as u64) {
-        return Err(protocol(url, "body cut short or longer than announced"));
-    }
+    let (mut stream, head, body, status, length) = send_get(url, "otsd-mirror", extra)?;
+    let body = read_body(&mut stream, url, body, length, limit)?;
     Ok(Answer { status, head, body })
 }
 

@@ -48,7 +48,7 @@
 //! | What                                   | File                                            |
 //! |----------------------------------------|-------------------------------------------------|
 //! | log format (bytes on disk)             | `log-format/README.md`, `src/log/{record,segment,chain}.rs` |
-//! | event vocabulary                       | `src/events/mod.rs` (encoding: `src/events/codec.rs`) |
+//! | event vocabulary                       | `src/events/mod.rs` (encoding: `src/events/codec.rs`, written through `src/events/wire.rs`; the replay's borrowed view: `src/events/view.rs`) |
 //! | commitment layout `time‖root‖mac`      | `src/calendar/commitment.rs` (MAC: `src/calendar/mac.rs`) |
 //! | proof shape (commitment -> block)      | `src/anchor/proof.rs`                           |
 //! | Bitcoin policy (send, bump, wait)      | `src/stamper/policy.rs` (state fold: `src/anchor/state.rs`) |

@@ -20,8 +20,17 @@
 //!    it holds the whole log gives MiB/s and events/s.
 //!
 //! `cargo build --release --bins && target/release/mirror-bench [--dir D] [--seconds S]
-//! [--concurrency C] [--rates 1000,20000] [--cost-rate 5000] [--catchup-mib 1024]`. Everything lives under `--dir`
-//! (default: a temporary directory), removed at the end unless `--keep`.
+//! [--concurrency C] [--rates 1000,20000] [--cost-rate 5000] [--catchup-mib 1024]
+//! [--primary-cpus LIST] [--repeat N]`. Everything lives under `--dir` (default: a temporary directory),
+//! removed at the end unless `--keep`.
+//!
+//! `--primary-cpus 0` starts the primary under `taskset -c 0`. Run the bench itself under
+//! `taskset -c 1` and the mirror and the load generator share core 1 while the primary has core
+//! 0 to itself: on a two-core machine this is the closest stand-in for a mirror on its own host.
+//! `--repeat N` (N > 1) adds N pairs of intake runs in alternating order, the mirror paused
+//! (SIGSTOP) for the runs without it, and prints the medians.
+//! Each intake line also says how many cores the primary used, so a run where the load generator
+//! (not the primary) was the limit shows itself.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,6 +64,8 @@ struct Args {
     rates: Vec<u64>,
     catchup_mib: u64,
     cost_rate: u64,
+    primary_cpus: Option<String>,
+    repeat: usize,
     keep: bool,
 }
 
@@ -66,6 +77,8 @@ fn parse_args() -> anyhow::Result<Args> {
         rates: vec![1000, 20000],
         catchup_mib: 0,
         cost_rate: 5000,
+        primary_cpus: None,
+        repeat: 1,
         keep: false,
     };
     let mut it = std::env::args().skip(1);
@@ -83,7 +96,21 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--catchup-mib" => a.catchup_mib = value()?.parse()?,
             "--cost-rate" => a.cost_rate = value()?.parse()?,
+            "--primary-cpus" => a.primary_cpus = Some(value()?),
+            "--repeat" => a.repeat = value()?.parse()?,
             "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                let doc = include_str!("mirror-bench.rs");
+                for line in doc.lines().take_while(|l| l.starts_with("//!")) {
+                    println!(
+                        "{}",
+                        line.trim_start_matches("//!")
+                            .strip_prefix(' ')
+                            .unwrap_or("")
+                    );
+                }
+                std::process::exit(0);
+            }
             other => {
                 bail!("unknown argument {other}; see the doc comment of tools/mirror-bench.rs")
             }
@@ -115,10 +142,14 @@ fn main() -> anyhow::Result<()> {
 fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
     let port = free_port()?;
     let cal = init_calendar(root, port)?;
-    let primary = Proc::start(&cal, &["--rpc-port", &port.to_string()])?;
-    let alone = hammer(primary.addr, args.concurrency, args.seconds, None)?;
+    let primary = Proc::start_on(
+        &cal,
+        &["--rpc-port", &port.to_string()],
+        args.primary_cpus.as_deref(),
+    )?;
+    let (alone, cores) = hammer_measured(&primary, args)?;
     println!(
-        "intake without a mirror: {:.0} digests/s ({} in {} s, {} connections)",
+        "intake without a mirror: {:.0} digests/s ({} in {} s, {} connections; the primary used {cores:.2} cores)",
         alone.0, alone.1, args.seconds, args.concurrency
     );
     let cost_alone = cpu_cost(&primary, None, args)?;
@@ -141,12 +172,15 @@ fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
         cost_with.mirror_us,
     );
     wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
-    let with = hammer(primary.addr, args.concurrency, args.seconds, None)?;
+    let (with, cores) = hammer_measured(&primary, args)?;
     println!(
-        "intake with a mirror following: {:.0} digests/s ({:+.1}%)",
+        "intake with a mirror following: {:.0} digests/s ({:+.1}%; the primary used {cores:.2} cores)",
         with.0,
         (with.0 / alone.0 - 1.0) * 100.0
     );
+    if args.repeat > 1 {
+        paired_intake(&primary, &mirror, args)?;
+    }
     wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
     for &rate in &args.rates {
         let lags = Arc::new(Mutex::new(Vec::new()));
@@ -175,6 +209,72 @@ fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
     mirror.stop()?;
     primary.stop()?;
     Ok(())
+}
+
+/// `--repeat` pairs of intake runs on the same primary, the order alternating between pairs:
+/// without a mirror (the mirror stopped with SIGSTOP, so it sends nothing) and with it following
+/// (SIGCONT, caught up first). Prints each pair and the medians: single runs on a shared machine
+/// swing by more than the effect measured.
+fn paired_intake(primary: &Proc, mirror: &Proc, args: &Args) -> anyhow::Result<()> {
+    let signal = |sig: &str| -> anyhow::Result<()> {
+        let ok = Command::new("kill")
+            .args([sig, &mirror.child.id().to_string()])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "kill {sig} of the mirror failed");
+        Ok(())
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for pair in 0..args.repeat {
+        let run = |following: bool| -> anyhow::Result<f64> {
+            if following {
+                signal("-CONT")?;
+                wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
+            } else {
+                signal("-STOP")?;
+            }
+            let ((rate, _), cores) = hammer_measured(primary, args)?;
+            println!(
+                "  pair {pair}: {} a mirror: {rate:.0} digests/s (the primary used {cores:.2} cores)",
+                if following { "with" } else { "without" }
+            );
+            Ok(rate)
+        };
+        if pair % 2 == 0 {
+            without.push(run(false)?);
+            with.push(run(true)?);
+        } else {
+            with.push(run(true)?);
+            without.push(run(false)?);
+        }
+    }
+    signal("-CONT")?;
+    wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let (a, b) = (median(without), median(with));
+    println!(
+        "intake over {} alternating pairs, medians: {a:.0} digests/s without a mirror, {b:.0} with one following ({:+.1}%)",
+        args.repeat,
+        (b / a - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+/// An unpaced [`hammer`] run on `primary`, and the cores the primary used meanwhile (CPU
+/// seconds / wall seconds).
+fn hammer_measured(primary: &Proc, args: &Args) -> anyhow::Result<((f64, u64), f64)> {
+    let (c0, t0) = (cpu_seconds(primary.child.id())?, Instant::now());
+    let r = hammer(primary.addr, args.concurrency, args.seconds, None)?;
+    let cores = (cpu_seconds(primary.child.id())? - c0) / t0.elapsed().as_secs_f64();
+    Ok((r, cores))
 }
 
 /// CPU per acknowledged digest during one paced run.
@@ -504,7 +604,22 @@ struct Proc {
 
 impl Proc {
     fn start(cal: &Path, extra: &[&str]) -> anyhow::Result<Proc> {
-        let mut child = Command::new(sibling("otsd")?)
+        Proc::start_on(cal, extra, None)
+    }
+
+    /// Starts `otsd`, under `taskset -c cpus` when `cpus` is given (taskset execs otsd, so the
+    /// child's pid is otsd's).
+    fn start_on(cal: &Path, extra: &[&str], cpus: Option<&str>) -> anyhow::Result<Proc> {
+        let otsd = sibling("otsd")?;
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(&otsd);
+                c
+            }
+            None => Command::new(&otsd),
+        };
+        let mut child = cmd
             .arg("-c")
             .arg(cal)
             .args(["--rpc-address", "127.0.0.1", "--btc-regtest", "-q"])

@@ -469,7 +469,8 @@ fn hammer(
 
 /// `--mixed-seconds` of mixed load: of `--concurrency` connections, one in eight posts digests
 /// (new rounds, so the projection checkpoints as it goes), one in eight asks `/status` of random
-/// digests, the others ask for random historical proofs; otsd's RSS is sampled every 5 s.
+/// digests, the others ask for random historical proofs; otsd's RSS is sampled every second (a
+/// growing index table is swept in seconds).
 fn mixed(args: &Args, addr: SocketAddr, pid: u32, sample: &[Vec<u8>]) -> anyhow::Result<()> {
     let rss_start = rss_kib(pid)?;
     let mut rss_max = rss_start;
@@ -479,7 +480,7 @@ fn mixed(args: &Args, addr: SocketAddr, pid: u32, sample: &[Vec<u8>]) -> anyhow:
         let mut last_print = Instant::now();
         while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(seconds) {
             std::thread::sleep(
-                Duration::from_secs(5)
+                Duration::from_secs(1)
                     .min(Duration::from_secs(seconds).saturating_sub(started.elapsed())),
             );
             let rss = rss_kib(pid)?;

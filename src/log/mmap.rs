@@ -98,6 +98,25 @@ impl MappedMut {
         Ok(MappedMut(Some(map)))
     }
 
+    /// Drops this process's mapping of the pages of `offset..offset + len` (clamped to the
+    /// map): what they hold stays in the file's page cache (dirty pages included, written back
+    /// as any), and the next access maps them again. Builders that sweep a large table call it
+    /// behind their sweep, so that the process's resident size stays bounded by what it is
+    /// working on rather than growing to the whole table. A hint: a failure is ignored.
+    pub fn release(&self, offset: usize, len: usize) {
+        let Some(map) = &self.0 else { return };
+        let offset = offset.min(map.len());
+        let len = len.min(map.len() - offset);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the map is a shared map of a file (never private or anonymous), for which
+        // MADV_DONTNEED only unmaps pages: their contents, dirty or not, stay in the page cache
+        // and are read back on the next access, so no byte any reference can see changes.
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+    }
+
     /// Writes the dirty pages back and waits for them (`msync`).
     pub fn flush(&self) -> std::io::Result<()> {
         self.0.as_ref().map_or(Ok(()), |m| m.flush())

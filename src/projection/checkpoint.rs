@@ -65,6 +65,7 @@
 //! and the log replayed once, which writes version 3.
 //! Older damage is caught on read by the per-entry checks (see [`super::history`]).
 use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -103,6 +104,18 @@ pub const ROUND_BLOCK: u64 = 16_384;
 pub const FULL_VERIFY_ROUNDS: u64 = 1 << 20;
 /// Rounds read per step when the table is read in bulk (4 MiB).
 const READ_ROUNDS: u64 = 65_536;
+/// Slots of the digest index swept per step when it grows (16 MiB): the resident pages of a
+/// growing table are bounded by a few steps.
+const GROW_STEP_SLOTS: u64 = (16 << 20) / digests::SLOT_LEN as u64;
+/// Slots of the commitment index filled per part when it is rebuilt (16 MiB).
+const INDEX_PART_SLOTS: u64 = (16 << 20) / 8;
+/// The most parts a rebuilt index is filled in (each has a spill file and its buffer).
+const MAX_INDEX_PARTS: u64 = 256;
+/// Where a rebuild in parts spills the rounds' keys.
+const INDEX_SPILL_DIR: &str = "index.spill";
+/// Bytes of one spilled key, and the buffer of each spill file.
+const SPILL_ENTRY: usize = 16;
+const SPILL_BUFFER: usize = 64 << 10;
 
 const SNAPSHOT_FILE: &str = "checkpoint";
 const ALL_FILES: [&str; 6] = [
@@ -144,6 +157,11 @@ pub enum CheckpointError {
         path: PathBuf,
         source: DigestIndexError,
     },
+}
+
+/// The byte offset of digest index slot `slot` (or the length of `slot` slots).
+fn slot_offset(slot: u64) -> usize {
+    (slot * digests::SLOT_LEN as u64) as usize
 }
 
 fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> CheckpointError + 'p {
@@ -773,22 +791,57 @@ impl CheckpointFiles {
         {
             let mut map = MappedMut::whole(&file, &tmp)
                 .map_err(|e| io("mmap", &tmp)(std::io::Error::other(e.to_string())))?;
-            let mut to = BufSlots(&mut map);
-            to.clear(salt);
-            if self.extent.digest_slots > 0 {
+            // Both tables are swept in steps and each step's pages are released behind the
+            // sweep, so otsd's resident size stays near a few steps, not the two tables (4 GiB
+            // and 2 GiB at 100 million digests). The pages stay in the page cache.
+            let mut at = 0;
+            while at < slots {
+                let end = (at + GROW_STEP_SLOTS).min(slots);
+                BufSlots(&mut map).clear_range(salt, at..end);
+                map.release(slot_offset(at), slot_offset(end - at));
+                at = end;
+            }
+            let old_slots = self.extent.digest_slots;
+            if old_slots > 0 {
                 let (old, old_path) = self.open_rw(DIGESTS_FILE)?;
                 let mut old_map = MappedMut::whole(&old, &old_path)
                     .map_err(|e| io("mmap", &old_path)(std::io::Error::other(e.to_string())))?;
-                added += digests::rehash(&BufSlots(&mut old_map), &mut to, salt, valid)
+                // Slot i of the old table lands at or after (its home modulo old_slots) plus a
+                // multiple of old_slots in the new one (digests::rehash_range): a step of slack
+                // behind the sweep covers displaced entries. A page released too early is only
+                // mapped again when touched.
+                let mut at = 0;
+                while at < old_slots {
+                    let end = (at + GROW_STEP_SLOTS).min(old_slots);
+                    added += digests::rehash_range(
+                        &BufSlots(&mut old_map),
+                        &mut BufSlots(&mut map),
+                        salt,
+                        valid,
+                        at..end,
+                    )
                     .map_err(digests_err)?;
-            }
-            for (h, r) in new {
-                added += u64::from(
-                    digests::insert(&mut to, digests::Key::new(h, salt), *r, salt)
-                        .map_err(digests_err)?,
-                );
+                    old_map.release(slot_offset(at), slot_offset(end - at));
+                    let (done, behind) = (
+                        at.saturating_sub(GROW_STEP_SLOTS),
+                        end.saturating_sub(GROW_STEP_SLOTS),
+                    );
+                    for part in (0..slots).step_by(old_slots as usize) {
+                        map.release(slot_offset(part + done), slot_offset(behind - done));
+                    }
+                    at = end;
+                }
             }
             map.flush().map_err(io("msync", &tmp))?;
+        }
+        // The new digests go in through the file, not the map: one slot read each would map in
+        // the 16 pages around it, and a segment's worth of them the whole table.
+        let mut to = digests::FileSlots { file: &file, slots };
+        for (h, r) in new {
+            added += u64::from(
+                digests::insert(&mut to, digests::Key::new(h, salt), *r, salt)
+                    .map_err(digests_err)?,
+            );
         }
         file.sync_all().map_err(io("fsync", &tmp))?;
         sync_dir(&self.dir)?;
@@ -800,6 +853,20 @@ impl CheckpointFiles {
 
     /// Builds `index` anew (twice as large as needed) from rounds `0..rounds` of the table.
     fn rebuild_index(&mut self, rounds: u64) -> Result<(), CheckpointError> {
+        self.rebuild_index_in_parts(rounds, INDEX_PART_SLOTS)
+    }
+
+    /// [`Self::rebuild_index`], filling a table larger than `part_slots` slots one part at a
+    /// time, so that only about two parts of it are mapped in at once: the rounds are read in
+    /// order once and each one's key goes to a spill file of its part (`index.spill/`, 16 bytes
+    /// a round), then each part is filled from its file and released behind. A commitment's
+    /// rounds all go to the part of its home slot, in order, so a repeated commitment keeps its
+    /// first round as in a build in round order.
+    fn rebuild_index_in_parts(
+        &mut self,
+        rounds: u64,
+        part_slots: u64,
+    ) -> Result<(), CheckpointError> {
         self.index_map = None;
         let slots = index::slots_for(rounds);
         let tmp = self.path("index.tmp");
@@ -814,32 +881,80 @@ impl CheckpointFiles {
         let _ = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, slots * 8);
         let rounds_path = self.path(ROUNDS_FILE);
         let table = File::open(&rounds_path).map_err(io("open", &rounds_path))?;
-        let mut added = 0;
         let salt = index::new_salt();
+        let index_err = |source| CheckpointError::Index {
+            path: tmp.clone(),
+            source,
+        };
+        // Whether rounds `a` and `b` hold one commitment: asked only when 80 bits match.
+        let same = |a: u64, b: u64| -> Result<bool, IndexError> {
+            Ok(read_commitment(&table, a)? == read_commitment(&table, b)?)
+        };
+        let part_slots = part_slots.max(slots / MAX_INDEX_PARTS).min(slots);
+        let mut added = 0;
         {
             let mut map = MappedMut::whole(&file, &tmp)
                 .map_err(|e| io("mmap", &tmp)(std::io::Error::other(e.to_string())))?;
-            let mut slots = MapSlots(&mut map, salt);
-            slots.clear();
-            let mut first = 0;
-            while first < rounds {
-                let end = (first + READ_ROUNDS).min(rounds);
-                let chunk = read_rounds(&table, &rounds_path, first, end)?;
-                for (i, c) in chunk.iter().enumerate() {
-                    let round = first + i as u64;
-                    let commitment_of = |r: u64| match r.checked_sub(first) {
-                        Some(k) if k < chunk.len() as u64 => Ok(chunk[k as usize]),
-                        _ => read_commitment(&table, r),
-                    };
-                    added +=
-                        u64::from(index::insert(&mut slots, c, round, commitment_of).map_err(
-                            |source| CheckpointError::Index {
-                                path: tmp.clone(),
-                                source,
-                            },
-                        )?);
+            let mut at = 0;
+            while at < slots {
+                let end = (at + part_slots).min(slots);
+                MapSlots(&mut map, salt).clear_range(at..end);
+                map.release((at * 8) as usize, ((end - at) * 8) as usize);
+                at = end;
+            }
+            if part_slots == slots {
+                let mut first = 0;
+                while first < rounds {
+                    let end = (first + READ_ROUNDS).min(rounds);
+                    let chunk = read_rounds(&table, &rounds_path, first, end)?;
+                    for (i, c) in chunk.iter().enumerate() {
+                        let round = first + i as u64;
+                        let fresh = index::insert_new(
+                            &mut MapSlots(&mut map, salt),
+                            index::key_bits(c),
+                            index::fingerprint(c),
+                            round,
+                            |r| same(r, round),
+                        )
+                        .map_err(index_err)?;
+                        added += u64::from(fresh);
+                    }
+                    first = end;
                 }
-                first = end;
+            } else {
+                let spill = self.path(INDEX_SPILL_DIR);
+                let parts = self.spill_index_keys(&spill, &table, rounds, slots, part_slots)?;
+                for (p, file) in parts.into_iter().enumerate() {
+                    let mut entries = std::io::BufReader::with_capacity(SPILL_BUFFER, file);
+                    let mut e = [0u8; SPILL_ENTRY];
+                    loop {
+                        match entries.read_exact(&mut e) {
+                            Ok(()) => {}
+                            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                            Err(err) => return Err(io("read", &spill)(err)),
+                        }
+                        let (mut key, mut packed) = ([0u8; 8], [0u8; 8]);
+                        key.copy_from_slice(&e[..8]);
+                        packed.copy_from_slice(&e[8..]);
+                        let (key, packed) = (u64::from_le_bytes(key), u64::from_le_bytes(packed));
+                        let round = packed & ((1 << 40) - 1);
+                        let fresh = index::insert_new(
+                            &mut MapSlots(&mut map, salt),
+                            key,
+                            packed >> 40,
+                            round,
+                            |r| same(r, round),
+                        )
+                        .map_err(index_err)?;
+                        added += u64::from(fresh);
+                    }
+                    // Entries displaced past a part's end land in the next one: one part of slack.
+                    if p > 0 {
+                        let behind = (p as u64 - 1) * part_slots;
+                        map.release((behind * 8) as usize, (part_slots * 8) as usize);
+                    }
+                }
+                fs::remove_dir_all(&spill).map_err(io("remove", &spill))?;
             }
             map.flush().map_err(io("msync", &tmp))?;
         }
@@ -851,6 +966,67 @@ impl CheckpointFiles {
         self.extent.index_entries = added;
         self.extent.index_salt = salt;
         Ok(())
+    }
+
+    /// Reads rounds `0..rounds` of the table in order and writes each one's key to the spill
+    /// file of the part of the new table (of `slots` slots, parts of `part_slots`) its home slot
+    /// is in: the key bits (8 bytes LE), then the round and the fingerprint `<< 40` (8 bytes
+    /// LE). Returns the files, rewound. The spill files are scratch: not synced, removed by the
+    /// caller, and by the next rebuild or a [`Self::remove`] after a crash.
+    fn spill_index_keys(
+        &self,
+        spill: &Path,
+        table: &File,
+        rounds: u64,
+        slots: u64,
+        part_slots: u64,
+    ) -> Result<Vec<File>, CheckpointError> {
+        match fs::remove_dir_all(spill) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", spill)(e)),
+        }
+        fs::create_dir(spill).map_err(io("create", spill))?;
+        let rounds_path = self.path(ROUNDS_FILE);
+        let shift = part_slots.trailing_zeros();
+        let mut writers = (0..slots / part_slots)
+            .map(|p| {
+                let path = spill.join(p.to_string());
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map(|f| std::io::BufWriter::with_capacity(SPILL_BUFFER, f))
+                    .map_err(io("create", &path))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut first = 0;
+        while first < rounds {
+            let end = (first + READ_ROUNDS).min(rounds);
+            let chunk = read_rounds(table, &rounds_path, first, end)?;
+            for (i, c) in chunk.iter().enumerate() {
+                let key = index::key_bits(c);
+                let part = ((key & (slots - 1)) >> shift) as usize;
+                let mut e = [0u8; SPILL_ENTRY];
+                e[..8].copy_from_slice(&key.to_le_bytes());
+                let packed = (first + i as u64) | (index::fingerprint(c) << 40);
+                e[8..].copy_from_slice(&packed.to_le_bytes());
+                writers[part].write_all(&e).map_err(io("write", spill))?;
+            }
+            first = end;
+        }
+        writers
+            .into_iter()
+            .map(|w| {
+                let mut f = w
+                    .into_inner()
+                    .map_err(|e| io("write", spill)(e.into_error()))?;
+                f.seek(std::io::SeekFrom::Start(0))
+                    .map_err(io("seek", spill))?;
+                Ok(f)
+            })
+            .collect()
     }
 
     /// Moves the view's final stamping transactions to `txs` and `proofs`.
@@ -949,6 +1125,12 @@ impl CheckpointFiles {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io("remove", &path)(e)),
             }
+        }
+        let spill = self.path(INDEX_SPILL_DIR);
+        match fs::remove_dir_all(&spill) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &spill)(e)),
         }
         self.extent = Extent::default();
         self.chain = [0; 32];
@@ -1501,6 +1683,78 @@ mod tests {
                 );
                 assert!(damaged.history().unwrap().is_damaged());
             }
+        }
+    }
+
+    /// An index rebuilt in parts (keys spilled by part, each part filled in turn, the table
+    /// released behind) answers every commitment as one built whole in round order: a repeated
+    /// commitment keeps its first round, two commitments sharing the 80 bits of key and
+    /// fingerprint are told apart, entries displaced across parts and around the end are found,
+    /// and no spill file is left behind.
+    #[test]
+    fn an_index_rebuilt_in_parts_answers_as_one_built_whole() {
+        const ROUNDS: u64 = 3000;
+        let key = LogKey::from_bytes([9; 32]);
+        let commitment = |r: u64| {
+            let mut c = [0u8; COMMITMENT_LEN];
+            // Homes crowded into 4099 slots from 6000 on in a table of 8192: probe chains are
+            // long, cross parts and wrap around the end.
+            let home = |r: u64| (r % 1500) * 0x9E37_79B9 % 4099 + 6000;
+            c[4..12].copy_from_slice(&home(r).to_le_bytes());
+            c[20..28].copy_from_slice(&(r % 1500).to_le_bytes());
+            if r % 50 == 7 {
+                // Same key and fingerprint as round r - 1, another commitment.
+                c[4..12].copy_from_slice(&home(r - 1).to_le_bytes());
+                c[30] = 1;
+            }
+            c[43] = 0xa5;
+            c
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = CheckpointFiles::new(dir.path(), &key);
+        let mut view = Projection::new(3);
+        for round in 0..ROUNDS {
+            view.apply(
+                2 * round,
+                &Event::RoundSealed {
+                    round,
+                    time: 1_700_000_000 + round as u32,
+                    root: [1; 32],
+                    mac: [2; 8],
+                    commitment: commitment(round).to_vec(),
+                    digests: 0,
+                },
+            )
+            .unwrap();
+        }
+        files.write(&mut view, head(2 * ROUNDS)).unwrap();
+        let first_round = |c: &Commitment| (0..ROUNDS).find(|&r| commitment(r) == *c).unwrap();
+        let table = File::open(dir.path().join(ROUNDS_FILE)).unwrap();
+        let slots = index::slots_for(ROUNDS);
+        for part_slots in [slots, 1024, 256, 64] {
+            files.rebuild_index_in_parts(ROUNDS, part_slots).unwrap();
+            assert!(!dir.path().join(INDEX_SPILL_DIR).exists());
+            let file = File::open(dir.path().join(INDEX_FILE)).unwrap();
+            let found = FileSlots {
+                file: &file,
+                slots: files.extent.index_slots,
+                salt: files.extent.index_salt,
+            };
+            assert_eq!(files.extent.index_slots, slots);
+            assert_eq!(files.extent.index_entries, 1500, "parts of {part_slots}");
+            for r in 0..ROUNDS {
+                let c = commitment(r);
+                let got = index::find(&found, &c, ROUNDS, |r| read_commitment(&table, r)).unwrap();
+                assert_eq!(
+                    got,
+                    Some(first_round(&c)),
+                    "round {r}, parts of {part_slots}"
+                );
+            }
+            let mut other = commitment(5);
+            other[31] = 9;
+            let got = index::find(&found, &other, ROUNDS, |r| read_commitment(&table, r));
+            assert_eq!(got.unwrap(), None);
         }
     }
 

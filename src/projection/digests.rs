@@ -178,8 +178,14 @@ pub struct BufSlots<'a>(pub &'a mut [u8]);
 impl BufSlots<'_> {
     /// Fills every slot with the empty slot (a new table).
     pub fn clear(&mut self, salt: u64) {
+        self.clear_range(salt, 0..self.slots());
+    }
+
+    /// Fills the slots `range` with the empty slot (a new table, cleared in steps).
+    pub fn clear_range(&mut self, salt: u64, range: std::ops::Range<u64>) {
         let empty = encode_slot(Slot::Empty, salt);
-        for chunk in self.0.chunks_exact_mut(SLOT_LEN) {
+        let bytes = &mut self.0[range.start as usize * SLOT_LEN..range.end as usize * SLOT_LEN];
+        for chunk in bytes.chunks_exact_mut(SLOT_LEN) {
             chunk.copy_from_slice(&empty);
         }
     }
@@ -279,8 +285,22 @@ pub fn rehash(
     salt: u64,
     valid: u64,
 ) -> Result<u64, DigestIndexError> {
+    rehash_range(from, to, salt, valid, 0..from.slots())
+}
+
+/// [`rehash`] of the slots `range` of `from` only, for a table grown in steps. Slot `i` of a
+/// table of `n` slots holds a key whose home is at most `i` (less when displaced), so in a table
+/// of `m` slots (a multiple of `n`) it lands at or after its home modulo `n` plus a multiple of
+/// `n`: sweeping `from` in order sweeps each `n`-slot part of `to` in order.
+pub fn rehash_range(
+    from: &impl Slots,
+    to: &mut impl Slots,
+    salt: u64,
+    valid: u64,
+    range: std::ops::Range<u64>,
+) -> Result<u64, DigestIndexError> {
     let mut added = 0;
-    for i in 0..from.slots() {
+    for i in range {
         if let Slot::Used { key, round } = read(from, i, salt)? {
             if round < valid {
                 added += u64::from(insert_any(to, key, round, salt)?);

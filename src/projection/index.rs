@@ -51,12 +51,17 @@ pub fn overfull(entries: u64, slots: u64) -> bool {
 }
 
 fn home(c: &Commitment, slots: u64) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&c[4..12]);
-    u64::from_le_bytes(b) & (slots - 1)
+    key_bits(c) & (slots - 1)
 }
 
-fn fingerprint(c: &Commitment) -> u64 {
+/// The 64 bits of `c` its home slot is taken from (the low bits, in a table of any size).
+pub fn key_bits(c: &Commitment) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&c[4..12]);
+    u64::from_le_bytes(b)
+}
+
+pub fn fingerprint(c: &Commitment) -> u64 {
     u64::from(u16::from_le_bytes([c[12], c[13]]))
 }
 
@@ -197,8 +202,13 @@ pub struct MapSlots<'a>(pub &'a mut [u8], pub u64);
 impl MapSlots<'_> {
     /// Fills every slot with the empty slot (a new table).
     pub fn clear(&mut self) {
+        self.clear_range(0..self.slots());
+    }
+
+    /// Fills the slots `range` with the empty slot (a new table, cleared in steps).
+    pub fn clear_range(&mut self, range: std::ops::Range<u64>) {
         let empty = empty_slot(self.1).to_le_bytes();
-        for chunk in self.0.chunks_exact_mut(8) {
+        for chunk in self.0[range.start as usize * 8..range.end as usize * 8].chunks_exact_mut(8) {
             chunk.copy_from_slice(&empty);
         }
     }
@@ -281,6 +291,43 @@ pub fn insert(
                 fingerprint,
             } => {
                 if fingerprint == fp && commitment_of(r)? == *c {
+                    return Ok(false);
+                }
+            }
+        }
+        i = (i + 1) & (n - 1);
+    }
+    Err(IndexError::Full)
+}
+
+/// Inserts round `round` of a commitment known by its [`key_bits`] and [`fingerprint`] into a
+/// table being built from nothing (no slot is a leftover), where a commitment's rounds come in
+/// order but commitments need not: an entry already there for the same commitment keeps it.
+/// `same(r)` says whether round `r` holds the commitment of `round`; it is asked only when the
+/// 80 bits of key and fingerprint match. Returns whether an entry was added.
+pub fn insert_new(
+    slots: &mut impl Slots,
+    key: u64,
+    fp: u64,
+    round: u64,
+    mut same: impl FnMut(u64) -> Result<bool, IndexError>,
+) -> Result<bool, IndexError> {
+    let n = slots.slots();
+    let salt = slots.salt();
+    let mut i = key & (n - 1);
+    for _ in 0..n {
+        let raw = slots.get(i)?;
+        match decode_slot(raw, salt).ok_or(IndexError::Damaged { slot: i })? {
+            Slot::Empty => {
+                let data = (round + 1) | (fp << 40);
+                slots.set(i, data | (crc8(data ^ salt) << 56))?;
+                return Ok(true);
+            }
+            Slot::Used {
+                round: r,
+                fingerprint,
+            } => {
+                if fingerprint == fp && same(r)? {
                     return Ok(false);
                 }
             }

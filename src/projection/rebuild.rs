@@ -421,6 +421,10 @@ pub struct Checkpointer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The nice value of the checkpoint thread (on Linux, `setpriority` with no pid sets the calling
+/// thread's, not the process's).
+const CHECKPOINT_NICE: i32 = 10;
+
 impl Checkpointer {
     /// Starts the thread from a rebuild's base projection; each checkpoint it writes is handed to
     /// `live`, which then serves those rounds from disk and drops them from memory.
@@ -447,9 +451,17 @@ impl Checkpointer {
         let (base, at, files) = (rebuilt.base, rebuilt.at, rebuilt.files);
         let thread = std::thread::Builder::new()
             .name("otsd-checkpoint".into())
-            .spawn(move || match reader {
-                Ok(reader) => run(reader, base, at, files, &live, &flag),
-                Err(e) => tracing::error!("checkpointer cannot read the log: {e}"),
+            .spawn(move || {
+                // Background work: while the cores are busy, digests waiting for their fsync go
+                // first. The thread still gets its share (about a tenth of a busy core at nice
+                // 10), and all it wants when they are not.
+                if let Err(e) = rustix::process::setpriority_process(None, CHECKPOINT_NICE) {
+                    tracing::debug!("checkpoint thread keeps its priority: {e}");
+                }
+                match reader {
+                    Ok(reader) => run(reader, base, at, files, &live, &flag),
+                    Err(e) => tracing::error!("checkpointer cannot read the log: {e}"),
+                }
             });
         let thread = match thread {
             Ok(t) => Some(t),

@@ -21,12 +21,17 @@
 //!
 //! `cargo build --release --bins && target/release/mirror-bench [--dir D] [--seconds S]
 //! [--concurrency C] [--rates 1000,20000] [--cost-rate 5000] [--catchup-mib 1024]
-//! [--primary-cpus LIST] [--repeat N]`. Everything lives under `--dir` (default: a temporary directory),
+//! [--primary-cpus LIST] [--mirror-nice N] [--repeat N]`. Everything lives under `--dir` (default: a temporary directory),
 //! removed at the end unless `--keep`.
 //!
 //! `--primary-cpus 0` starts the primary under `taskset -c 0`. Run the bench itself under
 //! `taskset -c 1` and the mirror and the load generator share core 1 while the primary has core
 //! 0 to itself: on a two-core machine this is the closest stand-in for a mirror on its own host.
+//! `--mirror-nice 19` starts the mirror under `nice -n 19`: it then takes only the cycles the
+//! load generator leaves on their shared core, so the intake runs measure what following costs
+//! the primary (the mirror's requests), not the load generator's lost cycles. Each paired run
+//! with the mirror says how long it took to catch up after the load stopped, which shows it was
+//! following, not starved.
 //! `--repeat N` (N > 1) adds N pairs of intake runs in alternating order, the mirror paused
 //! (SIGSTOP) for the runs without it, and prints the medians.
 //! Each intake line also says how many cores the primary used, so a run where the load generator
@@ -65,6 +70,7 @@ struct Args {
     catchup_mib: u64,
     cost_rate: u64,
     primary_cpus: Option<String>,
+    mirror_nice: Option<i32>,
     repeat: usize,
     keep: bool,
 }
@@ -78,6 +84,7 @@ fn parse_args() -> anyhow::Result<Args> {
         catchup_mib: 0,
         cost_rate: 5000,
         primary_cpus: None,
+        mirror_nice: None,
         repeat: 1,
         keep: false,
     };
@@ -98,6 +105,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--cost-rate" => a.cost_rate = value()?.parse()?,
             "--primary-cpus" => a.primary_cpus = Some(value()?),
             "--repeat" => a.repeat = value()?.parse()?,
+            "--mirror-nice" => a.mirror_nice = Some(value()?.parse()?),
             "--keep" => a.keep = true,
             "-h" | "--help" => {
                 let doc = include_str!("mirror-bench.rs");
@@ -155,7 +163,13 @@ fn throughput_and_lag(args: &Args, root: &Path) -> anyhow::Result<()> {
     let cost_alone = cpu_cost(&primary, None, args)?;
     let mirror_dir = root.join("mirror");
     let url = format!("http://127.0.0.1:{port}");
-    let mirror = Proc::start(&mirror_dir, &["--mirror-of", &url, "--rpc-port", "0"])?;
+    let nice = args.mirror_nice.map(|n| n.to_string());
+    let mirror = Proc::start_with(
+        &mirror_dir,
+        &["--mirror-of", &url, "--rpc-port", "0"],
+        None,
+        nice.as_deref(),
+    )?;
     wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
     let cost_with = cpu_cost(&primary, Some(&mirror), args)?;
     println!(
@@ -234,8 +248,15 @@ fn paired_intake(primary: &Proc, mirror: &Proc, args: &Args) -> anyhow::Result<(
                 signal("-STOP")?;
             }
             let ((rate, _), cores) = hammer_measured(primary, args)?;
+            let behind = if following {
+                let t = Instant::now();
+                wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
+                format!("; the mirror caught up {:.0} ms after", t.elapsed().as_secs_f64() * 1e3)
+            } else {
+                String::new()
+            };
             println!(
-                "  pair {pair}: {} a mirror: {rate:.0} digests/s (the primary used {cores:.2} cores)",
+                "  pair {pair}: {} a mirror: {rate:.0} digests/s (the primary used {cores:.2} cores{behind})",
                 if following { "with" } else { "without" }
             );
             Ok(rate)
@@ -610,11 +631,28 @@ impl Proc {
     /// Starts `otsd`, under `taskset -c cpus` when `cpus` is given (taskset execs otsd, so the
     /// child's pid is otsd's).
     fn start_on(cal: &Path, extra: &[&str], cpus: Option<&str>) -> anyhow::Result<Proc> {
+        Proc::start_with(cal, extra, cpus, None)
+    }
+
+    /// [`Proc::start_on`], under `nice -n nice` when given (nice execs too).
+    fn start_with(
+        cal: &Path,
+        extra: &[&str],
+        cpus: Option<&str>,
+        nice: Option<&str>,
+    ) -> anyhow::Result<Proc> {
         let otsd = sibling("otsd")?;
-        let mut cmd = match cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(&otsd);
+        let mut prefix: Vec<String> = Vec::new();
+        if let Some(cpus) = cpus {
+            prefix.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        if let Some(nice) = nice {
+            prefix.extend(["nice".into(), "-n".into(), nice.into()]);
+        }
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&otsd);
                 c
             }
             None => Command::new(&otsd),

@@ -251,7 +251,10 @@ fn paired_intake(primary: &Proc, mirror: &Proc, args: &Args) -> anyhow::Result<(
             let behind = if following {
                 let t = Instant::now();
                 wait_caught_up(primary.addr, mirror.addr, Duration::from_secs(600))?;
-                format!("; the mirror caught up {:.0} ms after", t.elapsed().as_secs_f64() * 1e3)
+                format!(
+                    "; the mirror caught up {:.0} ms after",
+                    t.elapsed().as_secs_f64() * 1e3
+                )
             } else {
                 String::new()
             };

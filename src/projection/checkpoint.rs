@@ -442,6 +442,7 @@ impl CheckpointFiles {
             }
         }
         let _ = fs::remove_file(self.path("index.tmp"));
+        let _ = fs::remove_dir_all(self.path(INDEX_SPILL_DIR));
         self.finish_digests_swap(e.digest_slots)
     }
 
@@ -1780,6 +1781,10 @@ mod tests {
             }
             if steps >= 3 {
                 fs::write(dir.path().join("checkpoint.tmp"), b"half a snap").unwrap();
+                // Killed while a rebuild in parts spilled its keys.
+                let spill = dir.path().join(INDEX_SPILL_DIR);
+                fs::create_dir(&spill).unwrap();
+                fs::write(spill.join("3"), [7u8; 48]).unwrap();
             }
             drop(files);
 
@@ -1790,6 +1795,7 @@ mod tests {
                 .expect("the previous checkpoint")
                 .view;
             assert_eq!(loaded.next_round(), 100, "steps {steps}");
+            assert!(!dir.path().join(INDEX_SPILL_DIR).exists(), "steps {steps}");
             assert_eq!(
                 fs::metadata(dir.path().join(ROUNDS_FILE)).unwrap().len(),
                 100 * ROUND_LEN as u64,

@@ -111,6 +111,8 @@ const GROW_STEP_SLOTS: u64 = (16 << 20) / digests::SLOT_LEN as u64;
 const INDEX_PART_SLOTS: u64 = (16 << 20) / 8;
 /// The most parts a rebuilt index is filled in (each has a spill file and its buffer).
 const MAX_INDEX_PARTS: u64 = 256;
+/// Rounds whose commitments a load looks up in the index (see `CheckpointFiles::sample_index`).
+const INDEX_SAMPLE: u64 = 64;
 /// Where a rebuild in parts spills the rounds' keys.
 const INDEX_SPILL_DIR: &str = "index.spill";
 /// Bytes of one spilled key, and the buffer of each spill file.
@@ -519,6 +521,9 @@ impl CheckpointFiles {
                 Err(e) => problem = Some(e.to_string()),
             }
         }
+        if problem.is_none() {
+            problem = self.sample_index(&path)?;
+        }
         if let Some(why) = problem {
             tracing::warn!(
                 "projection index {} does not match its checkpoint ({why}); rebuilding it from the \
@@ -528,6 +533,37 @@ impl CheckpointFiles {
             self.rebuild_index(self.extent.rounds)?;
         }
         Ok(())
+    }
+
+    /// Looks up the commitments of [`INDEX_SAMPLE`] rounds spread over the round table in the
+    /// index; returns what is wrong when one is not found at its round (or an earlier one with
+    /// the same commitment). The salted slot check alone passes another table whose salt differs
+    /// from ours by a CRC-8 codeword (one table in 256: the check is linear in the salt); a table
+    /// of other rounds fails here whatever its salt.
+    fn sample_index(&self, path: &Path) -> Result<Option<String>, CheckpointError> {
+        let rounds = self.extent.rounds;
+        if rounds == 0 {
+            return Ok(None);
+        }
+        let file = File::open(path).map_err(io("open", path))?;
+        let rounds_path = self.path(ROUNDS_FILE);
+        let table = File::open(&rounds_path).map_err(io("open", &rounds_path))?;
+        let slots = FileSlots {
+            file: &file,
+            slots: self.extent.index_slots,
+            salt: self.extent.index_salt,
+        };
+        let samples = INDEX_SAMPLE.min(rounds);
+        for k in 0..samples {
+            let r = k * rounds / samples + (rounds - 1) / samples / 2;
+            let c = read_round_entry(&table, &rounds_path, r)?.commitment;
+            match index::find(&slots, &c, rounds, |x| read_commitment(&table, x)) {
+                Ok(Some(at)) if at <= r => {}
+                Ok(_) => return Ok(Some(format!("round {r}'s commitment is not in it"))),
+                Err(e) => return Ok(Some(e.to_string())),
+            }
+        }
+        Ok(None)
     }
 
     /// Writes the rounds and final transactions `view` folded since the last write, syncs them,
@@ -743,16 +779,30 @@ impl CheckpointFiles {
             // Written back by the commit's fdatasync, as the index is.
             res.map_err(digests_err)?;
         } else {
-            let mut slots = digests::FileSlots {
-                file: &file,
-                slots: self.extent.digest_slots,
-            };
-            new.iter()
-                .try_for_each(|(h, r)| {
-                    digests::insert(&mut slots, digests::Key::new(h, salt), *r, salt)
-                        .map(|a| added += u64::from(a))
-                })
-                .map_err(digests_err)?;
+            // The batch sorted by home slot sweeps the table once, through a map whose pages are
+            // released behind the sweep: a page is faulted in once for all the batch's digests
+            // on it, instead of a pread and a pwrite per digest, and otsd's resident size stays
+            // at a step. Out of round order, a slot in use is never reused (see
+            // digests::insert_unordered); the commit's fdatasync writes the dirty pages.
+            let n = self.extent.digest_slots;
+            let mut keyed: Vec<(digests::Key, u64)> = new
+                .iter()
+                .map(|(h, r)| (digests::Key::new(h, salt), *r))
+                .collect();
+            keyed.sort_by_key(|(k, r)| (k.home & (n - 1), *r));
+            let mut map = MappedMut::whole(&file, &path)
+                .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))?;
+            let mut released = 0;
+            for (key, round) in keyed {
+                let behind = (key.home & (n - 1)).saturating_sub(GROW_STEP_SLOTS);
+                if behind >= released + GROW_STEP_SLOTS {
+                    map.release(slot_offset(released), slot_offset(behind - released));
+                    released = behind;
+                }
+                let fresh = digests::insert_unordered(&mut BufSlots(&mut map), key, round, salt)
+                    .map_err(digests_err)?;
+                added += u64::from(fresh);
+            }
         }
         self.extent.digest_entries += added;
         Ok(())
@@ -1837,15 +1887,47 @@ mod tests {
         };
         let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         make(dir.path());
-        make(other.path());
+        // Another calendar: as many rounds (an index of the same size), other commitments.
+        let mut files = CheckpointFiles::new(other.path(), &key);
+        let mut view = Projection::new(3);
+        for round in 0..500u64 {
+            let mut commitment = vec![0x5a; COMMITMENT_LEN];
+            commitment[4..12].copy_from_slice(&(round * 0x7F4A_7C15).to_le_bytes());
+            let event = Event::RoundSealed {
+                round,
+                time: 1_700_000_000,
+                root: [3; 32],
+                mac: [4; 8],
+                commitment,
+                digests: 0,
+            };
+            view.apply(round, &event).unwrap();
+        }
+        files.write(&mut view, head(500)).unwrap();
         let index = dir.path().join(INDEX_FILE);
         let original = fs::read(&index).unwrap();
         let mut flipped = original.clone();
         flipped[8 * 77 + 3] ^= 4;
+        // The other calendar's commitments in a table of our salt: every slot passes its check.
+        let salt = {
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            files.load(3).unwrap().unwrap();
+            files.extent.index_salt
+        };
+        let mut ours_salted = vec![0u8; original.len()];
+        MapSlots(&mut ours_salted, salt).clear();
+        let other_rounds = File::open(other.path().join(ROUNDS_FILE)).unwrap();
+        for r in 0..500 {
+            let c = read_commitment(&other_rounds, r).unwrap();
+            let mut slots = MapSlots(&mut ours_salted, salt);
+            index::insert(&mut slots, &c, r, |x| read_commitment(&other_rounds, x)).unwrap();
+        }
+        assert_eq!(index::scan(&ours_salted, salt).unwrap(), 500);
         let damages = [
             flipped,
             fs::read(other.path().join(INDEX_FILE)).unwrap(),
             vec![0; original.len()],
+            ours_salted,
         ];
         for (i, bytes) in damages.into_iter().enumerate() {
             fs::write(&index, &bytes).unwrap();
@@ -1854,9 +1936,8 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .view;
-            assert_ne!(
-                fs::read(&index).unwrap(),
-                bytes,
+            assert!(
+                fs::read(&index).unwrap() != bytes,
                 "case {i}: index not rebuilt"
             );
             for r in (0..500u64).step_by(7) {

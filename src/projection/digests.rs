@@ -310,6 +310,23 @@ pub fn rehash_range(
     Ok(added)
 }
 
+/// Inserts `key` at `round` where entries do not come in round order (a table being rebuilt,
+/// or a batch sorted by home slot): the smaller round of a repeated key wins, and a slot in use
+/// is never reused. A leftover of an interrupted flush stays: it names a digest of a sealed
+/// round as the log has it, so it is an entry like any other, and look-ups skip it until the
+/// checkpoint covers its round. Returns whether an entry was added.
+pub fn insert_unordered(
+    slots: &mut impl Slots,
+    key: Key,
+    round: u64,
+    salt: u64,
+) -> Result<bool, DigestIndexError> {
+    if round >= MAX_ROUNDS {
+        return Err(DigestIndexError::TooManyRounds(round));
+    }
+    insert_any(slots, key, round, salt)
+}
+
 /// Inserts into a table being rebuilt, where entries come in slot order (not round order): the
 /// smaller round of a repeated key wins, and no slot is a leftover.
 fn insert_any(

@@ -1478,19 +1478,20 @@ mod tests {
             commitment[12..20].copy_from_slice(&round.to_be_bytes());
             // A non-zero MAC: a zero one would be a legacy (36-byte) commitment.
             commitment[43] = 0xa5;
-            view.apply(
-                seq + 1,
-                &Event::RoundSealed {
-                    round,
-                    time: 1_700_000_000 + round as u32,
-                    root: [1; 32],
-                    mac: [2; 8],
-                    commitment,
-                    digests: 1,
-                },
-            )
-            .unwrap();
+            view.apply(seq + 1, &seal(round, commitment, 1)).unwrap();
             seq += 2;
+        }
+    }
+
+    /// A `RoundSealed` of `round` with `commitment`, at a time `round` seconds after 2023-11-14.
+    fn seal(round: u64, commitment: Vec<u8>, digests: u32) -> Event {
+        Event::RoundSealed {
+            round,
+            time: 1_700_000_000 + round as u32,
+            root: [1; 32],
+            mac: [2; 8],
+            commitment,
+            digests,
         }
     }
 
@@ -1765,18 +1766,8 @@ mod tests {
         let mut files = CheckpointFiles::new(dir.path(), &key);
         let mut view = Projection::new(3);
         for round in 0..ROUNDS {
-            view.apply(
-                2 * round,
-                &Event::RoundSealed {
-                    round,
-                    time: 1_700_000_000 + round as u32,
-                    root: [1; 32],
-                    mac: [2; 8],
-                    commitment: commitment(round).to_vec(),
-                    digests: 0,
-                },
-            )
-            .unwrap();
+            view.apply(2 * round, &seal(round, commitment(round).to_vec(), 0))
+                .unwrap();
         }
         files.write(&mut view, head(2 * ROUNDS)).unwrap();
         let first_round = |c: &Commitment| (0..ROUNDS).find(|&r| commitment(r) == *c).unwrap();
@@ -1893,15 +1884,7 @@ mod tests {
         for round in 0..500u64 {
             let mut commitment = vec![0x5a; COMMITMENT_LEN];
             commitment[4..12].copy_from_slice(&(round * 0x7F4A_7C15).to_le_bytes());
-            let event = Event::RoundSealed {
-                round,
-                time: 1_700_000_000,
-                root: [3; 32],
-                mac: [4; 8],
-                commitment,
-                digests: 0,
-            };
-            view.apply(round, &event).unwrap();
+            view.apply(round, &seal(round, commitment, 0)).unwrap();
         }
         files.write(&mut view, head(500)).unwrap();
         let index = dir.path().join(INDEX_FILE);

@@ -303,7 +303,7 @@ pub fn rehash_range(
     for i in range {
         if let Slot::Used { key, round } = read(from, i, salt)? {
             if round < valid {
-                added += u64::from(insert_any(to, key, round, salt)?);
+                added += u64::from(insert_unordered(to, key, round, salt)?);
             }
         }
     }
@@ -324,17 +324,6 @@ pub fn insert_unordered(
     if round >= MAX_ROUNDS {
         return Err(DigestIndexError::TooManyRounds(round));
     }
-    insert_any(slots, key, round, salt)
-}
-
-/// Inserts into a table being rebuilt, where entries come in slot order (not round order): the
-/// smaller round of a repeated key wins, and no slot is a leftover.
-fn insert_any(
-    slots: &mut impl Slots,
-    key: Key,
-    round: u64,
-    salt: u64,
-) -> Result<bool, DigestIndexError> {
     let n = slots.slots();
     let mut i = key.home & (n - 1);
     for _ in 0..n {

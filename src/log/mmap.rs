@@ -1,8 +1,10 @@
-//! Read-only memory maps of sealed segments. The only module allowed `unsafe`.
+//! Read-only memory maps of sealed segments, and the maps and cache hints of
+//! `otsctl import-otsd`'s scratch tables. The only module allowed `unsafe`.
 #![allow(unsafe_code)]
 use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 
 use memmap2::{Advice, Mmap, MmapOptions};
 
@@ -135,4 +137,103 @@ impl std::ops::DerefMut for MappedMut {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.0.as_deref_mut().unwrap_or(&mut [])
     }
+}
+
+/// Anonymous memory for a large scratch table (`otsctl import-otsd`'s rows): reserved, not
+/// committed (`MAP_NORESERVE`, so only the pages written take memory), and advised to use
+/// transparent huge pages, which cut page faults while it fills and TLB misses on random reads.
+#[derive(Debug)]
+pub struct Anon(memmap2::MmapMut);
+
+impl Anon {
+    /// `len` bytes of zeros (at least one).
+    pub fn new(len: usize) -> std::io::Result<Anon> {
+        let map = MmapOptions::new()
+            .len(len.max(1))
+            .no_reserve_swap()
+            .map_anon()?;
+        // A hint only; without huge pages the memory works the same.
+        let _ = map.advise(Advice::HugePage);
+        Ok(Anon(map))
+    }
+}
+
+impl Deref for Anon {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Anon {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+/// A table of 64-bit slots that several threads fill at once (`otsctl import-otsd`'s row index),
+/// in anonymous memory (huge pages advised) or in a mapped scratch file. Its bytes are reached
+/// only as [`AtomicU64`]s, never as plain bytes.
+#[derive(Debug)]
+pub struct Slots(memmap2::MmapMut);
+
+impl Slots {
+    /// `n` zero slots in anonymous memory (`n >= 1`).
+    pub fn anonymous(n: usize) -> std::io::Result<Slots> {
+        let len = n
+            .max(1)
+            .checked_mul(8)
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
+        let map = MmapOptions::new().len(len).no_reserve_swap().map_anon()?;
+        // A hint only; without huge pages the memory works the same.
+        let _ = map.advise(Advice::HugePage);
+        Ok(Slots(map))
+    }
+
+    /// Maps a scratch file of zeros (a multiple of 8 bytes, at least 8) created by this process in
+    /// its private temporary directory and sized with `fallocate`.
+    pub fn scratch(file: &File, path: &Path) -> Result<Slots, LogError> {
+        let len = file.metadata().map_err(io_at("stat", path))?.len();
+        if len < 8 || len % 8 != 0 {
+            let e = std::io::Error::other("a slot file must be a non-zero multiple of 8 bytes");
+            return Err(io_at("mmap", path)(e));
+        }
+        // SAFETY: the file was created by this process inside a temporary directory no other
+        // program is told about, and allocated with `fallocate` before mapping, so nobody else
+        // truncates or writes it while the map lives and stores into it cannot fault for lack of
+        // space. Only this map reads and writes it.
+        let map = unsafe { memmap2::MmapMut::map_mut(file) }.map_err(io_at("mmap", path))?;
+        let _ = map.advise(Advice::Random);
+        Ok(Slots(map))
+    }
+}
+
+impl Deref for Slots {
+    type Target = [AtomicU64];
+
+    fn deref(&self) -> &[AtomicU64] {
+        let bytes: &[u8] = &self.0;
+        // SAFETY: the map is page-aligned (so aligned for `AtomicU64`), its length is a multiple
+        // of 8 (checked or made so above) and it lives as long as `self`. `AtomicU64` has the
+        // size and layout of `u64`, and every byte is valid for it. The map is owned here and
+        // never handed out as bytes, so all access to it, from any thread, goes through these
+        // atomics: shared mutation through `&self` is what atomics allow.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<AtomicU64>(), bytes.len() / 8) }
+    }
+}
+
+/// Asks the CPU to bring the cache line holding `*item` closer, so that a read of it soon does
+/// not wait for memory: lets a loop overlap the cache misses of random look-ups.
+#[inline(always)]
+pub fn prefetch<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, reads nothing into the program and
+    // writes nothing; the pointer comes from a live reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<{ _MM_HINT_T0 }>(std::ptr::from_ref(item).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
 }

@@ -46,5 +46,5 @@ pub use handle::{Ack, Submitter, WriterHandle, WriterState};
 pub use progress::Progress;
 pub use reader::{Reader, Tail, VerifiedSegment};
 pub use recovery::Recovery;
-pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile};
+pub use storage::{FaultStorage, Faults, FsStorage, Storage, StorageFile, SyncLater, Syncer};
 pub use writer::{SeqRange, Writer, WriterOptions};

@@ -2,6 +2,8 @@
 //!
 //! [`FsStorage`] is the real thing. [`FaultStorage`] keeps files in memory, separates written from
 //! durable bytes and injects faults (failed fsync, short or failing writes, bit flips) for tests.
+//! [`SyncLater`] is the real thing with every sync done by a background thread, for a bulk writer
+//! that acknowledges nothing until the end.
 //! Readers of sealed segments do not go through this trait: they map files directly (`mmap`).
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
@@ -12,7 +14,9 @@ use std::path::{Path, PathBuf};
 use super::error::{io_at, LogError};
 
 mod fault;
+mod later;
 pub use fault::{FaultStorage, Faults};
+pub use later::{SyncLater, Syncer};
 
 /// A directory of files.
 pub trait Storage: Send + Sync + Debug {

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::journal;
-use super::walk::{Fail, Walker};
+use super::walk::{Fail, Walker, WARM_BATCH};
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::mac::CommitmentMac;
 use crate::events::codec;
@@ -96,11 +96,20 @@ impl<'t> ChunkBuilder<'t> {
             items: Vec::with_capacity(records.len() / COMMITMENT_LEN + 64),
             found: Found::default(),
         };
-        for (record, index) in records.chunks_exact(COMMITMENT_LEN).zip(first..) {
-            let Ok(record) = <&[u8; COMMITMENT_LEN]>::try_from(record) else {
-                continue;
-            };
-            self.record(index, record, &mut chunk);
+        let batch = WARM_BATCH * COMMITMENT_LEN;
+        for (records, at) in records.chunks(batch).zip((first..).step_by(WARM_BATCH)) {
+            let commitments = records.chunks_exact(COMMITMENT_LEN).filter_map(|r| {
+                <&[u8; COMMITMENT_LEN]>::try_from(r)
+                    .ok()
+                    .map(journal::commitment)
+            });
+            self.walker.warm(commitments);
+            for (record, index) in records.chunks_exact(COMMITMENT_LEN).zip(at..) {
+                let Ok(record) = <&[u8; COMMITMENT_LEN]>::try_from(record) else {
+                    continue;
+                };
+                self.record(index, record, &mut chunk);
+            }
         }
         chunk
     }

@@ -10,9 +10,10 @@
 //! bytes, or says which of the two failures happened.
 //!
 //! Speed: every table file is read straight from its bytes ([`super::ldb`]), several at once,
-//! into row files (scratch files beside the copy, or memory) and a hash index over them
-//! ([`ProofDb::build`]). The table is read-only afterwards and shared by the threads that rebuild
-//! the answers ([`super::walk`]).
+//! each thread decoding its tables' rows straight into its own row file (a scratch file beside
+//! the copy, or anonymous memory on huge pages); then the same threads insert the rows they read,
+//! and only those, into one shared hash index ([`ProofDb::build`]). The table is read-only
+//! afterwards and shared by the threads that rebuild the answers ([`super::walk`]).
 //!
 //! rusty-leveldb opens tables only under `NNNNNN.ldb` names and, like any LevelDB, rewrites files
 //! when it opens a database, so [`copy_db`] makes a copy first: tables, which LevelDB never
@@ -21,14 +22,14 @@
 //! a table and deletes the tables no longer live, so that afterwards the copy's `.ldb` files are
 //! exactly the database.
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusty_leveldb::{Options, DB};
 use sha2::Digest;
 
-use crate::log::mmap::{Mapped, MappedMut};
+use crate::log::mmap::{prefetch, Anon, Mapped, Slots};
 
 use crate::ots::ser::Reader;
 use crate::ots::{Attestation, Op};
@@ -80,12 +81,16 @@ pub fn copy_db(src: &Path, dst: &Path) -> Result<(u64, u64), DbError> {
 /// Bytes before a row's key in a row file: `u64 LE sequence << 8 | type, u32 LE key length,
 /// u32 LE value length`.
 const ROW_HEAD: usize = 16;
-/// An index slot, little-endian: 0 when empty, else `fingerprint << ENTRY_BITS | entry + 1`, where
-/// `entry = row file << ROW_FILE_SHIFT | offset` and the fingerprint is the low [`FP_BITS`] bits of
-/// the key's hash, so that a probe reads a row only when its fingerprint matches (nearly always
-/// the row looked for).
+/// An index slot (a `u64`, little-endian in the scratch file): 0 when empty, else
+/// `fingerprint << ENTRY_BITS | entry + 1`, where `entry = row file << ROW_FILE_SHIFT | offset`
+/// and the fingerprint is the low [`FP_BITS`] bits of the key's hash, so that a probe reads a row
+/// only when its fingerprint matches (nearly always the row looked for).
 const SLOT: usize = 8;
 const ROW_FILE_SHIFT: u32 = 40;
+/// Most row files (what `ENTRY_BITS - ROW_FILE_SHIFT` bits can number, the `+ 1` included).
+const MAX_ROW_FILES: usize = 15;
+/// Index insertions in flight per building thread: each slot is prefetched this many rows ahead.
+const INSERT_AHEAD: usize = 16;
 const ENTRY_BITS: u32 = 44;
 const FP_BITS: u32 = 64 - ENTRY_BITS;
 /// Most threads reading tables and building the index.
@@ -93,17 +98,14 @@ pub const MAX_THREADS: usize = 8;
 /// LevelDB's type byte of a deletion.
 const DELETION: u64 = 0;
 
-/// The database's rows: every table read into row files (scratch files beside the copy), and an
-/// open-addressing hash index over them (a scratch file too, at most 3/4 full), both mapped. The
-/// index is split into a power-of-two number of parts by the hash's top bits, one per building
-/// thread; probing wraps inside a part. When a key has several versions (overwritten in a newer
-/// table) the one with the highest sequence number wins, and a deletion hides the key, as in
-/// LevelDB.
+/// The database's rows: every table read into row files (scratch files beside the copy, mapped,
+/// or anonymous memory), and an open-addressing hash index over them (likewise, at most 3/4
+/// full; linear probing). When a key has several versions (overwritten in a newer table) the one
+/// with the highest sequence number wins, and a deletion hides the key, as in LevelDB.
 pub struct ProofDb {
     row_files: Vec<Store>,
-    index: StoreMut,
+    index: Slots,
     slot_bits: u32,
-    part_bits: u32,
     /// Keys with a value.
     rows: usize,
 }
@@ -134,11 +136,10 @@ fn row_in(file: &[u8], offset: usize) -> (&[u8], u64, &[u8]) {
     (k, tag, &d[ROW_HEAD + klen..ROW_HEAD + klen + vlen])
 }
 
-/// Geometry of the index: `slot_bits` bits of slot number, the top `part_bits` of them the part.
+/// Geometry of the index: `slot_bits` bits of slot number, taken from the hash's top bits.
 #[derive(Clone, Copy)]
 struct Probe {
     slot_bits: u32,
-    part_bits: u32,
 }
 
 impl Probe {
@@ -146,27 +147,12 @@ impl Probe {
         (hash >> (64 - self.slot_bits)) as usize
     }
     fn next(self, slot: usize) -> usize {
-        let mask = (1usize << (self.slot_bits - self.part_bits)) - 1;
-        (slot & !mask) | ((slot + 1) & mask)
-    }
-    fn part_len(self) -> usize {
-        1 << (self.slot_bits - self.part_bits)
-    }
-    fn part_of(self, hash: u64) -> usize {
-        if self.part_bits == 0 {
-            0
-        } else {
-            (hash >> (64 - self.part_bits)) as usize
-        }
+        (slot + 1) & ((1usize << self.slot_bits) - 1)
     }
 }
 
-fn read_slot(index: &[u8], slot: usize) -> u64 {
-    u64::from_le_bytes(
-        index[slot * SLOT..(slot + 1) * SLOT]
-            .try_into()
-            .unwrap_or_default(),
-    )
+fn read_slot(index: &[AtomicU64], slot: usize) -> u64 {
+    u64::from_le(index[slot].load(Ordering::Relaxed))
 }
 
 impl ProofDb {
@@ -180,44 +166,75 @@ impl ProofDb {
         progress: &TableProgress,
         budget: u64,
     ) -> Result<ProofDb, DbError> {
-        settle(copy)?;
-        let tables = live_tables(copy)?;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS);
+        ProofDb::build_with(
+            copy,
+            scratch,
+            progress,
+            budget,
+            threads,
+            ROW_TABLE_EXPANSION,
+        )
+    }
+
+    /// [`ProofDb::build`] with `threads` threads, reserving memory for `expansion` bytes of rows
+    /// per byte of table.
+    fn build_with(
+        copy: &Path,
+        scratch: &Path,
+        progress: &TableProgress,
+        budget: u64,
+        threads: usize,
+        expansion: u64,
+    ) -> Result<ProofDb, DbError> {
+        settle(copy)?;
+        let tables = live_tables(copy)?;
         progress.total.store(tables.len() as u64, Ordering::Relaxed);
         let table_bytes: u64 = tables.iter().map(|(_, len)| len).sum();
-        let in_memory = table_bytes.saturating_mul(ROW_TABLE_EXPANSION) <= budget;
-        let read = read_tables(&tables, scratch, threads, in_memory, &progress.read)?;
-        let entries: u64 = read.iter().map(|(_, n)| n).sum();
-        let row_bytes: u64 = read.iter().map(|(s, _)| s.len() as u64).sum();
-        let row_files: Vec<Store> = read.into_iter().map(|(s, _)| s).collect();
-        let part_bits = usize::BITS - 1 - threads.leading_zeros();
+        let row_estimate = table_bytes.saturating_mul(expansion);
+        let in_memory = row_estimate <= budget;
+        let reserve = in_memory.then_some(row_estimate as usize);
+        let read = read_tables(&tables, scratch, threads, reserve, &progress.read)?;
+        let entries: u64 = read.iter().flatten().map(|(_, n)| n).sum();
+        let row_bytes: u64 = read.iter().flatten().map(|(s, _)| s.len() as u64).sum();
+        let mut owned = Vec::with_capacity(read.len());
+        let mut row_files = Vec::new();
+        for files in read {
+            owned.push(row_files.len()..row_files.len() + files.len());
+            row_files.extend(files.into_iter().map(|(s, _)| s));
+        }
+        if row_files.len() > MAX_ROW_FILES {
+            return Err(DbError::Level {
+                why: format!("more than {MAX_ROW_FILES} row files"),
+                path: scratch.to_owned(),
+            });
+        }
         let wanted = (entries as usize).saturating_mul(4) / 3 + 1;
-        let slot_bits = (usize::BITS - wanted.leading_zeros()).max(6 + part_bits);
+        let slot_bits = (usize::BITS - wanted.leading_zeros()).max(6);
         let index_bytes = (SLOT as u64) << slot_bits;
-        let mut index = if row_bytes.saturating_add(index_bytes) <= budget {
-            StoreMut::Memory(vec![0; index_bytes as usize])
+        let index = if row_bytes.saturating_add(index_bytes) <= budget {
+            Slots::anonymous(1 << slot_bits).map_err(|source| DbError::Io {
+                path: scratch.to_owned(),
+                source,
+            })?
         } else {
-            StoreMut::File(index_file(scratch, index_bytes)?)
+            index_file(scratch, index_bytes)?
         };
-        let probe = Probe {
-            slot_bits,
-            part_bits,
-        };
-        let rows = fill_index(&mut index, &row_files, probe);
+        let probe = Probe { slot_bits };
+        let rows = fill_index(&index, &row_files, &owned, probe);
         Ok(ProofDb {
             row_files,
             index,
             slot_bits,
-            part_bits,
             rows,
         })
     }
 }
 
 /// A scratch file of `len` zero bytes for the index, allocated and mapped.
-fn index_file(scratch: &Path, len: u64) -> Result<MappedMut, DbError> {
+fn index_file(scratch: &Path, len: u64) -> Result<Slots, DbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DbError::Io { path, source }
@@ -236,7 +253,7 @@ fn index_file(scratch: &Path, len: u64) -> Result<MappedMut, DbError> {
                 source: e.into(),
             }
         })?;
-        MappedMut::scratch(&file, &index_path).map_err(|e| DbError::Io {
+        Slots::scratch(&file, &index_path).map_err(|e| DbError::Io {
             path: index_path.clone(),
             source: std::io::Error::other(e.to_string()),
         })
@@ -252,7 +269,6 @@ impl ProofDb {
     fn probe(&self) -> Probe {
         Probe {
             slot_bits: self.slot_bits,
-            part_bits: self.part_bits,
         }
     }
 
@@ -278,6 +294,43 @@ impl ProofDb {
                 if k == key {
                     return (tag & 0xff != DELETION).then_some((slot, value));
                 }
+            }
+            slot = probe.next(slot);
+        }
+    }
+
+    /// The first step of a look-up split in steps, so that a loop over many keys overlaps their
+    /// cache misses: the key's hash and its first index slot, prefetched.
+    pub fn warm_slot(&self, key: &[u8]) -> (u64, usize) {
+        let hash = key_hash(key);
+        let slot = self.probe().first(hash);
+        prefetch(&self.index[slot]);
+        (hash, slot)
+    }
+
+    /// The second step, once the slot is in the cache: prefetches the row that the first slot
+    /// with the hash's fingerprint names (nearly always the key's row). [`ProofDb::lookup`] then
+    /// finds everything in the cache.
+    pub fn warm_row(&self, hash: u64) {
+        let probe = self.probe();
+        let fp = fingerprint(hash);
+        let mut slot = probe.first(hash);
+        loop {
+            let v = read_slot(&self.index, slot);
+            if v == 0 {
+                return;
+            }
+            if v >> ENTRY_BITS == fp {
+                let (file, offset) = entry_of(v);
+                if let Some(row) = self.row_files.get(file).and_then(|f| f.get(offset..)) {
+                    if let Some(b) = row.first() {
+                        prefetch(b);
+                    }
+                    if let Some(b) = row.get(64) {
+                        prefetch(b);
+                    }
+                }
+                return;
             }
             slot = probe.next(slot);
         }
@@ -409,22 +462,23 @@ fn live_tables(copy: &Path) -> Result<Vec<(PathBuf, u64)>, DbError> {
     Ok(tables)
 }
 
-/// Reads `tables` with `threads` threads, each into its own row file `scratch/rows.N`; returns
-/// each row file and its rows.
+/// Reads `tables` with `threads` threads, each into its own row files (`scratch/rows.N`, or
+/// anonymous memory reserving `reserve` bytes when given); returns each thread's row files and
+/// their rows.
 fn read_tables(
     tables: &[(PathBuf, u64)],
     scratch: &Path,
     threads: usize,
-    in_memory: bool,
+    reserve: Option<usize>,
     read: &AtomicU64,
-) -> Result<Vec<(Store, u64)>, DbError> {
+) -> Result<Vec<Vec<(Store, u64)>>, DbError> {
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let next = &next;
-                let path = (!in_memory).then(|| scratch.join(format!("rows.{t}")));
-                s.spawn(move || read_some(tables, next, path, read))
+                let path = scratch.join(format!("rows.{t}"));
+                s.spawn(move || read_some(tables, next, path, reserve, read))
             })
             .collect();
         workers
@@ -441,47 +495,47 @@ fn read_tables(
     })
 }
 
-/// One reading thread: takes the next table until none is left.
+/// One reading thread: takes the next table until none is left, and decodes its rows straight
+/// into the thread's row file (a new one when the memory reserved is full).
 fn read_some(
     tables: &[(PathBuf, u64)],
     next: &AtomicUsize,
-    path: Option<PathBuf>,
+    path: PathBuf,
+    reserve: Option<usize>,
     read: &AtomicU64,
-) -> Result<(Store, u64), DbError> {
+) -> Result<Vec<(Store, u64)>, DbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DbError::Io { path, source }
     };
-    let mut out = match &path {
-        Some(p) => Sink::File(BufWriter::with_capacity(
-            1 << 20,
-            File::create(p).map_err(io(p))?,
-        )),
-        None => Sink::Memory(Vec::new()),
-    };
-    let path = path.unwrap_or_default();
-    let (mut rows, mut offset) = (0u64, 0u64);
+    let mut done = Vec::new();
+    let mut out = Sink::open(&path, reserve).map_err(io(&path))?;
+    let mut bytes = Vec::new();
     let mut failed = None;
     while let Some((table, _)) = tables.get(next.fetch_add(1, Ordering::Relaxed)) {
-        let bytes = std::fs::read(table).map_err(io(table))?;
+        bytes.clear();
+        File::open(table)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io(table))?;
         super::ldb::for_each_entry(&bytes, table, &mut |e| {
             if failed.is_some() {
                 return;
             }
-            let head = [
-                &e.tag.to_le_bytes()[..],
-                &(e.key.len() as u32).to_le_bytes(),
-                &(e.value.len() as u32).to_le_bytes(),
-            ];
-            let r = head
-                .iter()
-                .chain([&e.key, &e.value])
-                .try_for_each(|part| out.write_all(part));
-            if let Err(source) = r {
-                failed = Some(source);
+            let written = out.row(e.tag, e.key, e.value).and_then(|room| {
+                if room {
+                    return Ok(());
+                }
+                let need = ROW_HEAD + e.key.len() + e.value.len();
+                let fresh = Sink::open(&path, reserve.map(|r| r.max(2 * need)))?;
+                done.push(std::mem::replace(&mut out, fresh).finish());
+                match out.row(e.tag, e.key, e.value)? {
+                    true => Ok(()),
+                    false => Err(std::io::Error::other("no room for a row in fresh memory")),
+                }
+            });
+            if let Err(e) = written {
+                failed = Some(e);
             }
-            offset += (ROW_HEAD + e.key.len() + e.value.len()) as u64;
-            rows += 1;
         })
         .map_err(|e| DbError::Level {
             why: e.to_string(),
@@ -491,25 +545,15 @@ fn read_some(
             return Err(DbError::Io { path, source });
         }
         read.fetch_add(1, Ordering::Relaxed);
-        if offset >= 1 << ROW_FILE_SHIFT {
+        if out.len() >= 1 << ROW_FILE_SHIFT {
             return Err(DbError::Level {
                 why: "a row file outgrew its 40-bit offsets".into(),
                 path,
             });
         }
     }
-    let store = match out {
-        Sink::Memory(v) => Store::Memory(v),
-        Sink::File(mut f) => {
-            f.flush().map_err(io(&path))?;
-            drop(f);
-            Store::File(Mapped::scratch(&path).map_err(|e| DbError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?)
-        }
-    };
-    Ok((store, rows))
+    done.push(out.finish());
+    done.into_iter().map(|r| r.map_err(io(&path))).collect()
 }
 
 /// Bytes of row table per byte of LevelDB table, at most (Snappy's ratio on proof rows is about
@@ -528,40 +572,82 @@ pub fn memory_budget() -> u64 {
         .map_or(0, |kb| kb * 1024 / 2)
 }
 
-/// Where the reading thread writes its rows.
+/// Where a reading thread writes its rows: a scratch file, or anonymous memory.
 enum Sink {
-    File(BufWriter<File>),
-    Memory(Vec<u8>),
+    File(BufWriter<File>, PathBuf, u64, u64),
+    Memory(Anon, usize, u64),
 }
 
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl Sink {
+    fn open(path: &Path, reserve: Option<usize>) -> std::io::Result<Sink> {
+        Ok(match reserve {
+            Some(len) => Sink::Memory(Anon::new(len.max(1 << 20))?, 0, 0),
+            None => Sink::File(
+                BufWriter::with_capacity(1 << 20, File::create(path)?),
+                path.to_owned(),
+                0,
+                0,
+            ),
+        })
+    }
+
+    /// Bytes written.
+    fn len(&self) -> u64 {
         match self {
-            Sink::File(f) => f.write(buf),
-            Sink::Memory(v) => v.write(buf),
+            Sink::File(_, _, len, _) => *len,
+            Sink::Memory(_, len, _) => *len as u64,
         }
     }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+
+    /// Appends a row: its head, key and value; `false` when the memory reserved has no room left
+    /// for it (nothing is written then).
+    fn row(&mut self, tag: u64, key: &[u8], value: &[u8]) -> std::io::Result<bool> {
+        let mut head = [0u8; ROW_HEAD];
+        head[..8].copy_from_slice(&tag.to_le_bytes());
+        head[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        head[12..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        let n = ROW_HEAD + key.len() + value.len();
         match self {
-            Sink::File(f) => f.write_all(buf),
-            Sink::Memory(v) => {
-                v.extend_from_slice(buf);
-                Ok(())
+            Sink::File(f, _, len, rows) => {
+                f.write_all(&head)?;
+                f.write_all(key)?;
+                f.write_all(value)?;
+                *len += n as u64;
+                *rows += 1;
+            }
+            Sink::Memory(m, len, rows) => {
+                let Some(room) = m.get_mut(*len..*len + n) else {
+                    return Ok(false);
+                };
+                room[..ROW_HEAD].copy_from_slice(&head);
+                room[ROW_HEAD..ROW_HEAD + key.len()].copy_from_slice(key);
+                room[ROW_HEAD + key.len()..].copy_from_slice(value);
+                *len += n;
+                *rows += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The finished row file and its rows.
+    fn finish(self) -> std::io::Result<(Store, u64)> {
+        match self {
+            Sink::Memory(m, len, rows) => Ok((Store::Memory(m, len), rows)),
+            Sink::File(mut f, path, _, rows) => {
+                f.flush()?;
+                drop(f);
+                let map =
+                    Mapped::scratch(&path).map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok((Store::File(map), rows))
             }
         }
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::File(f) => f.flush(),
-            Sink::Memory(_) => Ok(()),
-        }
-    }
 }
 
-/// A row file: mapped scratch file, or memory.
+/// A row file: mapped scratch file, or anonymous memory (its first `len` bytes).
 enum Store {
     File(Mapped),
-    Memory(Vec<u8>),
+    Memory(Anon, usize),
 }
 
 impl std::ops::Deref for Store {
@@ -569,92 +655,108 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &[u8] {
         match self {
             Store::File(m) => m,
-            Store::Memory(v) => v,
+            Store::Memory(m, len) => &m[..*len],
         }
     }
 }
 
-/// The index: mapped scratch file, or memory.
-enum StoreMut {
-    File(MappedMut),
-    Memory(Vec<u8>),
-}
-
-impl std::ops::Deref for StoreMut {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            StoreMut::File(m) => m,
-            StoreMut::Memory(v) => v,
-        }
-    }
-}
-
-impl std::ops::DerefMut for StoreMut {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        match self {
-            StoreMut::File(m) => m,
-            StoreMut::Memory(v) => v,
-        }
-    }
-}
-
-/// Inserts every row into the index, one thread per part, each reading all row files and taking
-/// the keys of its part; returns the keys with a value.
-fn fill_index(index: &mut [u8], row_files: &[Store], probe: Probe) -> usize {
-    let part_bytes = probe.part_len() * SLOT;
+/// Inserts every row into the index, each reading thread the rows of its own row files
+/// (`owned[t]`); returns the keys with a value.
+fn fill_index(
+    index: &Slots,
+    row_files: &[Store],
+    owned: &[std::ops::Range<usize>],
+    probe: Probe,
+) -> usize {
     std::thread::scope(|s| {
-        let workers: Vec<_> = index
-            .chunks_mut(part_bytes)
-            .enumerate()
-            .map(|(part, slots)| s.spawn(move || fill_part(slots, part, row_files, probe)))
+        let workers: Vec<_> = owned
+            .iter()
+            .map(|files| {
+                let files = files.clone();
+                s.spawn(move || {
+                    files
+                        .map(|f| insert_file(index, row_files, f, probe))
+                        .sum::<isize>()
+                })
+            })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        let live: isize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+        live.max(0) as usize
     })
 }
 
-fn fill_part(slots: &mut [u8], part: usize, row_files: &[Store], probe: Probe) -> usize {
-    let base = part * probe.part_len();
-    let mut live = 0isize;
-    for (f, file) in row_files.iter().enumerate() {
-        let mut offset = 0;
-        while offset < file.len() {
-            let (key, tag, value) = row_in(file, offset);
-            let hash = key_hash(key);
-            let fp = fingerprint(hash);
-            let entry = (fp << ENTRY_BITS) | (((f as u64) << ROW_FILE_SHIFT | offset as u64) + 1);
-            offset += ROW_HEAD + key.len() + value.len();
-            if probe.part_of(hash) != part {
+/// Inserts the rows of row file `f`, prefetching each one's first slot [`INSERT_AHEAD`] rows
+/// before it is probed; returns the change in keys with a value.
+fn insert_file(index: &Slots, row_files: &[Store], f: usize, probe: Probe) -> isize {
+    let file = &row_files[f];
+    let mut ahead = [(0u64, 0usize); INSERT_AHEAD];
+    let (mut queued, mut live) = (0usize, 0isize);
+    let mut offset = 0;
+    while offset < file.len() {
+        let (key, _, value) = row_in(file, offset);
+        let hash = key_hash(key);
+        prefetch(&index[probe.first(hash)]);
+        let slot = &mut ahead[queued % INSERT_AHEAD];
+        if queued >= INSERT_AHEAD {
+            live += insert(index, row_files, probe, slot.0, f, slot.1);
+        }
+        *slot = (hash, offset);
+        queued += 1;
+        offset += ROW_HEAD + key.len() + value.len();
+    }
+    for i in queued.saturating_sub(INSERT_AHEAD)..queued {
+        let (hash, offset) = ahead[i % INSERT_AHEAD];
+        live += insert(index, row_files, probe, hash, f, offset);
+    }
+    live
+}
+
+/// Inserts the row at `offset` of row file `f`, whose key hashes to `hash`, unless a newer
+/// version of its key is there already (any thread may insert at the same time: a slot changes
+/// only by compare-and-swap from the value just read); returns the change in keys with a value.
+fn insert(
+    index: &Slots,
+    row_files: &[Store],
+    probe: Probe,
+    hash: u64,
+    f: usize,
+    offset: usize,
+) -> isize {
+    let (key, tag, _) = row_in(&row_files[f], offset);
+    let fp = fingerprint(hash);
+    let entry = (fp << ENTRY_BITS) | (((f as u64) << ROW_FILE_SHIFT | offset as u64) + 1);
+    let live = |tag: u64| isize::from(tag & 0xff != DELETION);
+    let mut slot = probe.first(hash);
+    loop {
+        let v = read_slot(index, slot);
+        let old_tag = if v == 0 {
+            None
+        } else if v >> ENTRY_BITS != fp {
+            slot = probe.next(slot);
+            continue;
+        } else {
+            let (old_file, old_offset) = entry_of(v);
+            let (k, old_tag, _) = row_in(&row_files[old_file], old_offset);
+            if k != key {
+                slot = probe.next(slot);
                 continue;
             }
-            let is_del = isize::from(tag & 0xff == DELETION);
-            let mut slot = probe.first(hash);
-            loop {
-                let v = read_slot(slots, slot - base);
-                if v == 0 {
-                    slots[(slot - base) * SLOT..][..SLOT].copy_from_slice(&entry.to_le_bytes());
-                    live += 1 - is_del;
-                    break;
-                }
-                if v >> ENTRY_BITS != fp {
-                    slot = probe.next(slot);
-                    continue;
-                }
-                let (old_file, old_offset) = entry_of(v);
-                let (k, old_tag, _) = row_in(&row_files[old_file], old_offset);
-                if k == key {
-                    if tag > old_tag {
-                        let was_del = isize::from(old_tag & 0xff == DELETION);
-                        slots[(slot - base) * SLOT..][..SLOT].copy_from_slice(&entry.to_le_bytes());
-                        live += was_del - is_del;
-                    }
-                    break;
-                }
-                slot = probe.next(slot);
+            if tag <= old_tag {
+                return 0;
             }
+            Some(old_tag)
+        };
+        let swapped = index[slot].compare_exchange(
+            v.to_le(),
+            entry.to_le(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        if swapped.is_ok() {
+            return live(tag) - old_tag.map_or(0, live);
         }
+        // Another thread changed the slot: read it again.
     }
-    live.max(0) as usize
 }
 
 #[cfg(test)]
@@ -741,6 +843,38 @@ mod tests {
             Some(&b"in the log only"[..])
         );
         assert_eq!(pdb.lookup(b"absent"), None);
+    }
+
+    /// Rows beyond the memory reserved for a thread's rows go to further row files, and every
+    /// row is still found.
+    #[test]
+    fn rows_beyond_the_reserve_go_to_more_row_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("db");
+        let mut db = DB::open(&src, Options::default()).unwrap();
+        let value = |i: u32| {
+            let mut v = vec![0u8; 40_000];
+            v[..4].copy_from_slice(&i.to_le_bytes());
+            v
+        };
+        for i in 0..200u32 {
+            db.put(&key(i), &value(i)).unwrap();
+        }
+        db.close().unwrap();
+        drop(db);
+        let copy = dir.path().join("copy");
+        copy_db(&src, &copy).unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let progress = TableProgress::default();
+        // No reserve beyond the smallest row file (1 MiB): 8 MB of rows need several.
+        let pdb = ProofDb::build_with(&copy, &scratch, &progress, u64::MAX, 1, 0).unwrap();
+        assert!(pdb.row_files.len() > 4, "{} row files", pdb.row_files.len());
+        assert!(pdb.row_files.len() <= MAX_ROW_FILES);
+        assert_eq!(pdb.rows(), 200);
+        for i in 0..200u32 {
+            assert_eq!(pdb.lookup(&key(i)).map(|(_, v)| v.to_vec()), Some(value(i)));
+        }
     }
 
     /// A damaged table is an error naming it, not a panic.

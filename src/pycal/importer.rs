@@ -15,8 +15,9 @@
 //! the chunks back in journal order, gives the events their sequence numbers and appends them to
 //! the log in records of [`BATCH_EVENTS`] events, about [`GROUP_BYTES`] per write, without a
 //! `fdatasync` each: the new log is synced once at the end (and each full segment when it is
-//! sealed), before the directory is renamed into place. Memory besides the row table: at most
-//! two chunks per walking thread.
+//! sealed, by a background thread: [`SyncLater`]), and every sync has completed before the
+//! directory is renamed into place. Memory besides the row table: at most two chunks per walking
+//! thread.
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -31,7 +32,7 @@ use super::walk::Walker;
 use crate::calendar::commitment::COMMITMENT_LEN;
 use crate::calendar::dir::{CalendarDir, DirError};
 use crate::events::codec;
-use crate::log::{LogError, LogKey, Writer, WriterOptions};
+use crate::log::{LogError, LogKey, SyncLater, Writer, WriterOptions};
 
 pub use super::chunk::{Listed, MAX_LISTED, MIN_SHARED_SUFFIX};
 
@@ -173,11 +174,9 @@ pub fn import_otsd(
     report.torn_tail_bytes = journal.torn_tail_bytes;
     report.torn_tail_records = u64::from(journal.torn_tail_bytes > 0);
     let key = LogKey::derive(&source.hmac_key);
-    let (mut writer, _) = Writer::open(
-        &tmp.join(crate::calendar::dir::LOG_DIR),
-        key,
-        WriterOptions::default(),
-    )?;
+    let log_dir = tmp.join(crate::calendar::dir::LOG_DIR);
+    let (storage, syncer) = SyncLater::new_locked(&log_dir)?;
+    let (mut writer, _) = Writer::open_with(Box::new(storage), key, WriterOptions::default())?;
     let scratch = db_copy.with_extension("rows");
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let table_started = Instant::now();
@@ -192,6 +191,7 @@ pub fn import_otsd(
     walk.run(&mut writer, &mut report, progress)?;
     writer.sync()?;
     drop(writer);
+    syncer.finish().map_err(io(&log_dir))?;
     drop(db);
     std::fs::remove_dir_all(&db_copy).map_err(io(&tmp))?;
     std::fs::remove_dir_all(&scratch).map_err(io(&tmp))?;
@@ -374,6 +374,8 @@ struct Sink<'w> {
     /// Records not yet written, and their bytes.
     group: Vec<(u32, Vec<u8>)>,
     group_bytes: usize,
+    /// Payload buffers of records written, emptied for reuse (at most one group's).
+    spare: Vec<Vec<u8>>,
     /// The last suffix events written (encoded) and their sequence numbers.
     recent: VecDeque<(Vec<u8>, u64)>,
     /// This chunk's suffix numbers -> sequence numbers.
@@ -392,6 +394,7 @@ impl<'w> Sink<'w> {
             payload: Vec::with_capacity(1 << 20),
             group: Vec::new(),
             group_bytes: 0,
+            spare: Vec::new(),
             recent: VecDeque::with_capacity(RECENT_SUFFIXES + 1),
             suffix_seqs: Vec::new(),
             events: 0,
@@ -461,7 +464,11 @@ impl<'w> Sink<'w> {
         if self.count == 0 {
             return Ok(());
         }
-        let payload = std::mem::replace(&mut self.payload, Vec::with_capacity(1 << 20));
+        let fresh = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(1 << 20));
+        let payload = std::mem::replace(&mut self.payload, fresh);
         self.group_bytes += payload.len();
         self.group.push((self.count, payload));
         self.count = 0;
@@ -474,7 +481,10 @@ impl<'w> Sink<'w> {
     fn write_group(&mut self) -> Result<(), ImportError> {
         if !self.group.is_empty() {
             self.writer.append_framed_unsynced(&self.group)?;
-            self.group.clear();
+            for (_, mut payload) in self.group.drain(..) {
+                payload.clear();
+                self.spare.push(payload);
+            }
             self.group_bytes = 0;
         }
         Ok(())

@@ -112,7 +112,7 @@ pub fn for_each_entry(
     let index_block = block(bytes, index, &mut scratch).map_err(|w| err(index.0 as usize, w))?;
     let mut data_scratch = Vec::new();
     let mut failure = None;
-    entries(&index_block, &mut |_, handle_bytes| {
+    entries(index_block, &mut |_, handle_bytes| {
         if failure.is_some() {
             return;
         }
@@ -131,7 +131,7 @@ pub fn for_each_entry(
                 return;
             }
         };
-        let r = entries(&data, &mut |key, value| {
+        let r = entries(data, &mut |key, value| {
             if failure.is_some() {
                 return;
             }
@@ -154,12 +154,13 @@ pub fn for_each_entry(
     failure.map_or(Ok(()), Err)
 }
 
-/// The contents of the block at `(offset, size)`, decompressed into `scratch` when needed.
+/// The contents of the block at `(offset, size)`, decompressed into `scratch` when needed (the
+/// buffer is kept for the next block).
 fn block<'a>(
     bytes: &'a [u8],
     (offset, size): (u64, u64),
     scratch: &'a mut Vec<u8>,
-) -> Result<std::borrow::Cow<'a, [u8]>, &'static str> {
+) -> Result<&'a [u8], &'static str> {
     let (offset, size) = (
         usize::try_from(offset).map_err(|_| "offset")?,
         usize::try_from(size).map_err(|_| "size")?,
@@ -170,17 +171,19 @@ fn block<'a>(
         .ok_or("block handle past the end of the table")?;
     let contents = &bytes[offset..end];
     match bytes[end] {
-        NO_COMPRESSION => Ok(std::borrow::Cow::Borrowed(contents)),
+        NO_COMPRESSION => Ok(contents),
         SNAPPY => {
             let n = snap::raw::decompress_len(contents).map_err(|_| "bad Snappy block")?;
             if n > MAX_BLOCK_LEN {
                 return Err("block larger than MAX_BLOCK_LEN");
             }
-            scratch.resize(n, 0);
-            snap::raw::Decoder::new()
+            if scratch.len() < n {
+                scratch.resize(n, 0);
+            }
+            let n = snap::raw::Decoder::new()
                 .decompress(contents, scratch)
                 .map_err(|_| "bad Snappy block")?;
-            Ok(std::borrow::Cow::Owned(std::mem::take(scratch)))
+            Ok(&scratch[..n])
         }
         _ => Err("unknown block compression type"),
     }

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::CheckpointFiles;
+use super::digests::{digest_hash, DigestHash};
 use super::Projection;
 use crate::events::codec;
 use crate::events::view::{seal_commitment, EventView};
@@ -191,8 +192,8 @@ pub fn rebuild_with(
         Ok::<(), super::checkpoint::CheckpointError>(())
     };
     let mut folded = 0;
-    at = verified_ahead(&reader, sealed, at, |segment| {
-        let at = fold.verified(&mut base, segment)?;
+    at = verified_ahead(&reader, sealed, at, |ahead| {
+        let at = fold.verified(&mut base, ahead)?;
         folded += 1;
         if writing {
             match write(&mut files, &mut base, at, folded == sealed.len()) {
@@ -236,36 +237,70 @@ pub fn rebuild_with(
 /// Sealed segments verified ahead of the fold: at most this many wait, mapped, for it.
 const VERIFIED_AHEAD: usize = 1;
 
+/// A verified sealed segment, with what its fold needs that does not depend on the fold's state,
+/// worked out on the verifying thread: the SHA-256 of each digest it submits, in order.
+struct Ahead {
+    segment: VerifiedSegment,
+    digest_hashes: Vec<DigestHash>,
+}
+
+impl Ahead {
+    /// Verifies the sealed segment `first_seq` (continuing `at`) and hashes its digests, into
+    /// `spare` (a buffer of an earlier segment, so that its pages are not faulted in again).
+    fn read(
+        reader: &Reader,
+        first_seq: u64,
+        at: Head,
+        mut spare: Vec<DigestHash>,
+    ) -> Result<Ahead, LogError> {
+        let segment = reader.verify_sealed(first_seq, at)?;
+        spare.clear();
+        segment.for_each_event(|_, payload| {
+            if let Ok(EventView::DigestSubmitted { digest, .. }) = EventView::read(payload) {
+                spare.push(digest_hash(digest));
+            }
+        })?;
+        Ok(Ahead {
+            segment,
+            digest_hashes: spare,
+        })
+    }
+}
+
 /// Verifies the sealed segments `sealed` (the first continuing `at`) on a thread of its own and
 /// hands each to `fold` on this one, in order, so that the checks of one segment (CRCs, both
-/// chains, the seal: most of a replay's hashing) run beside the fold of the one before. Nothing
-/// reaches `fold` before its whole segment is verified. Memory: at most [`VERIFIED_AHEAD`] + 2
-/// segments mapped. Returns the head after the last segment.
+/// chains, the seal: most of a replay's hashing) and the hashing of its digests run beside the
+/// fold of the one before. Nothing reaches `fold` before its whole segment is verified. Memory:
+/// at most [`VERIFIED_AHEAD`] + 2 segments mapped, with their digests' hashes. Returns the head
+/// after the last segment.
 fn verified_ahead(
     reader: &Reader,
     sealed: &[u64],
     at: Head,
-    mut fold: impl FnMut(&VerifiedSegment) -> Result<Head, RebuildError>,
+    mut fold: impl FnMut(&Ahead) -> Result<Head, RebuildError>,
 ) -> Result<Head, RebuildError> {
     if sealed.len() < 2 {
         // Nothing to overlap.
         let mut at = at;
         for &first_seq in sealed {
-            at = fold(&reader.verify_sealed(first_seq, at)?)?;
+            at = fold(&Ahead::read(reader, first_seq, at, Vec::new())?)?;
         }
         return Ok(at);
     }
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(VERIFIED_AHEAD);
+        // Buffers the fold is done with go back to the verifier.
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<DigestHash>>();
         let verifier = std::thread::Builder::new()
             .name("otsd-verify".into())
             .spawn_scoped(scope, move || {
                 let mut at = at;
                 for &first_seq in sealed {
-                    let segment = reader.verify_sealed(first_seq, at);
-                    let next = segment.as_ref().map(|s| s.head).ok();
+                    let spare = spare_rx.try_recv().unwrap_or_default();
+                    let ahead = Ahead::read(reader, first_seq, at, spare);
+                    let next = ahead.as_ref().map(|a| a.segment.head).ok();
                     // A closed channel: the fold stopped; so does the verifier.
-                    if tx.send(segment).is_err() {
+                    if tx.send(ahead).is_err() {
                         return;
                     }
                     match next {
@@ -277,15 +312,17 @@ fn verified_ahead(
         let mut at = at;
         match verifier {
             Ok(_) => {
-                for segment in rx.iter().take(sealed.len()) {
-                    at = fold(&segment?)?;
+                for ahead in rx.iter().take(sealed.len()) {
+                    let ahead = ahead?;
+                    at = fold(&ahead)?;
+                    let _ = spare_tx.send(ahead.digest_hashes);
                 }
             }
             Err(e) => {
                 // No thread to spare: verify and fold in turn.
                 tracing::debug!("verifying on the folding thread: {e}");
                 for &first_seq in sealed {
-                    at = fold(&reader.verify_sealed(first_seq, at)?)?;
+                    at = fold(&Ahead::read(reader, first_seq, at, Vec::new())?)?;
                 }
             }
         }
@@ -330,24 +367,30 @@ impl<'a> Folder<'a> {
         }
     }
 
-    /// Folds a verified sealed segment into `view`; returns the head after it.
-    fn verified(
-        &mut self,
-        view: &mut Projection,
-        segment: &VerifiedSegment,
-    ) -> Result<Head, RebuildError> {
-        self.fold_each(view, |deliver| {
+    /// Folds a verified sealed segment into `view`, taking its digests' hashes from `ahead`;
+    /// returns the head after it.
+    fn verified(&mut self, view: &mut Projection, ahead: &Ahead) -> Result<Head, RebuildError> {
+        let segment = &ahead.segment;
+        let mut hashes = ahead.digest_hashes.iter();
+        let mut fold = |view: &mut Projection, seq, payload: &[u8]| {
+            fold_hashed(view, seq, payload, &mut |digest| match hashes.next() {
+                Some(h) => *h,
+                None => digest_hash(digest),
+            })
+        };
+        self.fold_each(view, &mut fold, |deliver| {
             segment.for_each_event(deliver)?;
             Ok(segment.head)
         })
     }
 
     /// Runs `read`, which hands every event of one segment to the callback it is given, folding
-    /// each into `view` (after the first problem, events are only counted); returns the head
-    /// `read` returns, or the first problem with its seq.
+    /// each into `view` with `fold` (after the first problem, events are only counted); returns
+    /// the head `read` returns, or the first problem with its seq.
     fn fold_each(
         &mut self,
         view: &mut Projection,
+        fold: &mut dyn FnMut(&mut Projection, u64, &[u8]) -> Result<(), String>,
         read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<Head, LogError>,
     ) -> Result<Head, RebuildError> {
         let mut problem: Option<(u64, String)> = None;
@@ -357,7 +400,7 @@ impl<'a> Folder<'a> {
             *events += 1;
             progress(seq);
             if problem.is_none() {
-                if let Err(e) = fold_one(view, seq, payload) {
+                if let Err(e) = fold(view, seq, payload) {
                     problem = Some((seq, e));
                 }
             }
@@ -378,7 +421,7 @@ impl<'a> Folder<'a> {
         at: Head,
         sealed: bool,
     ) -> Result<Head, RebuildError> {
-        self.fold_each(view, |deliver| {
+        self.fold_each(view, &mut fold_one, |deliver| {
             reader.read_segment_from(first_seq, at, sealed, deliver)
         })
     }
@@ -387,10 +430,20 @@ impl<'a> Folder<'a> {
 /// Decodes one event and folds it in: the two events of every round through their borrowed
 /// [`EventView`] (no copy, no allocation), any other through the whole [`Event`].
 pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), String> {
-    match codec::decode_borrowed::<EventView<'_>>(payload) {
-        // Digests are decoded too: the digest index keeps each one's SHA-256.
+    fold_hashed(view, seq, payload, &mut digest_hash)
+}
+
+/// [`fold_one`], with the SHA-256 of a submitted digest (which the digest index keeps) given by
+/// `hash`, called only when the projection keeps digests.
+fn fold_hashed(
+    view: &mut Projection,
+    seq: u64,
+    payload: &[u8],
+    hash: &mut dyn FnMut(&[u8]) -> DigestHash,
+) -> Result<(), String> {
+    match EventView::read(payload) {
         Ok(EventView::DigestSubmitted { digest, .. }) => {
-            view.apply_digest(seq, digest);
+            view.apply_digest_hash(seq, || hash(digest));
             Ok(())
         }
         Ok(EventView::RoundSealed {

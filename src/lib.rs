@@ -12,6 +12,8 @@
 //!   Imports nothing else of ours.
 //! - [`failpoint`]: places where a running otsd fails on purpose for the fault matrix (inert
 //!   unless `OTSD_FAILPOINTS` is set). Imports nothing else of ours.
+//! - [`sha`]: SHA-256 and HMAC of the short fixed-shape messages a replay hashes millions of
+//!   times, straight through the compression function. Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -95,6 +97,7 @@ pub mod ots;
 pub mod projection;
 pub mod pycal;
 pub mod replica;
+pub mod sha;
 pub mod stamper;
 pub mod sync;
 pub mod telemetry;

@@ -164,6 +164,15 @@ struct Body {
     stamps: Stamps,
 }
 
+/// The digest index keys of a run of digests, worked out ahead of [`CheckpointFiles::append_keyed`]:
+/// `keys[i]` is the key of the digest whose SHA-256 is `hashes[i]`, in a table salted `salt`.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestKeys<'a> {
+    pub salt: u64,
+    pub hashes: &'a [digests::DigestHash],
+    pub keys: &'a [digests::Key],
+}
+
 /// A checkpoint read from disk: the projection and the log position it stands for.
 #[derive(Debug)]
 pub struct Loaded {
@@ -528,6 +537,17 @@ impl CheckpointFiles {
     /// off or skips them: a bulk rebuild appends every segment but commits only now and then, so
     /// that each flush writes the tables' dirty pages once for many segments.
     pub fn append(&mut self, view: &mut Projection) -> Result<(), CheckpointError> {
+        self.append_keyed(view, None)
+    }
+
+    /// [`Self::append`], with the digests' keys in the digest index worked out ahead (by a
+    /// rebuild's verifying thread): a key is taken from `ahead` only for the same digest hash and
+    /// salt, else computed here.
+    pub fn append_keyed(
+        &mut self,
+        view: &mut Projection,
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         if self.digests_grown {
             return Err(CheckpointError::Invalid {
@@ -560,7 +580,7 @@ impl CheckpointFiles {
         let digests_before = self.extent.rounds;
         self.appended = true;
         self.append_rounds(view)?;
-        self.append_digests(view, digests_before)?;
+        self.append_digests(view, digests_before, ahead)?;
         self.archive_final(view)?;
         if !self.digests_grown {
             // A grown digest index is not in place before the commit: adopted there.
@@ -693,8 +713,18 @@ impl CheckpointFiles {
         Ok(())
     }
 
+    /// The salt of the digest index, once there is one.
+    pub fn digest_salt(&self) -> Option<u64> {
+        (self.extent.digest_slots > 0).then_some(self.extent.digest_salt)
+    }
+
     /// Adds the digests `view` folded into the rounds just appended (rounds `before..`).
-    fn append_digests(&mut self, view: &Projection, before: u64) -> Result<(), CheckpointError> {
+    fn append_digests(
+        &mut self,
+        view: &Projection,
+        before: u64,
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
         let end = self.extent.rounds;
         let new: Vec<_> = view
             .recent_digests()
@@ -725,7 +755,12 @@ impl CheckpointFiles {
             };
             let mut slots = BufSlots(map);
             let mask = self.extent.digest_slots - 1;
-            let keys: Vec<_> = new.iter().map(|(h, _)| digests::Key::new(h, salt)).collect();
+            let mut ahead = ahead.filter(|a| a.salt == salt).map(|a| a.hashes.iter().zip(a.keys));
+            let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
+                Some((ah, &k)) if ah == h => k,
+                _ => digests::Key::new(h, salt),
+            };
+            let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
             let res = keys.iter().zip(&new).enumerate().try_for_each(|(i, (&key, &(_, r)))| {
                 if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
                     let home = (next.home & mask) as usize;

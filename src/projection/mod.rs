@@ -23,6 +23,7 @@
 //! entries, one read of an aligned run of chunk nodes (512 bytes for two million rounds) and the
 //! upper tree levels from a bounded cache ([`proofcache`]: at most 32 MiB); [`Projection::status_shared`]
 //! does those reads without holding the projection's lock.
+pub mod ahead;
 pub mod checkpoint;
 pub mod digests;
 pub mod history;

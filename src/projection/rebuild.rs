@@ -20,13 +20,15 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ahead::{verified_ahead, Ahead, EventAhead};
 use super::checkpoint::CheckpointFiles;
-use super::digests::{digest_hash, DigestHash};
 use super::Projection;
 use crate::events::codec;
 use crate::events::view::{seal_commitment, EventView};
 use crate::events::Event;
-use crate::log::{ChainState, Head, LogError, LogKey, Reader, VerifiedSegment};
+use crate::log::{ChainState, Head, LogError, LogKey, Reader};
 
 /// How often the checkpointer looks for newly sealed segments.
 pub const CHECKPOINT_POLL: Duration = Duration::from_secs(1);
@@ -181,10 +183,14 @@ pub fn rebuild_with(
     base.set_fold_only(writing);
     let sealed = &segs[start.min(sealed_end)..sealed_end];
     let mut committed = Instant::now();
-    let mut write = |files: &mut CheckpointFiles, base: &mut Projection, at: Head, last: bool| {
+    let mut write = |files: &mut CheckpointFiles,
+                     base: &mut Projection,
+                     ahead: &Ahead,
+                     at: Head,
+                     last: bool| {
         // Each sealed segment goes to disk at once, so a rebuild holds at most one in memory;
         // a snapshot names them every BULK_COMMIT_INTERVAL (and at the end).
-        files.append(base)?;
+        files.append_keyed(base, ahead.digest_keys())?;
         if last || files.needs_commit() || committed.elapsed() >= BULK_COMMIT_INTERVAL {
             files.commit(base, at)?;
             committed = Instant::now();
@@ -192,12 +198,17 @@ pub fn rebuild_with(
         Ok::<(), super::checkpoint::CheckpointError>(())
     };
     let mut folded = 0;
-    at = verified_ahead(&reader, sealed, at, |ahead| {
-        let at = fold.verified(&mut base, ahead)?;
+    let key_salt = AtomicU64::new(files.digest_salt().unwrap_or(0));
+    at = verified_ahead::<RebuildError>(&reader, sealed, at, &key_salt, |ahead| {
+        let at = fold.ahead(&mut base, ahead)?;
         folded += 1;
         if writing {
-            match write(&mut files, &mut base, at, folded == sealed.len()) {
-                Ok(()) => stats.checkpoint_written = true,
+            match write(&mut files, &mut base, ahead, at, folded == sealed.len()) {
+                Ok(()) => {
+                    stats.checkpoint_written = true;
+                    // The verifying thread works out the digests' keys from now on.
+                    key_salt.store(files.digest_salt().unwrap_or(0), Ordering::Release);
+                }
                 Err(e) => {
                     tracing::warn!("cannot write the projection checkpoint: {e}");
                     stats.checkpoint_error = Some(e.to_string());
@@ -231,102 +242,6 @@ pub fn rebuild_with(
         at,
         files,
         stats,
-    })
-}
-
-/// Sealed segments verified ahead of the fold: at most this many wait, mapped, for it.
-const VERIFIED_AHEAD: usize = 1;
-
-/// A verified sealed segment, with what its fold needs that does not depend on the fold's state,
-/// worked out on the verifying thread: the SHA-256 of each digest it submits, in order.
-struct Ahead {
-    segment: VerifiedSegment,
-    digest_hashes: Vec<DigestHash>,
-}
-
-impl Ahead {
-    /// Verifies the sealed segment `first_seq` (continuing `at`) and hashes its digests, into
-    /// `spare` (a buffer of an earlier segment, so that its pages are not faulted in again).
-    fn read(
-        reader: &Reader,
-        first_seq: u64,
-        at: Head,
-        mut spare: Vec<DigestHash>,
-    ) -> Result<Ahead, LogError> {
-        let segment = reader.verify_sealed(first_seq, at)?;
-        spare.clear();
-        segment.for_each_event(|_, payload| {
-            if let Ok(EventView::DigestSubmitted { digest, .. }) = EventView::read(payload) {
-                spare.push(digest_hash(digest));
-            }
-        })?;
-        Ok(Ahead {
-            segment,
-            digest_hashes: spare,
-        })
-    }
-}
-
-/// Verifies the sealed segments `sealed` (the first continuing `at`) on a thread of its own and
-/// hands each to `fold` on this one, in order, so that the checks of one segment (CRCs, both
-/// chains, the seal: most of a replay's hashing) and the hashing of its digests run beside the
-/// fold of the one before. Nothing reaches `fold` before its whole segment is verified. Memory:
-/// at most [`VERIFIED_AHEAD`] + 2 segments mapped, with their digests' hashes. Returns the head
-/// after the last segment.
-fn verified_ahead(
-    reader: &Reader,
-    sealed: &[u64],
-    at: Head,
-    mut fold: impl FnMut(&Ahead) -> Result<Head, RebuildError>,
-) -> Result<Head, RebuildError> {
-    if sealed.len() < 2 {
-        // Nothing to overlap.
-        let mut at = at;
-        for &first_seq in sealed {
-            at = fold(&Ahead::read(reader, first_seq, at, Vec::new())?)?;
-        }
-        return Ok(at);
-    }
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(VERIFIED_AHEAD);
-        // Buffers the fold is done with go back to the verifier.
-        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<DigestHash>>();
-        let verifier = std::thread::Builder::new()
-            .name("otsd-verify".into())
-            .spawn_scoped(scope, move || {
-                let mut at = at;
-                for &first_seq in sealed {
-                    let spare = spare_rx.try_recv().unwrap_or_default();
-                    let ahead = Ahead::read(reader, first_seq, at, spare);
-                    let next = ahead.as_ref().map(|a| a.segment.head).ok();
-                    // A closed channel: the fold stopped; so does the verifier.
-                    if tx.send(ahead).is_err() {
-                        return;
-                    }
-                    match next {
-                        Some(head) => at = head,
-                        None => return,
-                    }
-                }
-            });
-        let mut at = at;
-        match verifier {
-            Ok(_) => {
-                for ahead in rx.iter().take(sealed.len()) {
-                    let ahead = ahead?;
-                    at = fold(&ahead)?;
-                    let _ = spare_tx.send(ahead.digest_hashes);
-                }
-            }
-            Err(e) => {
-                // No thread to spare: verify and fold in turn.
-                tracing::debug!("verifying on the folding thread: {e}");
-                for &first_seq in sealed {
-                    at = fold(&Ahead::read(reader, first_seq, at, Vec::new())?)?;
-                }
-            }
-        }
-        Ok(at)
     })
 }
 
@@ -367,30 +282,40 @@ impl<'a> Folder<'a> {
         }
     }
 
-    /// Folds a verified sealed segment into `view`, taking its digests' hashes from `ahead`;
-    /// returns the head after it.
-    fn verified(&mut self, view: &mut Projection, ahead: &Ahead) -> Result<Head, RebuildError> {
-        let segment = &ahead.segment;
-        let mut hashes = ahead.digest_hashes.iter();
-        let mut fold = |view: &mut Projection, seq, payload: &[u8]| {
-            fold_hashed(view, seq, payload, &mut |digest| match hashes.next() {
-                Some(h) => *h,
-                None => digest_hash(digest),
-            })
-        };
-        self.fold_each(view, &mut fold, |deliver| {
-            segment.for_each_event(deliver)?;
-            Ok(segment.head)
-        })
+    /// Folds a verified sealed segment, read ahead ([`Ahead`]), into `view`; returns the head
+    /// after it.
+    fn ahead(&mut self, view: &mut Projection, ahead: &Ahead) -> Result<Head, RebuildError> {
+        let mut problem: Option<(u64, String)> = None;
+        ahead.for_each(|seq, event| {
+            self.events += 1;
+            (self.progress)(seq);
+            if problem.is_none() {
+                let folded = match event {
+                    EventAhead::Digest(h) => {
+                        view.apply_digest_hash(seq, || *h);
+                        Ok(())
+                    }
+                    EventAhead::Seal(s) => view
+                        .apply_seal(seq, s.round, s.time, &s.commitment, s.digests)
+                        .map_err(|e| e.to_string()),
+                    EventAhead::Other(payload) => fold_one(view, seq, payload),
+                };
+                problem = folded.err().map(|e| (seq, e));
+            }
+        });
+        self.segments += 1;
+        match problem {
+            Some((seq, problem)) => Err(RebuildError::Fold { seq, problem }),
+            None => Ok(ahead.head),
+        }
     }
 
     /// Runs `read`, which hands every event of one segment to the callback it is given, folding
-    /// each into `view` with `fold` (after the first problem, events are only counted); returns
-    /// the head `read` returns, or the first problem with its seq.
+    /// each into `view` (after the first problem, events are only counted); returns the head
+    /// `read` returns, or the first problem with its seq.
     fn fold_each(
         &mut self,
         view: &mut Projection,
-        fold: &mut dyn FnMut(&mut Projection, u64, &[u8]) -> Result<(), String>,
         read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<Head, LogError>,
     ) -> Result<Head, RebuildError> {
         let mut problem: Option<(u64, String)> = None;
@@ -400,7 +325,7 @@ impl<'a> Folder<'a> {
             *events += 1;
             progress(seq);
             if problem.is_none() {
-                if let Err(e) = fold(view, seq, payload) {
+                if let Err(e) = fold_one(view, seq, payload) {
                     problem = Some((seq, e));
                 }
             }
@@ -421,7 +346,7 @@ impl<'a> Folder<'a> {
         at: Head,
         sealed: bool,
     ) -> Result<Head, RebuildError> {
-        self.fold_each(view, &mut fold_one, |deliver| {
+        self.fold_each(view, |deliver| {
             reader.read_segment_from(first_seq, at, sealed, deliver)
         })
     }
@@ -430,20 +355,10 @@ impl<'a> Folder<'a> {
 /// Decodes one event and folds it in: the two events of every round through their borrowed
 /// [`EventView`] (no copy, no allocation), any other through the whole [`Event`].
 pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), String> {
-    fold_hashed(view, seq, payload, &mut digest_hash)
-}
-
-/// [`fold_one`], with the SHA-256 of a submitted digest (which the digest index keeps) given by
-/// `hash`, called only when the projection keeps digests.
-fn fold_hashed(
-    view: &mut Projection,
-    seq: u64,
-    payload: &[u8],
-    hash: &mut dyn FnMut(&[u8]) -> DigestHash,
-) -> Result<(), String> {
     match EventView::read(payload) {
+        // Digests are decoded too: the digest index keeps each one's SHA-256.
         Ok(EventView::DigestSubmitted { digest, .. }) => {
-            view.apply_digest_hash(seq, || hash(digest));
+            view.apply_digest(seq, digest);
             Ok(())
         }
         Ok(EventView::RoundSealed {

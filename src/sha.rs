@@ -75,7 +75,11 @@ pub fn short(msg: &[u8]) -> Hash {
 /// SHA-256 of `a || b` (at most [`ONE_BLOCK_MAX`] bytes in all, else through the hasher).
 pub fn concat(a: &[u8], b: &[u8]) -> Hash {
     if a.len() + b.len() > ONE_BLOCK_MAX {
-        return Sha256::new().chain_update(a).chain_update(b).finalize().into();
+        return Sha256::new()
+            .chain_update(a)
+            .chain_update(b)
+            .finalize()
+            .into();
     }
     one_block(&[a, b])
 }
@@ -190,7 +194,11 @@ mod tests {
             let key = bytes(key_len, 3);
             let mac = PairMac::new(&key);
             let (a, b) = (short(&bytes(9, 1)), short(&bytes(9, 2)));
-            assert_eq!(mac.tag(&a, &b), hmac(&key, &[a, b].concat()), "key of {key_len}");
+            assert_eq!(
+                mac.tag(&a, &b),
+                hmac(&key, &[a, b].concat()),
+                "key of {key_len}"
+            );
         }
     }
 }

@@ -189,8 +189,11 @@ mod tests {
         }
     }
 
+    /// A view's variant, its two byte fields, three numbers and the commitment it carries.
+    type Fields = (u8, Vec<u8>, Vec<u8>, u64, u32, u32, Option<Vec<u8>>);
+
     /// The fields of a view, comparable.
-    fn fields(v: &EventView<'_>) -> (u8, Vec<u8>, Vec<u8>, u64, u32, u32, Option<Vec<u8>>) {
+    fn fields(v: &EventView<'_>) -> Fields {
         match v {
             EventView::DigestSubmitted { digest, nonce } => {
                 (0, digest.to_vec(), nonce.to_vec(), 0, 0, 0, None)
@@ -264,7 +267,9 @@ mod tests {
             agree(&bytes);
             for at in 0..=bytes.len() {
                 agree(&bytes[..at]);
-                for v in [0x00, 0x01, 0x05, 0x17, 0x18, 0x1b, 0x20, 0x40, 0x48, 0x50, 0x58, 0xa6, 0xff] {
+                for v in [
+                    0x00, 0x01, 0x05, 0x17, 0x18, 0x1b, 0x20, 0x40, 0x48, 0x50, 0x58, 0xa6, 0xff,
+                ] {
                     let mut m = bytes.clone();
                     m.insert(at, v);
                     agree(&m);
@@ -278,7 +283,10 @@ mod tests {
                 }
             }
         }
-        assert!(accepted > events.len(), "mutations that stay valid are read too");
+        assert!(
+            accepted > events.len(),
+            "mutations that stay valid are read too"
+        );
         // A map head longer than needed: serde's to read.
         let long_head = [
             &[0xa1, 0x01, 0xb8, 0x05, 0x00, 0x18, 0x07, 0x01, 0x00][..],

@@ -9,7 +9,6 @@
 //! A leaf's path is then read off by walking its index up the levels: `O(log n)` per leaf without
 //! allocation, `O(n log n)` for all of them.
 
-
 use super::op::Op;
 
 pub type Hash = [u8; 32];

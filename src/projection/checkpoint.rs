@@ -755,19 +755,25 @@ impl CheckpointFiles {
             };
             let mut slots = BufSlots(map);
             let mask = self.extent.digest_slots - 1;
-            let mut ahead = ahead.filter(|a| a.salt == salt).map(|a| a.hashes.iter().zip(a.keys));
+            let mut ahead = ahead
+                .filter(|a| a.salt == salt)
+                .map(|a| a.hashes.iter().zip(a.keys));
             let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
                 Some((ah, &k)) if ah == h => k,
                 _ => digests::Key::new(h, salt),
             };
             let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
-            let res = keys.iter().zip(&new).enumerate().try_for_each(|(i, (&key, &(_, r)))| {
-                if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
-                    let home = (next.home & mask) as usize;
-                    prefetch(slots.0, home * digests::SLOT_LEN);
-                }
-                digests::insert(&mut slots, key, r, salt).map(|a| added += u64::from(a))
-            });
+            let res = keys
+                .iter()
+                .zip(&new)
+                .enumerate()
+                .try_for_each(|(i, (&key, &(_, r)))| {
+                    if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
+                        let home = (next.home & mask) as usize;
+                        prefetch(slots.0, home * digests::SLOT_LEN);
+                    }
+                    digests::insert(&mut slots, key, r, salt).map(|a| added += u64::from(a))
+                });
             // Written back by the commit's fdatasync, as the index is.
             res.map_err(digests_err)?;
         } else {

@@ -419,7 +419,11 @@ mod tests {
             // Continued from any register: as if the bytes giving it came first.
             for split in [0, len / 3, len / 2, len] {
                 let (a, b) = bytes.split_at(split);
-                assert_eq!(crc8_update(crc8_update(0, a), b), bitwise(&bytes), "{bytes:?}");
+                assert_eq!(
+                    crc8_update(crc8_update(0, a), b),
+                    bitwise(&bytes),
+                    "{bytes:?}"
+                );
             }
         }
         assert_eq!(crc8_update(0, b"123456789"), 0xf4, "the CRC-8 check value");

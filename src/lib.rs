@@ -78,6 +78,7 @@
 //! | node discovery (`bitcoin.conf`, cookie)| `src/bitcoind/discover.rs`                      |
 //! | `--debug-file*` rotation               | `src/telemetry/rotate.rs`                       |
 //! | digest index (`/status/<digest>`)      | `src/projection/digests.rs`                     |
+//! | rebuild: verifying thread and fold     | `src/projection/{ahead,rebuild}.rs` (hashing: `src/sha.rs`) |
 //! | proof read path and its bounded caches | `src/projection/{history,proofcache,tiptree}.rs` |
 
 pub mod aggregator;

@@ -12,9 +12,10 @@
 //! and its chain values (which the next segment's header must carry) all match.
 //!
 //! A rebuild of many sealed segments (`otsctl replay`, a start without a checkpoint) runs on two
-//! threads: one verifies the next segment while the other folds the one before and appends it to
-//! the checkpoint files; a snapshot names those files every [`BULK_COMMIT_INTERVAL`] and at the
-//! end, so a rebuild interrupted in between starts again from the last snapshot.
+//! threads: one verifies the next segment and reads its events ahead of the fold (see
+//! [`super::ahead`]) while the other folds the one before and appends it to the checkpoint files;
+//! a snapshot names those files every [`BULK_COMMIT_INTERVAL`] and at the end, so a rebuild
+//! interrupted in between starts again from the last snapshot.
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;

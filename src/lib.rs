@@ -12,6 +12,8 @@
 //!   Imports nothing else of ours.
 //! - [`failpoint`]: places where a running otsd fails on purpose for the fault matrix (inert
 //!   unless `OTSD_FAILPOINTS` is set). Imports nothing else of ours.
+//! - [`sha`]: SHA-256 and HMAC of the short fixed-shape messages a replay hashes millions of
+//!   times, straight through the compression function. Imports nothing else of ours.
 //! - [`ots`]: the OpenTimestamps wire format (operations, attestations, timestamps, Merkle trees).
 //!   Imports nothing else of ours.
 //! - [`log`]: the segmented, memory-mapped, CRC-checked, HMAC- and hash-chained append-only log. It
@@ -76,6 +78,7 @@
 //! | node discovery (`bitcoin.conf`, cookie)| `src/bitcoind/discover.rs`                      |
 //! | `--debug-file*` rotation               | `src/telemetry/rotate.rs`                       |
 //! | digest index (`/status/<digest>`)      | `src/projection/digests.rs`                     |
+//! | rebuild: verifying thread and fold     | `src/projection/{ahead,rebuild}.rs` (hashing: `src/sha.rs`) |
 //! | proof read path and its bounded caches | `src/projection/{history,proofcache,tiptree}.rs` |
 
 pub mod aggregator;
@@ -95,6 +98,7 @@ pub mod ots;
 pub mod projection;
 pub mod pycal;
 pub mod replica;
+pub mod sha;
 pub mod stamper;
 pub mod sync;
 pub mod telemetry;

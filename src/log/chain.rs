@@ -12,7 +12,7 @@ pub const KEY_DERIVATION_MESSAGE: &[u8] = b"otsd log chain v1";
 /// The key of the HMAC chain, derived from the calendar's `hmac-key`, with the HMAC state after
 /// the key blocks prepared once (each chain step then hashes two blocks fewer).
 #[derive(Clone)]
-pub struct LogKey([u8; 32], HmacSha256);
+pub struct LogKey([u8; 32], crate::sha::PairMac);
 
 impl LogKey {
     /// Derives the log-chain key: `HMAC-SHA256(calendar_hmac_key, "otsd log chain v1")`.
@@ -24,7 +24,7 @@ impl LogKey {
 
     /// Wraps an already derived key.
     pub fn from_bytes(bytes: [u8; 32]) -> LogKey {
-        LogKey(bytes, new_mac(&bytes))
+        LogKey(bytes, crate::sha::PairMac::new(&bytes))
     }
 
     /// The key bytes.
@@ -73,10 +73,7 @@ impl ChainState {
 
     /// `t_i = HMAC-SHA256(K, t_{i-1} || h_i)`.
     pub fn next_tag(&self, key: &LogKey, hash: &[u8; 32]) -> [u8; 32] {
-        let mut mac = key.1.clone();
-        mac.update(&self.tag);
-        mac.update(hash);
-        mac.finalize().into_bytes().into()
+        key.1.tag(&self.tag, hash)
     }
 }
 

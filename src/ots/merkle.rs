@@ -9,8 +9,6 @@
 //! A leaf's path is then read off by walking its index up the levels: `O(log n)` per leaf without
 //! allocation, `O(n log n)` for all of them.
 
-use sha2::{Digest, Sha256};
-
 use super::op::Op;
 
 pub type Hash = [u8; 32];
@@ -52,10 +50,7 @@ impl Step<'_> {
 
 /// `sha256(left || right)`.
 pub fn cat_sha256(left: &Hash, right: &Hash) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update(left);
-    hasher.update(right);
-    hasher.finalize().into()
+    crate::sha::pair(left, right)
 }
 
 /// All levels of a round's tree, leaves first, root last.
@@ -146,6 +141,7 @@ impl<'a> Iterator for Path<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n)

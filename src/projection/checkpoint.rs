@@ -90,7 +90,7 @@ use crate::calendar::commitment::Commitment;
 use crate::events::codec;
 use crate::log::atomic::write_atomically;
 use crate::log::chain::ChainState;
-use crate::log::mmap::MappedMut;
+use crate::log::mmap::{prefetch_byte, MappedMut};
 use crate::log::{Head, LogKey};
 use crate::ots::merkle::Hash;
 
@@ -118,6 +118,9 @@ const INDEX_SPILL_DIR: &str = "index.spill";
 /// Bytes of one spilled key, and the buffer of each spill file.
 const SPILL_ENTRY: usize = 16;
 const SPILL_BUFFER: usize = 64 << 10;
+/// Bulk inserts prefetch the home slot of the key this many inserts ahead: enough to overlap
+/// several cache and TLB misses, few enough that the lines are still cached when used.
+const PREFETCH_AHEAD: usize = 16;
 
 const SNAPSHOT_FILE: &str = "checkpoint";
 const ALL_FILES: [&str; 6] = [
@@ -179,6 +182,15 @@ struct Body {
     digests_total: u64,
     open_digests: u32,
     stamps: Stamps,
+}
+
+/// The digest index keys of a run of digests, worked out ahead of [`CheckpointFiles::append_keyed`]:
+/// `keys[i]` is the key of the digest whose SHA-256 is `hashes[i]`, in a table salted `salt`.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestKeys<'a> {
+    pub salt: u64,
+    pub hashes: &'a [digests::DigestHash],
+    pub keys: &'a [digests::Key],
 }
 
 /// A checkpoint read from disk: the projection and the log position it stands for.
@@ -580,6 +592,17 @@ impl CheckpointFiles {
     /// off or skips them: a bulk rebuild appends every segment but commits only now and then, so
     /// that each flush writes the tables' dirty pages once for many segments.
     pub fn append(&mut self, view: &mut Projection) -> Result<(), CheckpointError> {
+        self.append_keyed(view, None)
+    }
+
+    /// [`Self::append`], with the digests' keys in the digest index worked out ahead (by a
+    /// rebuild's verifying thread): a key is taken from `ahead` only for the same digest hash and
+    /// salt, else computed here.
+    pub fn append_keyed(
+        &mut self,
+        view: &mut Projection,
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         if self.digests_grown {
             return Err(CheckpointError::Invalid {
@@ -612,7 +635,7 @@ impl CheckpointFiles {
         let digests_before = self.extent.rounds;
         self.appended = true;
         self.append_rounds(view)?;
-        self.append_digests(view, digests_before)?;
+        self.append_digests(view, digests_before, ahead)?;
         self.archive_final(view)?;
         if !self.digests_grown {
             // A grown digest index is not in place before the commit: adopted there.
@@ -709,8 +732,12 @@ impl CheckpointFiles {
                 }
             };
             let mut slots = MapSlots(map, self.extent.index_salt);
+            let n = self.extent.index_slots;
             let mut res = Ok(());
             for (i, r) in new.iter().enumerate() {
+                if let Some(next) = new.get(i + PREFETCH_AHEAD) {
+                    prefetch_byte(slots.0, index::home(&next.commitment, n) as usize * 8);
+                }
                 match index::insert(&mut slots, &r.commitment, first + i as u64, commitment_of) {
                     Ok(a) => added += u64::from(a),
                     Err(e) => {
@@ -741,8 +768,18 @@ impl CheckpointFiles {
         Ok(())
     }
 
+    /// The salt of the digest index, once there is one.
+    pub fn digest_salt(&self) -> Option<u64> {
+        (self.extent.digest_slots > 0).then_some(self.extent.digest_salt)
+    }
+
     /// Adds the digests `view` folded into the rounds just appended (rounds `before..`).
-    fn append_digests(&mut self, view: &Projection, before: u64) -> Result<(), CheckpointError> {
+    fn append_digests(
+        &mut self,
+        view: &Projection,
+        before: u64,
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
         let end = self.extent.rounds;
         let new: Vec<_> = view
             .recent_digests()
@@ -772,10 +809,26 @@ impl CheckpointFiles {
                 ),
             };
             let mut slots = BufSlots(map);
-            let res = new.iter().try_for_each(|(h, r)| {
-                digests::insert(&mut slots, digests::Key::new(h, salt), *r, salt)
-                    .map(|a| added += u64::from(a))
-            });
+            let mask = self.extent.digest_slots - 1;
+            let mut ahead = ahead
+                .filter(|a| a.salt == salt)
+                .map(|a| a.hashes.iter().zip(a.keys));
+            let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
+                Some((ah, &k)) if ah == h => k,
+                _ => digests::Key::new(h, salt),
+            };
+            let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
+            let res = keys
+                .iter()
+                .zip(&new)
+                .enumerate()
+                .try_for_each(|(i, (&key, &(_, r)))| {
+                    if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
+                        let home = (next.home & mask) as usize;
+                        prefetch_byte(slots.0, home * digests::SLOT_LEN);
+                    }
+                    digests::insert(&mut slots, key, r, salt).map(|a| added += u64::from(a))
+                });
             // Written back by the commit's fdatasync, as the index is.
             res.map_err(digests_err)?;
         } else {
@@ -959,6 +1012,9 @@ impl CheckpointFiles {
                     let end = (first + READ_ROUNDS).min(rounds);
                     let chunk = read_rounds(&table, &rounds_path, first, end)?;
                     for (i, c) in chunk.iter().enumerate() {
+                        if let Some(next) = chunk.get(i + PREFETCH_AHEAD) {
+                            prefetch_byte(&map, index::home(next, slots) as usize * 8);
+                        }
                         let round = first + i as u64;
                         let fresh = index::insert_new(
                             &mut MapSlots(&mut map, salt),

@@ -31,7 +31,6 @@
 //!
 //! Cost: 16 bytes a slot, at 3/8 to 3/4 load: 21 to 43 bytes per distinct digest on disk, one or
 //! two slot reads (one page) per look-up.
-use sha2::{Digest, Sha256};
 
 use super::index::{crc8_update, MAX_LOAD_DEN, MAX_LOAD_NUM};
 
@@ -47,7 +46,7 @@ pub type DigestHash = [u8; 32];
 
 /// The hash the projection keeps for `digest`.
 pub fn digest_hash(digest: &[u8]) -> DigestHash {
-    Sha256::digest(digest).into()
+    crate::sha::short(digest)
 }
 
 /// The salted key of a digest: 80 bits, as the slot stores them.
@@ -59,11 +58,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(h: &DigestHash, salt: u64) -> Key {
-        let k: [u8; 32] = Sha256::new()
-            .chain_update(salt.to_le_bytes())
-            .chain_update(h)
-            .finalize()
-            .into();
+        let k = crate::sha::concat(&salt.to_le_bytes(), h);
         let mut home = [0u8; 8];
         home.copy_from_slice(&k[..8]);
         Key {

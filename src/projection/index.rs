@@ -50,7 +50,8 @@ pub fn overfull(entries: u64, slots: u64) -> bool {
     entries.saturating_mul(MAX_LOAD_DEN) > slots.saturating_mul(MAX_LOAD_NUM)
 }
 
-fn home(c: &Commitment, slots: u64) -> u64 {
+/// The home slot of `c` in a table of `slots`.
+pub fn home(c: &Commitment, slots: u64) -> u64 {
     key_bits(c) & (slots - 1)
 }
 
@@ -85,19 +86,27 @@ fn crc8(data: u64) -> u64 {
 }
 
 /// CRC-8 (poly 0x07, no reflection, initial value `crc`) continued over `bytes`: the check of
-/// both slot tables, one table look-up per byte.
+/// both slot tables. The register is linear in what is shifted through it, so up to eight bytes
+/// are taken in one step, each through the table for its distance from the step's end
+/// ([`CRC8_TABLES`]): the look-ups do not wait on each other as one per byte would.
 pub(crate) fn crc8_update(mut crc: u8, bytes: &[u8]) -> u8 {
-    for &b in bytes {
-        crc = CRC8_TABLE[usize::from(crc ^ b)];
+    for step in bytes.chunks(8) {
+        let last = step.len() - 1;
+        let mut next = CRC8_TABLES[last][usize::from(crc ^ step[0])];
+        for (i, &b) in step.iter().enumerate().skip(1) {
+            next ^= CRC8_TABLES[last - i][usize::from(b)];
+        }
+        crc = next;
     }
     crc
 }
 
-/// `CRC8_TABLE[x]` is the CRC-8 register after shifting the byte `x` through it bit by bit.
-const CRC8_TABLE: [u8; 256] = crc8_table();
+/// `CRC8_TABLES[k][x]`: the CRC-8 register, from zero, after the byte `x` and then `k` zero
+/// bytes are shifted through it bit by bit.
+const CRC8_TABLES: [[u8; 256]; 8] = crc8_tables();
 
-const fn crc8_table() -> [u8; 256] {
-    let mut table = [0u8; 256];
+const fn crc8_tables() -> [[u8; 256]; 8] {
+    let mut tables = [[0u8; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u8;
@@ -110,10 +119,20 @@ const fn crc8_table() -> [u8; 256] {
             };
             bit += 1;
         }
-        table[i] = crc;
+        tables[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut x = 0;
+        while x < 256 {
+            // One more zero byte: the register goes through the one-byte table once more.
+            tables[k][x] = tables[0][tables[k - 1][x] as usize];
+            x += 1;
+        }
+        k += 1;
+    }
+    tables
 }
 
 /// The slot for `round` of commitment `c`.
@@ -444,6 +463,15 @@ mod tests {
                 })
                 .collect();
             assert_eq!(crc8_update(0, &bytes), bitwise(&bytes), "{bytes:?}");
+            // Continued from any register: as if the bytes giving it came first.
+            for split in [0, len / 3, len / 2, len] {
+                let (a, b) = bytes.split_at(split);
+                assert_eq!(
+                    crc8_update(crc8_update(0, a), b),
+                    bitwise(&bytes),
+                    "{bytes:?}"
+                );
+            }
         }
         assert_eq!(crc8_update(0, b"123456789"), 0xf4, "the CRC-8 check value");
     }

@@ -23,6 +23,7 @@
 //! entries, one read of an aligned run of chunk nodes (512 bytes for two million rounds) and the
 //! upper tree levels from a bounded cache ([`proofcache`]: at most 32 MiB); [`Projection::status_shared`]
 //! does those reads without holding the projection's lock.
+pub mod ahead;
 pub mod checkpoint;
 pub mod digests;
 pub mod history;
@@ -206,12 +207,13 @@ impl Projection {
         self.open_digests += 1;
     }
 
-    /// Notes a submitted digest (by its SHA-256) as part of the round being collected.
-    fn note_digest(&mut self, digest: &[u8]) {
+    /// Notes a submitted digest (by its SHA-256, which `hash` gives) as part of the round being
+    /// collected.
+    fn note_digest(&mut self, hash: impl FnOnce() -> DigestHash) {
         if !self.track_digests {
             return;
         }
-        let h = digest_hash(digest);
+        let h = hash();
         let round = self.next_round();
         if self.fold_only {
             self.digest_log.push((h, round));
@@ -220,16 +222,22 @@ impl Projection {
         }
     }
 
-    fn fold_digest(&mut self, seq: u64, digest: &[u8]) {
-        self.note_digest(digest);
+    fn fold_digest(&mut self, seq: u64, hash: impl FnOnce() -> DigestHash) {
+        self.note_digest(hash);
         self.count_digest(seq);
     }
 
     /// Folds in a `DigestSubmitted` at `seq` from its digest alone, as [`Self::apply`] does (the
     /// replay's borrowed [`crate::events::view::EventView`]).
     pub fn apply_digest(&mut self, seq: u64, digest: &[u8]) {
+        self.apply_digest_hash(seq, || digest_hash(digest));
+    }
+
+    /// [`Self::apply_digest`] from the digest's SHA-256, which `hash` gives when the projection
+    /// keeps digests (a replay computes it on another thread ahead of the fold).
+    pub fn apply_digest_hash(&mut self, seq: u64, hash: impl FnOnce() -> DigestHash) {
         crate::failpoint::before_fold(seq);
-        self.fold_digest(seq, digest);
+        self.fold_digest(seq, hash);
     }
 
     /// Folds in a `RoundSealed` at `seq` from the fields the fold keeps, as [`Self::apply`] does.
@@ -269,7 +277,7 @@ impl Projection {
         self.next_seq = seq + 1;
         match event {
             Event::DigestSubmitted { digest, .. } => {
-                self.fold_digest(seq, digest);
+                self.fold_digest(seq, || digest_hash(digest));
                 Ok(None)
             }
             Event::RoundSealed {

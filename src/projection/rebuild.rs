@@ -12,20 +12,24 @@
 //! and its chain values (which the next segment's header must carry) all match.
 //!
 //! A rebuild of many sealed segments (`otsctl replay`, a start without a checkpoint) runs on two
-//! threads: one verifies the next segment while the other folds the one before and appends it to
-//! the checkpoint files; a snapshot names those files every [`BULK_COMMIT_INTERVAL`] and at the
-//! end, so a rebuild interrupted in between starts again from the last snapshot.
+//! threads: one verifies the next segment and reads its events ahead of the fold (see
+//! [`super::ahead`]) while the other folds the one before and appends it to the checkpoint files;
+//! a snapshot names those files every [`BULK_COMMIT_INTERVAL`] and at the end, so a rebuild
+//! interrupted in between starts again from the last snapshot.
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ahead::{verified_ahead, Ahead, EventAhead};
 use super::checkpoint::CheckpointFiles;
 use super::Projection;
 use crate::events::codec;
 use crate::events::view::{seal_commitment, EventView};
 use crate::events::Event;
-use crate::log::{ChainState, Head, LogError, LogKey, Reader, VerifiedSegment};
+use crate::log::{ChainState, Head, LogError, LogKey, Reader};
 
 /// How often the checkpointer looks for newly sealed segments.
 pub const CHECKPOINT_POLL: Duration = Duration::from_secs(1);
@@ -180,10 +184,14 @@ pub fn rebuild_with(
     base.set_fold_only(writing);
     let sealed = &segs[start.min(sealed_end)..sealed_end];
     let mut committed = Instant::now();
-    let mut write = |files: &mut CheckpointFiles, base: &mut Projection, at: Head, last: bool| {
+    let mut write = |files: &mut CheckpointFiles,
+                     base: &mut Projection,
+                     ahead: &Ahead,
+                     at: Head,
+                     last: bool| {
         // Each sealed segment goes to disk at once, so a rebuild holds at most one in memory;
         // a snapshot names them every BULK_COMMIT_INTERVAL (and at the end).
-        files.append(base)?;
+        files.append_keyed(base, ahead.digest_keys())?;
         if last || files.needs_commit() || committed.elapsed() >= BULK_COMMIT_INTERVAL {
             files.commit(base, at)?;
             committed = Instant::now();
@@ -191,12 +199,17 @@ pub fn rebuild_with(
         Ok::<(), super::checkpoint::CheckpointError>(())
     };
     let mut folded = 0;
-    at = verified_ahead(&reader, sealed, at, |segment| {
-        let at = fold.verified(&mut base, segment)?;
+    let key_salt = AtomicU64::new(files.digest_salt().unwrap_or(0));
+    at = verified_ahead::<RebuildError>(&reader, sealed, at, &key_salt, |ahead| {
+        let at = fold.ahead(&mut base, ahead)?;
         folded += 1;
         if writing {
-            match write(&mut files, &mut base, at, folded == sealed.len()) {
-                Ok(()) => stats.checkpoint_written = true,
+            match write(&mut files, &mut base, ahead, at, folded == sealed.len()) {
+                Ok(()) => {
+                    stats.checkpoint_written = true;
+                    // The verifying thread works out the digests' keys from now on.
+                    key_salt.store(files.digest_salt().unwrap_or(0), Ordering::Release);
+                }
                 Err(e) => {
                     tracing::warn!("cannot write the projection checkpoint: {e}");
                     stats.checkpoint_error = Some(e.to_string());
@@ -230,66 +243,6 @@ pub fn rebuild_with(
         at,
         files,
         stats,
-    })
-}
-
-/// Sealed segments verified ahead of the fold: at most this many wait, mapped, for it.
-const VERIFIED_AHEAD: usize = 1;
-
-/// Verifies the sealed segments `sealed` (the first continuing `at`) on a thread of its own and
-/// hands each to `fold` on this one, in order, so that the checks of one segment (CRCs, both
-/// chains, the seal: most of a replay's hashing) run beside the fold of the one before. Nothing
-/// reaches `fold` before its whole segment is verified. Memory: at most [`VERIFIED_AHEAD`] + 2
-/// segments mapped. Returns the head after the last segment.
-fn verified_ahead(
-    reader: &Reader,
-    sealed: &[u64],
-    at: Head,
-    mut fold: impl FnMut(&VerifiedSegment) -> Result<Head, RebuildError>,
-) -> Result<Head, RebuildError> {
-    if sealed.len() < 2 {
-        // Nothing to overlap.
-        let mut at = at;
-        for &first_seq in sealed {
-            at = fold(&reader.verify_sealed(first_seq, at)?)?;
-        }
-        return Ok(at);
-    }
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(VERIFIED_AHEAD);
-        let verifier = std::thread::Builder::new()
-            .name("otsd-verify".into())
-            .spawn_scoped(scope, move || {
-                let mut at = at;
-                for &first_seq in sealed {
-                    let segment = reader.verify_sealed(first_seq, at);
-                    let next = segment.as_ref().map(|s| s.head).ok();
-                    // A closed channel: the fold stopped; so does the verifier.
-                    if tx.send(segment).is_err() {
-                        return;
-                    }
-                    match next {
-                        Some(head) => at = head,
-                        None => return,
-                    }
-                }
-            });
-        let mut at = at;
-        match verifier {
-            Ok(_) => {
-                for segment in rx.iter().take(sealed.len()) {
-                    at = fold(&segment?)?;
-                }
-            }
-            Err(e) => {
-                // No thread to spare: verify and fold in turn.
-                tracing::debug!("verifying on the folding thread: {e}");
-                for &first_seq in sealed {
-                    at = fold(&reader.verify_sealed(first_seq, at)?)?;
-                }
-            }
-        }
-        Ok(at)
     })
 }
 
@@ -330,16 +283,32 @@ impl<'a> Folder<'a> {
         }
     }
 
-    /// Folds a verified sealed segment into `view`; returns the head after it.
-    fn verified(
-        &mut self,
-        view: &mut Projection,
-        segment: &VerifiedSegment,
-    ) -> Result<Head, RebuildError> {
-        self.fold_each(view, |deliver| {
-            segment.for_each_event(deliver)?;
-            Ok(segment.head)
-        })
+    /// Folds a verified sealed segment, read ahead ([`Ahead`]), into `view`; returns the head
+    /// after it.
+    fn ahead(&mut self, view: &mut Projection, ahead: &Ahead) -> Result<Head, RebuildError> {
+        let mut problem: Option<(u64, String)> = None;
+        ahead.for_each(|seq, event| {
+            self.events += 1;
+            (self.progress)(seq);
+            if problem.is_none() {
+                let folded = match event {
+                    EventAhead::Digest(h) => {
+                        view.apply_digest_hash(seq, || *h);
+                        Ok(())
+                    }
+                    EventAhead::Seal(s) => view
+                        .apply_seal(seq, s.round, s.time, &s.commitment, s.digests)
+                        .map_err(|e| e.to_string()),
+                    EventAhead::Other(payload) => fold_one(view, seq, payload),
+                };
+                problem = folded.err().map(|e| (seq, e));
+            }
+        });
+        self.segments += 1;
+        match problem {
+            Some((seq, problem)) => Err(RebuildError::Fold { seq, problem }),
+            None => Ok(ahead.head),
+        }
     }
 
     /// Runs `read`, which hands every event of one segment to the callback it is given, folding
@@ -387,7 +356,7 @@ impl<'a> Folder<'a> {
 /// Decodes one event and folds it in: the two events of every round through their borrowed
 /// [`EventView`] (no copy, no allocation), any other through the whole [`Event`].
 pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), String> {
-    match codec::decode_borrowed::<EventView<'_>>(payload) {
+    match EventView::read(payload) {
         // Digests are decoded too: the digest index keeps each one's SHA-256.
         Ok(EventView::DigestSubmitted { digest, .. }) => {
             view.apply_digest(seq, digest);

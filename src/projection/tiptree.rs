@@ -9,7 +9,6 @@
 //! hash per `CHUNK` leaves, twice over with the levels above: 2 bytes per round); a proof recomputes
 //! its chunk from [`CHUNK`] round entries (one read of 2 KiB, 63 SHA-256 blocks) and reads one
 //! sibling per level above it.
-use sha2::{Digest, Sha256};
 
 use crate::ots::merkle::{next_level, Hash, MerkleTree, Side, Step};
 
@@ -35,7 +34,7 @@ pub fn stored_len(leaves: u64) -> u64 {
 /// The leaf hash of a commitment, as [`crate::anchor::proof::tip_leaves`] makes it (a legacy
 /// commitment is hashed as the 36 bytes its clients hold).
 pub fn leaf(commitment: &[u8]) -> Hash {
-    Sha256::digest(crate::calendar::legacy::client_message(commitment)).into()
+    crate::sha::short(crate::calendar::legacy::client_message(commitment))
 }
 
 /// The root of the tree over one chunk's leaves (its node at level [`LOW_LEVELS`]).

@@ -130,6 +130,24 @@ impl FsStorage {
             _lock: Some(std::sync::Arc::new(file)),
         })
     }
+
+    /// Opens `name`, which exists, for reading and writing.
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(name))
+    }
+
+    /// Creates `name` empty (emptying it if it exists), for reading and writing.
+    pub(crate) fn create_file(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.path(name))
+    }
 }
 
 impl Storage for FsStorage {
@@ -148,21 +166,11 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.path(name))?;
-        Ok(Box::new(FsFile(file)))
+        Ok(Box::new(FsFile(self.open_file(name)?)))
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(self.path(name))?;
-        Ok(Box::new(FsFile(file)))
+        Ok(Box::new(FsFile(self.create_file(name)?)))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {

@@ -8,7 +8,7 @@
 //! So a sync that "returned" here has only been queued: whoever writes through this storage
 //! must treat nothing as durable before [`Syncer::finish`] returns `Ok`, and must give up
 //! (not rename into place) when it fails. A failed sync is never retried or forgotten.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -107,21 +107,11 @@ impl Storage for SyncLater {
     }
 
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.path(name))?;
-        Ok(self.file(file))
+        Ok(self.file(self.inner.open_file(name)?))
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(self.path(name))?;
-        Ok(self.file(file))
+        Ok(self.file(self.inner.create_file(name)?))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {

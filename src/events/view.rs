@@ -156,10 +156,42 @@ pub fn seal_commitment<'a>(
     match carried {
         Some(c) => c,
         None => {
-            buf[..4].copy_from_slice(&time.to_be_bytes());
-            buf[4..36].copy_from_slice(root);
-            buf[36..].copy_from_slice(mac);
+            *buf = super::wire::seal_commitment(time, root, mac);
             &buf[..]
+        }
+    }
+}
+
+/// The fields of a seal the fold keeps, its commitment resolved ([`seal_commitment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealView<'a> {
+    pub round: u64,
+    pub time: u32,
+    pub commitment: &'a [u8],
+    pub digests: u32,
+}
+
+impl<'a> EventView<'a> {
+    /// The seal's fields, its left-out commitment put back into `buf`; `None` for a digest.
+    pub fn seal<'b>(&self, buf: &'b mut [u8; 44]) -> Option<SealView<'b>>
+    where
+        'a: 'b,
+    {
+        match *self {
+            EventView::DigestSubmitted { .. } => None,
+            EventView::RoundSealed {
+                round,
+                time,
+                ref root,
+                ref mac,
+                commitment,
+                digests,
+            } => Some(SealView {
+                round,
+                time,
+                commitment: seal_commitment(commitment, time, root, mac, buf),
+                digests,
+            }),
         }
     }
 }
@@ -174,17 +206,10 @@ mod tests {
         let bytes = codec::encode(e).unwrap();
         match codec::decode_borrowed::<EventView>(&bytes).ok()? {
             EventView::DigestSubmitted { digest, .. } => Some((0, digest.to_vec(), 0, 0, 0)),
-            EventView::RoundSealed {
-                round,
-                time,
-                root,
-                mac,
-                commitment,
-                digests,
-            } => {
+            seal => {
                 let mut buf = [0; 44];
-                let c = seal_commitment(commitment, time, &root, &mac, &mut buf);
-                Some((1, c.to_vec(), round, time, digests))
+                let s = seal.seal(&mut buf)?;
+                Some((1, s.commitment.to_vec(), s.round, s.time, s.digests))
             }
         }
     }

@@ -19,7 +19,11 @@ const SEAL_COMMITMENT_LEN: usize = 4 + 32 + 8;
 
 /// `time || root || mac` (time big-endian): the layout of `crate::calendar::commitment`, which
 /// sits above this module; a test there checks that the two agree.
-fn seal_commitment(time: u32, root: &[u8; 32], mac: &[u8; 8]) -> [u8; SEAL_COMMITMENT_LEN] {
+pub(super) fn seal_commitment(
+    time: u32,
+    root: &[u8; 32],
+    mac: &[u8; 8],
+) -> [u8; SEAL_COMMITMENT_LEN] {
     let mut out = [0; SEAL_COMMITMENT_LEN];
     out[..4].copy_from_slice(&time.to_be_bytes());
     out[4..36].copy_from_slice(root);

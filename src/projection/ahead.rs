@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::digests::{digest_hash, DigestHash, Key};
 use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
-use crate::events::view::{seal_commitment, EventView};
+use crate::events::view::EventView;
 use crate::log::{ChainState, Head, LogError, Reader};
 
 /// Sealed segments prepared ahead of the fold: at most this many wait for it.
@@ -119,27 +119,20 @@ impl Ahead {
                 self.hashes.push(h);
                 Kind::Digest
             }
-            Ok(EventView::RoundSealed {
-                round,
-                time,
-                root,
-                mac,
-                commitment,
-                digests,
-            }) => {
+            Ok(view) => {
                 let mut buf = [0; COMMITMENT_LEN];
-                match seal_commitment(commitment, time, &root, &mac, &mut buf).try_into() {
-                    Ok(commitment) => {
+                match view.seal(&mut buf).map(|s| (s, s.commitment.try_into())) {
+                    Some((s, Ok(commitment))) => {
                         self.seals.push(SealAhead {
-                            round,
-                            time,
-                            digests,
+                            round: s.round,
+                            time: s.time,
+                            digests: s.digests,
                             commitment,
                         });
                         Kind::Seal
                     }
                     // The fold refuses it, with the error a serial replay gives.
-                    Err(_) => self.push_other(payload),
+                    _ => self.push_other(payload),
                 }
             }
             Err(_) => self.push_other(payload),

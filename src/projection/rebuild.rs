@@ -27,7 +27,7 @@ use super::ahead::{verified_ahead, Ahead, EventAhead};
 use super::checkpoint::CheckpointFiles;
 use super::Projection;
 use crate::events::codec;
-use crate::events::view::{seal_commitment, EventView};
+use crate::events::view::EventView;
 use crate::events::Event;
 use crate::log::{ChainState, Head, LogError, LogKey, Reader};
 
@@ -362,18 +362,14 @@ pub fn fold_one(view: &mut Projection, seq: u64, payload: &[u8]) -> Result<(), S
             view.apply_digest(seq, digest);
             Ok(())
         }
-        Ok(EventView::RoundSealed {
-            round,
-            time,
-            root,
-            mac,
-            commitment,
-            digests,
-        }) => {
+        Ok(event) => {
             let mut buf = [0; 44];
-            let commitment = seal_commitment(commitment, time, &root, &mac, &mut buf);
-            view.apply_seal(seq, round, time, commitment, digests)
-                .map_err(|e| e.to_string())
+            match event.seal(&mut buf) {
+                Some(s) => view
+                    .apply_seal(seq, s.round, s.time, s.commitment, s.digests)
+                    .map_err(|e| e.to_string()),
+                None => Err("a digest event read as a seal".into()),
+            }
         }
         Err(_) => {
             let event = codec::decode::<Event>(payload).map_err(|e| e.to_string())?;

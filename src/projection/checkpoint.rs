@@ -12,6 +12,10 @@
 //! - `digests`: submitted digest -> round, an on-disk hash table (layout in [`super::digests`]).
 //!   Unlike `index` it cannot be rebuilt from `rounds` (which holds no digests): a `digests` that
 //!   does not match its checkpoint makes the checkpoint unusable, and the log is replayed.
+//!   Both tables grow 2x at 3/4 full without being mapped in whole: `digests` by rehashing its
+//!   own slots in steps released behind the sweep, `index` from `rounds` in parts, each round's
+//!   key first spilled to its part's file under `index.spill/` (scratch, removed after, and at
+//!   load when a kill left it).
 //! - `txs`: final stamping transactions, [`TX_LEN`] bytes each, in round order ([`super::table`]).
 //! - `proofs`: per final transaction, `has_head u8 | log head (32) | proof tail | CRC-32 of the
 //!   three | the tip tree's levels from [`super::tiptree::LOW_LEVELS`] up, 32 bytes per node`. The
@@ -58,7 +62,9 @@
 //! Checks at load, bounded so that start-up does not read history: the snapshot's HMAC; file
 //! sizes; the rounds chain over the whole table when it holds at most [`FULL_VERIFY_ROUNDS`]
 //! rounds, else the last incomplete block; every index slot when the table holds at most as many,
-//! and every digest index slot when it holds at most [`FULL_VERIFY_DIGEST_SLOTS`].
+//! and every digest index slot when it holds at most [`FULL_VERIFY_DIGEST_SLOTS`]; the
+//! commitments of 64 rounds spread over the table looked up in the index (the
+//! salted slot check alone passes one foreign table in 256).
 //!
 //! Version changes: 3 added the digest index (header bytes 208..232, the body moved to 236) and
 //! the fee, time and height of each `txs` entry. A version 2 checkpoint is refused with a warning

@@ -167,7 +167,9 @@ fn main() -> anyhow::Result<()> {
         );
     } else {
         let mut sink = |_: &otsd::log::Progress| {};
+        let threads = ThreadCpu::start();
         let (_, s) = replay(&args.dir, &Output::InPlace, 6, &mut sink)?;
+        let by_thread = threads.stop();
         println!(
             "otsctl replay (full, in process, writes the projection): {} events, {} digests, {} \
              rounds in {:.3} s: {:.2}M rounds/s, {:.2}M digests/s, {:.2}M events/s",
@@ -178,6 +180,21 @@ fn main() -> anyhow::Result<()> {
             s.rounds as f64 / s.seconds / 1e6,
             s.digests_per_second / 1e6,
             s.events_per_second / 1e6
+        );
+        // The bound: the fold runs on one thread in round order, so its CPU time per round is
+        // the least time a round can take; the whole replay's CPU time over two cores is another.
+        let rounds = s.rounds.max(1) as f64;
+        for (name, (user, sys)) in &by_thread {
+            println!(
+                "  thread {name}: {user:.2} s user + {sys:.2} s system = {:.3} us/round",
+                (user + sys) / rounds * 1e6
+            );
+        }
+        let total: f64 = by_thread.values().map(|(u, k)| u + k).sum();
+        println!(
+            "  all threads: {total:.2} s CPU = {:.3} us/round; on 2 cores at best {:.2}M rounds/s",
+            total / rounds * 1e6,
+            2.0 * rounds / total / 1e6
         );
     }
     let rounds = std::fs::metadata(proj.join("rounds")).map_or(0, |m| m.len()) / ROUND_LEN as u64;
@@ -615,6 +632,84 @@ fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     let ticks: f64 =
         f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
     Ok(ticks / 100.0)
+}
+
+/// CPU time of this process's threads while a job runs, by thread name, sampled from
+/// `/proc/self/task` every 20 ms so threads that end before the job does are counted too (up to
+/// their last sample). The main thread's name is the program's.
+struct ThreadCpu {
+    stop: std::sync::Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<std::collections::BTreeMap<u64, (String, f64, f64)>>,
+}
+
+impl ThreadCpu {
+    fn start() -> ThreadCpu {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        // What the threads alive now had used before: not the job's.
+        let before: std::collections::BTreeMap<u64, (String, f64, f64)> =
+            task_times().into_iter().collect();
+        let sampler = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeMap::new();
+            let me = thread_id();
+            loop {
+                let last = flag.load(Ordering::Acquire);
+                for (tid, (name, user, sys)) in task_times() {
+                    if Some(tid) != me {
+                        let (u0, s0) = before.get(&tid).map_or((0.0, 0.0), |b| (b.1, b.2));
+                        seen.insert(tid, (name, user - u0, sys - s0));
+                    }
+                }
+                if last {
+                    return seen;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ThreadCpu { stop, sampler }
+    }
+
+    /// (user, system) seconds by thread name, threads of one name summed.
+    fn stop(self) -> std::collections::BTreeMap<String, (f64, f64)> {
+        self.stop.store(true, Ordering::Release);
+        let seen = self.sampler.join().unwrap_or_default();
+        let mut by_name = std::collections::BTreeMap::new();
+        for (name, user, sys) in seen.into_values() {
+            let e: &mut (f64, f64) = by_name.entry(name).or_default();
+            e.0 += user;
+            e.1 += sys;
+        }
+        by_name
+    }
+}
+
+/// This thread's id (the tid in `/proc/self/task`).
+fn thread_id() -> Option<u64> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// (tid, (name, user s, system s)) of each thread of this process now.
+fn task_times() -> Vec<(u64, (String, f64, f64))> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid: u64 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let user = f.get(11)?.parse::<f64>().ok()? / 100.0;
+        let sys = f.get(12)?.parse::<f64>().ok()? / 100.0;
+        Some((tid, (name, user, sys)))
+    })
+    .collect()
 }
 
 /// `n` commitments of random rounds, read from the projection's round table.

@@ -222,6 +222,9 @@ pub struct CheckpointFiles {
     at: Option<Head>,
     /// Map the index for inserts (bulk rebuilds) instead of one `pwrite` per slot.
     bulk: bool,
+    /// Rounds and digests a bulk rebuild expects to fold in all (see [`Self::expect`]): the
+    /// least a table is made for when it is created or grown.
+    expected: (u64, u64),
     /// A grown digest index waits in `digests.tmp` for the snapshot that names it.
     digests_grown: bool,
     /// Bytes were appended since the last snapshot (see [`CheckpointFiles::append`]).
@@ -248,6 +251,7 @@ impl CheckpointFiles {
             archived_through: None,
             at: None,
             bulk: false,
+            expected: (0, 0),
             digests_grown: false,
             appended: false,
             index_map: None,
@@ -261,7 +265,19 @@ impl CheckpointFiles {
     /// count in the process's memory until the flush ends): for rebuilds.
     pub fn set_bulk(&mut self, bulk: bool) {
         self.bulk = bulk;
+        self.expected = (0, 0);
         self.drop_maps();
+    }
+
+    /// Tells a bulk rebuild how many rounds and digests it will have appended by its end (an
+    /// estimate; it may change from one append to the next): a table created or grown from now
+    /// on is made large enough for them at once, instead of doubling again and again, each time
+    /// rewriting the whole table and, for the digest index, forcing a commit. Too low an estimate
+    /// only means a growth later; the rebuild's caller keeps it from being far too high.
+    pub fn expect(&mut self, rounds: u64, digests: u64) {
+        if self.bulk {
+            self.expected = (rounds, digests);
+        }
     }
 
     fn drop_maps(&mut self) {
@@ -708,6 +724,12 @@ impl CheckpointFiles {
             .map_err(io("truncate", &path))?;
         file.write_all_at(&buf, first * ROUND_LEN as u64)
             .map_err(io("write", &path))?;
+        if self.bulk {
+            // The round table is only appended to: its new pages go to disk now, while the
+            // rebuild folds on, rather than all at the next commit's fdatasync (at the end of a
+            // replay, most of the projection's bytes).
+            start_writeback(&file, first * ROUND_LEN as u64, buf.len() as u64);
+        }
         let end = first + new.len() as u64;
         self.chain_rounds(&buf, first);
         self.extent.rounds = end;
@@ -881,7 +903,8 @@ impl CheckpointFiles {
             self.extent.digest_salt = index::new_salt();
         }
         let salt = self.extent.digest_salt;
-        let slots = digests::slots_for(self.extent.digest_entries + new.len() as u64);
+        let needed = self.extent.digest_entries + new.len() as u64;
+        let slots = digests::slots_for(needed.max(self.expected.1));
         let tmp = self.path("digests.tmp");
         let file = OpenOptions::new()
             .read(true)
@@ -978,7 +1001,7 @@ impl CheckpointFiles {
         part_slots: u64,
     ) -> Result<(), CheckpointError> {
         self.index_map = None;
-        let slots = index::slots_for(rounds);
+        let slots = index::slots_for(rounds.max(self.expected.0));
         let tmp = self.path("index.tmp");
         let file = OpenOptions::new()
             .read(true)
@@ -1264,6 +1287,16 @@ impl CheckpointFiles {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io("remove", &path)(e)),
         }
+    }
+}
+
+/// Starts writing `len` bytes of `file` from `offset` to disk without waiting for them:
+/// `posix_fadvise(DONTNEED)` starts the writeback of the dirty pages in the range (and drops
+/// those already clean). Advice only: a failure changes nothing, the commit's sync still writes
+/// them.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
     }
 }
 

@@ -183,6 +183,8 @@ pub fn rebuild_with(
     files.set_bulk(true);
     base.set_fold_only(writing);
     let sealed = &segs[start.min(sealed_end)..sealed_end];
+    // Sequence number after the last sealed segment: the first of the active one.
+    let sealed_events = segs.get(sealed_end).copied().unwrap_or(0);
     let mut committed = Instant::now();
     let mut write = |files: &mut CheckpointFiles,
                      base: &mut Projection,
@@ -191,6 +193,8 @@ pub fn rebuild_with(
                      last: bool| {
         // Each sealed segment goes to disk at once, so a rebuild holds at most one in memory;
         // a snapshot names them every BULK_COMMIT_INTERVAL (and at the end).
+        let (rounds, digests) = expected_totals(base, at.next_seq, sealed_events);
+        files.expect(rounds, digests);
         files.append_keyed(base, ahead.digest_keys())?;
         if last || files.needs_commit() || committed.elapsed() >= BULK_COMMIT_INTERVAL {
             files.commit(base, at)?;
@@ -244,6 +248,21 @@ pub fn rebuild_with(
         files,
         stats,
     })
+}
+
+/// The rounds and digests a bulk rebuild standing at `next_seq` (with `view` folded up to it)
+/// will have folded at `end_seq`: what it folded so far, scaled by the events still to come, with
+/// a tenth more for a log whose rounds grow smaller. It never exceeds one round or digest per
+/// event, so a wrong guess costs at most a table sized for the log's event count.
+fn expected_totals(view: &Projection, next_seq: u64, end_seq: u64) -> (u64, u64) {
+    if next_seq == 0 || end_seq <= next_seq {
+        return (0, 0);
+    }
+    let scale = |n: u64| {
+        let n = n as f64 * end_seq as f64 / next_seq as f64 * 1.1;
+        (n as u64).min(end_seq)
+    };
+    (scale(view.next_round()), scale(view.digests_total()))
 }
 
 /// Checks that a checkpoint standing at `at` belongs to this log: a segment starts at its
@@ -565,6 +584,25 @@ mod tests {
             write_checkpoint: true,
         };
         rebuild(log, proj, key, 6, opts, &mut |_| {})
+    }
+
+    #[test]
+    fn a_bulk_rebuild_expects_the_rest_of_the_log_to_fold_like_its_start() {
+        let mut view = Projection::new(6);
+        let mut seq = 0;
+        for round in 0..100 {
+            view.apply_digest(seq, &[round as u8; 32]);
+            view.apply_seal(seq + 1, round, 0, &[7; 44], 1).unwrap();
+            seq += 2;
+        }
+        // 200 of 2,000 events folded: ten times as many rounds and digests, and a tenth more.
+        assert_eq!(expected_totals(&view, 200, 2_000), (1_100, 1_100));
+        assert_eq!(expected_totals(&view, 200, 210), (115, 115));
+        // Never more than one per event (as if each round had been one event, as an imported
+        // one is); nothing when the end is reached or nothing was folded.
+        assert_eq!(expected_totals(&view, 100, 1_000), (1_000, 1_000));
+        assert_eq!(expected_totals(&view, 200, 200), (0, 0));
+        assert_eq!(expected_totals(&view, 0, 2_000), (0, 0));
     }
 
     #[test]

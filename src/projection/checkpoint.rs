@@ -45,7 +45,8 @@
 //!    216    8  entries in `digests`, u64 LE
 //!    224    8  salt of `digests`, u64 LE
 //!    232    4  body length, u32 LE
-//!    236    n  body: the rest of the projection (digest count, stamper state), packed CBOR
+//!    236    n  body: the rest of the projection (digest count, stamper state, digest samples),
+//!              packed CBOR
 //!  236+n   32  HMAC-SHA256 under the checkpoint key over bytes 0 .. 236+n
 //! ```
 //!
@@ -63,8 +64,10 @@
 //! sizes; the rounds chain over the whole table when it holds at most [`FULL_VERIFY_ROUNDS`]
 //! rounds, else the last incomplete block; every index slot when the table holds at most as many,
 //! and every digest index slot when it holds at most [`FULL_VERIFY_DIGEST_SLOTS`]; the
-//! commitments of 64 rounds spread over the table looked up in the index (the
-//! salted slot check alone passes one foreign table in 256).
+//! commitments of 64 rounds spread over the table looked up in the index, and the 32 digests
+//! the snapshot names (the newest appended, a few per append) looked up in the digest index (the
+//! salted slot checks alone pass one foreign table in 256). A snapshot written before those
+//! samples has none; its digest index is checked as before, and the next snapshot names some.
 //!
 //! Version changes: 3 added the digest index (header bytes 208..232, the body moved to 236) and
 //! the fee, time and height of each `txs` entry. A version 2 checkpoint is refused with a warning
@@ -119,6 +122,10 @@ const INDEX_PART_SLOTS: u64 = (16 << 20) / 8;
 const MAX_INDEX_PARTS: u64 = 256;
 /// Rounds whose commitments a load looks up in the index (see `CheckpointFiles::sample_index`).
 const INDEX_SAMPLE: u64 = 64;
+/// Digests the snapshot names for a load to look up in the digest index (see
+/// `CheckpointFiles::sample_digests`), the newest kept, and how many each append adds.
+const DIGEST_SAMPLE: usize = 32;
+const DIGEST_SAMPLE_PER_APPEND: usize = 4;
 /// Where a rebuild in parts spills the rounds' keys.
 const INDEX_SPILL_DIR: &str = "index.spill";
 /// Bytes of one spilled key, and the buffer of each spill file.
@@ -188,6 +195,10 @@ struct Body {
     digests_total: u64,
     open_digests: u32,
     stamps: Stamps,
+    /// Digests in the digest index (SHA-256, round), which a load looks up: a table of other
+    /// digests fails however its slots are salted. Absent from checkpoints written before it.
+    #[serde(default)]
+    digest_samples: Vec<(digests::DigestHash, u64)>,
 }
 
 /// The digest index keys of a run of digests, worked out ahead of [`CheckpointFiles::append_keyed`]:
@@ -237,6 +248,8 @@ pub struct CheckpointFiles {
     damaged: Arc<AtomicBool>,
     /// The proof parts of final transactions, shared by every history of these files.
     proof_cache: Arc<ProofCache>,
+    /// The newest [`DIGEST_SAMPLE`] digests appended, named by the next snapshot.
+    digest_samples: Vec<(digests::DigestHash, u64)>,
 }
 
 impl CheckpointFiles {
@@ -258,6 +271,7 @@ impl CheckpointFiles {
             digests_map: None,
             damaged: Arc::default(),
             proof_cache: Arc::default(),
+            digest_samples: Vec::new(),
         }
     }
 
@@ -333,6 +347,8 @@ impl CheckpointFiles {
         self.cut_leftovers()?;
         self.verify_index()?;
         self.verify_digests()?;
+        self.sample_digests(&body.digest_samples)?;
+        self.digest_samples = body.digest_samples;
         self.at = Some(snap.at);
         let history = self.history()?;
         let view = Projection::restore(
@@ -529,6 +545,48 @@ impl CheckpointFiles {
             }
         }
         Ok(())
+    }
+
+    /// Looks up the digests the snapshot names in the digest index: each must be found at its
+    /// round or an earlier one. The salted slot check passes a table whose salt differs from
+    /// ours by a CRC-8 codeword (one in 256), and large tables are not scanned at load; a table
+    /// of other digests fails here whatever its salt.
+    fn sample_digests(
+        &self,
+        samples: &[(digests::DigestHash, u64)],
+    ) -> Result<(), CheckpointError> {
+        let e = &self.extent;
+        if samples.is_empty() || e.digest_slots == 0 {
+            return Ok(());
+        }
+        let path = self.path(DIGESTS_FILE);
+        let file = File::open(&path).map_err(io("open", &path))?;
+        let slots = digests::FileSlots {
+            file: &file,
+            slots: e.digest_slots,
+        };
+        for (h, round) in samples {
+            let key = digests::Key::new(h, e.digest_salt);
+            let why = match digests::find(&slots, key, e.digest_salt, e.rounds) {
+                Ok(Some(at)) if at <= *round => continue,
+                Ok(_) => format!("a digest of round {round} is not in it"),
+                Err(err) => err.to_string(),
+            };
+            return Err(CheckpointError::Invalid {
+                path,
+                why: format!("digest index does not match its checkpoint: {why}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps a few of the digests just appended (spread over them) as the newest samples.
+    fn note_digest_samples(&mut self, new: &[(digests::DigestHash, u64)]) {
+        let step = new.len().div_ceil(DIGEST_SAMPLE_PER_APPEND).max(1);
+        self.digest_samples
+            .extend(new.iter().step_by(step).take(DIGEST_SAMPLE_PER_APPEND));
+        let extra = self.digest_samples.len().saturating_sub(DIGEST_SAMPLE);
+        self.digest_samples.drain(..extra);
     }
 
     /// Checks the index against the extent (every slot when small); rebuilds it from the round
@@ -814,6 +872,7 @@ impl CheckpointFiles {
             .into_iter()
             .filter(|&(_, r)| r >= before && r < end)
             .collect();
+        self.note_digest_samples(&new);
         let entries = self.extent.digest_entries + new.len() as u64;
         if self.extent.digest_slots == 0 || digests::overfull(entries, self.extent.digest_slots) {
             return self.grow_digests(before, &new);
@@ -1228,6 +1287,7 @@ impl CheckpointFiles {
             digests_total,
             open_digests,
             stamps,
+            digest_samples: self.digest_samples.clone(),
         })?;
         let snap = Snapshot {
             min_confirmations: view.min_confirmations(),
@@ -1269,6 +1329,7 @@ impl CheckpointFiles {
             Err(e) => return Err(io("remove", &spill)(e)),
         }
         self.extent = Extent::default();
+        self.digest_samples.clear();
         self.chain = [0; 32];
         self.block = None;
         self.archived_through = None;
@@ -2023,6 +2084,61 @@ mod tests {
                 assert_eq!(view.status(&c), all.status(&c), "case {i} round {r}");
             }
         }
+    }
+
+    #[test]
+    fn a_digest_index_of_other_digests_is_refused_whatever_its_salt() {
+        let key = LogKey::from_bytes([9; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = CheckpointFiles::new(dir.path(), &key);
+        let mut view = Projection::new(3);
+        fold_rounds(&mut view, 0, 200);
+        files.write(&mut view, head(400)).unwrap();
+        let (slots, salt) = (files.extent.digest_slots, files.extent.digest_salt);
+        // Another calendar's digests in a table of our size and salt: every slot passes its
+        // check, and as many slots are in use.
+        let mut foreign = vec![0u8; slot_offset(slots)];
+        BufSlots(&mut foreign).clear_range(salt, 0..slots);
+        for r in 0..200u64 {
+            let h = digests::digest_hash(&[0x5a ^ r as u8; 31]);
+            let key = digests::Key::new(&h, salt);
+            digests::insert(&mut BufSlots(&mut foreign), key, r, salt).unwrap();
+        }
+        assert_eq!(digests::scan(&foreign, salt).unwrap(), 200);
+        let path = dir.path().join(DIGESTS_FILE);
+        let ours = fs::read(&path).unwrap();
+        fs::write(&path, &foreign).unwrap();
+        match CheckpointFiles::new(dir.path(), &key).load(3) {
+            Err(CheckpointError::Invalid { why, .. }) => {
+                assert!(why.contains("digest index does not match"), "{why}")
+            }
+            other => panic!("a foreign digest index was accepted: {other:?}"),
+        }
+        // Our own table back: it loads, and serves its digests.
+        fs::write(&path, &ours).unwrap();
+        let loaded = CheckpointFiles::new(dir.path(), &key)
+            .load(3)
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.view.digest_round(&[7u8; 32]).unwrap(), Some(7));
+    }
+
+    #[test]
+    fn a_snapshot_body_from_before_digest_samples_loads_without_them() {
+        #[derive(Serialize)]
+        struct Before {
+            digests_total: u64,
+            open_digests: u32,
+            stamps: Stamps,
+        }
+        let before = Before {
+            digests_total: 5,
+            open_digests: 1,
+            stamps: Stamps::new(3),
+        };
+        let body: Body = codec::decode(&codec::encode(&before).unwrap()).unwrap();
+        assert_eq!((body.digests_total, body.open_digests), (5, 1));
+        assert!(body.digest_samples.is_empty());
     }
 
     #[test]

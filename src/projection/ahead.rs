@@ -16,8 +16,9 @@ use crate::calendar::commitment::{Commitment, COMMITMENT_LEN};
 use crate::events::view::EventView;
 use crate::log::{ChainState, Head, LogError, Reader};
 
-/// Sealed segments prepared ahead of the fold: at most this many wait for it.
-const PREPARED_AHEAD: usize = 1;
+/// Sealed segments prepared ahead of the fold: at most this many wait for it. More than one, so
+/// that a segment that takes the fold longer (a commit's sync) does not stop the verifier too.
+const PREPARED_AHEAD: usize = 4;
 
 /// A `RoundSealed` as the fold takes it.
 #[derive(Debug, Clone, Copy)]

@@ -712,10 +712,16 @@ impl CheckpointFiles {
         if self.extent.index_slots == 0 {
             self.rebuild_index(0)?;
         }
-        let digests_before = self.extent.rounds;
+        let before = self.extent.rounds;
         self.appended = true;
-        self.append_rounds(view)?;
-        self.append_digests(view, digests_before, ahead)?;
+        let end = before + view.recent_rounds().len() as u64;
+        let new = self.new_digests(view, before, end);
+        if self.bulk && self.digests_fit(&new) {
+            self.append_rounds_beside_digests(view, &new, ahead)?;
+        } else {
+            self.append_rounds(view)?;
+            self.append_digests(before, &new, ahead)?;
+        }
         self.archive_final(view)?;
         if !self.digests_grown {
             // A grown digest index is not in place before the commit: adopted there.
@@ -859,23 +865,86 @@ impl CheckpointFiles {
         (self.extent.digest_slots > 0).then_some(self.extent.digest_salt)
     }
 
-    /// Adds the digests `view` folded into the rounds just appended (rounds `before..`).
-    fn append_digests(
+    /// The digests `view` folded into rounds `before..end` (those being appended), in round
+    /// order; a few are kept as the snapshot's samples.
+    fn new_digests(
         &mut self,
         view: &Projection,
         before: u64,
-        ahead: Option<DigestKeys<'_>>,
-    ) -> Result<(), CheckpointError> {
-        let end = self.extent.rounds;
+        end: u64,
+    ) -> Vec<(digests::DigestHash, u64)> {
         let new: Vec<_> = view
             .recent_digests()
             .into_iter()
             .filter(|&(_, r)| r >= before && r < end)
             .collect();
         self.note_digest_samples(&new);
+        new
+    }
+
+    /// Whether `new` goes into the digest index as it is (no first table, no growth).
+    fn digests_fit(&self, new: &[(digests::DigestHash, u64)]) -> bool {
+        let entries = self.extent.digest_entries + new.len() as u64;
+        self.extent.digest_slots > 0
+            && !new.is_empty()
+            && !digests::overfull(entries, self.extent.digest_slots)
+    }
+
+    /// The bulk path's map of the digest index, kept from one append to the next.
+    fn take_digests_map(&mut self) -> Result<MappedMut, CheckpointError> {
+        if let Some(map) = self.digests_map.take() {
+            return Ok(map);
+        }
+        let (file, path) = self.open_rw(DIGESTS_FILE)?;
+        MappedMut::whole(&file, &path)
+            .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))
+    }
+
+    /// A bulk rebuild's [`Self::append_rounds`] and the inserts of `new` into the digest index
+    /// (which [`Self::digests_fit`]), on two threads: the files, maps and extent fields each
+    /// touches are its own. The digest index is as much work as the rounds and their index, and
+    /// the fold's thread, not the verifying one, is a rebuild's bottleneck.
+    fn append_rounds_beside_digests(
+        &mut self,
+        view: &Projection,
+        new: &[(digests::DigestHash, u64)],
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
+        let mut map = self.take_digests_map()?;
+        let (salt, slots) = (self.extent.digest_salt, self.extent.digest_slots);
+        let (rounds, inserted) = std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("otsd-digests".into())
+                .spawn_scoped(scope, || insert_keyed(&mut map, new, ahead, salt, slots));
+            let rounds = self.append_rounds(view);
+            let inserted = helper
+                .ok()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (rounds, inserted)
+        });
+        // No thread to spare: in turn.
+        let inserted = inserted.unwrap_or_else(|| insert_keyed(&mut map, new, ahead, salt, slots));
+        self.digests_map = Some(map);
+        rounds?;
+        let added = inserted.map_err(|source| CheckpointError::Digests {
+            path: self.path(DIGESTS_FILE),
+            source,
+        })?;
+        self.extent.digest_entries += added;
+        Ok(())
+    }
+
+    /// Adds `new`, the digests of the rounds just appended (rounds `before..`), to the digest
+    /// index.
+    fn append_digests(
+        &mut self,
+        before: u64,
+        new: &[(digests::DigestHash, u64)],
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
         let entries = self.extent.digest_entries + new.len() as u64;
         if self.extent.digest_slots == 0 || digests::overfull(entries, self.extent.digest_slots) {
-            return self.grow_digests(before, &new);
+            return self.grow_digests(before, new);
         }
         if new.is_empty() {
             return Ok(());
@@ -888,36 +957,10 @@ impl CheckpointFiles {
         };
         let mut added = 0;
         if self.bulk {
-            let map = match self.digests_map.take() {
-                Some(map) => self.digests_map.insert(map),
-                None => self.digests_map.insert(
-                    MappedMut::whole(&file, &path)
-                        .map_err(|e| io("mmap", &path)(std::io::Error::other(e.to_string())))?,
-                ),
-            };
-            let mut slots = BufSlots(map);
-            let mask = self.extent.digest_slots - 1;
-            let mut ahead = ahead
-                .filter(|a| a.salt == salt)
-                .map(|a| a.hashes.iter().zip(a.keys));
-            let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
-                Some((ah, &k)) if ah == h => k,
-                _ => digests::Key::new(h, salt),
-            };
-            let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
-            let res = keys
-                .iter()
-                .zip(&new)
-                .enumerate()
-                .try_for_each(|(i, (&key, &(_, r)))| {
-                    if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
-                        let home = (next.home & mask) as usize;
-                        prefetch_byte(slots.0, home * digests::SLOT_LEN);
-                    }
-                    digests::insert(&mut slots, key, r, salt).map(|a| added += u64::from(a))
-                });
-            // Written back by the commit's fdatasync, as the index is.
-            res.map_err(digests_err)?;
+            let mut map = self.take_digests_map()?;
+            let inserted = insert_keyed(&mut map, new, ahead, salt, self.extent.digest_slots);
+            self.digests_map = Some(map);
+            added = inserted.map_err(digests_err)?;
         } else {
             // The batch sorted by home slot sweeps the table once, through a map whose pages are
             // released behind the sweep: a page is faulted in once for all the batch's digests
@@ -1349,6 +1392,36 @@ impl CheckpointFiles {
             Err(e) => Err(io("remove", &path)(e)),
         }
     }
+}
+
+/// Inserts `new` into the digest index mapped whole in `map` (`slots` slots salted `salt`), in
+/// round order, each key taken from `ahead` when it was worked out there for the same digest and
+/// salt; returns how many entries were added. The commit's fdatasync writes the dirty pages.
+fn insert_keyed(
+    map: &mut MappedMut,
+    new: &[(digests::DigestHash, u64)],
+    ahead: Option<DigestKeys<'_>>,
+    salt: u64,
+    slots: u64,
+) -> Result<u64, digests::DigestIndexError> {
+    let mut ahead = ahead
+        .filter(|a| a.salt == salt)
+        .map(|a| a.hashes.iter().zip(a.keys));
+    let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
+        Some((ah, &k)) if ah == h => k,
+        _ => digests::Key::new(h, salt),
+    };
+    let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
+    let mut table = BufSlots(map);
+    let mask = slots - 1;
+    let mut added = 0;
+    for (i, (&key, &(_, r))) in keys.iter().zip(new).enumerate() {
+        if let Some(next) = keys.get(i + PREFETCH_AHEAD) {
+            prefetch_byte(table.0, (next.home & mask) as usize * digests::SLOT_LEN);
+        }
+        added += u64::from(digests::insert(&mut table, key, r, salt)?);
+    }
+    Ok(added)
 }
 
 /// Starts writing `len` bytes of `file` from `offset` to disk without waiting for them:

@@ -1006,7 +1006,7 @@ impl CheckpointFiles {
         }
         let salt = self.extent.digest_salt;
         let needed = self.extent.digest_entries + new.len() as u64;
-        let slots = digests::slots_for(needed.max(self.expected.1));
+        let slots = digests::slots_for(needed).max(fitting(self.expected.1));
         let tmp = self.path("digests.tmp");
         let file = OpenOptions::new()
             .read(true)
@@ -1103,7 +1103,7 @@ impl CheckpointFiles {
         part_slots: u64,
     ) -> Result<(), CheckpointError> {
         self.index_map = None;
-        let slots = index::slots_for(rounds.max(self.expected.0));
+        let slots = index::slots_for(rounds).max(fitting(self.expected.0));
         let tmp = self.path("index.tmp");
         let file = OpenOptions::new()
             .read(true)
@@ -1392,6 +1392,18 @@ impl CheckpointFiles {
             Err(e) => Err(io("remove", &path)(e)),
         }
     }
+}
+
+/// The fewest slots (a power of two) that `entries` do not overfill: the size a table reaches by
+/// growing as they are added (both indexes grow at the same load).
+fn fitting(entries: u64) -> u64 {
+    if entries == 0 {
+        return 0;
+    }
+    let least = entries
+        .saturating_mul(index::MAX_LOAD_DEN)
+        .div_ceil(index::MAX_LOAD_NUM);
+    least.next_power_of_two()
 }
 
 /// Inserts `new` into the digest index mapped whole in `map` (`slots` slots salted `salt`), in
@@ -2194,6 +2206,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(loaded.view.digest_round(&[7u8; 32]).unwrap(), Some(7));
+    }
+
+    #[test]
+    fn a_table_sized_for_expected_entries_is_the_one_growth_would_reach() {
+        for entries in [1, 3, 4, 1_000, 11_000_000, 12_582_912, 12_582_913] {
+            let slots = fitting(entries);
+            assert!(slots.is_power_of_two(), "{entries}");
+            assert!(!index::overfull(entries, slots), "{entries}");
+            assert!(!digests::overfull(entries, slots), "{entries}");
+            assert!(
+                index::overfull(entries, slots / 2),
+                "{entries}: {slots} is too many"
+            );
+        }
+        assert_eq!(fitting(0), 0);
     }
 
     #[test]

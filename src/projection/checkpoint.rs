@@ -90,6 +90,7 @@ use super::history::{
     ROUNDS_FILE, TXS_FILE,
 };
 use super::index::{self, FileSlots, IndexError, MapSlots};
+use super::pending::{self, Pending, Step};
 use super::proofcache::ProofCache;
 pub use super::table::ROUND_LEN;
 use super::table::{decode_round, encode_round, TxEntry, TX_LEN};
@@ -128,6 +129,12 @@ const DIGEST_SAMPLE: usize = 32;
 const DIGEST_SAMPLE_PER_APPEND: usize = 4;
 /// Where a rebuild in parts spills the rounds' keys.
 const INDEX_SPILL_DIR: &str = "index.spill";
+/// Index and digest index entries a bulk rebuild holds back until its next commit (scratch, see
+/// [`super::pending`]).
+const PENDING_INDEX_DIR: &str = "index.pending";
+const PENDING_DIGESTS_DIR: &str = "digests.pending";
+/// Bytes of a table filled at a time from held-back entries.
+const PENDING_PART_BYTES: u64 = 16 << 20;
 /// Bytes of one spilled key, and the buffer of each spill file.
 const SPILL_ENTRY: usize = 16;
 const SPILL_BUFFER: usize = 64 << 10;
@@ -250,6 +257,14 @@ pub struct CheckpointFiles {
     proof_cache: Arc<ProofCache>,
     /// The newest [`DIGEST_SAMPLE`] digests appended, named by the next snapshot.
     digest_samples: Vec<(digests::DigestHash, u64)>,
+    /// Whether `index` / `digests` were built by this process (no leftover of an interrupted
+    /// flush in them): only then may a bulk rebuild hold entries back for them.
+    clean: (bool, bool),
+    /// Entries of appended rounds held back from `index` and `digests` until the next commit
+    /// fills them in (see [`Self::append_held_back`]).
+    pending: Option<(Pending, Pending)>,
+    /// Appended rounds are missing from the indexes: held back, or a fill failed half-way.
+    unindexed: bool,
 }
 
 impl CheckpointFiles {
@@ -272,6 +287,9 @@ impl CheckpointFiles {
             damaged: Arc::default(),
             proof_cache: Arc::default(),
             digest_samples: Vec::new(),
+            clean: (false, false),
+            pending: None,
+            unindexed: false,
         }
     }
 
@@ -341,6 +359,11 @@ impl CheckpointFiles {
         let block = self.verify_rounds(&snap)?;
         self.verify_txs(&snap.extent)?;
         self.extent = snap.extent;
+        // Tables from disk may hold leftovers of an interrupted flush: no entry is held back
+        // for them until this process rebuilds them.
+        self.clean = (false, false);
+        self.pending = None;
+        self.unindexed = false;
         self.chain = snap.rounds_chain;
         self.block = Some(block);
         self.archived_through = snap.archived_through;
@@ -494,7 +517,9 @@ impl CheckpointFiles {
             }
         }
         let _ = fs::remove_file(self.path("index.tmp"));
-        let _ = fs::remove_dir_all(self.path(INDEX_SPILL_DIR));
+        for scratch in [INDEX_SPILL_DIR, PENDING_INDEX_DIR, PENDING_DIGESTS_DIR] {
+            let _ = fs::remove_dir_all(self.path(scratch));
+        }
         self.finish_digests_swap(e.digest_slots)
     }
 
@@ -716,7 +741,9 @@ impl CheckpointFiles {
         self.appended = true;
         let end = before + view.recent_rounds().len() as u64;
         let new = self.new_digests(view, before, end);
-        if self.bulk && self.digests_fit(&new) {
+        if self.holding_back() {
+            self.append_held_back(view, &new, ahead)?;
+        } else if self.bulk && self.digests_fit(&new) {
             self.append_rounds_beside_digests(view, &new, ahead)?;
         } else {
             self.append_rounds(view)?;
@@ -745,6 +772,7 @@ impl CheckpointFiles {
     /// then replaces the snapshot atomically with one for `view` at `at`, the log position the
     /// appends reached.
     pub fn commit(&mut self, view: &mut Projection, at: Head) -> Result<(), CheckpointError> {
+        self.fill_held_back()?;
         for name in [ROUNDS_FILE, INDEX_FILE, TXS_FILE, PROOFS_FILE, DIGESTS_FILE] {
             let path = self.path(name);
             File::open(&path)
@@ -779,24 +807,8 @@ impl CheckpointFiles {
             return Ok(());
         }
         let first = self.extent.rounds;
-        let (file, path) = self.open_rw(ROUNDS_FILE)?;
-        let mut buf = Vec::with_capacity(new.len() * ROUND_LEN);
-        for r in new {
-            encode_round(r, &mut buf);
-        }
-        file.set_len(first * ROUND_LEN as u64)
-            .map_err(io("truncate", &path))?;
-        file.write_all_at(&buf, first * ROUND_LEN as u64)
-            .map_err(io("write", &path))?;
-        if self.bulk {
-            // The round table is only appended to: its new pages go to disk now, while the
-            // rebuild folds on, rather than all at the next commit's fdatasync (at the end of a
-            // replay, most of the projection's bytes).
-            start_writeback(&file, first * ROUND_LEN as u64, buf.len() as u64);
-        }
-        let end = first + new.len() as u64;
-        self.chain_rounds(&buf, first);
-        self.extent.rounds = end;
+        let file = self.write_rounds(new)?;
+        let end = self.extent.rounds;
 
         let entries = self.extent.index_entries + new.len() as u64;
         if index::overfull(entries, self.extent.index_slots) {
@@ -857,6 +869,159 @@ impl CheckpointFiles {
             source,
         })?;
         self.extent.index_entries += added;
+        Ok(())
+    }
+
+    /// Appends `new` to `rounds` and the rounds chain; returns the table, open for reading.
+    fn write_rounds(&mut self, new: &[super::RoundEntry]) -> Result<File, CheckpointError> {
+        let first = self.extent.rounds;
+        let (file, path) = self.open_rw(ROUNDS_FILE)?;
+        let mut buf = Vec::with_capacity(new.len() * ROUND_LEN);
+        for r in new {
+            encode_round(r, &mut buf);
+        }
+        file.set_len(first * ROUND_LEN as u64)
+            .map_err(io("truncate", &path))?;
+        file.write_all_at(&buf, first * ROUND_LEN as u64)
+            .map_err(io("write", &path))?;
+        if self.bulk {
+            // The round table is only appended to: its new pages go to disk now, while the
+            // rebuild folds on, rather than all at the next commit's fdatasync (at the end of a
+            // replay, most of the projection's bytes).
+            start_writeback(&file, first * ROUND_LEN as u64, buf.len() as u64);
+        }
+        self.chain_rounds(&buf, first);
+        self.extent.rounds = first + new.len() as u64;
+        Ok(file)
+    }
+
+    /// Whether appends hold index entries back for the next commit (a bulk rebuild into tables
+    /// it built itself; see [`super::pending`]).
+    fn holding_back(&self) -> bool {
+        self.bulk
+            && self.clean == (true, true)
+            && self.extent.index_slots > 0
+            && self.extent.digest_slots > 0
+    }
+
+    /// A bulk rebuild's append: the rounds go to `rounds` at once, their commitments' and
+    /// digests' entries to the part files of the tables' slots they belong in, which the next
+    /// [`Self::commit`] fills in part by part. Until then the appended rounds are in the files
+    /// but not in the indexes, so a rebuild that cannot commit must not serve them (see
+    /// [`Self::unindexed`]).
+    fn append_held_back(
+        &mut self,
+        view: &Projection,
+        new: &[(digests::DigestHash, u64)],
+        ahead: Option<DigestKeys<'_>>,
+    ) -> Result<(), CheckpointError> {
+        let rounds = view.recent_rounds();
+        let first = self.extent.rounds;
+        self.write_rounds(rounds)?;
+        self.unindexed = true;
+        let (mut held_index, mut held_digests) = match self.pending.take() {
+            Some(p) => p,
+            None => self.hold_back()?,
+        };
+        let index_dir = held_index.dir().to_path_buf();
+        for (i, r) in rounds.iter().enumerate() {
+            let packed = (first + i as u64) | (index::fingerprint(&r.commitment) << 40);
+            held_index
+                .push(index::key_bits(&r.commitment), packed)
+                .map_err(io("write", &index_dir))?;
+        }
+        let salt = self.extent.digest_salt;
+        let digests_dir = held_digests.dir().to_path_buf();
+        for (key, &(_, round)) in keys_of(new, ahead, salt).iter().zip(new) {
+            if round >= digests::MAX_ROUNDS {
+                return Err(CheckpointError::Digests {
+                    path: self.path(DIGESTS_FILE),
+                    source: DigestIndexError::TooManyRounds(round),
+                });
+            }
+            held_digests
+                .push(key.home, round | (u64::from(key.check) << 40))
+                .map_err(io("write", &digests_dir))?;
+        }
+        self.pending = Some((held_index, held_digests));
+        Ok(())
+    }
+
+    /// Starts holding entries back for both tables as they are now.
+    fn hold_back(&self) -> Result<(Pending, Pending), CheckpointError> {
+        let open = |name: &str, slots: u64, slot_len: u64| {
+            let dir = self.path(name);
+            let part = pending::part_slots(slots, slot_len, PENDING_PART_BYTES);
+            Pending::create(&dir, slots, part).map_err(io("create", &dir))
+        };
+        Ok((
+            open(PENDING_INDEX_DIR, self.extent.index_slots, 8)?,
+            open(
+                PENDING_DIGESTS_DIR,
+                self.extent.digest_slots,
+                digests::SLOT_LEN as u64,
+            )?,
+        ))
+    }
+
+    /// Whether appended rounds are missing from the indexes (held back for a commit, or a fill
+    /// that failed): the files then answer wrongly for them until a commit succeeds, and a
+    /// rebuild that gives up writing cannot serve what it folded.
+    pub fn unindexed(&self) -> bool {
+        self.unindexed
+    }
+
+    /// Fills the entries held back since the last commit into both tables, on two threads,
+    /// growing a table first if they would overfill it.
+    fn fill_held_back(&mut self) -> Result<(), CheckpointError> {
+        let Some((held_index, held_digests)) = self.pending.take() else {
+            return Ok(());
+        };
+        let index_entries = self.extent.index_entries + held_index.entries();
+        let held_index = if index::overfull(index_entries, self.extent.index_slots) {
+            // Rebuilt from `rounds`, which holds every appended round: nothing is held back.
+            pending::remove_dir(held_index.dir()).map_err(io("remove", held_index.dir()))?;
+            self.rebuild_index(self.extent.rounds)?;
+            None
+        } else {
+            Some(held_index)
+        };
+        let digest_entries = self.extent.digest_entries + held_digests.entries();
+        let digests_target = if digests::overfull(digest_entries, self.extent.digest_slots) {
+            self.grow_digests_for(self.extent.rounds, &[], held_digests.entries())?;
+            "digests.tmp"
+        } else {
+            DIGESTS_FILE
+        };
+        let index_path = self.path(INDEX_FILE);
+        let rounds_path = self.path(ROUNDS_FILE);
+        let digests_path = self.path(digests_target);
+        let e = self.extent;
+        let (index_added, digests_added) = std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("otsd-digests".into())
+                .spawn_scoped(scope, || {
+                    fill_digests(&digests_path, e.digest_slots, e.digest_salt, held_digests)
+                });
+            let index_added = match held_index {
+                Some(held) => fill_index(&index_path, &rounds_path, &e, held),
+                None => Ok(0),
+            };
+            let digests_added = match helper {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(spawn) => Err(io("spawn", &digests_path)(spawn)),
+            };
+            (index_added, digests_added)
+        });
+        self.extent.index_entries += index_added?;
+        self.extent.digest_entries += digests_added?;
+        if self.digests_grown {
+            // Synced by the commit only once it is renamed over `digests`.
+            File::open(&digests_path)
+                .and_then(|f| f.sync_data())
+                .map_err(io("fdatasync", &digests_path))?;
+        }
+        self.unindexed = false;
         Ok(())
     }
 
@@ -1000,12 +1165,22 @@ impl CheckpointFiles {
         valid: u64,
         new: &[(digests::DigestHash, u64)],
     ) -> Result<(), CheckpointError> {
+        self.grow_digests_for(valid, new, 0)
+    }
+
+    /// [`Self::grow_digests`], with room for `held` more entries (held back, filled in next).
+    fn grow_digests_for(
+        &mut self,
+        valid: u64,
+        new: &[(digests::DigestHash, u64)],
+        held: u64,
+    ) -> Result<(), CheckpointError> {
         self.digests_map = None;
         if self.extent.digest_slots == 0 {
             self.extent.digest_salt = index::new_salt();
         }
         let salt = self.extent.digest_salt;
-        let needed = self.extent.digest_entries + new.len() as u64;
+        let needed = self.extent.digest_entries + new.len() as u64 + held;
         let slots = digests::slots_for(needed).max(fitting(self.expected.1));
         let tmp = self.path("digests.tmp");
         let file = OpenOptions::new()
@@ -1083,6 +1258,7 @@ impl CheckpointFiles {
         self.extent.digest_slots = slots;
         self.extent.digest_entries = added;
         self.digests_grown = true;
+        self.clean.1 = true;
         Ok(())
     }
 
@@ -1203,6 +1379,7 @@ impl CheckpointFiles {
         self.extent.index_slots = slots;
         self.extent.index_entries = added;
         self.extent.index_salt = salt;
+        self.clean.0 = true;
         Ok(())
     }
 
@@ -1365,13 +1542,14 @@ impl CheckpointFiles {
                 Err(e) => return Err(io("remove", &path)(e)),
             }
         }
-        let spill = self.path(INDEX_SPILL_DIR);
-        match fs::remove_dir_all(&spill) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &spill)(e)),
+        for scratch in [INDEX_SPILL_DIR, PENDING_INDEX_DIR, PENDING_DIGESTS_DIR] {
+            let dir = self.path(scratch);
+            pending::remove_dir(&dir).map_err(io("remove", &dir))?;
         }
         self.extent = Extent::default();
+        self.clean = (false, false);
+        self.pending = None;
+        self.unindexed = false;
         self.digest_samples.clear();
         self.chain = [0; 32];
         self.block = None;
@@ -1416,14 +1594,7 @@ fn insert_keyed(
     salt: u64,
     slots: u64,
 ) -> Result<u64, digests::DigestIndexError> {
-    let mut ahead = ahead
-        .filter(|a| a.salt == salt)
-        .map(|a| a.hashes.iter().zip(a.keys));
-    let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
-        Some((ah, &k)) if ah == h => k,
-        _ => digests::Key::new(h, salt),
-    };
-    let keys: Vec<_> = new.iter().map(|(h, _)| key(h)).collect();
+    let keys = keys_of(new, ahead, salt);
     let mut table = BufSlots(map);
     let mask = slots - 1;
     let mut added = 0;
@@ -1433,6 +1604,129 @@ fn insert_keyed(
         }
         added += u64::from(digests::insert(&mut table, key, r, salt)?);
     }
+    Ok(added)
+}
+
+/// The digest index keys of `new` in a table salted `salt`, each taken from `ahead` when it was
+/// worked out there for the same digest and salt.
+fn keys_of(
+    new: &[(digests::DigestHash, u64)],
+    ahead: Option<DigestKeys<'_>>,
+    salt: u64,
+) -> Vec<digests::Key> {
+    let mut ahead = ahead
+        .filter(|a| a.salt == salt)
+        .map(|a| a.hashes.iter().zip(a.keys));
+    let mut key = |h: &digests::DigestHash| match ahead.as_mut().and_then(Iterator::next) {
+        Some((ah, &k)) if ah == h => k,
+        _ => digests::Key::new(h, salt),
+    };
+    new.iter().map(|(h, _)| key(h)).collect()
+}
+
+/// Fills the commitment index at `path` (as `e` describes it) with the entries `held` back for
+/// it, part by part (see [`super::pending`]); returns how many were added. `rounds_path` is the
+/// round table, read when 80 bits of two commitments match. The commit's fdatasync writes the
+/// pages; each filled part's writeback starts as the fill moves past it.
+fn fill_index(
+    path: &Path,
+    rounds_path: &Path,
+    e: &Extent,
+    held: Pending,
+) -> Result<u64, CheckpointError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    let table = File::open(rounds_path).map_err(io("open", rounds_path))?;
+    let mut map = MappedMut::whole(&file, path)
+        .map_err(|err| io("mmap", path)(std::io::Error::other(err.to_string())))?;
+    let (slots, salt) = (e.index_slots, e.index_salt);
+    let index_err = |source| CheckpointError::Index {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut added = 0;
+    held.drain(
+        slots,
+        |err| io("read", path)(err),
+        |step| {
+            match step {
+                Step::Entries(entries) => {
+                    for (i, &(key, packed)) in entries.iter().enumerate() {
+                        if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
+                            prefetch_byte(&map, (next.0 & (slots - 1)) as usize * 8);
+                        }
+                        let round = packed & index::MAX_ROUNDS;
+                        let same = |r: u64| -> Result<bool, IndexError> {
+                            Ok(read_commitment(&table, r)? == read_commitment(&table, round)?)
+                        };
+                        let slots = &mut MapSlots(&mut map, salt);
+                        let fresh = index::insert_new(slots, key, packed >> 40, round, same)
+                            .map_err(index_err)?;
+                        added += u64::from(fresh);
+                    }
+                }
+                Step::Done(r) => {
+                    map.release((r.start * 8) as usize, ((r.end - r.start) * 8) as usize);
+                    start_writeback(&file, r.start * 8, (r.end - r.start) * 8);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(added)
+}
+
+/// [`fill_index`] for the digest index at `path` (`slots` slots salted `salt`): the entries'
+/// rounds need no other file.
+fn fill_digests(path: &Path, slots: u64, salt: u64, held: Pending) -> Result<u64, CheckpointError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    let mut map = MappedMut::whole(&file, path)
+        .map_err(|err| io("mmap", path)(std::io::Error::other(err.to_string())))?;
+    let digests_err = |source| CheckpointError::Digests {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut added = 0;
+    held.drain(
+        slots,
+        |err| io("read", path)(err),
+        |step| {
+            match step {
+                Step::Entries(entries) => {
+                    for (i, &(home, packed)) in entries.iter().enumerate() {
+                        if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
+                            prefetch_byte(&map, slot_offset(next.0 & (slots - 1)));
+                        }
+                        let key = digests::Key {
+                            home,
+                            check: (packed >> 40) as u16,
+                        };
+                        let round = packed & index::MAX_ROUNDS;
+                        let fresh =
+                            digests::insert_unordered(&mut BufSlots(&mut map), key, round, salt)
+                                .map_err(digests_err)?;
+                        added += u64::from(fresh);
+                    }
+                }
+                Step::Done(r) => {
+                    map.release(slot_offset(r.start), slot_offset(r.end - r.start));
+                    start_writeback(
+                        &file,
+                        slot_offset(r.start) as u64,
+                        slot_offset(r.end - r.start) as u64,
+                    );
+                }
+            }
+            Ok(())
+        },
+    )?;
     Ok(added)
 }
 
@@ -1863,6 +2157,99 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let err = CheckpointFiles::new(dir.path(), &key).load(3).unwrap_err();
         assert!(err.to_string().contains("digest index"), "{err}");
+    }
+
+    /// A bulk rebuild holds index entries back from one commit to the next and fills them in
+    /// part by part, growing both tables on the way (its estimate is low): every commitment and
+    /// digest, repeats included, then has the round a direct build gives it, the held-back parts
+    /// are gone, and the snapshot loads. Until a commit, the appended rounds are not indexed.
+    #[test]
+    fn a_bulk_rebuild_holding_entries_back_answers_as_direct_inserts() {
+        let key = LogKey::from_bytes([9; 32]);
+        let digest = |r: u64, d: u64| [r.to_le_bytes(), d.to_le_bytes()].concat();
+        // Round r's commitment is that of r % 2500: a repeat keeps its first round.
+        let commitment_of = |r: u64| {
+            let k = r % 2500;
+            let mut c = vec![k as u8; COMMITMENT_LEN];
+            c[4..12].copy_from_slice(&(k * 0x9E37_79B9).to_le_bytes());
+            c[12..20].copy_from_slice(&k.to_be_bytes());
+            c[43] = 0xa5;
+            c
+        };
+        let build = |dir: &Path, bulk: bool| {
+            let mut files = CheckpointFiles::new(dir, &key);
+            files.set_bulk(bulk);
+            files.expect(100, 200);
+            let mut view = Projection::new(3);
+            view.set_fold_only(true);
+            let mut seq = 0;
+            let mut held_back = false;
+            for (batch, (from, to)) in [(0u64, 50u64), (50, 900), (900, 2000), (2000, 3000)]
+                .into_iter()
+                .enumerate()
+            {
+                for round in from..to {
+                    // Two digests a round, the second one repeating round 0's first.
+                    for d in 0..2 {
+                        let digest = if d == 1 {
+                            digest(0, 0)
+                        } else {
+                            digest(round, d)
+                        };
+                        let ev = Event::DigestSubmitted {
+                            digest,
+                            nonce: [0; 16],
+                        };
+                        view.apply(seq, &ev).unwrap();
+                        seq += 1;
+                    }
+                    view.apply(seq, &seal(round, commitment_of(round), 2))
+                        .unwrap();
+                    seq += 1;
+                    // Appended in steps of 100 rounds, committed after each batch.
+                    if (round + 1) % 100 == 0 || round + 1 == to {
+                        files.append(&mut view).unwrap();
+                        held_back |= files.unindexed();
+                        assert_eq!(files.unindexed(), dir.join(PENDING_INDEX_DIR).exists());
+                        if files.needs_commit() {
+                            files.commit(&mut view, head(seq)).unwrap();
+                        }
+                    }
+                }
+                if batch > 0 {
+                    files.commit(&mut view, head(seq)).unwrap();
+                    assert!(!files.unindexed());
+                }
+            }
+            assert_eq!(held_back, bulk, "entries were held back in bulk only");
+            for scratch in [PENDING_INDEX_DIR, PENDING_DIGESTS_DIR, INDEX_SPILL_DIR] {
+                assert!(!dir.join(scratch).exists(), "{scratch}");
+            }
+            let extent = view.history().unwrap().extent();
+            assert_eq!(extent.index_entries, 2500);
+            assert_eq!(extent.digest_entries, 3000);
+            // A repeated digest counts until it is inserted, held back or not: tables are sized
+            // for the 3,000 entries and a batch's repeats.
+            assert_eq!((extent.index_slots, extent.digest_slots), (4096, 8192));
+            CheckpointFiles::new(dir, &key)
+                .load(3)
+                .unwrap()
+                .unwrap()
+                .view
+        };
+        let (bulk_dir, direct_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let bulk = build(bulk_dir.path(), true);
+        let direct = build(direct_dir.path(), false);
+        for r in 0..3000u64 {
+            let want = direct.status(&commitment_of(r));
+            assert_eq!(want, Status::Pending { round: r % 2500 }, "round {r}");
+            assert_eq!(bulk.status(&commitment_of(r)), want, "round {r}");
+            let got = bulk.digest_round(&digest(r, 0)).unwrap();
+            assert_eq!(got, direct.digest_round(&digest(r, 0)).unwrap());
+            assert_eq!(got, Some(r), "round {r}");
+        }
+        assert_eq!(bulk.digest_round(&digest(0, 0)).unwrap(), Some(0));
+        assert_eq!(bulk.digest_round(&digest(3000, 0)).unwrap(), None);
     }
 
     /// Rounds 0..n stamped by one transaction (with a log head leaf) that becomes final: every

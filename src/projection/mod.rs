@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod digests;
 pub mod history;
 pub mod index;
+pub mod pending;
 pub mod proofcache;
 pub mod rebuild;
 pub mod stamps;

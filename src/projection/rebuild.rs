@@ -220,6 +220,14 @@ pub fn rebuild_with(
                     // The verifying thread works out the digests' keys from now on.
                     key_salt.store(files.digest_salt().unwrap_or(0), Ordering::Release);
                 }
+                Err(e) if files.unindexed() => {
+                    // Rounds folded since the last snapshot are in the files but not in their
+                    // indexes: what this fold would serve is incomplete.
+                    return Err(RebuildError::Checkpoint(format!(
+                        "{e}; the rebuild stops (rounds since its last snapshot are not indexed); \
+                         fix that and run it again"
+                    )));
+                }
                 Err(e) => {
                     tracing::warn!("cannot write the projection checkpoint: {e}");
                     stats.checkpoint_error = Some(e.to_string());

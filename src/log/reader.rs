@@ -121,6 +121,17 @@ impl Reader {
         })
     }
 
+    /// Advises the kernel that the segment named for `first_seq` will not be read again soon:
+    /// its pages no process maps leave the page cache (`posix_fadvise(DONTNEED)`). A bulk
+    /// rebuild reads each segment once, and a log larger than memory streaming through the cache
+    /// would push out the tables the rebuild writes, which it then reads back from disk. Advice
+    /// only: nothing changes but what the cache holds.
+    pub fn drop_cached(&self, first_seq: u64) {
+        if let Ok(file) = File::open(self.dir.join(segment_name(first_seq))) {
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+    }
+
     /// The decoded header of the segment named for `first_seq`.
     pub fn segment_header(&self, first_seq: u64) -> Result<SegmentHeader, LogError> {
         let path = self.dir.join(segment_name(first_seq));

@@ -212,6 +212,8 @@ pub fn verified_ahead<E: From<LogError>>(
                 for &first_seq in sealed {
                     let spare = spare_rx.try_recv().unwrap_or_default();
                     let ahead = spare.read(reader, first_seq, at, salt());
+                    // Read once: its events are copied out, its bytes are not needed again.
+                    reader.drop_cached(first_seq);
                     let next = ahead.as_ref().map(|a| a.head).ok();
                     // A closed channel: the fold stopped; so does the verifier.
                     if tx.send(ahead).is_err() {

@@ -16,6 +16,9 @@
 //!   own slots in steps released behind the sweep, `index` from `rounds` in parts, each round's
 //!   key first spilled to its part's file under `index.spill/` (scratch, removed after, and at
 //!   load when a kill left it).
+//! - `index.pending/`, `digests.pending/`: a bulk rebuild's entries held back from the two tables
+//!   until its next commit, one file per part of each table (see [`super::pending`]); scratch,
+//!   removed after each commit, and at load when a kill left them.
 //! - `txs`: final stamping transactions, [`TX_LEN`] bytes each, in round order ([`super::table`]).
 //! - `proofs`: per final transaction, `has_head u8 | log head (32) | proof tail | CRC-32 of the
 //!   three | the tip tree's levels from [`super::tiptree::LOW_LEVELS`] up, 32 bytes per node`. The
@@ -741,6 +744,12 @@ impl CheckpointFiles {
         self.appended = true;
         let end = before + view.recent_rounds().len() as u64;
         let new = self.new_digests(view, before, end);
+        if self.bulk && self.clean.0 && self.extent.digest_slots == 0 && !new.is_empty() {
+            // The first digest table is made empty (with room for these), so that the first
+            // digests are held back for it as later ones are: inserted one by one they would map
+            // in the whole new commitment index (a gigabyte at 100 million rounds).
+            self.grow_digests_for(before, &[], new.len() as u64)?;
+        }
         if self.holding_back() {
             self.append_held_back(view, &new, ahead)?;
         } else if self.bulk && self.digests_fit(&new) {
@@ -919,6 +928,9 @@ impl CheckpointFiles {
         let first = self.extent.rounds;
         self.write_rounds(rounds)?;
         self.unindexed = true;
+        // The direct path's whole-table maps are not used from here on: their pages would count
+        // in this process's memory (a gigabyte at 100 million rounds) until the end.
+        self.drop_maps();
         let (mut held_index, mut held_digests) = match self.pending.take() {
             Some(p) => p,
             None => self.hold_back()?,
@@ -977,6 +989,8 @@ impl CheckpointFiles {
         let Some((held_index, held_digests)) = self.pending.take() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
+        let held = (held_index.entries(), held_digests.entries());
         let index_entries = self.extent.index_entries + held_index.entries();
         let held_index = if index::overfull(index_entries, self.extent.index_slots) {
             // Rebuilt from `rounds`, which holds every appended round: nothing is held back.
@@ -987,8 +1001,17 @@ impl CheckpointFiles {
             Some(held_index)
         };
         let digest_entries = self.extent.digest_entries + held_digests.entries();
-        let digests_target = if digests::overfull(digest_entries, self.extent.digest_slots) {
+        if digests::overfull(digest_entries, self.extent.digest_slots) {
+            if self.digests_grown {
+                return Err(CheckpointError::Invalid {
+                    path: self.path("digests.tmp"),
+                    why: "held-back digests overfill a digest index not yet committed".into(),
+                });
+            }
             self.grow_digests_for(self.extent.rounds, &[], held_digests.entries())?;
+        }
+        // A grown table waits in `digests.tmp` for the snapshot that names it.
+        let digests_target = if self.digests_grown {
             "digests.tmp"
         } else {
             DIGESTS_FILE
@@ -1022,6 +1045,14 @@ impl CheckpointFiles {
                 .map_err(io("fdatasync", &digests_path))?;
         }
         self.unindexed = false;
+        tracing::info!(
+            index = held.0,
+            digests = held.1,
+            index_slots = e.index_slots,
+            digest_slots = self.extent.digest_slots,
+            "filled the held-back index entries in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 
@@ -1672,6 +1703,7 @@ fn fill_index(
                     map.release((r.start * 8) as usize, ((r.end - r.start) * 8) as usize);
                     start_writeback(&file, r.start * 8, (r.end - r.start) * 8);
                 }
+                Step::Ahead(r) => read_ahead(&file, r.start * 8, (r.end - r.start) * 8),
             }
             Ok(())
         },
@@ -1723,11 +1755,25 @@ fn fill_digests(path: &Path, slots: u64, salt: u64, held: Pending) -> Result<u64
                         slot_offset(r.end - r.start) as u64,
                     );
                 }
+                Step::Ahead(r) => read_ahead(
+                    &file,
+                    slot_offset(r.start) as u64,
+                    slot_offset(r.end - r.start) as u64,
+                ),
             }
             Ok(())
         },
     )?;
     Ok(added)
+}
+
+/// Starts reading `len` bytes of `file` from `offset` into the page cache, in large requests,
+/// without waiting (`posix_fadvise(WILLNEED)`): a table part about to be filled is read in one
+/// sweep instead of one page fault at a time. Advice only.
+fn read_ahead(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::WillNeed);
+    }
 }
 
 /// Starts writing `len` bytes of `file` from `offset` to disk without waiting for them:
@@ -2250,6 +2296,56 @@ mod tests {
         }
         assert_eq!(bulk.digest_round(&digest(0, 0)).unwrap(), Some(0));
         assert_eq!(bulk.digest_round(&digest(3000, 0)).unwrap(), None);
+    }
+
+    /// A bulk rebuild killed with entries held back: the next load removes its part files and
+    /// stands at its last snapshot, the rounds after it are not answered from the files, and
+    /// folding them again (as a start does from the log) answers every commitment.
+    #[test]
+    fn held_back_entries_of_a_killed_rebuild_are_dropped_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::from_bytes([9; 32]);
+        let commitment = |view: &Projection, r: u64| view.round(r).unwrap().unwrap().commitment;
+        {
+            let mut files = CheckpointFiles::new(dir.path(), &key);
+            files.set_bulk(true);
+            files.expect(500, 500);
+            let mut view = Projection::new(3);
+            view.set_fold_only(true);
+            for (from, to) in [(0, 50), (50, 300), (300, 500)] {
+                fold_rounds(&mut view, from, to);
+                files.append(&mut view).unwrap();
+                if to < 500 {
+                    let at = head(view.next_seq());
+                    files.commit(&mut view, at).unwrap();
+                }
+            }
+            assert!(files.unindexed());
+            // Killed here: rounds 300..500 are in `rounds`, their entries only held back.
+        }
+        assert!(dir.path().join(PENDING_INDEX_DIR).exists());
+        assert!(dir.path().join(PENDING_DIGESTS_DIR).exists());
+        let mut files = CheckpointFiles::new(dir.path(), &key);
+        let mut view = files.load(3).unwrap().expect("the last snapshot").view;
+        assert_eq!(view.next_round(), 300);
+        assert!(!dir.path().join(PENDING_INDEX_DIR).exists());
+        assert!(!dir.path().join(PENDING_DIGESTS_DIR).exists());
+        for r in [0, 49, 50, 299] {
+            let c = commitment(&view, r);
+            assert_eq!(view.status(&c), Status::Pending { round: r }, "round {r}");
+        }
+        fold_rounds(&mut view, 300, 500);
+        let at = head(view.next_seq());
+        files.write(&mut view, at).unwrap();
+        let loaded = CheckpointFiles::new(dir.path(), &key)
+            .load(3)
+            .unwrap()
+            .unwrap()
+            .view;
+        for r in 0..500 {
+            let c = commitment(&loaded, r);
+            assert_eq!(loaded.status(&c), Status::Pending { round: r }, "round {r}");
+        }
     }
 
     /// Rounds 0..n stamped by one transaction (with a log head leaf) that becomes final: every

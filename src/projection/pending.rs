@@ -34,6 +34,9 @@ pub type Entry = (u64, u64);
 pub enum Step<'a> {
     /// Entries of the current part, in the order they were pushed.
     Entries(&'a [Entry]),
+    /// The next part's entries have their homes in these slots: a hint, for reading them ahead
+    /// (the first part's come before its entries).
+    Ahead(Range<u64>),
     /// No later entry has its home in these slots of the table: the part behind the one being
     /// filled (slots displaced past a part's end land in the next one). A hint, for releasing
     /// and writing back what was filled.
@@ -134,7 +137,16 @@ impl Pending {
             })
         };
         let mut chunk = Vec::with_capacity(READ_ENTRIES);
+        let parts = writers.len() as u64;
+        for r in regions(0) {
+            each(Step::Ahead(r))?;
+        }
         for (p, w) in writers.into_iter().enumerate() {
+            if p as u64 + 1 < parts {
+                for r in regions(p as u64 + 1) {
+                    each(Step::Ahead(r))?;
+                }
+            }
             let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
             file.seek(SeekFrom::Start(0)).map_err(&io_err)?;
             let mut reader = BufReader::with_capacity(READ_ENTRIES * ENTRY_LEN, file);
@@ -216,6 +228,7 @@ mod tests {
                             }
                         }
                         Step::Done(r) => done.push(r),
+                        Step::Ahead(_) => {}
                     }
                     Ok::<(), std::io::Error>(())
                 },

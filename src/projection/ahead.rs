@@ -184,12 +184,14 @@ impl Ahead {
 /// own and hands each [`Ahead`] to `fold` on this one, in order. `key_salt` is the digest index's
 /// salt once `fold` has made the index (0 before): from then on the verifying thread works out the
 /// digests' keys too. Memory: at most [`PREPARED_AHEAD`] + 2 [`Ahead`]s and one mapped segment.
+/// With `drop_cached`, each segment leaves the page cache once read ([`Reader::drop_cached`]).
 /// Returns the head after the last segment.
 pub fn verified_ahead<E: From<LogError>>(
     reader: &Reader,
     sealed: &[u64],
     at: Head,
     key_salt: &AtomicU64,
+    drop_cached: bool,
     mut fold: impl FnMut(&Ahead) -> Result<Head, E>,
 ) -> Result<Head, E> {
     let salt = || Some(key_salt.load(Ordering::Acquire)).filter(|&s| s != 0);
@@ -209,11 +211,16 @@ pub fn verified_ahead<E: From<LogError>>(
             .name("otsd-verify".into())
             .spawn_scoped(scope, move || {
                 let mut at = at;
-                for &first_seq in sealed {
+                for (i, &first_seq) in sealed.iter().enumerate() {
+                    if let Some(&next) = sealed.get(i + 1) {
+                        reader.prefetch(next);
+                    }
                     let spare = spare_rx.try_recv().unwrap_or_default();
                     let ahead = spare.read(reader, first_seq, at, salt());
-                    // Read once: its events are copied out, its bytes are not needed again.
-                    reader.drop_cached(first_seq);
+                    if drop_cached {
+                        // Its events are copied out: its bytes are not needed again.
+                        reader.drop_cached(first_seq);
+                    }
                     let next = ahead.as_ref().map(|a| a.head).ok();
                     // A closed channel: the fold stopped; so does the verifier.
                     if tx.send(ahead).is_err() {

@@ -215,7 +215,8 @@ pub fn rebuild_with(
     };
     let mut folded = 0;
     let key_salt = AtomicU64::new(files.digest_salt().unwrap_or(0));
-    at = verified_ahead::<RebuildError>(&reader, sealed, at, &key_salt, |ahead| {
+    let drop_cached = larger_than_half_of_memory(log_dir, sealed);
+    at = verified_ahead::<RebuildError>(&reader, sealed, at, &key_salt, drop_cached, |ahead| {
         let at = fold.ahead(&mut base, ahead)?;
         folded += 1;
         if writing {
@@ -284,6 +285,26 @@ fn expected_totals(view: &Projection, next_seq: u64, end_seq: u64) -> (u64, u64)
         (n as u64).min(end_seq)
     };
     (scale(view.next_round()), scale(view.digests_total()))
+}
+
+/// Whether the segments `sealed` of the log in `log_dir` (each sized as the first) take more than
+/// half of the machine's memory: a rebuild then reads each only once, and keeping them in the
+/// page cache would push out the projection's tables (3 GiB at 100 million rounds) it is filling,
+/// which it then reads back from disk. A smaller log stays cached, for the next reader.
+fn larger_than_half_of_memory(log_dir: &Path, sealed: &[u64]) -> bool {
+    let Some(segment) = sealed.first().and_then(|&first| {
+        std::fs::metadata(log_dir.join(crate::log::segment::segment_name(first))).ok()
+    }) else {
+        return false;
+    };
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024);
+    memory.is_some_and(|memory| segment.len().saturating_mul(sealed.len() as u64) > memory / 2)
 }
 
 /// Checks that a checkpoint standing at `at` belongs to this log: a segment starts at its

@@ -1657,64 +1657,62 @@ fn keys_of(
 
 /// Fills the commitment index at `path` (as `e` describes it) with the entries `held` back for
 /// it, part by part (see [`super::pending`]); returns how many were added. `rounds_path` is the
-/// round table, read when 80 bits of two commitments match. The commit's fdatasync writes the
-/// pages. They stay in the page cache for the next fill: dropping a filled part's clean pages
-/// (`posix_fadvise(DONTNEED)`, as the round table's are) made the next commit read the whole
-/// table back from disk, 46 s of a 100-million-round replay.
+/// round table, read when 80 bits of two commitments match.
 fn fill_index(
     path: &Path,
     rounds_path: &Path,
     e: &Extent,
     held: Pending,
 ) -> Result<u64, CheckpointError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io("open", path))?;
     let table = File::open(rounds_path).map_err(io("open", rounds_path))?;
-    let mut map = MappedMut::whole(&file, path)
-        .map_err(|err| io("mmap", path)(std::io::Error::other(err.to_string())))?;
-    let (slots, salt) = (e.index_slots, e.index_salt);
-    let index_err = |source| CheckpointError::Index {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut added = 0;
-    held.drain(
-        slots,
-        |err| io("read", path)(err),
-        |step| {
-            match step {
-                Step::Entries(entries) => {
-                    for (i, &(key, packed)) in entries.iter().enumerate() {
-                        if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
-                            prefetch_byte(&map, (next.0 & (slots - 1)) as usize * 8);
-                        }
-                        let round = packed & index::MAX_ROUNDS;
-                        let same = |r: u64| -> Result<bool, IndexError> {
-                            Ok(read_commitment(&table, r)? == read_commitment(&table, round)?)
-                        };
-                        let slots = &mut MapSlots(&mut map, salt);
-                        let fresh = index::insert_new(slots, key, packed >> 40, round, same)
-                            .map_err(index_err)?;
-                        added += u64::from(fresh);
-                    }
-                }
-                Step::Done(r) => {
-                    map.release((r.start * 8) as usize, ((r.end - r.start) * 8) as usize);
-                }
-                Step::Ahead(r) => read_ahead(&file, r.start * 8, (r.end - r.start) * 8),
-            }
-            Ok(())
-        },
-    )?;
-    Ok(added)
+    let salt = e.index_salt;
+    fill_table(path, e.index_slots, 8, held, |map, key, packed| {
+        let round = packed & index::MAX_ROUNDS;
+        let same = |r: u64| -> Result<bool, IndexError> {
+            Ok(read_commitment(&table, r)? == read_commitment(&table, round)?)
+        };
+        index::insert_new(&mut MapSlots(map, salt), key, packed >> 40, round, same).map_err(
+            |source| CheckpointError::Index {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    })
 }
 
 /// [`fill_index`] for the digest index at `path` (`slots` slots salted `salt`): the entries'
 /// rounds need no other file.
 fn fill_digests(path: &Path, slots: u64, salt: u64, held: Pending) -> Result<u64, CheckpointError> {
+    let slot_len = digests::SLOT_LEN as u64;
+    fill_table(path, slots, slot_len, held, |map, home, packed| {
+        let key = digests::Key {
+            home,
+            check: (packed >> 40) as u16,
+        };
+        let round = packed & index::MAX_ROUNDS;
+        digests::insert_unordered(&mut BufSlots(map), key, round, salt).map_err(|source| {
+            CheckpointError::Digests {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    })
+}
+
+/// Feeds the entries `held` back for the table at `path` (`slots` slots of `slot_len` bytes) to
+/// `insert(map, home, packed)` through a writable map of the whole table, part by part: the next
+/// part is read ahead, the slots each entry goes to prefetched, and each part's pages unmapped
+/// once no later entry goes there. Returns how many `insert` added. The commit's fdatasync
+/// writes the pages, which stay in the page cache for the next fill: dropping a filled part's
+/// clean pages (`posix_fadvise(DONTNEED)`, as the round table's are) made the next commit read
+/// the whole table back from disk, 46 s of a 100-million-round replay.
+fn fill_table(
+    path: &Path,
+    slots: u64,
+    slot_len: u64,
+    held: Pending,
+    mut insert: impl FnMut(&mut [u8], u64, u64) -> Result<bool, CheckpointError>,
+) -> Result<u64, CheckpointError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -1722,10 +1720,7 @@ fn fill_digests(path: &Path, slots: u64, salt: u64, held: Pending) -> Result<u64
         .map_err(io("open", path))?;
     let mut map = MappedMut::whole(&file, path)
         .map_err(|err| io("mmap", path)(std::io::Error::other(err.to_string())))?;
-    let digests_err = |source| CheckpointError::Digests {
-        path: path.to_path_buf(),
-        source,
-    };
+    let bytes = |r: &std::ops::Range<u64>| (r.start * slot_len, (r.end - r.start) * slot_len);
     let mut added = 0;
     held.drain(
         slots,
@@ -1735,27 +1730,20 @@ fn fill_digests(path: &Path, slots: u64, salt: u64, held: Pending) -> Result<u64
                 Step::Entries(entries) => {
                     for (i, &(home, packed)) in entries.iter().enumerate() {
                         if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
-                            prefetch_byte(&map, slot_offset(next.0 & (slots - 1)));
+                            let at = (next.0 & (slots - 1)) * slot_len;
+                            prefetch_byte(&map, at as usize);
                         }
-                        let key = digests::Key {
-                            home,
-                            check: (packed >> 40) as u16,
-                        };
-                        let round = packed & index::MAX_ROUNDS;
-                        let fresh =
-                            digests::insert_unordered(&mut BufSlots(&mut map), key, round, salt)
-                                .map_err(digests_err)?;
-                        added += u64::from(fresh);
+                        added += u64::from(insert(&mut map, home, packed)?);
                     }
                 }
                 Step::Done(r) => {
-                    map.release(slot_offset(r.start), slot_offset(r.end - r.start));
+                    let (at, len) = bytes(&r);
+                    map.release(at as usize, len as usize);
                 }
-                Step::Ahead(r) => read_ahead(
-                    &file,
-                    slot_offset(r.start) as u64,
-                    slot_offset(r.end - r.start) as u64,
-                ),
+                Step::Ahead(r) => {
+                    let (at, len) = bytes(&r);
+                    read_ahead(&file, at, len);
+                }
             }
             Ok(())
         },
@@ -2072,6 +2060,38 @@ mod tests {
         }
     }
 
+    /// The digest `d` of round `r` in the digest index tests.
+    fn digest(r: u64, d: u64) -> Vec<u8> {
+        [r.to_le_bytes(), d.to_le_bytes()].concat()
+    }
+
+    /// Folds round `round` at `*seq` with `per_round` digests, the last repeating round 0's first
+    /// digest, sealed with `commitment`.
+    fn fold_repeating(
+        view: &mut Projection,
+        seq: &mut u64,
+        round: u64,
+        per_round: u64,
+        commitment: Vec<u8>,
+    ) {
+        for d in 0..per_round {
+            let digest = if d + 1 == per_round {
+                digest(0, 0)
+            } else {
+                digest(round, d)
+            };
+            let ev = Event::DigestSubmitted {
+                digest,
+                nonce: [0; 16],
+            };
+            view.apply(*seq, &ev).unwrap();
+            *seq += 1;
+        }
+        let seal = seal(round, commitment, per_round as u32);
+        view.apply(*seq, &seal).unwrap();
+        *seq += 1;
+    }
+
     fn head(next_seq: u64) -> Head {
         Head {
             next_seq,
@@ -2120,37 +2140,13 @@ mod tests {
         let mut files = CheckpointFiles::new(dir.path(), &key);
         let mut view = Projection::new(3);
         view.set_fold_only(true);
-        let digest = |r: u64, d: u64| [r.to_le_bytes(), d.to_le_bytes()].concat();
         let mut seq = 0;
         for (from, to) in [(0u64, 10u64), (10, 700), (700, 1500)] {
             for round in from..to {
-                // Three digests a round; the third repeats round 0's first digest.
-                for d in 0..3 {
-                    let digest = if d == 2 {
-                        digest(0, 0)
-                    } else {
-                        digest(round, d)
-                    };
-                    let ev = Event::DigestSubmitted {
-                        digest,
-                        nonce: [0; 16],
-                    };
-                    view.apply(seq, &ev).unwrap();
-                    seq += 1;
-                }
                 let mut commitment = vec![round as u8; COMMITMENT_LEN];
                 commitment[4..12].copy_from_slice(&(round * 0x9E37_79B9).to_le_bytes());
                 commitment[43] = 0xa5;
-                let seal = Event::RoundSealed {
-                    round,
-                    time: 1_700_000_000,
-                    root: [1; 32],
-                    mac: [2; 8],
-                    commitment,
-                    digests: 3,
-                };
-                view.apply(seq, &seal).unwrap();
-                seq += 1;
+                fold_repeating(&mut view, &mut seq, round, 3, commitment);
             }
             files.write(&mut view, head(seq)).unwrap();
         }
@@ -2208,7 +2204,6 @@ mod tests {
     #[test]
     fn a_bulk_rebuild_holding_entries_back_answers_as_direct_inserts() {
         let key = LogKey::from_bytes([9; 32]);
-        let digest = |r: u64, d: u64| [r.to_le_bytes(), d.to_le_bytes()].concat();
         // Round r's commitment is that of r % 2500: a repeat keeps its first round.
         let commitment_of = |r: u64| {
             let k = r % 2500;
@@ -2232,22 +2227,7 @@ mod tests {
             {
                 for round in from..to {
                     // Two digests a round, the second one repeating round 0's first.
-                    for d in 0..2 {
-                        let digest = if d == 1 {
-                            digest(0, 0)
-                        } else {
-                            digest(round, d)
-                        };
-                        let ev = Event::DigestSubmitted {
-                            digest,
-                            nonce: [0; 16],
-                        };
-                        view.apply(seq, &ev).unwrap();
-                        seq += 1;
-                    }
-                    view.apply(seq, &seal(round, commitment_of(round), 2))
-                        .unwrap();
-                    seq += 1;
+                    fold_repeating(&mut view, &mut seq, round, 2, commitment_of(round));
                     // Appended in steps of 100 rounds, committed after each batch.
                     if (round + 1) % 100 == 0 || round + 1 == to {
                         files.append(&mut view).unwrap();

@@ -17,8 +17,9 @@
 //! a snapshot names those files every [`BULK_COMMIT_INTERVAL`] and at the end, so a rebuild
 //! interrupted in between starts again from the last snapshot. Between snapshots the rounds go to
 //! the round table at once, but their index entries are held back by table part and filled in
-//! at the snapshot (see [`super::pending`]): a rebuild that cannot write a snapshot then stops
-//! with an error, since what it folded since the last one is not indexed.
+//! at the snapshot (see [`super::pending`]): a rebuild that cannot write a snapshot while entries
+//! are held back stops with an error, since what it folded since the last one is not indexed
+//! (with nothing held back, it goes on in memory without writing, as before).
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;

@@ -77,7 +77,6 @@
 //! and the log replayed once, which writes version 3.
 //! Older damage is caught on read by the per-entry checks (see [`super::history`]).
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -138,9 +137,6 @@ const PENDING_INDEX_DIR: &str = "index.pending";
 const PENDING_DIGESTS_DIR: &str = "digests.pending";
 /// Bytes of a table filled at a time from held-back entries.
 const PENDING_PART_BYTES: u64 = 16 << 20;
-/// Bytes of one spilled key, and the buffer of each spill file.
-const SPILL_ENTRY: usize = 16;
-const SPILL_BUFFER: usize = 64 << 10;
 /// Bulk inserts prefetch the home slot of the key this many inserts ahead: enough to overlap
 /// several cache and TLB misses, few enough that the lines are still cached when used.
 const PREFETCH_AHEAD: usize = 16;
@@ -1027,7 +1023,9 @@ impl CheckpointFiles {
                     fill_digests(&digests_path, e.digest_slots, e.digest_salt, held_digests)
                 });
             let index_added = match held_index {
-                Some(held) => fill_index(&index_path, &rounds_path, &e, held),
+                Some(held) => {
+                    fill_index(&index_path, &rounds_path, e.index_slots, e.index_salt, held)
+                }
                 None => Ok(0),
             };
             let digests_added = match helper {
@@ -1366,42 +1364,13 @@ impl CheckpointFiles {
                     }
                     first = end;
                 }
-            } else {
-                let spill = self.path(INDEX_SPILL_DIR);
-                let parts = self.spill_index_keys(&spill, &table, rounds, slots, part_slots)?;
-                for (p, file) in parts.into_iter().enumerate() {
-                    let mut entries = std::io::BufReader::with_capacity(SPILL_BUFFER, file);
-                    let mut e = [0u8; SPILL_ENTRY];
-                    loop {
-                        match entries.read_exact(&mut e) {
-                            Ok(()) => {}
-                            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                            Err(err) => return Err(io("read", &spill)(err)),
-                        }
-                        let (mut key, mut packed) = ([0u8; 8], [0u8; 8]);
-                        key.copy_from_slice(&e[..8]);
-                        packed.copy_from_slice(&e[8..]);
-                        let (key, packed) = (u64::from_le_bytes(key), u64::from_le_bytes(packed));
-                        let round = packed & ((1 << 40) - 1);
-                        let fresh = index::insert_new(
-                            &mut MapSlots(&mut map, salt),
-                            key,
-                            packed >> 40,
-                            round,
-                            |r| same(r, round),
-                        )
-                        .map_err(index_err)?;
-                        added += u64::from(fresh);
-                    }
-                    // Entries displaced past a part's end land in the next one: one part of slack.
-                    if p > 0 {
-                        let behind = (p as u64 - 1) * part_slots;
-                        map.release((behind * 8) as usize, (part_slots * 8) as usize);
-                    }
-                }
-                fs::remove_dir_all(&spill).map_err(io("remove", &spill))?;
             }
             map.flush().map_err(io("msync", &tmp))?;
+        }
+        if part_slots < slots {
+            let spill = self.path(INDEX_SPILL_DIR);
+            let held = self.spill_index_keys(&spill, &table, rounds, slots, part_slots)?;
+            added = fill_index(&tmp, &rounds_path, slots, salt, held)?;
         }
         file.sync_all().map_err(io("fsync", &tmp))?;
         let path = self.path(INDEX_FILE);
@@ -1414,11 +1383,10 @@ impl CheckpointFiles {
         Ok(())
     }
 
-    /// Reads rounds `0..rounds` of the table in order and writes each one's key to the spill
-    /// file of the part of the new table (of `slots` slots, parts of `part_slots`) its home slot
-    /// is in: the key bits (8 bytes LE), then the round and the fingerprint `<< 40` (8 bytes
-    /// LE). Returns the files, rewound. The spill files are scratch: not synced, removed by the
-    /// caller, and by the next rebuild or a [`Self::remove`] after a crash.
+    /// Reads rounds `0..rounds` of the table in order and holds each one's index entry back in
+    /// the spill file of the part of the new table (of `slots` slots, parts of `part_slots`) its
+    /// home slot is in (see [`super::pending`]). The spill files are scratch: not synced, removed
+    /// once drained, and by the next rebuild or a [`Self::remove`] after a crash.
     fn spill_index_keys(
         &self,
         spill: &Path,
@@ -1426,53 +1394,21 @@ impl CheckpointFiles {
         rounds: u64,
         slots: u64,
         part_slots: u64,
-    ) -> Result<Vec<File>, CheckpointError> {
-        match fs::remove_dir_all(spill) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", spill)(e)),
-        }
-        fs::create_dir(spill).map_err(io("create", spill))?;
+    ) -> Result<Pending, CheckpointError> {
+        let mut held = Pending::create(spill, slots, part_slots).map_err(io("create", spill))?;
         let rounds_path = self.path(ROUNDS_FILE);
-        let shift = part_slots.trailing_zeros();
-        let mut writers = (0..slots / part_slots)
-            .map(|p| {
-                let path = spill.join(p.to_string());
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map(|f| std::io::BufWriter::with_capacity(SPILL_BUFFER, f))
-                    .map_err(io("create", &path))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let mut first = 0;
         while first < rounds {
             let end = (first + READ_ROUNDS).min(rounds);
             let chunk = read_rounds(table, &rounds_path, first, end)?;
             for (i, c) in chunk.iter().enumerate() {
-                let key = index::key_bits(c);
-                let part = ((key & (slots - 1)) >> shift) as usize;
-                let mut e = [0u8; SPILL_ENTRY];
-                e[..8].copy_from_slice(&key.to_le_bytes());
                 let packed = (first + i as u64) | (index::fingerprint(c) << 40);
-                e[8..].copy_from_slice(&packed.to_le_bytes());
-                writers[part].write_all(&e).map_err(io("write", spill))?;
+                held.push(index::key_bits(c), packed)
+                    .map_err(io("write", spill))?;
             }
             first = end;
         }
-        writers
-            .into_iter()
-            .map(|w| {
-                let mut f = w
-                    .into_inner()
-                    .map_err(|e| io("write", spill)(e.into_error()))?;
-                f.seek(std::io::SeekFrom::Start(0))
-                    .map_err(io("seek", spill))?;
-                Ok(f)
-            })
-            .collect()
+        Ok(held)
     }
 
     /// Moves the view's final stamping transactions to `txs` and `proofs`.
@@ -1655,18 +1591,18 @@ fn keys_of(
     new.iter().map(|(h, _)| key(h)).collect()
 }
 
-/// Fills the commitment index at `path` (as `e` describes it) with the entries `held` back for
-/// it, part by part (see [`super::pending`]); returns how many were added. `rounds_path` is the
-/// round table, read when 80 bits of two commitments match.
+/// Fills the commitment index at `path` (`slots` slots salted `salt`) with the entries `held`
+/// back for it, part by part (see [`super::pending`]); returns how many were added.
+/// `rounds_path` is the round table, read when 80 bits of two commitments match.
 fn fill_index(
     path: &Path,
     rounds_path: &Path,
-    e: &Extent,
+    slots: u64,
+    salt: u64,
     held: Pending,
 ) -> Result<u64, CheckpointError> {
     let table = File::open(rounds_path).map_err(io("open", rounds_path))?;
-    let salt = e.index_salt;
-    fill_table(path, e.index_slots, 8, held, |map, key, packed| {
+    fill_table(path, slots, 8, held, |map, key, packed| {
         let round = packed & index::MAX_ROUNDS;
         let same = |r: u64| -> Result<bool, IndexError> {
             Ok(read_commitment(&table, r)? == read_commitment(&table, round)?)

@@ -6,7 +6,8 @@
 //! instead appends each entry to the file of its *part*, a run of consecutive home slots of the
 //! table, and [`Pending::drain`] feeds the table part by part when the rebuild commits: the
 //! table's pages are each written about once per commit, in order, and only the part being
-//! filled (16 MiB) is mapped at a time.
+//! filled (16 MiB) is mapped at a time. A commitment index rebuilt from the round table (when it
+//! grows) is filled the same way, from `index.spill/`.
 //!
 //! A part file is a run of 16-byte entries, `home u64 LE | value u64 LE`: the key bits whose low
 //! bits are the home slot, and what the table packs beside them (see the callers). Files are
